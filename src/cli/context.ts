@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { loadConfig, resolveConfigPath, type Config } from '../config/load.js';
+import { createLogger, type Logger } from '../log.js';
+import { migrate, type MigrationResult } from '../store/migrate.js';
+import { openStore, type Db } from '../store/open.js';
+
+/** Adds the --config option every store-facing command takes. */
+export function withConfigOption(command: Command): Command {
+  return command.option(
+    '-c, --config <file>',
+    'config file (default: $COMPLIANCE_SYNC_CONFIG, else $CONFIGURATION_DIRECTORY/config.json, else ./config.json)',
+  );
+}
+
+export function configFromOptions(options: { config?: string }): Config {
+  return loadConfig(resolveConfigPath(options.config));
+}
+
+export function loggerFor(config: Config): Logger {
+  return createLogger(config.log.level);
+}
+
+/** Opens the store and brings its schema up to date; every command that touches the store starts here. */
+export function openMigratedStore(config: Config): { db: Db; migration: MigrationResult } {
+  const db = openStore(config.store.path);
+  try {
+    return { db, migration: migrate(db) };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** The CLI's own output (not logs): plain text or JSON on stdout. */
+export function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  print(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+}
+
+/** Left-aligned two-column text, for summaries. */
+export function table(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(0, ...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n');
+}

@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import cron from 'node-cron';
+import { JOB_TYPES } from '../types.js';
+
+/** Table and column names are spliced into SQL, so only plain identifiers pass. */
+export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+const identifier = z
+  .string()
+  .regex(SQL_IDENTIFIER, { message: 'must be a plain SQL identifier (letters, digits, underscore; not starting with a digit)' });
+/** A column the store may not have: `null` tells the reconciler to skip it. */
+const optionalColumn = identifier.nullable();
+
+const tweetsTable = z
+  .strictObject({
+    table: identifier.default('tweets'),
+    id: identifier.default('id'),
+    authorId: optionalColumn.default('author_id'),
+    geoLat: optionalColumn.default('geo_lat'),
+    geoLon: optionalColumn.default('geo_lon'),
+    placeId: optionalColumn.default('place_id'),
+    rawJson: optionalColumn.default('raw_json'),
+    complianceState: identifier.default('compliance_state'),
+    complianceReason: identifier.default('compliance_reason'),
+    complianceAt: identifier.default('compliance_at'),
+  })
+  .describe('Where tweets live in the store: table and column names (null for a column the store lacks).');
+
+const usersTable = z
+  .strictObject({
+    table: identifier.default('users'),
+    id: identifier.default('id'),
+    complianceState: identifier.default('compliance_state'),
+    complianceReason: identifier.default('compliance_reason'),
+    complianceAt: identifier.default('compliance_at'),
+  })
+  .describe('Where users live in the store: table and column names.');
+
+const cronExpression = z.string().refine((expr) => cron.validate(expr), {
+  message: 'is not a valid cron expression (five or six fields, e.g. "0 3 * * *")',
+});
+
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not a known IANA time zone (e.g. "UTC", "Europe/Berlin")' },
+);
+
+export const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
+
+/** What each reason does by default (design.md §4); config entries override or add reasons. */
+export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
+  deleted: 'delete',
+  deactivated: 'delete',
+  bounced: 'delete',
+  protected: 'mark',
+  suspended: 'mark',
+  scrub_geo: 'scrub_geo',
+  geo_scrubbed: 'scrub_geo',
+  tweet_edited: 'mark',
+});
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional().describe('Path or URL of config.schema.json, for editors.'),
+  store: z.strictObject({
+    path: z.string().min(1).describe('The SQLite store to keep compliant (relative paths are relative to the config file).'),
+    tables: z
+      .strictObject({
+        tweets: tweetsTable.prefault({}),
+        users: usersTable.prefault({}),
+      })
+      .prefault({})
+      .describe('Table and column names, for stores that do not use the default schema.'),
+  }),
+  api: z
+    .strictObject({
+      baseUrl: z.url({ protocol: /^https?$/ }).default('https://api.x.com').describe('Base URL of the X API (or of the emulator).'),
+      bearerTokenFile: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('File holding the app-only bearer token. Else $CREDENTIALS_DIRECTORY/x-bearer-token, else $X_BEARER_TOKEN.'),
+      timeoutSeconds: z.number().int().min(1).max(3600).default(30).describe('Timeout of one HTTP request.'),
+    })
+    .prefault({}),
+  schedule: z
+    .strictObject({
+      cron: cronExpression.default('0 3 * * *').describe('When cycles start (node-cron syntax, optional seconds field).'),
+      timezone: timeZone.default('UTC').describe('Time zone the cron expression is read in.'),
+      types: z
+        .array(z.enum(JOB_TYPES))
+        .min(1)
+        .refine((types) => new Set(types).size === types.length, { message: 'must not repeat a type' })
+        .default(['tweets', 'users'])
+        .describe('Which types each scheduled run checks.'),
+    })
+    .prefault({}),
+  jobs: z
+    .strictObject({
+      shardSize: z.number().int().min(1).max(100_000_000).default(500_000).describe('Most IDs uploaded in one compliance job.'),
+      pollIntervalSeconds: z.number().int().min(1).default(60).describe('Base interval between two polls of one job (backs off as it ages).'),
+      maxAttempts: z.number().int().min(1).max(100).default(3).describe('Jobs tried per shard before the shard is marked failed.'),
+      resumableUpload: z.boolean().default(false).describe('Create jobs with resumable: true and upload by the GCS resumable protocol.'),
+    })
+    .prefault({}),
+  reconcile: z
+    .strictObject({
+      batchSize: z.number().int().min(1).max(1_000_000).default(5000).describe('Results applied per SQLite transaction.'),
+      cascadeUsers: z.boolean().default(true).describe("Apply a user's deletion, mark or geo scrub to that author's tweets."),
+      maxDeleteFraction: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.5)
+        .describe('Safety gate: hold a shard (or file) whose deletions exceed this share of the IDs it concerns.'),
+      policy: z
+        .record(
+          z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { message: 'reason names are lower-case words' }),
+          z.enum(POLICY_ACTIONS),
+        )
+        .default({})
+        .describe('Action taken per reason, on top of the defaults.'),
+    })
+    .prefault({}),
+  paths: z
+    .strictObject({
+      work: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('Directory for shard and result files. Default $CACHE_DIRECTORY, else <store>.work next to the store.'),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+    })
+    .prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+
+/** The JSON Schema for editors; config.schema.json is this, written by scripts/write-config-schema.mjs. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

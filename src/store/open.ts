@@ -1,0 +1,71 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreBusyError, StoreError } from '../errors.js';
+
+export type Db = Database.Database;
+
+export interface OpenStoreOptions {
+  /** Open an existing store read-only (no WAL switch, no migrations). */
+  readonly?: boolean;
+  /** How long a statement waits for another writer before SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens the SQLite store the way every part of the tool expects: WAL (so the owner's ingester keeps writing while a
+ * cycle runs), a busy timeout, foreign keys, and 64-bit integers as bigint — never as rounded numbers.
+ */
+export function openStore(file: string, options: OpenStoreOptions = {}): Db {
+  const readonly = options.readonly ?? false;
+  if (!readonly) mkdirSync(path.dirname(file), { recursive: true });
+  let db: Db;
+  try {
+    db = new Database(file, { readonly, fileMustExist: readonly });
+  } catch (err) {
+    throw new StoreError('store_open', `cannot open the store ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: readonly ? 'check store.path; run `compliance-sync migrate` to create a new store' : 'check store.path and the permissions of its folder',
+    });
+  }
+  try {
+    db.defaultSafeIntegers(true);
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
+    db.pragma('foreign_keys = ON');
+    if (!readonly) {
+      const mode = String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
+      if (mode !== 'wal') {
+        throw new StoreError('store_wal', `the store ${file} could not switch to WAL mode (journal_mode is ${mode})`, {
+          hint: 'put the store on a local file system that supports shared memory (not a network share)',
+        });
+      }
+      // WAL + NORMAL is durable against process crashes, which is what resumability needs.
+      db.pragma('synchronous = NORMAL');
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw translateSqliteError(err, file);
+  }
+}
+
+/** Maps SQLite's busy/locked/full/readonly failures to errors that say what to do. */
+export function translateSqliteError(err: unknown, file: string): Error {
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new StoreBusyError(`the store ${file} is locked by another process`, {
+      cause: err,
+      hint: 'wait for the other writer to finish and retry',
+    });
+  }
+  if (code === 'SQLITE_FULL') {
+    return new StoreError('disk_full', `the disk holding ${file} is full`, { cause: err, hint: 'free space and rerun; progress is kept' });
+  }
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
+    return new StoreError('store_readonly', `cannot write the store ${file} (${code})`, {
+      cause: err,
+      hint: 'check the permissions of the store file and its folder (SQLite writes -wal and -shm files beside it)',
+    });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

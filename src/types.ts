@@ -1,0 +1,42 @@
+/**
+ * The domain's words (design.md §2) and the types that carry them.
+ *
+ * - store:   the SQLite database being kept compliant: content tables plus this tool's ledger.
+ * - type:    `tweets` or `users`, the two kinds of compliance job.
+ * - cycle:   one pass over every stored ID of one type, split into shards.
+ * - shard:   a contiguous, ordered range of at most `shardSize` IDs, uploaded as one job.
+ * - job:     X's compliance job (id, status, upload/download URLs and their expiry times).
+ * - result:  one line of a job's NDJSON results file: {id, action, reason, created_at, redacted_at?, ...}.
+ * - action taken: what the reconciler does to the store for one result: delete, scrub geo, mark, or nothing.
+ * - ledger:  the tables that record cycles, shards, jobs and progress, so any step resumes after a crash.
+ */
+
+export const JOB_TYPES = ['tweets', 'users'] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+/**
+ * A 64-bit snowflake as a canonical decimal string (no sign, no leading zeros beyond "0").
+ * IDs exceed 2^53, so they are never JavaScript numbers: strings at the edges, `bigint` where arithmetic is needed.
+ */
+export type Id = string & { readonly __brand: 'Id' };
+
+export const ID_PATTERN = /^[0-9]{1,19}$/;
+const INT64_MAX = 9223372036854775807n;
+
+/** Returns the ID if `value` is a string of 1–19 digits within signed 64-bit range, else null. */
+export function parseId(value: unknown): Id | null {
+  if (typeof value !== 'string' || !ID_PATTERN.test(value)) return null;
+  if (value.length === 19 && BigInt(value) > INT64_MAX) return null;
+  // Canonical form: SQLite compares INTEGER keys numerically, the shard files and names use decimal text.
+  return (value.length > 1 && value[0] === '0' ? BigInt(value).toString() : value) as Id;
+}
+
+/** Orders two IDs numerically without converting them: shorter canonical strings are smaller. */
+export function compareIds(a: Id, b: Id): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What the reconciler does for one result. */
+export const ACTIONS_TAKEN = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
+export type ActionTaken = (typeof ACTIONS_TAKEN)[number];
