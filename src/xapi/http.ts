@@ -1,0 +1,85 @@
+import got, { type Got } from 'got';
+import type { Logger } from '../log.js';
+import { fromGotError } from './errors.js';
+import type { Sleep } from './rateBudget.js';
+
+/**
+ * got retries are off on both instances: a retry must pass through the shared rate budget (X counts it), a stream
+ * body cannot be replayed by got, and waits must use the injectable, abortable sleep. The callers loop instead.
+ */
+function common() {
+  return { retry: { limit: 0 }, throwHttpErrors: false, hooks: { beforeError: [fromGotError] } };
+}
+
+/** The only holder of the bearer token: JSON API calls and, on a 401/403, api.x.com byte-path URLs. */
+export function createApiGot(token: () => string, timeoutMs: number): Got {
+  return got.extend({
+    ...common(),
+    timeout: { request: timeoutMs },
+    headers: { accept: 'application/json', 'user-agent': 'compliance-sync' },
+    hooks: {
+      beforeError: [fromGotError],
+      // A hook rather than a fixed header so setToken applies to the next request without a new instance.
+      beforeRequest: [
+        (options) => {
+          options.headers.authorization = `Bearer ${token()}`;
+        },
+      ],
+    },
+  });
+}
+
+/**
+ * Signed storage URLs: no token ever. No total timeout (a big upload may take long), but connect, idle-socket and
+ * first-byte limits so a dead peer cannot hang a transfer; no decompression so byte counts match content-length.
+ */
+export function createStorageGot(timeoutMs: number): Got {
+  return got.extend({
+    ...common(),
+    decompress: false,
+    timeout: { lookup: timeoutMs, connect: timeoutMs, secureConnect: timeoutMs, socket: timeoutMs, response: timeoutMs },
+    headers: { 'user-agent': 'compliance-sync' },
+  });
+}
+
+/** What upload and download need from the client. */
+export interface TransferContext {
+  storage: Got;
+  api: Got;
+  apiOrigin: string;
+  log: Logger;
+  sleep: Sleep;
+  clock: () => number;
+  /** Retries after a network fault or 5xx, each after a backoff. */
+  retries: number;
+  chunkBytes: number;
+  contentType: string;
+}
+
+/** Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 60 s. */
+export function backoffMs(attempt: number): number {
+  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (1 + Math.random() * 0.25));
+}
+
+/**
+ * api.x.com byte-path URLs (2026 flow) live on the API host under /2/compliance/jobs/{id}/(upload|download): only
+ * those may ever receive the bearer token, and only after the server asked for it (§15).
+ */
+export function isBytePath(url: string, apiOrigin: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.origin === apiOrigin && /\/2\/compliance\/jobs\/\d+\/(upload|download)$/.test(parsed.pathname);
+  } catch {
+    return false;
+  }
+}
+
+/** Reads at most `cap` bytes of a (error) body as text: enough for an XML or problem message. */
+export async function readText(stream: AsyncIterable<Buffer | string>, cap = 64 * 1024): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) {
+    if (text.length < cap) text += chunk.toString();
+  }
+  return text.slice(0, cap);
+}
