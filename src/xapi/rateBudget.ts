@@ -5,7 +5,12 @@ export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 /** Sleeps `ms`, rejecting with the signal's reason as soon as it aborts. */
 export const abortableSleep: Sleep = async (ms, signal) => {
-  await delay(Math.max(0, ms), undefined, signal ? { signal } : undefined);
+  try {
+    await delay(Math.max(0, ms), undefined, signal ? { signal } : undefined);
+  } catch (error) {
+    // Callers see the reason they aborted with (as with signal.throwIfAborted), not a generic AbortError.
+    throw signal?.aborted ? signal.reason : error;
+  }
 };
 
 export interface RateBudgetOptions {
