@@ -5,6 +5,8 @@ import { AppError, EXIT, describeError } from './errors.js';
 import { registerCheckConfig } from './cli/check-config.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerStatus } from './cli/status.js';
+import { registerReconcile } from './cli/reconcile.js';
+import { registerExport } from './cli/export.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerCheckConfig(program);
   registerStatus(program);
+  registerReconcile(program);
+  registerExport(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -104,7 +104,7 @@ export const configSchema = z.strictObject({
   jobs: z
     .strictObject({
       shardSize: z.number().int().min(1).max(100_000_000).default(500_000).describe('Most IDs uploaded in one compliance job.'),
-      pollIntervalSeconds: z.number().int().min(1).default(60).describe('Base interval between two polls of one job (backs off as it ages).'),
+      pollIntervalSeconds: z.number().min(0.1).default(60).describe('Base interval between two polls of one job (backs off as it ages).'),
       maxAttempts: z.number().int().min(1).max(100).default(3).describe('Jobs tried per shard before the shard is marked failed.'),
       resumableUpload: z.boolean().default(false).describe('Create jobs with resumable: true and upload by the GCS resumable protocol.'),
     })

@@ -1,0 +1,133 @@
+import { rm } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
+import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
+import { clearStaleMarks } from '../store/marks.js';
+import { StoredIds } from '../store/storedIds.js';
+import type { JobType } from '../types.js';
+import { cycleWorkDir, type CycleContext } from './context.js';
+import type { CycleSummary } from './events.js';
+import { ShardRunner } from './shard.js';
+import type { ApplySummary } from './reconcile.js';
+
+export interface CycleOptions {
+  trigger: CycleTrigger;
+  dryRun?: boolean;
+}
+
+/**
+ * One cycle of one type: plan (or resume) the shards, run them one job at a time, and close the cycle when every shard
+ * is applied or failed. Returns the summary; a cycle with held shards or an interruption stays open for the next run.
+ */
+export async function runCycle(ctx: CycleContext, type: JobType, options: CycleOptions): Promise<CycleSummary> {
+  const dryRun = options.dryRun ?? false;
+  const now = ctx.now();
+  let cycle = ctx.ledger.openCycle(type);
+  if (cycle && (cycle.trigger === 'dry-run') !== dryRun) {
+    if (dryRun) {
+      throw new UsageError(`a ${type} cycle (#${cycle.id}) is in progress; a dry run now would disturb it`, {
+        hint: 'let it finish with `compliance-sync reconcile --now`, then dry-run',
+      });
+    }
+    // A dry run changed nothing in the content tables: a real cycle may simply replace it.
+    ctx.ledger.closeCycle(cycle.id, { abandoned: 'replaced by a real cycle' }, now, true);
+    cycle = null;
+  }
+  const resumed = cycle !== null;
+  cycle ??= ctx.ledger.startCycle(type, dryRun ? 'dry-run' : options.trigger, now);
+  const ids = new StoredIds(ctx.db, ctx.config, type);
+  if (cycle.state === 'planning') {
+    ctx.ledger.recordPlan(cycle.id, ids.plan(ctx.config.jobs.shardSize), ctx.now());
+    cycle = ctx.ledger.cycle(cycle.id);
+  }
+  const log = ctx.logger.child({ type, cycle: cycle.id });
+  log.info({ shards: cycle.shardCount, ids: cycle.idCount, maxId: cycle.maxId, resumed, dryRun }, resumed ? 'cycle resumed' : 'cycle started');
+  ctx.events.emit('cycle:started', { type, cycleId: cycle.id, shards: cycle.shardCount ?? 0, ids: cycle.idCount ?? 0, resumed });
+
+  const runner = new ShardRunner(ctx, cycle, ids, dryRun);
+  for (const shard of ctx.ledger.shards(cycle.id)) {
+    if (ctx.signal.aborted) break;
+    await runner.run(shard.id);
+  }
+
+  const shards = ctx.ledger.shards(cycle.id);
+  const open = shards.filter((shard) => shard.state !== 'applied' && shard.state !== 'failed');
+  if (open.length > 0) {
+    const state = ctx.signal.aborted ? 'interrupted' : 'held';
+    const summary = summarize(ctx, cycle, state, dryRun, runner.dryRunSummaries, 0);
+    log.warn({ state, open: open.length }, state === 'held' ? 'cycle held: shards wait for confirmation' : 'cycle interrupted; the next run resumes it');
+    return summary;
+  }
+  const applied = shards.filter((shard) => shard.state === 'applied');
+  const cleared = dryRun ? 0 : clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
+  const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
+  ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
+  await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
+  log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
+  ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
+  return summary;
+}
+
+/** Runs the cycles of several types side by side (one job at a time per type, as X allows). */
+export async function runCycles(ctx: CycleContext, types: readonly JobType[], options: CycleOptions): Promise<CycleSummary[]> {
+  const results = await Promise.allSettled(types.map((type) => runCycle(ctx, type, options)));
+  const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failure) throw failure.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<CycleSummary>).value);
+}
+
+function summarize(
+  ctx: CycleContext,
+  cycle: CycleRecord,
+  state: CycleSummary['state'],
+  dryRun: boolean,
+  dryRunSummaries: readonly ApplySummary[],
+  marksCleared: number,
+): CycleSummary {
+  const shards = ctx.ledger.shards(cycle.id);
+  const finished = ctx.now();
+  const actions: Record<string, number> = {};
+  const byReason: Record<string, Record<string, number>> = {};
+  const rejected: Record<string, number> = {};
+  let notFound = 0;
+  const add = (into: Record<string, number>, key: string, n: number) => {
+    if (n) into[key] = (into[key] ?? 0) + n;
+  };
+  if (dryRun) {
+    for (const run of dryRunSummaries) {
+      for (const [action, n] of Object.entries(run.applied)) add(actions, action, n);
+      for (const [kind, n] of Object.entries(run.rejected)) add(rejected, kind, n);
+      notFound += run.notFound;
+    }
+  } else {
+    for (const row of ctx.ledger.auditOfCycle(cycle.id)) {
+      if (row.actionTaken === 'not_found') {
+        notFound += row.count;
+        continue;
+      }
+      add(actions, row.actionTaken, row.count);
+      add((byReason[row.reason] ??= {}), row.actionTaken, row.count);
+    }
+    for (const counts of ctx.ledger.applyRunCounts(cycle.id)) {
+      for (const [kind, n] of Object.entries((counts.rejected as Record<string, number> | undefined) ?? {})) add(rejected, kind, n);
+    }
+  }
+  const count = (state: string) => shards.filter((shard) => shard.state === state).length;
+  return {
+    type: cycle.type,
+    cycleId: cycle.id,
+    state,
+    dryRun,
+    startedAt: cycle.startedAt,
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - Date.parse(cycle.startedAt),
+    idsChecked: shards.filter((shard) => shard.state === 'applied').reduce((sum, shard) => sum + shard.idCount, 0),
+    shards: { total: shards.length, applied: count('applied'), failed: count('failed'), held: count('held') },
+    jobsUsed: ctx.ledger.jobsOfCycle(cycle.id).length,
+    actions,
+    byReason,
+    notFound,
+    rejected,
+    marksCleared,
+    failures: shards.filter((shard) => shard.state === 'failed').map((shard) => ({ seq: shard.seq, error: shard.error ?? 'unknown' })),
+  };
+}

@@ -1,0 +1,63 @@
+import type { Config } from '../config/load.js';
+import { resolveBearerToken } from '../config/token.js';
+import type { Logger } from '../log.js';
+import { Ledger } from '../store/ledger.js';
+import { migrate } from '../store/migrate.js';
+import { openStore, type Db } from '../store/open.js';
+import { ComplianceClient } from '../xapi/client.js';
+import { abortableSleep, RateBudget } from '../xapi/rateBudget.js';
+import type { CycleContext } from './context.js';
+import { CycleEvents } from './events.js';
+
+export interface Runtime {
+  db: Db;
+  ledger: Ledger;
+  client: ComplianceClient;
+  events: CycleEvents;
+  /** A cycle context for this runtime with the given signal and options. */
+  context(signal: AbortSignal, options?: { confirmDeletions?: boolean }): CycleContext;
+  close(): void;
+}
+
+/**
+ * Builds what cycles need, once per process: the migrated store, the ledger, and one API client whose rate budget
+ * every cycle shares (so tweets and users polling together stay inside X's limits).
+ */
+export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Runtime {
+  const { token } = resolveBearerToken(config, env);
+  const db = openStore(config.store.path);
+  try {
+    migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const ledger = new Ledger(db);
+  const client = new ComplianceClient({
+    baseUrl: config.api.baseUrl,
+    token,
+    timeoutMs: config.api.timeoutSeconds * 1000,
+    budget: new RateBudget(),
+    logger,
+  });
+  const events = new CycleEvents();
+  return {
+    db,
+    ledger,
+    client,
+    events,
+    context: (signal, options = {}) => ({
+      db,
+      ledger,
+      config,
+      client,
+      logger,
+      events,
+      signal,
+      now: () => new Date(),
+      sleep: abortableSleep,
+      confirmDeletions: options.confirmDeletions ?? false,
+    }),
+    close: () => db.close(),
+  };
+}

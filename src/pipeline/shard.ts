@@ -1,0 +1,330 @@
+import { existsSync } from 'node:fs';
+import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
+import type { StoredIds } from '../store/storedIds.js';
+import type { Id } from '../types.js';
+import { XApiError } from '../xapi/errors.js';
+import type { ComplianceJob } from '../xapi/types.js';
+import { resultFile, shardFile, type CycleContext } from './context.js';
+import { exportShard } from './export.js';
+import { jobName, parseJobName } from './jobNames.js';
+import { applyResultsFile, type ApplySummary } from './reconcile.js';
+
+export type ShardOutcome = 'applied' | 'failed' | 'held' | 'interrupted';
+
+const TERMINAL: ReadonlySet<ShardState> = new Set(['applied', 'failed']);
+/** Consecutive temporary failures (5xx, network, 429 past the client's own retries) before the cycle gives up. */
+const MAX_TEMPORARY_FAILURES = 8;
+/** Times a complete job's results may be missing before the attempt counts as failed. */
+const MAX_MISSING_RESULTS = 5;
+
+/**
+ * Drives one shard through its states — planned → exported → job_created → uploaded → complete → downloaded → applied —
+ * committing each transition before the next side effect, so a crash anywhere resumes at the step it was in.
+ * Failed and expired jobs, expired upload windows and expired results send the shard back to `exported` for a new
+ * job, until `jobs.maxAttempts` jobs were used; then the shard is `failed` and the cycle goes on.
+ */
+export class ShardRunner {
+  /** The job as X last returned it, with its signed URLs: kept in memory only, never in the ledger or the logs. */
+  private liveJob: ComplianceJob | null = null;
+  private missingResults = 0;
+  readonly dryRunSummaries: ApplySummary[] = [];
+
+  constructor(
+    private readonly ctx: CycleContext,
+    private readonly cycle: CycleRecord,
+    private readonly ids: StoredIds,
+    private readonly dryRun: boolean,
+  ) {}
+
+  async run(shardId: number): Promise<ShardOutcome> {
+    const { ctx } = this;
+    let temporaryFailures = 0;
+    for (;;) {
+      if (ctx.signal.aborted) return 'interrupted';
+      const shard = ctx.ledger.shard(shardId);
+      if (TERMINAL.has(shard.state)) return shard.state as ShardOutcome;
+      if (shard.state === 'held' && !ctx.confirmDeletions) return 'held';
+      try {
+        await this.step(shard);
+        temporaryFailures = 0;
+      } catch (err) {
+        if (ctx.signal.aborted) return 'interrupted';
+        if (err instanceof XApiError && err.temporary && ++temporaryFailures <= MAX_TEMPORARY_FAILURES) {
+          const waitMs = err.retryAt ? Math.max(1000, err.retryAt - Date.now()) : Math.min(60_000, 1000 * 2 ** temporaryFailures);
+          this.log(shard).warn({ code: err.code, err: err.message, waitMs }, 'temporary API failure; retrying the step');
+          await ctx.sleep(waitMs, ctx.signal).catch(() => undefined);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async step(shard: ShardRecord): Promise<void> {
+    switch (shard.state) {
+      case 'planned':
+        return this.export(shard);
+      case 'exported':
+        return this.createJob(shard);
+      case 'job_created':
+        return this.upload(shard);
+      case 'uploaded':
+        return this.poll(shard);
+      case 'complete':
+        return this.download(shard);
+      case 'downloaded':
+      case 'held':
+        return this.apply(shard);
+      default:
+        throw new Error(`shard ${shard.id} is in an unknown state ${shard.state}`);
+    }
+  }
+
+  private async export(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    const count = await exportShard(this.ids, shard, shardFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+    const now = ctx.now();
+    ctx.db.transaction(() => {
+      ctx.ledger.setShardIdCount(shard.id, count, now);
+      // Rows deleted since planning can empty a range: nothing to check, nothing to pay for.
+      ctx.ledger.setShardState(shard.id, count > 0 ? 'exported' : 'applied', now);
+    })();
+    this.transition(shard, count > 0 ? 'exported' : 'applied', count);
+  }
+
+  private async createJob(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    if (!existsSync(shardFile(ctx.config, this.cycle.id, shard.seq))) {
+      this.setState(shard, 'planned');
+      return;
+    }
+    if (shard.attempts >= ctx.config.jobs.maxAttempts) {
+      this.setState(shard, 'failed', `gave up after ${shard.attempts} jobs: ${shard.error ?? 'no result'}`);
+      return;
+    }
+    const attempt = shard.attempts + 1;
+    const name = jobName({ storeId: ctx.ledger.storeId(), type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, attempt });
+    const { job, adopted } = await this.createOrAdopt(shard, name);
+    const recordedAttempt = adopted ? (parseJobName(job.name)?.attempt ?? attempt) : attempt;
+    ctx.ledger.recordJob(
+      shard.id,
+      recordedAttempt,
+      {
+        id: job.id,
+        type: this.cycle.type,
+        name: job.name ?? name,
+        status: job.status,
+        createdAt: job.created_at,
+        uploadExpiresAt: job.upload_expires_at,
+        downloadExpiresAt: job.download_expires_at,
+      },
+      ctx.now(),
+    );
+    this.liveJob = job;
+    ctx.events.emit('job:created', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, attempt: recordedAttempt, adopted });
+    this.log(shard).info({ job: job.id, attempt: recordedAttempt, adopted }, adopted ? 'adopted our orphaned job' : 'job created');
+  }
+
+  /**
+   * Creates the shard's job. A 409 (or a create that failed in a way that may have created it) means a job of this
+   * type is active: if its name shows it is this shard's (orphaned by a crash), adopt it; otherwise wait for it.
+   */
+  private async createOrAdopt(shard: ShardRecord, name: string): Promise<{ job: ComplianceJob; adopted: boolean }> {
+    const { ctx } = this;
+    const storeId = ctx.ledger.storeId();
+    let waitingLogged = false;
+    for (;;) {
+      let failure: XApiError;
+      try {
+        const job = await ctx.client.createJob({ type: this.cycle.type, name, resumable: ctx.config.jobs.resumableUpload }, ctx.signal);
+        return { job, adopted: false };
+      } catch (err) {
+        if (!(err instanceof XApiError) || !(err.code === 'conflict' || err.code === 'server_error' || err.code === 'network')) throw err;
+        failure = err;
+      }
+      const active = (await ctx.client.listJobs(this.cycle.type, undefined, ctx.signal)).filter(
+        (job) => job.status === 'created' || job.status === 'in_progress',
+      );
+      const mine = active.find((job) => {
+        const parts = parseJobName(job.name);
+        return parts?.storeId === storeId && parts.cycleId === this.cycle.id && parts.seq === shard.seq;
+      });
+      if (mine) return { job: mine, adopted: true };
+      // No job was created after all: let the step's temporary-failure retry create it again.
+      if (failure.code !== 'conflict') throw failure;
+      const blocker = active[0];
+      const ours = blocker && parseJobName(blocker.name)?.storeId === storeId;
+      if (!waitingLogged) {
+        this.log(shard).warn(
+          { job: blocker?.id, ours },
+          ours
+            ? 'an older job of this store is still active (from an abandoned run); waiting for it to finish or expire'
+            : 'another job of this type is active for this app (not ours); waiting for it',
+        );
+        waitingLogged = true;
+      }
+      await ctx.sleep(this.pollDelayMs(0), ctx.signal);
+    }
+  }
+
+  private async upload(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    const job = await this.currentJob(shard);
+    if (job.status === 'in_progress' || job.status === 'complete') {
+      // Uploaded before a crash, or by the process we adopted the job from.
+      this.setState(shard, 'uploaded');
+      return;
+    }
+    if (job.status !== 'created' || ctx.now().getTime() >= Date.parse(job.upload_expires_at)) {
+      this.retire(shard, job.status === 'created' ? 'expired' : job.status, 'the upload window passed before the upload');
+      return;
+    }
+    try {
+      const { bytes } = await ctx.client.upload(job, shardFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      this.log(shard).info({ job: job.id, bytes }, 'uploaded');
+    } catch (err) {
+      if (err instanceof XApiError && ['upload_expired', 'signature_mismatch', 'upload_rejected'].includes(err.code)) {
+        this.retire(shard, err.code === 'upload_expired' ? 'expired' : 'failed', err.message);
+        return;
+      }
+      throw err;
+    }
+    this.setState(shard, 'uploaded');
+  }
+
+  private async poll(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    const before = ctx.ledger.job(shard.jobId!);
+    const job = await ctx.client.getJob(shard.jobId!, ctx.signal);
+    this.liveJob = job;
+    ctx.ledger.setJobStatus(job.id, job.status, ctx.now(), { polled: true, error: job.error ?? null });
+    if (before?.status !== job.status) {
+      ctx.events.emit('job:status', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, status: job.status });
+      this.log(shard).info({ job: job.id, status: job.status }, 'job status');
+    }
+    if (job.status === 'complete') {
+      this.setState(shard, 'complete');
+    } else if (job.status === 'failed' || job.status === 'expired') {
+      this.retire(shard, job.status, job.error ? `job ${job.status}: ${job.error}` : `job ${job.status}`);
+    } else {
+      await ctx.sleep(this.pollDelayMs(ctx.now().getTime() - Date.parse(job.created_at)), ctx.signal);
+    }
+  }
+
+  private async download(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    const record = ctx.ledger.job(shard.jobId!);
+    if (record && ctx.now().getTime() >= Date.parse(record.downloadExpiresAt)) {
+      this.retire(shard, 'expired', 'the results expired (7 days after the job was created) before they were downloaded');
+      return;
+    }
+    const job = await this.currentJob(shard);
+    try {
+      const { bytes } = await ctx.client.download(job, resultFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      this.log(shard).info({ job: job.id, bytes }, 'results downloaded');
+    } catch (err) {
+      if (err instanceof XApiError && err.code === 'download_expired') {
+        this.retire(shard, 'expired', err.message);
+        return;
+      }
+      if (err instanceof XApiError && err.code === 'not_found' && ++this.missingResults <= MAX_MISSING_RESULTS) {
+        this.log(shard).warn({ job: job.id }, 'the job is complete but its results are not there yet; waiting');
+        await ctx.sleep(this.pollDelayMs(0), ctx.signal);
+        return;
+      }
+      if (err instanceof XApiError && err.code === 'not_found') {
+        this.retire(shard, 'failed', 'the job was complete but its results never appeared');
+        return;
+      }
+      throw err;
+    }
+    this.setState(shard, 'downloaded');
+  }
+
+  private async apply(shard: ShardRecord): Promise<void> {
+    const { ctx } = this;
+    const file = resultFile(ctx.config, this.cycle.id, shard.seq);
+    if (!existsSync(file)) {
+      // The cache was cleared: fetch the results again while the download window lasts.
+      this.setState(shard, 'complete');
+      return;
+    }
+    const runId = this.dryRun ? undefined : (shard.applyRunId ?? ctx.ledger.unfinishedApplyRun(shard.id) ?? undefined);
+    const summary = await applyResultsFile({
+      db: ctx.db,
+      config: ctx.config,
+      type: this.cycle.type,
+      file,
+      logger: this.log(shard),
+      runId,
+      shardId: shard.id,
+      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
+      submittedIds: shard.idCount,
+      confirmDeletions: ctx.confirmDeletions ?? false,
+      dryRun: this.dryRun,
+      signal: ctx.signal,
+      now: ctx.now,
+      onProgress: (progress) =>
+        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
+    });
+    if (summary.runId !== null && summary.runId !== shard.applyRunId) ctx.ledger.setShardApplyRun(shard.id, summary.runId, ctx.now());
+    if (this.dryRun) this.dryRunSummaries.push(summary);
+    if (summary.state === 'done') {
+      this.setState(shard, 'applied');
+    } else if (summary.state === 'held') {
+      this.setState(
+        shard,
+        'held',
+        `${summary.wouldDelete} deletions of ${shard.idCount} IDs exceed reconcile.maxDeleteFraction (${ctx.config.reconcile.maxDeleteFraction})`,
+      );
+    }
+    // 'interrupted': the signal is set; run() returns at the top of its loop.
+  }
+
+  /** The job with its signed URLs: from memory, or fetched again (URLs are never stored). */
+  private async currentJob(shard: ShardRecord): Promise<ComplianceJob> {
+    if (this.liveJob?.id === shard.jobId) return this.liveJob;
+    this.liveJob = await this.ctx.client.getJob(shard.jobId!, this.ctx.signal);
+    this.ctx.ledger.setJobStatus(this.liveJob.id, this.liveJob.status, this.ctx.now(), { polled: true, error: this.liveJob.error ?? null });
+    return this.liveJob;
+  }
+
+  /** The shard's job is finished without results: record why and send the shard back for a new job. */
+  private retire(shard: ShardRecord, jobStatus: string, error: string): void {
+    const { ctx } = this;
+    const now = ctx.now();
+    ctx.db.transaction(() => {
+      if (shard.jobId) ctx.ledger.setJobStatus(shard.jobId, jobStatus, now, { error });
+      ctx.ledger.setShardState(shard.id, 'exported', now, error);
+    })();
+    this.liveJob = null;
+    this.missingResults = 0;
+    this.log(shard).warn({ job: shard.jobId, status: jobStatus, err: error }, 'job ended without results; the shard runs again');
+    this.transition(shard, 'exported', shard.idCount, error);
+  }
+
+  private setState(shard: ShardRecord, state: ShardState, error: string | null = null): void {
+    this.ctx.ledger.setShardState(shard.id, state, this.ctx.now(), error);
+    this.transition(shard, state, shard.idCount, error ?? undefined);
+  }
+
+  private transition(shard: ShardRecord, state: ShardState, ids: number, error?: string): void {
+    const { ctx } = this;
+    const shards = this.cycle.shardCount ?? 0;
+    ctx.events.emit('shard:state', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, shards, state, ids, ...(error ? { error } : {}) });
+    const log = this.log(shard);
+    if (state === 'failed' || state === 'held') log.warn({ state, ids, err: error }, `shard ${state}`);
+    else log.info({ state, ids }, `shard ${state}`);
+  }
+
+  /** Polls start at jobs.pollIntervalSeconds and slow down as the job ages; the rate budget caps them all anyway. */
+  private pollDelayMs(ageMs: number): number {
+    const base = this.ctx.config.jobs.pollIntervalSeconds * 1000;
+    const factor = ageMs < 10 * 60_000 ? 1 : ageMs < 60 * 60_000 ? 2 : ageMs < 6 * 3600_000 ? 4 : 8;
+    return Math.min(base * factor, 30 * 60_000);
+  }
+
+  private log(shard: ShardRecord) {
+    return this.ctx.logger.child({ type: this.cycle.type, cycle: this.cycle.id, shard: shard.seq });
+  }
+}
