@@ -1,0 +1,385 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config/load.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  createApplyRun,
+  finishApplyRun,
+  prepareRunLedger,
+  reopenApplyRun,
+  type ApplyRun,
+  type AuditCounts,
+} from '../store/applyRuns.js';
+import {
+  CASCADE_REASON_PREFIX,
+  checkContentSchema,
+  idList,
+  prepareContentStatements,
+  type ContentStatements,
+} from '../store/contentStatements.js';
+import { translateSqliteError, type Db } from '../store/open.js';
+import type { ActionTaken, Id, JobType } from '../types.js';
+import { EDITED_STATE, toResultRecord, type RejectKind, type ResultRecord } from './resultRecords.js';
+import { BadLine, readResultLines } from './resultLines.js';
+import { RejectsWriter, rejectsPathFor } from './rejects.js';
+import { countFileLines } from './lineCount.js';
+
+export interface ApplyOptions {
+  db: Db;
+  config: Config;
+  type: JobType;
+  file: string;
+  logger: Logger;
+  /** Resume this cs_apply_runs row from its checkpoint_line; else a new run is created. */
+  runId?: number;
+  /** Recorded on the run. */
+  shardId?: number;
+  /** Records whose id is outside are rejected as 'outside_shard'. */
+  idRange?: { first: Id; last: Id };
+  /** The safety gate's denominator (cycle: IDs in the shard). Default: stored rows of the type. */
+  submittedIds?: number;
+  confirmDeletions?: boolean;
+  /** Nothing is written: no run row, no rejects file; each batch runs in a transaction that is rolled back. */
+  dryRun?: boolean;
+  /** Stops after the current batch with the checkpoint consistent; the summary's state is then 'interrupted'. */
+  signal?: AbortSignal;
+  /** Called per batch (and per pass of the safety gate, with phase 'scan'). */
+  onProgress?: (p: { bytesRead: number; linesRead: number; phase: 'scan' | 'apply' }) => void;
+  /** The clock (as_of). */
+  now?: () => Date;
+}
+
+export interface ApplySummary {
+  runId: number | null;
+  state: 'done' | 'held' | 'interrupted';
+  linesRead: number;
+  records: number;
+  applied: Record<ActionTaken, number>;
+  notFound: number;
+  rejected: Record<string, number>;
+  cascaded: { deleted: number; marked: number; scrubbed: number };
+  /** Deletions of stored rows the file causes (held or dry run: would cause). */
+  wouldDelete: number;
+  elapsedMs: number;
+  rejectsFile: string | null;
+}
+
+/** The run's totals; committed as counts_json with each checkpoint, so a resumed run reports the whole file. */
+interface Totals {
+  linesRead: number;
+  records: number;
+  applied: Record<ActionTaken, number>;
+  notFound: number;
+  rejected: Record<string, number>;
+  cascaded: { deleted: number; marked: number; scrubbed: number };
+}
+
+const emptyTotals = (): Totals => ({
+  linesRead: 0,
+  records: 0,
+  applied: { delete: 0, mark: 0, scrub_geo: 0, ignore: 0 },
+  notFound: 0,
+  rejected: {},
+  cascaded: { deleted: 0, marked: 0, scrubbed: 0 },
+});
+
+/**
+ * Applies a results file to the store (design.md §3.7, §4): streamed, validated line by line, applied in batches of
+ * `reconcile.batchSize`, each batch one transaction together with the run's checkpoint and audit. Nothing is applied
+ * when the safety gate trips. Resolves with what was done; throws an AppError when the store or file cannot be used.
+ */
+export async function applyResultsFile(options: ApplyOptions): Promise<ApplySummary> {
+  const started = performance.now();
+  const { db, config, type } = options;
+  const rc = config.reconcile;
+  const file = path.resolve(options.file);
+  const fileSize = resultsFileSize(file);
+  checkContentSchema(db, config.store.tables, type, rc.cascadeUsers);
+  const statements = prepareContentStatements(db, config.store.tables, type, rc.cascadeUsers);
+  const now = options.now ?? (() => new Date());
+
+  let run: ApplyRun | null = null;
+  if (!options.dryRun) {
+    run =
+      options.runId !== undefined
+        ? reopenApplyRun(db, options.runId, type)
+        : createApplyRun(db, { type, source: file, shardId: options.shardId, asOf: now().toISOString(), startedAt: now().toISOString() });
+  }
+  const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
+  const totals: Totals = run?.countsJson ? (JSON.parse(run.countsJson) as Totals) : emptyTotals();
+  const checkpoint = run?.checkpointLine ?? 0;
+  const asOf = run?.asOf ?? now().toISOString();
+  const deleteLimit = rc.maxDeleteFraction * (options.submittedIds ?? statements.countRows());
+  const summary = (state: ApplySummary['state'], wouldDelete: number, rejectsFile: string | null): ApplySummary => ({
+    runId: run?.id ?? null,
+    state,
+    ...totals,
+    wouldDelete,
+    elapsedMs: Math.round(performance.now() - started),
+    rejectsFile,
+  });
+  logger.info({ file, bytes: fileSize, fromLine: checkpoint, dryRun: options.dryRun ?? false }, 'apply: start');
+
+  // The gate runs before anything is applied; a resumed run (checkpoint > 0) passed it already.
+  if (!options.dryRun && checkpoint === 0 && !options.confirmDeletions) {
+    const gate = await countDeletions(file, statements, deleteLimit, options);
+    if (gate === 'interrupted') return summary('interrupted', 0, null);
+    if (gate.deletions > deleteLimit) {
+      totals.linesRead = gate.lines;
+      finishApplyRun(db, run!.id, 'held', JSON.stringify(totals), now().toISOString());
+      logger.warn({ wouldDelete: gate.deletions, limit: Math.floor(deleteLimit) }, 'apply: held by the safety gate, nothing applied');
+      return summary('held', gate.deletions, null);
+    }
+  }
+
+  const rejects = options.dryRun ? null : checkpoint > 0 ? await RejectsWriter.resumed(file, checkpoint) : RejectsWriter.fresh(file);
+  const ledger = run ? prepareRunLedger(db, run.id) : null;
+  const inTransaction = db.transaction((fn: () => void) => fn());
+  const batchSize = rc.batchSize;
+  const loggedKinds = new Set<string>();
+  let batch: ResultRecord[] = [];
+  let batchRejects: { line: number; kind: RejectKind }[] = [];
+  let bytesRead = 0;
+  let committedLine = checkpoint;
+
+  const flush = (line: number) => {
+    const delta = emptyTotals();
+    delta.linesRead = line - committedLine;
+    delta.records = batch.length;
+    for (const r of batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
+    let next = totals;
+    const apply = () => {
+      const audit = applyBatch(batch, statements, asOf, delta);
+      next = addTotals(totals, delta);
+      ledger?.commit(line, JSON.stringify(next), audit);
+    };
+    rejects?.flush();
+    try {
+      if (options.dryRun) rollbackAfter(db, apply);
+      else inTransaction.immediate(apply);
+    } catch (err) {
+      throw translateSqliteError(err, db.name);
+    }
+    Object.assign(totals, next);
+    for (const r of batchRejects) {
+      if (loggedKinds.has(r.kind)) continue;
+      loggedKinds.add(r.kind);
+      logger.warn({ kind: r.kind, line: r.line }, 'apply: rejected line(s) of this kind; see the rejects file');
+    }
+    logger.debug({ line, records: batch.length, rejected: batchRejects.length }, 'apply: batch committed');
+    committedLine = line;
+    batch = [];
+    batchRejects = [];
+    options.onProgress?.({ bytesRead, linesRead: line, phase: 'apply' });
+  };
+
+  const policy = rc.policy;
+  const range = options.idRange;
+  let read;
+  try {
+    read = await readResultLines(
+      file,
+      (line, value) => {
+        if (line <= checkpoint) return;
+        if (value instanceof BadLine) {
+          if (value.blank) return;
+          batchRejects.push({ line, kind: 'malformed_json' });
+          rejects?.add(line, 'malformed_json', value.text);
+        } else {
+          const record = toResultRecord(value, line, policy, range);
+          if (typeof record === 'string') {
+            batchRejects.push({ line, kind: record });
+            rejects?.add(line, record, JSON.stringify(value));
+          } else batch.push(record);
+        }
+        if (batch.length + batchRejects.length >= batchSize) {
+          flush(line);
+          return options.signal?.aborted;
+        }
+      },
+      (bytes) => (bytesRead = bytes),
+    );
+    if (!read.stopped && read.lines > committedLine) flush(read.lines);
+  } finally {
+    rejects?.close();
+  }
+
+  const rejectsFile = rejects && existsSync(rejectsPathFor(file)) ? rejectsPathFor(file) : null;
+  if (read.stopped) {
+    logger.info({ checkpoint: committedLine }, 'apply: interrupted; rerun to resume from the checkpoint');
+    return summary('interrupted', 0, rejectsFile);
+  }
+  if (options.dryRun) {
+    const held = totals.applied.delete > deleteLimit && !options.confirmDeletions;
+    logger.info({ ...totals, held }, 'apply: dry run finished, nothing written');
+    return summary(held ? 'held' : 'done', totals.applied.delete, null);
+  }
+  finishApplyRun(db, run!.id, 'done', JSON.stringify(totals), now().toISOString());
+  logger.info({ ...totals }, 'apply: done');
+  return summary('done', totals.applied.delete, rejectsFile);
+}
+
+function resultsFileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch (err) {
+    throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+      hint: 'check the path of the results file',
+    });
+  }
+}
+
+function rollbackAfter(db: Db, fn: () => void): void {
+  db.exec('BEGIN');
+  try {
+    fn();
+  } finally {
+    db.exec('ROLLBACK');
+  }
+}
+
+function addTotals(a: Totals, b: Totals): Totals {
+  const rejected = { ...a.rejected };
+  for (const [kind, n] of Object.entries(b.rejected)) rejected[kind] = (rejected[kind] ?? 0) + n;
+  return {
+    linesRead: a.linesRead + b.linesRead,
+    records: a.records + b.records,
+    applied: {
+      delete: a.applied.delete + b.applied.delete,
+      mark: a.applied.mark + b.applied.mark,
+      scrub_geo: a.applied.scrub_geo + b.applied.scrub_geo,
+      ignore: a.applied.ignore + b.applied.ignore,
+    },
+    notFound: a.notFound + b.notFound,
+    rejected,
+    cascaded: {
+      deleted: a.cascaded.deleted + b.cascaded.deleted,
+      marked: a.cascaded.marked + b.cascaded.marked,
+      scrubbed: a.cascaded.scrubbed + b.cascaded.scrubbed,
+    },
+  };
+}
+
+/**
+ * Applies one batch of records (inside the caller's transaction), adding what happened to `delta`. Records are grouped
+ * by (action taken, state, reason) and each group runs as one set-based statement. An ID that occurs more than once in
+ * the batch is applied record by record in file order instead, so that the outcome and the counts are those of the
+ * file's order (a mark after a delete finds nothing; the second of two identical records changes nothing).
+ */
+function applyBatch(records: readonly ResultRecord[], statements: ContentStatements, asOf: string, delta: Totals): AuditCounts {
+  const audit: AuditCounts = new Map();
+  const count = (reason: string, action: string, n: number) => {
+    if (n === 0) return;
+    let byAction = audit.get(reason);
+    if (!byAction) audit.set(reason, (byAction = new Map()));
+    byAction.set(action, (byAction.get(action) ?? 0) + n);
+  };
+  const occurrences = new Map<string, number>();
+  for (const r of records) occurrences.set(r.id, (occurrences.get(r.id) ?? 0) + 1);
+  const groups = new Map<string, { first: ResultRecord; ids: Id[] }>();
+  const repeated: ResultRecord[] = [];
+  for (const r of records) {
+    if (occurrences.get(r.id)! > 1) {
+      repeated.push(r);
+      continue;
+    }
+    const key = `${r.taken}\u0000${r.state ?? ''}\u0000${r.reason}`;
+    const group = groups.get(key);
+    if (group) group.ids.push(r.id);
+    else groups.set(key, { first: r, ids: [r.id] });
+  }
+
+  const run = ({ taken, state, reason }: ResultRecord, ids: Id[]) => {
+    if (taken === 'ignore') {
+      delta.applied.ignore += ids.length;
+      count(reason, 'ignore', ids.length);
+      return;
+    }
+    const list = idList(ids, statements.idEncoding);
+    const found =
+      taken === 'delete' ? statements.delete(list) : taken === 'mark' ? statements.mark(list, state!, reason, asOf) : statements.scrubGeo(list);
+    delta.applied[taken] += found;
+    delta.notFound += ids.length - found;
+    count(reason, taken, found);
+    count(reason, 'not_found', ids.length - found);
+    const cascade = statements.cascade;
+    // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
+    if (!cascade) return;
+    const authors = statements.authorEncoding === statements.idEncoding ? list : idList(ids, statements.authorEncoding);
+    if (taken === 'delete') {
+      const n = cascade.deleteByAuthors(authors);
+      delta.cascaded.deleted += n;
+      count(reason, 'cascade_delete', n);
+    } else if (taken === 'mark' && state !== EDITED_STATE) {
+      const n = cascade.markByAuthors(authors, state!, CASCADE_REASON_PREFIX + reason, asOf);
+      delta.cascaded.marked += n;
+      count(reason, 'cascade_mark', n);
+    } else if (taken === 'scrub_geo') {
+      const n = cascade.scrubGeoByAuthors(authors);
+      delta.cascaded.scrubbed += n;
+      count(reason, 'cascade_scrub_geo', n);
+    }
+  };
+  for (const { first, ids } of groups.values()) run(first, ids);
+  for (const r of repeated) run(r, [r.id]);
+  return audit;
+}
+
+/**
+ * The safety gate's count of the deletions a file would cause: validated records whose action taken is delete, of
+ * IDs stored (and in range). Cheap first, in constant memory: the file's line count bounds it; then the delete
+ * records found by parsing bound it; only when those exceed the limit is the store asked which of them exist, per
+ * chunk of 50,000 (a repeated ID is counted once per chunk, so the figure can only err high — towards holding).
+ */
+async function countDeletions(
+  file: string,
+  statements: ContentStatements,
+  limit: number,
+  options: ApplyOptions,
+): Promise<{ deletions: number; lines: number } | 'interrupted'> {
+  const lineCount = await countFileLines(file);
+  if (lineCount <= limit) return { deletions: 0, lines: lineCount };
+  const candidates = await scanDeletes(file, options, null);
+  if (candidates === 'interrupted' || candidates.deletions <= limit) return candidates;
+  return scanDeletes(file, options, statements);
+}
+
+/** Counts delete records (checked against the store when `statements` is given). */
+async function scanDeletes(
+  file: string,
+  options: ApplyOptions,
+  statements: ContentStatements | null,
+): Promise<{ deletions: number; lines: number } | 'interrupted'> {
+  const policy = options.config.reconcile.policy;
+  let deletions = 0;
+  let pending: Id[] = [];
+  const resolve = () => {
+    const unique = [...new Set(pending)];
+    deletions += statements && unique.length ? statements.countExisting(idList(unique, statements.idEncoding)) : 0;
+    pending = [];
+  };
+  let bytesRead = 0;
+  const read = await readResultLines(
+    file,
+    (line, value) => {
+      if (value instanceof BadLine) return;
+      const record = toResultRecord(value, line, policy, options.idRange);
+      if (typeof record === 'string' || record.taken !== 'delete') return;
+      if (!statements) {
+        deletions++;
+        return;
+      }
+      pending.push(record.id);
+      if (pending.length < 50_000) return;
+      resolve();
+      options.onProgress?.({ bytesRead, linesRead: line, phase: 'scan' });
+      return options.signal?.aborted;
+    },
+    (bytes) => (bytesRead = bytes),
+  );
+  if (read.stopped) return 'interrupted';
+  resolve();
+  return { deletions, lines: read.lines };
+}

@@ -1,0 +1,82 @@
+import { closeSync, createReadStream, createWriteStream, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { RejectKind } from './resultRecords.js';
+
+/** Where the rejected lines of a results file go: next to it, for inspection. */
+export function rejectsPathFor(input: string): string {
+  return `${input}.rejects.ndjson`;
+}
+
+const MAX_TEXT = 1024;
+
+/**
+ * The rejects file: `{"line":N,"kind":"…","text":"…"}` per rejected line. Entries are buffered per batch and written
+ * just before the batch commits, and the file is created only when there is something to write.
+ * `text` is the raw line for malformed JSON; for a line that parsed but failed validation it is the parsed value
+ * serialised again (stream-json hands over values, not text): the line number is exact, so the original is one
+ * `sed -n Np` away — which matters for a numeric id, already rounded by JSON.parse.
+ */
+export class RejectsWriter {
+  private fd: number | null = null;
+  private pending = '';
+
+  private constructor(
+    readonly path: string,
+    private readonly append: boolean,
+  ) {}
+
+  /** A new run starts a fresh file: a stale one from an earlier run would be mistaken for this run's. */
+  static fresh(input: string): RejectsWriter {
+    const path = rejectsPathFor(input);
+    rmSync(path, { force: true });
+    return new RejectsWriter(path, false);
+  }
+
+  /**
+   * A resumed run keeps the entries of committed lines and drops any written for the batch the crash cut short
+   * (they are written just before their batch commits, so they would otherwise appear twice).
+   */
+  static async resumed(input: string, checkpointLine: number): Promise<RejectsWriter> {
+    const path = rejectsPathFor(input);
+    const temp = `${path}.tmp`;
+    try {
+      const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+      const out = createWriteStream(temp);
+      for await (const text of lines) {
+        const line = Number(/^\{"line":(\d+)/.exec(text)?.[1] ?? Infinity);
+        if (line <= checkpointLine && !out.write(`${text}\n`)) await once(out, 'drain');
+      }
+      out.end();
+      await once(out, 'finish');
+      renameSync(temp, path);
+    } catch (err) {
+      rmSync(temp, { force: true });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return new RejectsWriter(path, true);
+  }
+
+  add(line: number, kind: RejectKind, text: string): void {
+    const clipped = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
+    this.pending += `${JSON.stringify({ line, kind, text: clipped })}\n`;
+  }
+
+  /** True once anything was written: the summary names the file only then. */
+  get used(): boolean {
+    return this.fd !== null;
+  }
+
+  flush(): void {
+    if (!this.pending) return;
+    this.fd ??= openSync(this.path, this.append ? 'a' : 'w');
+    writeSync(this.fd, this.pending);
+    this.pending = '';
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}

@@ -1,0 +1,109 @@
+import { StoreError } from '../errors.js';
+import type { JobType } from '../types.js';
+import type { Db } from './open.js';
+
+/** A run's state in cs_apply_runs: `running` is also what an interrupted run looks like (it resumes from its checkpoint). */
+export type ApplyRunState = 'running' | 'done' | 'held' | 'failed';
+
+export interface ApplyRun {
+  id: number;
+  type: JobType;
+  source: string;
+  shardId: number | null;
+  state: ApplyRunState;
+  asOf: string;
+  checkpointLine: number;
+  /** The run's running totals, committed with each checkpoint (null before the first batch). */
+  countsJson: string | null;
+}
+
+interface RunRow {
+  id: bigint;
+  type: JobType;
+  source: string;
+  shard_id: bigint | null;
+  state: ApplyRunState;
+  as_of: string;
+  checkpoint_line: bigint;
+  counts_json: string | null;
+}
+
+const fromRow = (r: RunRow): ApplyRun => ({
+  id: Number(r.id),
+  type: r.type,
+  source: r.source,
+  shardId: r.shard_id === null ? null : Number(r.shard_id),
+  state: r.state,
+  asOf: r.as_of,
+  checkpointLine: Number(r.checkpoint_line),
+  countsJson: r.counts_json,
+});
+
+const RUN_COLUMNS = 'id, type, source, shard_id, state, as_of, checkpoint_line, counts_json';
+
+export function createApplyRun(db: Db, run: { type: JobType; source: string; shardId?: number; asOf: string; startedAt: string }): ApplyRun {
+  const info = db
+    .prepare(`INSERT INTO cs_apply_runs (type, source, shard_id, state, as_of, started_at) VALUES (?, ?, ?, 'running', ?, ?)`)
+    .run(run.type, run.source, run.shardId ?? null, run.asOf, run.startedAt);
+  return getApplyRun(db, Number(info.lastInsertRowid))!;
+}
+
+export function getApplyRun(db: Db, id: number): ApplyRun | null {
+  const row = db.prepare(`SELECT ${RUN_COLUMNS} FROM cs_apply_runs WHERE id = ?`).get(id) as RunRow | undefined;
+  return row ? fromRow(row) : null;
+}
+
+/** The latest unfinished run of this file and type: what `apply` continues after a crash or Ctrl-C. */
+export function findResumableApplyRun(db: Db, type: JobType, source: string): ApplyRun | null {
+  const row = db
+    .prepare(`SELECT ${RUN_COLUMNS} FROM cs_apply_runs WHERE type = ? AND source = ? AND state = 'running' ORDER BY id DESC LIMIT 1`)
+    .get(type, source) as RunRow | undefined;
+  return row ? fromRow(row) : null;
+}
+
+/** Loads a run to continue it; a finished run cannot be, and a held one starts again (the gate is checked anew). */
+export function reopenApplyRun(db: Db, id: number, type: JobType): ApplyRun {
+  const run = getApplyRun(db, id);
+  if (!run) throw new StoreError('apply_run_missing', `apply run ${id} does not exist in this store`);
+  if (run.type !== type) throw new StoreError('apply_run_type', `apply run ${id} applies ${run.type}, not ${type}`);
+  if (run.state === 'done' || run.state === 'failed') {
+    throw new StoreError('apply_run_finished', `apply run ${id} is already ${run.state}`, { hint: 'start a new run for the file' });
+  }
+  if (run.state === 'held') db.prepare(`UPDATE cs_apply_runs SET state = 'running', finished_at = NULL WHERE id = ?`).run(id);
+  return { ...run, state: 'running' };
+}
+
+export function finishApplyRun(db: Db, id: number, state: Exclude<ApplyRunState, 'running'>, countsJson: string, finishedAt: string): void {
+  db.prepare(`UPDATE cs_apply_runs SET state = ?, counts_json = ?, finished_at = ? WHERE id = ?`).run(state, countsJson, finishedAt, id);
+}
+
+/** Audit counts of one batch, per reason and action taken (delete | mark | scrub_geo | ignore | not_found | cascade_…). */
+export type AuditCounts = Map<string, Map<string, number>>;
+
+/**
+ * The per-batch ledger writes, prepared once. `commit` must run inside the batch's own transaction: the checkpoint,
+ * the totals and the audit then move together with the rows they describe, so a crash never counts a batch twice.
+ */
+export function prepareRunLedger(db: Db, runId: number) {
+  const checkpoint = db.prepare(`UPDATE cs_apply_runs SET checkpoint_line = ?, counts_json = ? WHERE id = ?`);
+  const audit = db.prepare(
+    `INSERT INTO cs_audit_counts (run_id, reason, action_taken, count) VALUES (?, ?, ?, ?)
+     ON CONFLICT (run_id, reason, action_taken) DO UPDATE SET count = count + excluded.count`,
+  );
+  return {
+    commit(line: number, countsJson: string, counts: AuditCounts): void {
+      checkpoint.run(line, countsJson, runId);
+      for (const [reason, byAction] of counts) {
+        for (const [action, n] of byAction) if (n > 0) audit.run(runId, reason, action, n);
+      }
+    },
+  };
+}
+
+/** A run's audit, for reports and tests. */
+export function readAuditCounts(db: Db, runId: number): { reason: string; actionTaken: string; count: number }[] {
+  const rows = db
+    .prepare(`SELECT reason, action_taken, count FROM cs_audit_counts WHERE run_id = ? ORDER BY reason, action_taken`)
+    .all(runId) as { reason: string; action_taken: string; count: bigint }[];
+  return rows.map((r) => ({ reason: r.reason, actionTaken: r.action_taken, count: Number(r.count) }));
+}
