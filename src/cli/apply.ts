@@ -1,0 +1,133 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { Option, type Command } from 'commander';
+import { EXIT } from '../errors.js';
+import { createLogger } from '../log.js';
+import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
+import { findResumableApplyRun } from '../store/applyRuns.js';
+import { JOB_TYPES, type JobType } from '../types.js';
+import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
+import { onStopSignals } from './signals.js';
+
+interface ApplyCliOptions {
+  config?: string;
+  type: JobType;
+  dryRun?: boolean;
+  confirmDeletions?: boolean;
+  json?: boolean;
+}
+
+const RESUME_HELP = `
+Results files come from any tool (twarc2 compliance-job, a script). Each line is applied as design.md §4 says:
+deleted rows, marked rows, geo scrubbed; rejected lines go to FILE.rejects.ndjson.
+
+Resuming: an apply stopped by Ctrl-C, SIGTERM or a crash leaves its run open with a checkpoint. Running the same
+command again (same --type and the same file path) continues that run after the last committed batch, with the same
+compliance_at time; the safety gate is not asked again.
+
+Exit status: 0 applied (or dry run), 1 held by the safety gate, interrupted or failed, 78 bad config.`;
+
+export function registerApply(program: Command): void {
+  withConfigOption(program.command('apply'))
+    .description('apply a compliance results file (NDJSON) to the store')
+    .argument('<file>', 'the results file of a tweets or users compliance job')
+    .addOption(new Option('--type <type>', 'which job type the file is the result of').choices(JOB_TYPES).makeOptionMandatory())
+    .option('--dry-run', 'apply nothing; report what would change')
+    .option('--confirm-deletions', 'apply even when the deletions exceed reconcile.maxDeleteFraction of the stored rows')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', RESUME_HELP)
+    .action(async (fileArg: string, options: ApplyCliOptions) => {
+      const config = configFromOptions(options);
+      const file = path.resolve(fileArg);
+      const interactive = process.stdout.isTTY === true && !options.json;
+      // On a terminal the progress bar speaks and logs keep only warnings.
+      const logger = createLogger(interactive ? 'warn' : config.log.level);
+      const { db } = openMigratedStore(config);
+      const controller = new AbortController();
+      const stopSignals = onStopSignals(controller, logger);
+      const bar = interactive ? progressBar(file) : null;
+      try {
+        const resumable = options.dryRun ? null : findResumableApplyRun(db, options.type, file);
+        if (resumable && !options.json) print(`resuming apply run #${resumable.id} of ${file} after line ${resumable.checkpointLine}`);
+        const summary = await applyResultsFile({
+          db,
+          config,
+          type: options.type,
+          file,
+          logger,
+          runId: resumable?.id,
+          confirmDeletions: options.confirmDeletions ?? false,
+          dryRun: options.dryRun ?? false,
+          signal: controller.signal,
+          onProgress: bar ? (p) => bar.update(p.bytesRead, { phase: p.phase === 'scan' ? 'checking' : 'applying' }) : undefined,
+        });
+        bar?.stop();
+        if (options.json) printJson(summary);
+        else print(formatApplySummary(summary, options.type, options.dryRun ?? false));
+        process.exitCode = reportOutcome(summary, options, config.reconcile.maxDeleteFraction);
+      } finally {
+        bar?.stop();
+        stopSignals();
+        db.close();
+      }
+    });
+}
+
+function progressBar(file: string): cliProgress.SingleBar {
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: '{phase} [{bar}] {percentage}% · {value}/{total} bytes · eta {eta_formatted}', hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Math.max(1, statSync(file).size), 0, { phase: 'checking' });
+  return bar;
+}
+
+/** The exit code, with a line on stderr saying what to do when it is not 0. */
+function reportOutcome(summary: ApplySummary, options: ApplyCliOptions, fraction: number): number {
+  if (summary.state === 'held') {
+    const stored = options.type;
+    process.stderr.write(
+      `compliance-sync: ${options.dryRun ? 'would be held' : 'held'}: the file would delete ${summary.wouldDelete} stored ${stored}, ` +
+        `more than reconcile.maxDeleteFraction (${fraction}) of them; ${options.dryRun ? 'dry run' : 'nothing applied'}\n` +
+        'Try: rerun with --confirm-deletions after checking the file\n',
+    );
+    return options.dryRun ? EXIT.ok : EXIT.failure;
+  }
+  if (summary.state === 'interrupted') {
+    process.stderr.write(
+      `compliance-sync: interrupted after line ${summary.linesRead}; what was applied is committed\n` +
+        'Try: rerun the same command to resume\n',
+    );
+    return EXIT.failure;
+  }
+  return EXIT.ok;
+}
+
+/** The end-of-apply table: what was read, what each action did, what was rejected and why, how fast. */
+export function formatApplySummary(summary: ApplySummary, type: JobType, dryRun: boolean): string {
+  const verb = dryRun ? 'would be ' : '';
+  const seconds = summary.elapsedMs / 1000;
+  const rows: [string, string][] = [
+    ['state', dryRun ? `${summary.state} (dry run: nothing written)` : summary.state],
+    ['run', summary.runId === null ? '-' : `#${summary.runId}`],
+    ['lines read', String(summary.linesRead)],
+    ['records', String(summary.records)],
+    [`${verb}deleted`, String(summary.applied.delete)],
+    [`${verb}marked`, String(summary.applied.mark)],
+    [`${verb}geo scrubbed`, String(summary.applied.scrub_geo)],
+    ['ignored by policy', String(summary.applied.ignore)],
+    [`not in store`, String(summary.notFound)],
+  ];
+  if (type === 'users') {
+    rows.push(
+      [`tweets ${verb}deleted (cascade)`, String(summary.cascaded.deleted)],
+      [`tweets ${verb}marked (cascade)`, String(summary.cascaded.marked)],
+      [`tweets ${verb}geo scrubbed (cascade)`, String(summary.cascaded.scrubbed)],
+    );
+  }
+  for (const [kind, n] of Object.entries(summary.rejected).sort()) rows.push([`rejected: ${kind}`, String(n)]);
+  if (summary.rejectsFile) rows.push(['rejects file', summary.rejectsFile]);
+  rows.push(['elapsed', `${seconds.toFixed(1)} s`], ['rows/s', seconds > 0 ? String(Math.round(summary.records / seconds)) : '-']);
+  return table(rows);
+}
