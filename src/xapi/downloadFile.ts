@@ -109,6 +109,11 @@ async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: bo
     progress.have = 0;
     const length = header(response.headers['content-length']);
     total = length === undefined ? undefined : Number(length);
+  } else if (status === 416 && progress.have > 0) {
+    // Asked for bytes past the end: either we already hold the whole object, or it changed; start over then.
+    stream.destroy();
+    const size = header(response.headers['content-range'])?.match(/^bytes \*\/(\d+)$/)?.[1];
+    return Number(size) === progress.have ? { kind: 'done' } : { kind: 'restart' };
   } else {
     const body = await readText(stream).catch(() => '');
     return { kind: 'refused', status, headers: response.headers, body };
