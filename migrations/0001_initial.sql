@@ -110,9 +110,11 @@ CREATE TABLE cs_audit_counts (
   PRIMARY KEY (run_id, reason, action_taken)
 ) WITHOUT ROWID;
 
--- The daemon's schedule bookkeeping: last start and success per type, for catch-up after downtime.
+-- The daemon's schedule bookkeeping: last start and success per type (for catch-up after downtime), and the next
+-- run the running daemon has scheduled (for `status`).
 CREATE TABLE cs_schedule (
   type            TEXT PRIMARY KEY CHECK (type IN ('tweets', 'users')),
   last_started_at TEXT,
-  last_success_at TEXT
+  last_success_at TEXT,
+  next_run_at     TEXT
 );

@@ -7,6 +7,7 @@ import { registerMigrate } from './cli/migrate.js';
 import { registerStatus } from './cli/status.js';
 import { registerReconcile } from './cli/reconcile.js';
 import { registerExport } from './cli/export.js';
+import { registerRun } from './cli/run.js';
 import { registerApply } from './cli/apply.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerReconcile(program);
   registerExport(program);
+  registerRun(program);
   registerApply(program);
   for (const command of program.commands) command.exitOverride();
   return program;

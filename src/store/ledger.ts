@@ -135,6 +135,9 @@ export class Ledger {
       scheduleStarted: p(
         'INSERT INTO cs_schedule (type, last_started_at) VALUES (?, ?) ON CONFLICT (type) DO UPDATE SET last_started_at = excluded.last_started_at',
       ),
+      scheduleNext: p(
+        'INSERT INTO cs_schedule (type, next_run_at) VALUES (?, ?) ON CONFLICT (type) DO UPDATE SET next_run_at = excluded.next_run_at',
+      ),
       scheduleSucceeded: p(
         'INSERT INTO cs_schedule (type, last_success_at) VALUES (?, ?) ON CONFLICT (type) DO UPDATE SET last_success_at = excluded.last_success_at',
       ),
@@ -243,9 +246,18 @@ export class Ledger {
     }));
   }
 
-  scheduleState(type: JobType): { lastStartedAt: string | null; lastSuccessAt: string | null } {
+  scheduleState(type: JobType): { lastStartedAt: string | null; lastSuccessAt: string | null; nextRunAt: string | null } {
     const row = this.s.schedule.get(type) as Row | undefined;
-    return { lastStartedAt: (row?.last_started_at as string) ?? null, lastSuccessAt: (row?.last_success_at as string) ?? null };
+    return {
+      lastStartedAt: (row?.last_started_at as string) ?? null,
+      lastSuccessAt: (row?.last_success_at as string) ?? null,
+      nextRunAt: (row?.next_run_at as string) ?? null,
+    };
+  }
+
+  /** The daemon's next scheduled run, for `status`; null when no daemon schedules this type. */
+  recordNextRun(type: JobType, at: string | null): void {
+    this.s.scheduleNext.run(type, at);
   }
 
   recordScheduleStart(type: JobType, at: Date): void {

@@ -1,11 +1,10 @@
 import type { Config } from '../config/load.js';
 import type { JobType } from '../types.js';
+import { CASCADE_REASON_PREFIX } from './contentStatements.js';
 import type { Db } from './open.js';
 
 /** Marks that are refetch hints, not compliance states: a later cycle never clears them. */
 const KEPT_STATES = ['edited'];
-/** A users cycle cascades its marks onto tweets with this reason prefix; only the users cycle clears those. */
-export const CASCADE_REASON_PREFIX = 'author_';
 
 /**
  * Clears the marks a closing cycle covered and did not report again: the API lists only IDs needing action, so an ID

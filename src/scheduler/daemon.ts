@@ -1,0 +1,211 @@
+import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, type Config } from '../config/load.js';
+import { resolveBearerToken } from '../config/token.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { runCycle } from '../pipeline/cycle.js';
+import type { CycleSummary } from '../pipeline/events.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import type { CycleTrigger } from '../store/ledger.js';
+import type { JobType } from '../types.js';
+import { missedRun, Schedule } from './schedule.js';
+
+export interface DaemonOptions {
+  config: Config;
+  runtime: Runtime;
+  logger: Logger;
+  /** Called whenever what the daemon is doing changes (for systemd's STATUS= line). */
+  onStatus?: (status: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Settings that a reload cannot change in place: the open store and the API client are built from them. */
+const RESTART_ONLY = ['store.path', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
+
+/**
+ * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a
+ * cycle left unfinished. One cycle per type at a time; the store's run lock (taken by the caller) keeps
+ * `reconcile --now` out. Reload swaps config and schedule in place; a running cycle keeps the config it began with.
+ */
+export class Daemon {
+  private config: Config;
+  private schedule: Schedule | null = null;
+  private watcher: FSWatcher | null = null;
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private readonly running = new Map<JobType, Promise<void>>();
+  private readonly controller = new AbortController();
+  private readonly log: Logger;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly options: DaemonOptions) {
+    this.config = options.config;
+    this.log = options.logger;
+    this.env = options.env ?? process.env;
+  }
+
+  /** Schedules cycles, resumes unfinished ones and catches up a missed run. */
+  start(): void {
+    this.installSchedule();
+    this.watchConfigFile();
+    const now = new Date();
+    for (const type of this.config.schedule.types) {
+      const open = this.options.runtime.ledger.openCycle(type);
+      const { lastStartedAt } = this.options.runtime.ledger.scheduleState(type);
+      if (open) {
+        this.log.info({ type, cycle: open.id }, 'resuming the unfinished cycle');
+        this.startCycle(type, open.trigger === 'schedule' ? 'schedule' : 'catch-up');
+      } else if (lastStartedAt && missedRun(this.config.schedule.cron, this.config.schedule.timezone, new Date(lastStartedAt), now)) {
+        this.log.info({ type, lastStartedAt }, 'a scheduled run was missed while the daemon was down; running it now');
+        this.startCycle(type, 'catch-up');
+      }
+    }
+    this.publishStatus();
+  }
+
+  /** SIGUSR1: run every configured type now (types already running are left alone). */
+  trigger(): void {
+    this.log.info('cycle requested (SIGUSR1)');
+    for (const type of this.config.schedule.types) this.startCycle(type, 'manual');
+  }
+
+  /** Schedules a reload soon; several file events in a burst (editors write in steps) become one. */
+  requestReload(reason: string): void {
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.reload(reason), 300);
+  }
+
+  /** Re-reads and validates the config; applies it if valid, keeps the old one (and says why) if not. */
+  reload(reason: string): boolean {
+    let next: Config;
+    try {
+      next = loadConfig(this.config.configPath, this.env);
+    } catch (err) {
+      this.log.error({ reason, err: describeError(err) }, 'config reload refused; the previous config stays in force');
+      return false;
+    }
+    const changed = diffKeys(this.config, next);
+    const needRestart = changed.filter((key) => RESTART_ONLY.some((prefix) => key === prefix || key.startsWith(`${prefix}.`)));
+    if (needRestart.length) this.log.warn({ keys: needRestart }, 'these settings take effect only after a restart');
+    try {
+      this.options.runtime.client.setToken(resolveBearerToken(next, this.env).token);
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
+    }
+    const scheduleChanged = next.schedule.cron !== this.config.schedule.cron || next.schedule.timezone !== this.config.schedule.timezone;
+    this.config = withRestartOnly(next, this.config);
+    this.log.level = next.log.level;
+    if (scheduleChanged || !this.schedule) this.installSchedule();
+    this.log.info({ reason, changed, nextRun: this.schedule?.nextRun()?.toISOString() ?? null }, changed.length ? 'config reloaded' : 'config reloaded, nothing changed');
+    this.publishStatus();
+    return true;
+  }
+
+  /** First stop: running cycles finish their current step and stop; resolves when they have (or after `deadlineMs`). */
+  async stop(deadlineMs: number): Promise<void> {
+    this.schedule?.stop();
+    this.schedule = null;
+    this.watcher?.close();
+    clearTimeout(this.reloadTimer);
+    this.controller.abort(new Error('daemon stopping'));
+    this.persistNextRun(null);
+    const all = Promise.allSettled([...this.running.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), deadlineMs);
+    });
+    const outcome = await Promise.race([all, deadline]);
+    clearTimeout(timer);
+    if (outcome === 'deadline') this.log.warn({ deadlineMs }, 'cycles did not stop in time; exiting anyway (the ledger resumes them)');
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  nextRun(): Date | null {
+    return this.schedule?.nextRun() ?? null;
+  }
+
+  private installSchedule(): void {
+    this.schedule?.stop();
+    this.schedule = new Schedule(this.config.schedule.cron, this.config.schedule.timezone, () => this.onTick(), this.log);
+    this.persistNextRun(this.schedule.nextRun());
+  }
+
+  private onTick(): void {
+    for (const type of this.config.schedule.types) this.startCycle(type, 'schedule');
+    this.persistNextRun(this.schedule?.nextRun() ?? null);
+  }
+
+  private startCycle(type: JobType, trigger: CycleTrigger): void {
+    if (this.controller.signal.aborted) return;
+    if (this.running.has(type)) {
+      this.log.info({ type, trigger }, 'a cycle of this type is still running; not starting another');
+      return;
+    }
+    const { runtime } = this.options;
+    const config = this.config;
+    runtime.ledger.recordScheduleStart(type, new Date());
+    const context = { ...runtime.context(this.controller.signal), config };
+    const run = runCycle(context, type, { trigger })
+      .then((summary: CycleSummary) => {
+        if (summary.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
+      })
+      .catch((err: unknown) => {
+        this.log.error({ type, err: describeError(err), code: (err as { code?: string }).code }, 'cycle failed; the next run resumes it');
+      })
+      .finally(() => {
+        this.running.delete(type);
+        this.publishStatus();
+      });
+    this.running.set(type, run);
+    this.publishStatus();
+  }
+
+  private persistNextRun(next: Date | null): void {
+    for (const type of ['tweets', 'users'] as const) {
+      this.options.runtime.ledger.recordNextRun(type, this.config.schedule.types.includes(type) ? (next?.toISOString() ?? null) : null);
+    }
+  }
+
+  private publishStatus(): void {
+    const running = [...this.running.keys()];
+    const next = this.schedule?.nextRun()?.toISOString() ?? 'none';
+    this.options.onStatus?.(running.length ? `running ${running.join(' and ')} cycle; next run ${next}` : `idle; next run ${next}`);
+  }
+
+  private watchConfigFile(): void {
+    // Watch the folder, not the file: editors replace files by rename, which ends a watch on the file itself.
+    const file = this.config.configPath;
+    try {
+      this.watcher = watch(path.dirname(file), (_event, name) => {
+        if (name === path.basename(file)) this.requestReload('config file changed');
+      });
+      this.watcher.on('error', (err) => this.log.warn({ err: describeError(err) }, 'watching the config file stopped; SIGHUP still reloads'));
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'cannot watch the config file; reload with SIGHUP');
+    }
+  }
+}
+
+/** Dotted paths of the leaves that differ between two configs. */
+export function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) || Array.isArray(b)) {
+    return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].flatMap((key) =>
+    diffKeys((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], prefix ? `${prefix}.${key}` : key),
+  );
+}
+
+/** The new config, except the settings that need a restart, which keep their running values. */
+function withRestartOnly(next: Config, current: Config): Config {
+  return Object.freeze({
+    ...next,
+    store: current.store,
+    api: { ...next.api, baseUrl: current.api.baseUrl, timeoutSeconds: current.api.timeoutSeconds },
+    paths: current.paths,
+  }) as Config;
+}
