@@ -9,6 +9,7 @@ import { registerReconcile } from './cli/reconcile.js';
 import { registerExport } from './cli/export.js';
 import { registerRun } from './cli/run.js';
 import { registerApply } from './cli/apply.js';
+import { registerEmulator } from './cli/emulator.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerRun(program);
   registerApply(program);
+  registerEmulator(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }
