@@ -63,7 +63,8 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
 
 /** Answers before reading the body: discard what the client still sends and close, so it is not mistaken for the next request. */
 export function discardBody(req: IncomingMessage, res: ServerResponse): void {
-  if (!req.complete) res.setHeader('connection', 'close');
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.complete && !res.headersSent) res.setHeader('connection', 'close');
   req.resume();
 }
 
