@@ -171,7 +171,8 @@ export class ComplianceClient {
       }
       const problem = problemOf(body);
       const code = codeOfStatus(status, problem);
-      const message = `${spec.what} failed: HTTP ${status}${problem.title ? ` ${problem.title}` : ''}${problem.detail ? `: ${problem.detail}` : ''}`;
+      const detail = problem.detail && problem.detail !== problem.title ? `: ${problem.detail}` : '';
+      const message = `${spec.what} failed: HTTP ${status}${problem.title ? ` ${problem.title}` : ''}${detail}`;
       if (code === 'rate_limited') {
         const retryAt = this.budget.resetAt(response.headers);
         this.budget.block(spec.endpoint, retryAt);

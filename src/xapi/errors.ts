@@ -175,9 +175,19 @@ export function storageErrorCode(direction: 'upload' | 'download', status: numbe
  * Authorization header) and the full URL, so neither is kept; the cause is a bare summary.
  */
 export function fromGotError(error: Error & { code?: string; options?: { url?: URL | string } }): XApiError {
-  const url = error.options?.url ? redactUrl(String(error.options.url)) : undefined;
+  const url = error.options?.url ? shortUrl(String(error.options.url)) : undefined;
   const summary = new Error(`${error.code ?? error.name}: ${scrubUrls(error.message)}`);
   return new XApiError('network', `request ${url ? `to ${url} ` : ''}failed: ${summary.message}`, { cause: summary });
+}
+
+/** Origin and path only: enough to say what failed, and signed URLs' long queries stay out of messages. */
+export function shortUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return redactUrl(url);
+  }
 }
 
 /** Redacts anything URL-shaped in free text (got and Node put URLs in some messages). */
