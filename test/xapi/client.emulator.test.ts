@@ -151,6 +151,18 @@ describe('API errors', () => {
     expect(time.now).toBeGreaterThanOrEqual(START + windowMs);
   });
 
+  it('aborts a call that is waiting for the rate-limit window', async () => {
+    const emulator = await startEmulator({ port: 0, rateLimit: { limit: 1, windowMs: 10 * 60_000 } });
+    emulators.push(emulator);
+    // Real clock and sleep: the wait would last ten minutes unless the abort ends it.
+    const client = new ComplianceClient({ baseUrl: emulator.url, token: emulator.token });
+    await client.listJobs('tweets');
+    const controller = new AbortController();
+    const waiting = client.listJobs('tweets', undefined, controller.signal);
+    setTimeout(() => controller.abort(new Error('shutdown requested')), 50);
+    await expect(waiting).rejects.toThrow('shutdown requested');
+  });
+
   it('retries after a 429 storm', async () => {
     const { client, emulator } = await setup({ faults: { rate429: { count: 2 } } });
     await expect(client.listJobs('users')).resolves.toEqual([]);
