@@ -44,7 +44,16 @@ export interface OutcomeSettings {
 const NEWLINE = 10;
 const MAX_LINE = 4096;
 const MAX_INVALID_KEPT = 100_000;
-const INT64_MAX = '9223372036854775807';
+const INT64_MAX = Buffer.from('9223372036854775807');
+
+/** Whether the 19 digits at `start` are above 2^63 - 1, compared byte by byte. */
+function exceedsInt64(buf: Buffer, start: number): boolean {
+  for (let i = 0; i < 19; i++) {
+    const diff = buf[start + i]! - INT64_MAX[i]!;
+    if (diff !== 0) return diff > 0;
+  }
+  return false;
+}
 
 function isBlank(byte: number): boolean {
   return byte === 32 || byte === 9 || byte === 13 || byte === 11 || byte === 12;
@@ -96,13 +105,15 @@ export class UploadParser {
   }
 
   private parse(buf: Buffer, from: number, to: number): void {
+    // One pass over the bytes: a native indexOf per line costs more than the scan itself.
     let lineStart = from;
-    while (lineStart < to) {
-      let lineEnd = buf.indexOf(NEWLINE, lineStart);
-      if (lineEnd < 0 || lineEnd > to) lineEnd = to;
-      this.line(buf, lineStart, lineEnd);
-      lineStart = lineEnd + 1;
+    for (let i = from; i < to; i++) {
+      if (buf[i] === NEWLINE) {
+        if (i > lineStart) this.line(buf, lineStart, i);
+        lineStart = i + 1;
+      }
     }
+    if (lineStart < to) this.line(buf, lineStart, to);
   }
 
   private line(buf: Buffer, start: number, end: number): void {
@@ -117,8 +128,7 @@ export class UploadParser {
     }
     if (!digits) return this.invalidLine(buf.toString('utf8', start, end));
     const leadingZero = length > 1 && buf[start] === 48;
-    const maybeTooBig = length === 19 && buf.toString('latin1', start, end) > INT64_MAX;
-    if (leadingZero || maybeTooBig) {
+    if (leadingZero || (length === 19 && buf[start] === 57 && exceedsInt64(buf, start))) {
       // Rare: canonicalise through parseId so the answer matches outcomeFor's.
       const id = parseId(buf.toString('latin1', start, end));
       if (id === null) return this.invalidLine(buf.toString('latin1', start, end));
