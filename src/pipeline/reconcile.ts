@@ -11,15 +11,9 @@ import {
   type ApplyRun,
   type AuditCounts,
 } from '../store/applyRuns.js';
-import {
-  CASCADE_REASON_PREFIX,
-  checkContentSchema,
-  idList,
-  prepareContentStatements,
-  type ContentStatements,
-} from '../store/contentStatements.js';
+import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
 import { translateSqliteError, type Db } from '../store/open.js';
-import type { ActionTaken, Id, JobType } from '../types.js';
+import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
 import { EDITED_STATE, toResultRecord, type RejectKind, type ResultRecord } from './resultRecords.js';
 import { BadLine, readResultLines } from './resultLines.js';
 import { RejectsWriter, rejectsPathFor } from './rejects.js';
@@ -263,67 +257,47 @@ function addTotals(a: Totals, b: Totals): Totals {
 }
 
 /**
- * Applies one batch of records (inside the caller's transaction), adding what happened to `delta`. Records are grouped
- * by (action taken, state, reason) and each group runs as one set-based statement. An ID that occurs more than once in
- * the batch is applied record by record in file order instead, so that the outcome and the counts are those of the
- * file's order (a mark after a delete finds nothing; the second of two identical records changes nothing).
+ * Applies one batch of records (inside the caller's transaction), adding what happened to `delta`. The batch runs in
+ * ID order — one pass over the table's pages, the order conventions.md measured ~2x faster than file order — and the
+ * sort is stable, so an ID repeated in the batch is applied in file order: a mark after a delete finds nothing, and
+ * the second of two identical records changes nothing.
  */
-function applyBatch(records: readonly ResultRecord[], statements: ContentStatements, asOf: string, delta: Totals): AuditCounts {
+function applyBatch(records: ResultRecord[], statements: ContentStatements, asOf: string, delta: Totals): AuditCounts {
   const audit: AuditCounts = new Map();
   const count = (reason: string, action: string, n: number) => {
-    if (n === 0) return;
     let byAction = audit.get(reason);
     if (!byAction) audit.set(reason, (byAction = new Map()));
     byAction.set(action, (byAction.get(action) ?? 0) + n);
   };
-  const occurrences = new Map<string, number>();
-  for (const r of records) occurrences.set(r.id, (occurrences.get(r.id) ?? 0) + 1);
-  const groups = new Map<string, { first: ResultRecord; ids: Id[] }>();
-  const repeated: ResultRecord[] = [];
-  for (const r of records) {
-    if (occurrences.get(r.id)! > 1) {
-      repeated.push(r);
+  records.sort((a, b) => compareIds(a.id, b.id));
+  const cascade = statements.cascade;
+  for (const { id, taken, state, reason } of records) {
+    if (taken === 'ignore') {
+      delta.applied.ignore++;
+      count(reason, 'ignore', 1);
       continue;
     }
-    const key = `${r.taken}\u0000${r.state ?? ''}\u0000${r.reason}`;
-    const group = groups.get(key);
-    if (group) group.ids.push(r.id);
-    else groups.set(key, { first: r, ids: [r.id] });
-  }
-
-  const run = ({ taken, state, reason }: ResultRecord, ids: Id[]) => {
-    if (taken === 'ignore') {
-      delta.applied.ignore += ids.length;
-      count(reason, 'ignore', ids.length);
-      return;
-    }
-    const list = idList(ids, statements.idEncoding);
     const found =
-      taken === 'delete' ? statements.delete(list) : taken === 'mark' ? statements.mark(list, state!, reason, asOf) : statements.scrubGeo(list);
-    delta.applied[taken] += found;
-    delta.notFound += ids.length - found;
-    count(reason, taken, found);
-    count(reason, 'not_found', ids.length - found);
-    const cascade = statements.cascade;
+      taken === 'delete' ? statements.delete(id) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
+    if (found) delta.applied[taken]++;
+    else delta.notFound++;
+    count(reason, found ? taken : 'not_found', 1);
     // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
-    if (!cascade) return;
-    const authors = statements.authorEncoding === statements.idEncoding ? list : idList(ids, statements.authorEncoding);
+    if (!cascade) continue;
     if (taken === 'delete') {
-      const n = cascade.deleteByAuthors(authors);
+      const n = cascade.deleteByAuthor(id);
       delta.cascaded.deleted += n;
-      count(reason, 'cascade_delete', n);
+      if (n) count(reason, 'cascade_delete', n);
     } else if (taken === 'mark' && state !== EDITED_STATE) {
-      const n = cascade.markByAuthors(authors, state!, CASCADE_REASON_PREFIX + reason, asOf);
+      const n = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf);
       delta.cascaded.marked += n;
-      count(reason, 'cascade_mark', n);
+      if (n) count(reason, 'cascade_mark', n);
     } else if (taken === 'scrub_geo') {
-      const n = cascade.scrubGeoByAuthors(authors);
+      const n = cascade.scrubGeoByAuthor(id);
       delta.cascaded.scrubbed += n;
-      count(reason, 'cascade_scrub_geo', n);
+      if (n) count(reason, 'cascade_scrub_geo', n);
     }
-  };
-  for (const { first, ids } of groups.values()) run(first, ids);
-  for (const r of repeated) run(r, [r.id]);
+  }
   return audit;
 }
 
@@ -357,7 +331,7 @@ async function scanDeletes(
   let pending: Id[] = [];
   const resolve = () => {
     const unique = [...new Set(pending)];
-    deletions += statements && unique.length ? statements.countExisting(idList(unique, statements.idEncoding)) : 0;
+    deletions += statements ? statements.countExisting(unique) : 0;
     pending = [];
   };
   let bytesRead = 0;
