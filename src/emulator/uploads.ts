@@ -101,6 +101,7 @@ export class UploadParser {
   end(): ParsedUpload {
     if (this.carry.length) this.parse(this.carry, 0, this.carry.length);
     this.carry = Buffer.alloc(0);
+    this.seen.clear(); // only needed while parsing; a finished session must not pin it
     return { ...this.result, md5: this.md5.digest(), crc32c: this.crc };
   }
 
