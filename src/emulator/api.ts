@@ -27,6 +27,7 @@ export interface ApiRoute {
 
 const MAX_JSON_BODY = 64 * 1024;
 const ID_PATTERN = /^[0-9]{1,19}$/;
+/** The spec's enum plus `expired`, which real lists contain and node-twitter-api-v2 asks for (§6). */
 const LIST_STATUSES = ['created', 'in_progress', 'failed', 'complete', 'expired'];
 const JOB_FIELDS = ['created_at', 'download_expires_at', 'download_url', 'id', 'name', 'resumable', 'status', 'type', 'upload_expires_at', 'upload_url'];
 const BODY_KEYS = ['type', 'name', 'resumable'];
