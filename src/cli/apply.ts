@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
+import pino from 'pino';
 import { EXIT } from '../errors.js';
 import { createLogger } from '../log.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
@@ -19,8 +20,9 @@ interface ApplyCliOptions {
 }
 
 const RESUME_HELP = `
-Results files come from any tool (twarc2 compliance-job, a script). Each line is applied as design.md §4 says:
-deleted rows, marked rows, geo scrubbed; rejected lines go to FILE.rejects.ndjson.
+Results files may come from any tool (twarc2 compliance-job, a script). Each result deletes, marks or scrubs the geo
+of its row as reconcile.policy says (users: and their tweets, with reconcile.cascadeUsers); lines that cannot be
+used are counted and written to FILE.rejects.ndjson.
 
 Resuming: an apply stopped by Ctrl-C, SIGTERM or a crash leaves its run open with a checkpoint. Running the same
 command again (same --type and the same file path) continues that run after the last committed batch, with the same
@@ -41,8 +43,8 @@ export function registerApply(program: Command): void {
       const config = configFromOptions(options);
       const file = path.resolve(fileArg);
       const interactive = process.stdout.isTTY === true && !options.json;
-      // On a terminal the progress bar speaks and logs keep only warnings.
-      const logger = createLogger(interactive ? 'warn' : config.log.level);
+      // On a terminal the progress bar speaks and logs keep only warnings. Logs go to stderr: stdout is the summary.
+      const logger = createLogger(interactive ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }));
       const { db } = openMigratedStore(config);
       const controller = new AbortController();
       const stopSignals = onStopSignals(controller, logger);
