@@ -105,7 +105,8 @@ CREATE TABLE cs_apply_runs (
 CREATE TABLE cs_audit_counts (
   run_id       INTEGER NOT NULL REFERENCES cs_apply_runs(id),
   reason       TEXT NOT NULL,
-  action_taken TEXT NOT NULL,   -- delete | mark | scrub_geo | ignore | not_found
+  action_taken TEXT NOT NULL,   -- delete | mark | scrub_geo | ignore | not_found; a users run adds the tweets it
+                                -- changed: cascade_delete | cascade_mark | cascade_scrub_geo (counted in tweets)
   count        INTEGER NOT NULL,
   PRIMARY KEY (run_id, reason, action_taken)
 ) WITHOUT ROWID;
