@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
-import { AppError } from '../errors.js';
+import { AppError, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   createApplyRun,
@@ -99,6 +99,11 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
       options.runId !== undefined
         ? reopenApplyRun(db, options.runId, type)
         : createApplyRun(db, { type, source: file, shardId: options.shardId, asOf: now().toISOString(), startedAt: now().toISOString() });
+  }
+  if (run && run.source !== file) {
+    throw new StoreError('apply_run_source', `apply run ${run.id} applies ${run.source}, not ${file}`, {
+      hint: 'resume a run with the file it started with, or start a new run',
+    });
   }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   const totals: Totals = run?.countsJson ? (JSON.parse(run.countsJson) as Totals) : emptyTotals();
@@ -338,6 +343,10 @@ async function scanDeletes(
   const read = await readResultLines(
     file,
     (line, value) => {
+      if (line % 50_000 === 0) {
+        options.onProgress?.({ bytesRead, linesRead: line, phase: 'scan' });
+        if (options.signal?.aborted) return true;
+      }
       if (value instanceof BadLine) return;
       const record = toResultRecord(value, line, policy, options.idRange);
       if (typeof record === 'string' || record.taken !== 'delete') return;
@@ -346,10 +355,7 @@ async function scanDeletes(
         return;
       }
       pending.push(record.id);
-      if (pending.length < 50_000) return;
-      resolve();
-      options.onProgress?.({ bytesRead, linesRead: line, phase: 'scan' });
-      return options.signal?.aborted;
+      if (pending.length >= 50_000) resolve();
     },
     (bytes) => (bytesRead = bytes),
   );
