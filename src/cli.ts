@@ -8,6 +8,7 @@ import { registerStatus } from './cli/status.js';
 import { registerReconcile } from './cli/reconcile.js';
 import { registerExport } from './cli/export.js';
 import { registerRun } from './cli/run.js';
+import { registerReport } from './cli/report.js';
 import { registerApply } from './cli/apply.js';
 import { registerEmulator } from './cli/emulator.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerReconcile(program);
   registerExport(program);
   registerRun(program);
+  registerReport(program);
   registerApply(program);
   registerEmulator(program);
   for (const command of program.commands) command.exitOverride();

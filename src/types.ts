@@ -40,3 +40,19 @@ export function compareIds(a: Id, b: Id): number {
 /** What the reconciler does for one result. */
 export const ACTIONS_TAKEN = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 export type ActionTaken = (typeof ACTIONS_TAKEN)[number];
+
+/** X's snowflake epoch (2010-11-04T01:42:54.657Z): an ID's top bits are milliseconds since then. */
+const TWITTER_EPOCH = 1288834974657n;
+
+/** Snowflake for a moment and a sequence number, as X makes them. */
+export function snowflake(ms: bigint, sequence: bigint): bigint {
+  return ((ms - TWITTER_EPOCH) << 22n) | (sequence & 0x3fffffn);
+}
+
+/** The time an ID was made, for snowflakes (IDs issued before 2010 are plain counters and give null). */
+export function snowflakeTime(id: string): Date | null {
+  const value = BigInt(id);
+  if (value < 1n << 32n) return null;
+  return new Date(Number((value >> 22n) + TWITTER_EPOCH));
+}
+

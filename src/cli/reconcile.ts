@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import pino from 'pino';
 import { EXIT, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { runCycles } from '../pipeline/cycle.js';
@@ -34,7 +35,8 @@ export function registerReconcile(program: Command): void {
       const config = configFromOptions(options);
       const interactive = process.stderr.isTTY === true && !options.json;
       // On a terminal the progress bars speak; logs keep only warnings. Otherwise one log line per state change.
-      const logger = createLogger(interactive ? 'warn' : config.log.level);
+      // Logs go to stderr so that stdout carries only the summary (or its JSON).
+      const logger = createLogger(interactive ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }));
       const controller = new AbortController();
       const stopSignals = onStopSignals(controller, logger);
       const lock = options.wait

@@ -1,32 +1,62 @@
 import type { Command } from 'commander';
+import { cyclesInProgress } from '../store/reports.js';
+import { Ledger } from '../store/ledger.js';
+import { currentLockHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
+import { JOB_TYPES } from '../types.js';
 import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
 
 export function registerStatus(program: Command): void {
   withConfigOption(program.command('status'))
-    .description('show the store: schema, row counts, recent cycles')
+    .description('show the daemon, the schedule, the cycle in progress, the last cycles and the store')
     .option('--json', 'print as JSON')
     .action((options: { config?: string; json?: boolean }) => {
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);
       try {
         const tables = [config.store.tables.tweets.table, config.store.tables.users.table];
-        const status = readStoreStatus(db, tables);
+        const store = readStoreStatus(db, tables);
+        const ledger = new Ledger(db);
+        const holder = currentLockHolder(config.store.path);
+        const daemonRunning = holder?.command === 'run';
+        const schedule = Object.fromEntries(
+          JOB_TYPES.map((type) => {
+            const state = ledger.scheduleState(type);
+            // next_run_at is written by the running daemon; without one, nothing is scheduled.
+            return [type, { ...state, nextRunAt: daemonRunning ? state.nextRunAt : null }];
+          }),
+        );
+        const inProgress = cyclesInProgress(db);
         if (options.json) {
-          printJson({ store: config.store.path, ...status });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store });
           return;
         }
         print(
           table([
             ['store', config.store.path],
-            ['store id', status.storeId],
-            ['schema version', `${status.schemaVersion} (${status.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
-            ...status.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
+            ['store id', store.storeId],
+            ['schema version', `${store.schemaVersion} (${store.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
+            ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
+            ['daemon', daemonRunning ? `running (pid ${holder!.pid}, since ${holder!.since})` : holder ? `not running; store in use by ${holder.command} (pid ${holder.pid})` : 'not running'],
+            ...JOB_TYPES.map((type) => {
+              const s = schedule[type]!;
+              return [`${type}`, `next run ${s.nextRunAt ?? '-'}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
+            }),
           ]),
         );
-        print(status.lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
-        for (const cycle of status.lastCycles) {
-          print(`  #${cycle.id} ${cycle.type} ${cycle.state} (${cycle.trigger}) started ${cycle.startedAt}${cycle.finishedAt ? `, finished ${cycle.finishedAt}` : ''}`);
+        for (const cycle of inProgress) {
+          const active = cycle.activeShard
+            ? `; shard ${cycle.activeShard.seq} ${cycle.activeShard.state}${cycle.activeShard.job ? `, job ${cycle.activeShard.job.id} ${cycle.activeShard.job.status}` : ''}`
+            : '';
+          print(`\nin progress: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
+        }
+        print(store.lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
+        for (const cycle of store.lastCycles) {
+          const summary = cycle.summary as { idsChecked?: number; jobsUsed?: number; actions?: Record<string, number>; shards?: { failed: number } } | null;
+          const detail = summary?.idsChecked !== undefined
+            ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards?.failed ? `, ${summary.shards.failed} shards failed` : ''}`
+            : '';
+          print(`  #${cycle.id} ${cycle.type} ${cycle.state} (${cycle.trigger}) started ${cycle.startedAt}${cycle.finishedAt ? `, finished ${cycle.finishedAt}` : ''}${detail}`);
         }
       } finally {
         db.close();

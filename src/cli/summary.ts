@@ -29,5 +29,14 @@ export function formatCycleSummaries(summaries: readonly CycleSummary[]): string
 }
 
 function s(action: string): string {
-  return { delete: 'rows deleted', mark: 'rows marked', scrub_geo: 'geo scrubbed', ignore: 'ignored by policy' }[action] ?? action;
+  const labels: Record<string, string> = {
+    delete: 'rows deleted',
+    mark: 'rows marked',
+    scrub_geo: 'geo scrubbed',
+    ignore: 'ignored by policy',
+    cascade_delete: "authors' tweets deleted",
+    cascade_mark: "authors' tweets marked",
+    cascade_scrub_geo: "authors' tweets geo-scrubbed",
+  };
+  return labels[action] ?? action;
 }

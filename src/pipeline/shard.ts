@@ -255,7 +255,7 @@ export class ShardRunner {
       config: ctx.config,
       type: this.cycle.type,
       file,
-      logger: this.log(shard),
+      logger: ctx.logger.child({ cycle: this.cycle.id }),
       runId,
       shardId: shard.id,
       idRange: { first: shard.firstId as Id, last: shard.lastId as Id },

@@ -5,7 +5,7 @@ import { redactUrl, type Logger } from '../log.js';
 import type { JobType } from '../types.js';
 import { downloadFile } from './downloadFile.js';
 import { codeOfStatus, fromGotError, problemOf, XApiError, type XApiErrorCode } from './errors.js';
-import { backoffMs, createApiGot, createStorageGot, type TransferContext } from './http.js';
+import { backoffMs, createApiGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
 import { parseJob, parseJobList } from './parseJob.js';
 import { abortableSleep, RateBudget, type Sleep } from './rateBudget.js';
 import type { ComplianceJob, Endpoint } from './types.js';
@@ -129,15 +129,19 @@ export class ComplianceClient {
 
   /** Uploads the ID file: one PUT, or the GCS resumable protocol when `job.resumable`. */
   upload(job: ComplianceJob, file: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return uploadFile(this.transfer, job, file, signal);
+    return withScopedSignal(signal, (scoped) => uploadFile(this.transfer, job, file, scoped));
   }
 
   /** Streams the results to `destFile` (via `destFile.part`, length checked, resumed with Range after a cut). */
   download(job: ComplianceJob, destFile: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return downloadFile(this.transfer, job, destFile, signal);
+    return withScopedSignal(signal, (scoped) => downloadFile(this.transfer, job, destFile, scoped));
   }
 
-  private async call(spec: CallSpec, signal?: AbortSignal): Promise<unknown> {
+  private call(spec: CallSpec, signal?: AbortSignal): Promise<unknown> {
+    return withScopedSignal(signal, (scoped) => this.callScoped(spec, scoped));
+  }
+
+  private async callScoped(spec: CallSpec, signal?: AbortSignal): Promise<unknown> {
     const query = spec.searchParams ? `?${new URLSearchParams(spec.searchParams).toString()}` : '';
     const url = `${this.baseUrl}${spec.path}${query}`;
     // POST is not idempotent: see the class comment.

@@ -83,3 +83,21 @@ export async function readText(stream: AsyncIterable<Buffer | string>, cap = 64 
   }
   return text.slice(0, cap);
 }
+
+/**
+ * Runs `fn` with a signal of its own that follows `outer`. got 14 leaves an abort listener on every signal it is
+ * given; a daemon passes one long-lived signal to thousands of requests, so each call gets a short-lived child
+ * whose listeners go away with it, and only our own listener (removed here) touches the long-lived one.
+ */
+export async function withScopedSignal<T>(outer: AbortSignal | undefined, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  if (!outer) return fn(undefined);
+  outer.throwIfAborted();
+  const scoped = new AbortController();
+  const follow = () => scoped.abort(outer.reason);
+  outer.addEventListener('abort', follow, { once: true });
+  try {
+    return await fn(scoped.signal);
+  } finally {
+    outer.removeEventListener('abort', follow);
+  }
+}

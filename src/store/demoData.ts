@@ -1,0 +1,84 @@
+import { snowflake, snowflakeTime } from '../types.js';
+import type { Db } from './open.js';
+
+export interface SeedOptions {
+  tweets: number;
+  users: number;
+  /** Same seed, same store. */
+  seed?: number;
+  /** Share of tweets with coordinates and a place. */
+  geoShare?: number;
+}
+
+const WORDS = (
+  'archive compliance river morning city library report vote museum open data ' +
+  'coffee train rain election science music football story news thread photo'
+).split(' ');
+const PLACES = ['01a9a39529b27f36', '3b77caf94bfc81fe', '5a110d312052166f', '96683cc9126741d1', '1c69a67ad480e1b1'];
+
+/** A small, fast, seedable PRNG (mulberry32): generated stores are the same on every machine. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Fills the default-schema content tables with realistic rows: users with old counter IDs and newer snowflakes,
+ * tweets with 19-digit snowflakes from 2015–2024 by those users, some with coordinates, a place and raw JSON.
+ */
+export function seedStore(db: Db, options: SeedOptions): { tweets: number; users: number } {
+  const random = prng(options.seed ?? 42);
+  const geoShare = options.geoShare ?? 0.2;
+  const insertUser = db.prepare('INSERT OR IGNORE INTO users (id, username, name, created_at, raw_json) VALUES (?, ?, ?, ?, ?)');
+  const insertTweet = db.prepare(
+    `INSERT OR IGNORE INTO tweets (id, author_id, created_at, text, geo_lat, geo_lon, place_id, raw_json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const userIds: bigint[] = [];
+  const start2008 = BigInt(Date.parse('2008-01-01T00:00:00Z'));
+  const start2015 = BigInt(Date.parse('2015-01-01T00:00:00Z'));
+  const span = BigInt(Date.parse('2024-12-31T00:00:00Z')) - start2015;
+  const between = (from: bigint, width: bigint) => from + BigInt(Math.floor(random() * Number(width)));
+
+  db.transaction(() => {
+    for (let i = 0; i < options.users; i++) {
+      // A third are pre-snowflake accounts with small counter IDs; the rest are snowflakes.
+      const id = random() < 0.33 ? BigInt(10_000 + Math.floor(random() * 4_000_000_000)) : snowflake(between(start2015, span), BigInt(i));
+      const created = snowflakeTime(id.toString()) ?? new Date(Number(between(start2008, start2015 - start2008)));
+      const username = `user_${id.toString(36)}`;
+      userIds.push(id);
+      insertUser.run(id, username, `User ${i}`, created.toISOString(), JSON.stringify({ id: id.toString(), username }));
+    }
+  })();
+
+  const batch = 20_000;
+  for (let done = 0; done < options.tweets; done += batch) {
+    db.transaction(() => {
+      for (let i = done; i < Math.min(options.tweets, done + batch); i++) {
+        const ms = between(start2015, span);
+        const id = snowflake(ms, BigInt(i));
+        const author = userIds.length ? userIds[Math.floor(random() * userIds.length)]! : BigInt(1 + Math.floor(random() * 1e9));
+        const text = Array.from({ length: 6 }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ');
+        const hasGeo = random() < geoShare;
+        const lat = hasGeo ? Math.round((random() * 140 - 70) * 1e5) / 1e5 : null;
+        const lon = hasGeo ? Math.round((random() * 340 - 170) * 1e5) / 1e5 : null;
+        const place = hasGeo ? PLACES[Math.floor(random() * PLACES.length)]! : null;
+        const raw: Record<string, unknown> = { id: id.toString(), author_id: author.toString(), text, lang: 'en' };
+        if (hasGeo) {
+          raw.geo = { coordinates: { type: 'Point', coordinates: [lon, lat] }, place_id: place };
+          raw.place = { id: place, full_name: 'Somewhere' };
+          raw.coordinates = { type: 'Point', coordinates: [lon, lat] };
+        }
+        insertTweet.run(id, author, new Date(Number(ms)).toISOString(), text, lat, lon, place, JSON.stringify(raw));
+      }
+    })();
+  }
+  const count = (table: string) => Number(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get());
+  return { tweets: count('tweets'), users: count('users') };
+}

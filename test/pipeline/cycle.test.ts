@@ -1,0 +1,196 @@
+import { getEventListeners } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { outcomeFor, type OutcomeRules } from '../../src/emulator/outcomes.js';
+import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
+import { jobName } from '../../src/pipeline/jobNames.js';
+import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openStore } from '../../src/store/open.js';
+import { ComplianceClient } from '../../src/xapi/client.js';
+import { useTempDir } from '../helpers/tmp.js';
+import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, type World } from '../helpers/world.js';
+
+const tempDir = useTempDir();
+const open: { world: World; runtime?: Runtime }[] = [];
+afterEach(async () => {
+  for (const { world, runtime } of open.splice(0)) {
+    runtime?.close();
+    await world.close();
+  }
+});
+
+async function setup(options: Parameters<typeof makeWorld>[1] = {}) {
+  const world = await makeWorld(tempDir(), options);
+  const before = (() => {
+    const db = openStore(world.storePath);
+    const view = viewStore(db);
+    const authors = authorsOf(db);
+    db.close();
+    return { view, authors };
+  })();
+  const runtime = openRuntime(world.config, quietLogger(), world.env);
+  open.push({ world, runtime });
+  return { world, runtime, before };
+}
+
+describe('cycle engine against the emulator', () => {
+  it('brings the store to what the outcomes dictate, with several shards per type and one job per shard', async () => {
+    const { world, runtime, before } = await setup({ tweets: 3000, users: 300, config: { jobs: { shardSize: 700, pollIntervalSeconds: 0.1 } } });
+    const controller = new AbortController();
+    const summaries = await runCycles(runtime.context(controller.signal), ['tweets', 'users'], { trigger: 'manual' });
+    expect(summaries.map((s) => s.state)).toEqual(['closed', 'closed']);
+    // A daemon shares one signal across months of requests: none may leave a listener on it.
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    expect(summaries[0]!.shards.total).toBe(5);
+    expect(summaries[0]!.jobsUsed).toBe(5);
+    expect(summaries[1]!.jobsUsed).toBe(1);
+    expect(world.emulator.stats().jobsCreated).toEqual({ tweets: 5, users: 1 });
+    const after = normalize(viewStore(runtime.db));
+    expect(after).toEqual(expectedView(before.view, before.authors));
+    // The cycle's files are gone once it closed.
+    expect(runtime.ledger.recentCycles(2).every((c) => c.state === 'closed')).toBe(true);
+  });
+
+  it('survives 5xx, 429 storms, failed jobs, cut downloads and rejected uploads with the same final store', async () => {
+    const { world, runtime, before } = await setup({
+      tweets: 2500,
+      users: 250,
+      emulator: { faults: { api5xx: 0.2, rate429: 0.1, jobFail: { count: 2 }, cutDownload: { count: 2 }, uploadReject: { count: 1 }, seed: 'faults' } },
+      config: { jobs: { shardSize: 800, pollIntervalSeconds: 0.1, maxAttempts: 5 } },
+    });
+    const summaries = await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' });
+    expect(summaries.map((s) => [s.state, s.shards.failed])).toEqual([
+      ['closed', 0],
+      ['closed', 0],
+    ]);
+    const stats = world.emulator.stats();
+    expect(stats.faults.jobFail).toBe(2);
+    expect(stats.faults.cutDownload).toBe(2);
+    expect(stats.rateLimited).toBeGreaterThan(0);
+    for (const endpoint of ['create', 'get', 'list'] as const) expect(stats.maxPerWindow[endpoint]).toBeLessThanOrEqual(150);
+    // Re-runs happen only for the forced failures: 4 tweet shards + 1 user shard + 2 failed jobs + 1 rejected upload.
+    expect(stats.jobsCreated.tweets + stats.jobsCreated.users).toBeLessThanOrEqual(5 + 2 + 1);
+    expect(normalize(viewStore(runtime.db))).toEqual(expectedView(before.view, before.authors));
+  });
+
+  it('re-runs a shard whose upload window expired, and marks a shard failed after jobs.maxAttempts', async () => {
+    let offset = 0;
+    const { world, runtime } = await setup({
+      tweets: 500,
+      users: 10,
+      emulator: { clock: () => Date.now() + offset },
+      config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1, maxAttempts: 2 } },
+    });
+    // Every job's upload window has passed by the time we upload: both attempts expire, the shard fails.
+    runtime.events.on('job:created', () => {
+      offset += 16 * 60_000;
+    });
+    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(summary.state).toBe('closed');
+    expect(summary.shards.failed).toBe(1);
+    expect(summary.failures[0]!.error).toMatch(/gave up after 2 jobs/);
+    expect(world.emulator.stats().jobsCreated.tweets).toBe(2);
+  });
+
+  it('adopts its own job orphaned by a crash between create and record (409), instead of waiting', async () => {
+    const { world, runtime } = await setup({ tweets: 800, users: 10, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    const client = new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN });
+    // When the shard is exported, "another process" creates the job under the name this engine would use.
+    runtime.events.once('shard:state', (event) => {
+      expect(event.state).toBe('exported');
+    });
+    let orphan: string | null = null;
+    runtime.events.on('shard:state', (event) => {
+      if (event.state === 'exported' && !orphan) {
+        orphan = 'pending';
+        const name = jobName({ storeId: runtime.ledger.storeId(), type: 'tweets', cycleId: event.cycleId, seq: event.seq, attempt: 1 });
+        void client.createJob({ type: 'tweets', name }).then((job) => (orphan = job.id));
+      }
+    });
+    const adopted: boolean[] = [];
+    runtime.events.on('job:created', (event) => adopted.push(event.adopted));
+    // Let the orphan's create land first: the exported event fires before the engine's own create.
+    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(summary.state).toBe('closed');
+    expect(world.emulator.stats().jobsCreated.tweets).toBe(1);
+    expect(adopted).toEqual([true]);
+    expect(runtime.ledger.jobsOfCycle(summary.cycleId).map((job) => job.id)).toEqual([orphan]);
+  });
+
+  it('waits for a foreign job of the same type to finish, then runs its own', async () => {
+    const { world, runtime } = await setup({ tweets: 300, users: 10, emulator: { processingMs: 600 }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    const client = new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN });
+    const foreign = await client.createJob({ type: 'tweets', name: 'someone-elses-job' });
+    const { writeFileSync } = await import('node:fs');
+    const file = `${world.dir}/foreign.txt`;
+    writeFileSync(file, '1\n2\n');
+    await client.upload(foreign, file);
+    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(summary.state).toBe('closed');
+    expect(world.emulator.stats().jobsCreated.tweets).toBe(2);
+    expect((await client.getJob(foreign.id)).status).toBe('complete');
+  });
+
+  it('clears a mark in the next cycle when the ID is no longer reported, but keeps marks still reported', async () => {
+    const probe = await setup({ tweets: 400, users: 40 });
+    const ids = [...probe.before.view.tweets.keys()].filter((id) => !outcomeFor('tweets', id, SEED));
+    const [flips, stays] = [ids[0]!, ids[1]!];
+    const authorsCascade = [...probe.before.view.users.keys()].filter((id) => !outcomeFor('users', id, SEED));
+    const userFlips = authorsCascade[0]!;
+    const rules: OutcomeRules = new Map([
+      [flips, { action: 'delete', reason: 'protected' }],
+      [stays, { action: 'delete', reason: 'suspended' }],
+    ]);
+    const userRules: OutcomeRules = new Map([[userFlips, { action: 'delete', reason: 'protected' }]]);
+    // Two emulators: the first reports the marks, the second (same seed, later) no longer reports `flips`.
+    const dir = tempDir();
+    const first = await makeWorld(dir, { tweets: 400, users: 40, emulator: { rules: mergeRules(rules, userRules) } });
+    const runtime = openRuntime(first.config, quietLogger(), first.env);
+    open.push({ world: first, runtime });
+    await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' });
+    const state = (id: string) => runtime.db.prepare('SELECT compliance_state, compliance_reason FROM tweets WHERE id = ?').get(id);
+    expect(state(flips)).toEqual({ compliance_state: 'protected', compliance_reason: 'protected' });
+    const cascaded = runtime.db.prepare('SELECT count(*) FROM tweets WHERE author_id = ? AND compliance_reason = ?').pluck();
+    const authored = Number(runtime.db.prepare('SELECT count(*) FROM tweets WHERE author_id = ?').pluck().get(userFlips));
+    expect(Number(cascaded.get(userFlips, 'author_protected'))).toBe(authored);
+
+    const second = await makeWorld(tempDir(), { emulator: { rules: new Map([[stays, { action: 'delete', reason: 'suspended' }]]) } });
+    open.push({ world: second });
+    const config = parseConfig({ store: { path: first.storePath }, api: { baseUrl: second.emulator.url }, jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } }, first.configPath, first.env);
+    const again = openRuntime(config, quietLogger(), first.env);
+    open.push({ world: { ...second, close: async () => undefined }, runtime: again });
+    const summaries = await runCycles(again.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' });
+    expect(summaries.every((s) => s.state === 'closed')).toBe(true);
+    expect(state(flips)).toEqual({ compliance_state: null, compliance_reason: null });
+    expect(state(stays)).toEqual({ compliance_state: 'suspended', compliance_reason: 'suspended' });
+    expect(Number(cascaded.get(userFlips, 'author_protected'))).toBe(0);
+    expect(runtime.db.prepare('SELECT compliance_state FROM users WHERE id = ?').pluck().get(userFlips)).toBeNull();
+  });
+
+  it('holds a shard whose deletions are implausible, then applies it when confirmed', async () => {
+    const probe = await setup({ tweets: 200, users: 5 });
+    const ids = [...probe.before.view.tweets.keys()];
+    const rules: OutcomeRules = new Map(ids.slice(0, 150).map((id) => [id, { action: 'delete', reason: 'deleted' }]));
+    const { runtime } = await setup({ tweets: 200, users: 5, emulator: { rules }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    const held = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(held.state).toBe('held');
+    expect(held.shards.held).toBe(1);
+    expect(Number(runtime.db.prepare('SELECT count(*) FROM tweets').pluck().get())).toBe(200);
+    const confirmed = await runCycle(runtime.context(new AbortController().signal, { confirmDeletions: true }), 'tweets', { trigger: 'manual' });
+    expect(confirmed.state).toBe('closed');
+    expect(confirmed.cycleId).toBe(held.cycleId);
+    expect(Number(runtime.db.prepare('SELECT count(*) FROM tweets').pluck().get())).toBeLessThanOrEqual(50);
+  });
+
+  it('a dry run changes nothing in the content tables', async () => {
+    const { runtime, before } = await setup({ tweets: 600, users: 60 });
+    const summaries = await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual', dryRun: true });
+    expect(summaries.every((s) => s.dryRun && s.state === 'closed')).toBe(true);
+    expect(summaries[0]!.actions.delete).toBeGreaterThan(0);
+    expect(viewStore(runtime.db)).toEqual(before.view);
+  });
+});
+
+function mergeRules(...all: OutcomeRules[]): OutcomeRules {
+  return new Map(all.flatMap((rules) => [...rules]));
+}
