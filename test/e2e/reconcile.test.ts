@@ -1,0 +1,116 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/open.js';
+import { useTempDir, writeJson } from '../helpers/tmp.js';
+import { makeWorld, spawnCli, waitForOutput, type World } from '../helpers/world.js';
+
+const tempDir = useTempDir();
+const worlds: World[] = [];
+afterEach(async () => {
+  for (const world of worlds.splice(0)) await world.close();
+});
+
+async function world(options: Parameters<typeof makeWorld>[1] = {}) {
+  const w = await makeWorld(tempDir(), options);
+  worlds.push(w);
+  return w;
+}
+
+/** Everything compliance changes, row by row (compliance_at aside: it is the time of the run that set it). */
+function dump(storePath: string): string {
+  const db = openStore(storePath, { readonly: true });
+  const tweets = db
+    .prepare('SELECT id, author_id, geo_lat, geo_lon, place_id, raw_json, compliance_state, compliance_reason FROM tweets ORDER BY id')
+    .raw()
+    .all();
+  const users = db.prepare('SELECT id, raw_json, compliance_state, compliance_reason FROM users ORDER BY id').raw().all();
+  db.close();
+  return JSON.stringify({ tweets, users }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+async function reconcile(w: World, args: string[] = []) {
+  const run = spawnCli(['reconcile', '--now', '--config', w.configPath, ...args], w.env);
+  const { code } = await run.exit;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
+}
+
+describe('compliance-sync reconcile --now (spawned)', () => {
+  it('runs both cycles, prints the summary and exits 0', async () => {
+    const w = await world({ tweets: 1500, users: 150 });
+    const result = await reconcile(w);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/state\s+closed\s+closed/);
+    expect(result.stdout).toMatch(/IDs checked\s+\d+\s+150/);
+    // Logs went to stderr, one line per state change, as JSON.
+    expect(result.stderr).toContain('"msg":"cycle closed"');
+  });
+
+  it('exits 1 when a shard fails after every attempt, and says so', async () => {
+    const w = await world({ tweets: 300, users: 10, emulator: { faults: { jobFail: { rate: 1 } } }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1, maxAttempts: 2 } } });
+    const result = await reconcile(w, ['--type', 'tweets']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/shards failed\s+1/);
+    expect(result.stderr).toMatch(/failed after every attempt/);
+    expect(w.emulator.stats().jobsCreated.tweets).toBe(2);
+  });
+
+  it('refuses without --now (64) and with a bad token (78)', async () => {
+    const w = await world({ tweets: 10, users: 1 });
+    expect((await spawnCli(['reconcile', '--config', w.configPath], w.env).exit).code).toBe(64);
+    const bad = await reconcile({ ...w, env: { ...w.env, X_BEARER_TOKEN: 'wrong-token' } });
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/Try: check the bearer token/);
+  });
+
+  it('resumes after SIGKILL at many points and ends with the same store and no extra jobs', async () => {
+    const options = {
+      tweets: 2400,
+      users: 240,
+      emulator: { processingMs: 150 },
+      config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 }, reconcile: { batchSize: 20 }, log: { level: 'debug' } },
+    };
+    const reference = await world(options);
+    for (const type of ['tweets', 'users']) expect((await reconcile(reference, ['--type', type])).code).toBe(0);
+    const referenceJobs = reference.emulator.stats().jobsCreated;
+
+    const crashed = await world(options);
+    let kills = 0;
+    for (const type of ['tweets', 'users']) {
+      // Kill after the k-th log line, for a growing k: every run gets further, and the kill points sweep the
+      // pipeline (export, create, upload, polling, download, between reconcile batches).
+      for (let k = 1; ; k += 3) {
+        const run = spawnCli(['reconcile', '--now', '--type', type, '--config', crashed.configPath], crashed.env);
+        const lines = (text: string) => text.split('\n').filter((line) => line.startsWith('{')).length;
+        const killed = waitForOutput(run, (text) => lines(text) >= k).then(
+          () => run.child.kill('SIGKILL'),
+          () => false,
+        );
+        const [{ code, signal }] = await Promise.all([run.exit, killed]);
+        if (signal === 'SIGKILL') {
+          kills++;
+          continue;
+        }
+        expect(code).toBe(0);
+        break;
+      }
+    }
+    expect(kills).toBeGreaterThanOrEqual(10);
+    expect(dump(crashed.storePath)).toBe(dump(reference.storePath));
+    // Jobs orphaned by a kill were adopted, uploads repeated to the same job: one job per shard, as uninterrupted.
+    expect(crashed.emulator.stats().jobsCreated).toEqual(referenceJobs);
+  });
+
+  it('export writes the shard files alone', async () => {
+    const w = await world({ tweets: 2500, users: 10 });
+    const out = tempDir();
+    const run = spawnCli(['export', '--type', 'tweets', '--out', out, '--shard-size', '1000', '--config', w.configPath], w.env);
+    expect((await run.exit).code).toBe(0);
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const files = readdirSync(out).sort();
+    expect(files).toEqual(['tweets-00001.txt', 'tweets-00002.txt', 'tweets-00003.txt']);
+    const ids = files.flatMap((file) => readFileSync(`${out}/${file}`, 'utf8').trim().split('\n'));
+    expect(ids).toHaveLength(2500);
+    expect(ids.every((id) => /^[0-9]{1,19}$/.test(id))).toBe(true);
+    expect([...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))).toEqual(ids);
+    writeJson(`${out}/unused.json`, {});
+  });
+});
