@@ -1,0 +1,155 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrate } from '../../src/store/migrate.js';
+import { openStore } from '../../src/store/open.js';
+import { useTempDir } from '../helpers/tmp.js';
+import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
+
+const tempDir = useTempDir();
+const worlds: World[] = [];
+const daemons: Spawned[] = [];
+afterEach(async () => {
+  for (const daemon of daemons.splice(0)) {
+    if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
+    await daemon.exit;
+  }
+  for (const world of worlds.splice(0)) await world.close();
+});
+
+async function world(options: Parameters<typeof makeWorld>[1] = {}) {
+  const w = await makeWorld(tempDir(), options);
+  worlds.push(w);
+  return w;
+}
+
+function startDaemon(w: World): Spawned {
+  const daemon = spawnCli(['run', '--config', w.configPath], w.env);
+  daemons.push(daemon);
+  return daemon;
+}
+
+/** `status --json` through a config of its own, so that a broken edit of the daemon's config does not hide it. */
+async function status(w: World) {
+  const statusConfig = `${w.dir}/status-config.json`;
+  writeFileSync(statusConfig, JSON.stringify({ store: { path: w.storePath } }));
+  const run = spawnCli(['status', '--json', '--config', statusConfig], w.env);
+  const { code } = await run.exit;
+  expect(code).toBe(0);
+  return JSON.parse(run.stdout());
+}
+
+function editConfig(w: World, edit: (config: Record<string, any>) => void): void {
+  const config = JSON.parse(readFileSync(w.configPath, 'utf8'));
+  edit(config);
+  writeFileSync(w.configPath, JSON.stringify(config, null, 2));
+}
+
+const count = (text: string, needle: string) => text.split(needle).length - 1;
+
+describe('compliance-sync run (the daemon, spawned)', () => {
+  it('runs cycles on schedule, reports them in status, and stops on SIGTERM with exit 0', async () => {
+    const w = await world({ tweets: 600, users: 60, config: { schedule: { cron: '*/3 * * * * *' }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => count(text, '"msg":"daemon started"') === 1, 'stdout');
+    // Two scheduled runs of each type: the second finds the store already compliant.
+    await waitForOutput(daemon, (text) => count(text, '"msg":"cycle closed"') >= 4, 'stdout');
+    const s = await status(w);
+    expect(s.daemon.running).toBe(true);
+    expect(s.schedule.tweets.lastSuccessAt).not.toBeNull();
+    expect(s.schedule.users.lastSuccessAt).not.toBeNull();
+    expect(Date.parse(s.schedule.tweets.nextRunAt)).toBeGreaterThan(Date.now() - 3000);
+    expect(s.lastCycles.filter((c: { trigger: string }) => c.trigger === 'schedule').length).toBeGreaterThanOrEqual(4);
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exit).toEqual({ code: 0, signal: null });
+    expect((await status(w)).daemon.running).toBe(false);
+  });
+
+  it('moves the schedule on SIGHUP, and keeps it when the edit is invalid', async () => {
+    const w = await world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(3);
+
+    editConfig(w, (config) => (config.schedule.cron = '0 5 * * *'));
+    daemon.child.kill('SIGHUP');
+    await waitForOutput(daemon, (text) => /"changed":\["schedule.cron"\]/.test(text), 'stdout');
+    const moved = await status(w);
+    expect(new Date(moved.schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
+
+    editConfig(w, (config) => (config.schedule.cron = '61 * * * *'));
+    daemon.child.kill('SIGHUP');
+    await waitForOutput(daemon, (text) => text.includes('config reload refused'), 'stdout');
+    expect(daemon.stdout()).toMatch(/schedule\.cron: is not a valid cron expression/);
+    expect((await status(w)).schedule.tweets.nextRunAt).toBe(moved.schedule.tweets.nextRunAt);
+    expect(daemon.child.exitCode).toBeNull();
+
+    // Saving the file is enough: the daemon watches it.
+    editConfig(w, (config) => (config.schedule.cron = '0 7 * * *'));
+    await waitForOutput(daemon, (text) => /"reason":"config file changed","changed":\["schedule.cron"\]/.test(text), 'stdout');
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(7);
+
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('runs once at start a cycle that was due while it was down', async () => {
+    const w = await world({ tweets: 200, users: 20, config: { schedule: { cron: '0 3 * * *' } } });
+    const db = openStore(w.storePath);
+    migrate(db);
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    db.prepare('INSERT INTO cs_schedule (type, last_started_at, last_success_at) VALUES (?, ?, ?), (?, ?, ?)').run('tweets', twoDaysAgo, twoDaysAgo, 'users', twoDaysAgo, twoDaysAgo);
+    db.close();
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => count(text, '"msg":"cycle closed"') === 2, 'stdout');
+    expect(count(daemon.stdout(), 'missed while the daemon was down')).toBe(2);
+    const s = await status(w);
+    expect(s.lastCycles.map((c: { trigger: string }) => c.trigger)).toEqual(['catch-up', 'catch-up']);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('SIGTERM mid-cycle exits 0, and the next start resumes the cycle', async () => {
+    const w = await world({ tweets: 1200, users: 20, emulator: { processingMs: 1500 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+    const first = startDaemon(w);
+    await waitForOutput(first, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    first.child.kill('SIGUSR1');
+    await waitForOutput(first, (text) => text.includes('"state":"uploaded"'), 'stdout');
+    first.child.kill('SIGTERM');
+    expect(await first.exit).toEqual({ code: 0, signal: null });
+    const between = await status(w);
+    expect(between.inProgress).toHaveLength(1);
+    expect(between.inProgress[0].shardsDone).toBeLessThan(3);
+
+    const second = startDaemon(w);
+    await waitForOutput(second, (text) => text.includes('resuming the unfinished cycle') && text.includes('"msg":"cycle closed"'), 'stdout');
+    const after = await status(w);
+    expect(after.inProgress).toHaveLength(0);
+    expect(after.lastCycles[0].id).toBe(between.inProgress[0].cycleId);
+    expect(after.lastCycles[0].summary.shards).toMatchObject({ total: 3, applied: 3 });
+    expect(w.emulator.stats().jobsCreated.tweets).toBe(3);
+    second.child.kill('SIGTERM');
+    expect((await second.exit).code).toBe(0);
+  });
+
+  it('reconcile --now exits 75 with the hint while the daemon holds the store', async () => {
+    const w = await world({ tweets: 10, users: 1 });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    const run = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
+    expect((await run.exit).code).toBe(75);
+    expect(run.stderr()).toMatch(/in use by run \(pid \d+/);
+    expect(run.stderr()).toMatch(/Try: .*kill -USR1 \d+/);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('a bad config at start exits 78 and names the field', async () => {
+    const w = await world({ tweets: 10, users: 1, config: { jobs: { shardSize: 0 } } }).catch(() => null);
+    expect(w).toBeNull();
+    const dir = tempDir();
+    writeFileSync(`${dir}/config.json`, JSON.stringify({ store: { path: 'x.db' }, schedule: { timezone: 'Nowhere/Land' } }));
+    const run = spawnCli(['run', '--config', `${dir}/config.json`], {});
+    expect((await run.exit).code).toBe(78);
+    expect(run.stderr()).toContain('schedule.timezone');
+  });
+});
