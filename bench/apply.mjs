@@ -4,10 +4,12 @@
 // sorted by ID. Every measurement runs in its own child process on its own copy of the store, so the peak RSS
 // (process.resourceUsage().maxRSS) is that measurement's alone.
 //
-//   npx tsc -p . && node bench/apply.mjs [--rows 1000000] [--batch 5000] [--dir /tmp/cs-bench]
+//   npx tsc -p . && node bench/apply.mjs [--rows 1000000] [--batch 50000] [--repeat 3] [--dir /tmp/cs-bench]
 //
 // --rows: stored tweets and results lines (default 1,000,000); --batch: reconcile.batchSize for applyResultsFile
-// (default: the config default). Data is deterministic (seeded PRNG), so runs compare.
+// (default: the config default); --repeat: alternate runs of each, report the medians. Both sides read and parse the
+// file: the bare loop with split + JSON.parse, ours with everything (safety-gate scan, validation, rejects, checkpoint
+// and audit per batch). Data is deterministic (seeded PRNG) and cached in --dir, so runs compare.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -191,6 +193,9 @@ function measure(kind, store, results, extra = []) {
   const copy = `${store}.${kind}.db`;
   for (const suffix of ['', '-wal', '-shm']) rmSync(copy + suffix, { force: true });
   copyFileSync(store, copy);
+  // Flush the copy (and the previous run's writes) first: the kernel's writeback would otherwise land on whichever
+  // measurement runs next, which made single runs differ by ±30%.
+  spawnSync('sync');
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', kind, copy, results, ...extra], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -213,8 +218,19 @@ if (args[0] === '--child') {
   const t = performance.now();
   const { store, results } = await generate(dir, rows);
   process.stdout.write(`data: ${rows} stored tweets, ${rows} result lines (${((performance.now() - t) / 1000).toFixed(1)} s to prepare)\n`);
-  const bare = measure('bare', store, results);
-  const ours = measure('ours', store, results, batch ? [batch] : []);
+  // Alternate the two, --repeat times, and keep each one's median run.
+  const repeat = Number(arg('repeat', 1));
+  const runs = { bare: [], ours: [] };
+  for (let i = 0; i < repeat; i++) {
+    runs.bare.push(measure('bare', store, results));
+    runs.ours.push(measure('ours', store, results, batch ? [batch] : []));
+  }
+  const median = (list) => [...list].sort((a, b) => a.ms - b.ms)[Math.floor(list.length / 2)];
+  const bare = median(runs.bare);
+  const ours = median(runs.ours);
+  if (repeat > 1) {
+    process.stdout.write(`runs (s): bare ${runs.bare.map((m) => (m.ms / 1000).toFixed(1)).join(' ')} · ours ${runs.ours.map((m) => (m.ms / 1000).toFixed(1)).join(' ')}\n`);
+  }
   const rate = (m) => Math.round(m.records / (m.ms / 1000));
   const lines = [
     ['', 'records', 'seconds', 'rows/s', 'peak RSS MB'],
