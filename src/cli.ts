@@ -2,15 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { AppError, EXIT, describeError } from './errors.js';
-import { registerCheckConfig } from './cli/check-config.js';
-import { registerMigrate } from './cli/migrate.js';
-import { registerStatus } from './cli/status.js';
-import { registerReconcile } from './cli/reconcile.js';
-import { registerExport } from './cli/export.js';
-import { registerRun } from './cli/run.js';
-import { registerReport } from './cli/report.js';
 import { registerApply } from './cli/apply.js';
+import { registerCheckConfig } from './cli/check-config.js';
+import { registerDemo } from './cli/demo.js';
 import { registerEmulator } from './cli/emulator.js';
+import { registerExport } from './cli/export.js';
+import { registerMigrate } from './cli/migrate.js';
+import { registerReconcile } from './cli/reconcile.js';
+import { registerReport } from './cli/report.js';
+import { registerRun } from './cli/run.js';
+import { registerStatus } from './cli/status.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,15 +21,21 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerMigrate(program);
-  registerCheckConfig(program);
-  registerStatus(program);
-  registerReconcile(program);
-  registerExport(program);
-  registerRun(program);
-  registerReport(program);
-  registerApply(program);
-  registerEmulator(program);
+  // In the order a newcomer meets them: the daemon, the one-off run, the pieces, the views, the setup, the fakes.
+  for (const register of [
+    registerRun,
+    registerReconcile,
+    registerApply,
+    registerExport,
+    registerStatus,
+    registerReport,
+    registerCheckConfig,
+    registerMigrate,
+    registerEmulator,
+    registerDemo,
+  ]) {
+    register(program);
+  }
   for (const command of program.commands) command.exitOverride();
   return program;
 }

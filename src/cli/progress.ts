@@ -23,12 +23,12 @@ export function showProgress(events: CycleEvents, stream: NodeJS.WriteStream = p
     },
     cliProgress.Presets.shades_classic,
   );
-  const lines = new Map<JobType, { bar: cliProgress.SingleBar; line: Line }>();
+  const lines = new Map<JobType, { bar: cliProgress.SingleBar; line: Line; linesBefore: number; shardLines: number }>();
   const line = (type: JobType, shards: number) => {
     let entry = lines.get(type);
     if (!entry) {
       const initial: Line = { shard: 0, shards, state: 'planning', job: '-', uploaded: 0, lines: 0 };
-      entry = { bar: bars.create(Math.max(1, shards), 0, { type: type.padEnd(6), ...initial }), line: initial };
+      entry = { bar: bars.create(Math.max(1, shards), 0, { type: type.padEnd(6), ...initial }), line: initial, linesBefore: 0, shardLines: 0 };
       lines.set(type, entry);
     }
     return entry;
@@ -44,11 +44,20 @@ export function showProgress(events: CycleEvents, stream: NodeJS.WriteStream = p
     const entry = line(e.type, e.shards);
     const uploaded = e.state === 'uploaded' ? entry.line.uploaded + e.ids : entry.line.uploaded;
     const finished = e.state === 'applied' || e.state === 'failed' ? entry.bar.getProgress() * entry.bar.getTotal() + 1 : undefined;
+    if (e.state === 'applied') {
+      // Result lines are counted per shard by the reconciler; the line shows the cycle's running total.
+      entry.linesBefore += entry.shardLines;
+      entry.shardLines = 0;
+    }
     render(e.type, e.shards, { shard: e.seq, shards: e.shards, state: e.state, uploaded }, finished);
   });
   events.on('job:created', (e) => render(e.type, 0, { job: 'created' }));
   events.on('job:status', (e) => render(e.type, 0, { job: e.status }));
-  events.on('reconcile:batch', (e) => render(e.type, 0, { lines: e.linesRead }));
+  events.on('reconcile:batch', (e) => {
+    const entry = line(e.type, 0);
+    entry.shardLines = e.linesRead;
+    render(e.type, 0, { lines: entry.linesBefore + e.linesRead });
+  });
   events.on('cycle:closed', (e) => render(e.type, e.summary.shards.total, { state: 'closed' }));
   return () => bars.stop();
 }

@@ -14,7 +14,7 @@ export const abortableSleep: Sleep = async (ms, signal) => {
 };
 
 export interface RateBudgetOptions {
-  /** Requests per window per endpoint (X: 150). The server's `x-rate-limit-limit` lowers it if smaller. */
+  /** Requests per window per endpoint (X: 150) until the server's `x-rate-limit-limit` says otherwise. */
   limit?: number;
   /** Window length (X: 15 minutes). */
   windowMs?: number;
@@ -86,7 +86,8 @@ export class RateBudget {
   update(endpoint: Endpoint, headers: Headers): void {
     const state = this.state(endpoint);
     const limit = numberHeader(headers, 'x-rate-limit-limit');
-    if (limit !== undefined && limit >= 1 && limit < state.limit) this.setLimit(state, limit);
+    // The server's stated limit is the authority (X states 150; an emulator or a raised quota may state more).
+    if (limit !== undefined && limit >= 1 && limit !== state.limit) this.setLimit(state, limit);
     const remaining = numberHeader(headers, 'x-rate-limit-remaining');
     if (remaining === undefined) return;
     // Other processes of the same App spend the same window: never believe we have more than the server says.

@@ -72,6 +72,16 @@ describe('RateBudget', () => {
     expect(time.now).toBeGreaterThanOrEqual(until);
   });
 
+  it('adopts a larger server limit, so calls are spaced by what the server grants', async () => {
+    const { clock, sleep, time } = fakeTime();
+    const budget = new RateBudget({ limit: 150, windowMs: 60_000, clock, sleep });
+    budget.update('get', { 'x-rate-limit-limit': '6000', 'x-rate-limit-remaining': '5999' });
+    const start = time.now;
+    for (let i = 0; i < 1000; i++) await budget.acquire('get');
+    // 1000 calls at 6000 per minute take about 10 s, not the ~400 s that 150 per minute would.
+    expect(time.now - start).toBeLessThan(15_000);
+  });
+
   it('adopts a smaller server limit', async () => {
     const { time, clock, sleep } = fakeTime();
     const budget = new RateBudget({ limit: 150, windowMs: 60_000, clock, sleep });

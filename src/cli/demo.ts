@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { parseConfig } from '../config/load.js';
+import { outcomeFor } from '../emulator/outcomes.js';
+import { startEmulator } from '../emulator/server.js';
+import { EXIT } from '../errors.js';
+import { createLogger } from '../log.js';
+import { runCycles } from '../pipeline/cycle.js';
+import { openRuntime } from '../pipeline/runtime.js';
+import { seedStore } from '../store/demoData.js';
+import { migrate } from '../store/migrate.js';
+import { openStore, type Db } from '../store/open.js';
+import { acquireRunLock } from '../store/runLock.js';
+import { print } from './context.js';
+import { showProgress } from './progress.js';
+import { onStopSignals } from './signals.js';
+import { formatCycleSummaries } from './summary.js';
+
+const SEED = 'compliance-sync-demo';
+
+interface DemoOptions {
+  dir: string;
+  tweets: string;
+  users: string;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('the whole loop on a fresh demo store: seed it, start the emulator, run a full cycle, show what changed')
+    .option('--dir <dir>', 'folder for the demo store and its config (recreated each run)', 'demo')
+    .option('--tweets <n>', 'tweets in the demo store', '200000')
+    .option('--users <n>', 'users in the demo store', '20000')
+    .action(async (options: DemoOptions) => {
+      const dir = path.resolve(options.dir);
+      const tweets = positive(options.tweets, '--tweets');
+      const users = positive(options.users, '--users');
+      rmSync(path.join(dir, 'demo.db'), { force: true });
+      rmSync(path.join(dir, 'demo.db-wal'), { force: true });
+      rmSync(path.join(dir, 'demo.db-shm'), { force: true });
+      rmSync(path.join(dir, 'work'), { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+
+      const started = Date.now();
+      print(`creating a demo store with ${tweets} tweets and ${users} users in ${dir} …`);
+      const seedDb = openStore(path.join(dir, 'demo.db'));
+      migrate(seedDb);
+      seedStore(seedDb, { tweets, users, seed: 2026 });
+      const examples = pickExamples(seedDb);
+      const before = examples.map((example) => ({ ...example, row: tweetRow(seedDb, example.id) }));
+      seedDb.close();
+
+      const token = randomBytes(16).toString('hex');
+      // A generous rate limit: X grants 150 requests per 15 minutes, which would make a demo of minutes out of seconds.
+      const emulator = await startEmulator({ token, seed: SEED, processingMs: 300, rateLimit: { limit: 10_000 } });
+      const raw = {
+        store: { path: 'demo.db' },
+        api: { baseUrl: emulator.url, timeoutSeconds: 30 },
+        jobs: { shardSize: 50_000, pollIntervalSeconds: 0.25 },
+        paths: { work: 'work' },
+      };
+      const configPath = path.join(dir, 'config.json');
+      writeFileSync(configPath, `${JSON.stringify(raw, null, 2)}\n`);
+      const env = { ...process.env, X_BEARER_TOKEN: token };
+      const config = parseConfig(raw, configPath, env);
+      print(`emulator listening on ${emulator.url}; running reconcile --now on both types …`);
+
+      const interactive = process.stderr.isTTY === true;
+      const logger = createLogger(interactive ? 'warn' : 'info', pino.destination({ dest: 2, sync: true }));
+      const controller = new AbortController();
+      const stopSignals = onStopSignals(controller, logger);
+      const lock = acquireRunLock(config.store.path, 'demo');
+      const runtime = openRuntime(config, logger, env);
+      const stopProgress = interactive ? showProgress(runtime.events) : () => undefined;
+      try {
+        const summaries = await runCycles(runtime.context(controller.signal), config.schedule.types, { trigger: 'manual' });
+        stopProgress();
+        print('');
+        print(formatCycleSummaries(summaries));
+        print('\nthree tweets, before → after:');
+        for (const example of before) {
+          print(`\n  ${example.label} (the emulator reported: ${example.outcome})`);
+          print(`    before: ${describeRow(example.row)}`);
+          print(`    after:  ${describeRow(tweetRow(runtime.db, example.id))}`);
+        }
+        print(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Look around:`);
+        print(`  node dist/cli.js status --config ${path.relative(process.cwd(), configPath)}`);
+        print(`  node dist/cli.js report --config ${path.relative(process.cwd(), configPath)}`);
+        print(`  sqlite3 ${path.relative(process.cwd(), config.store.path)} "SELECT compliance_state, count(*) FROM tweets GROUP BY 1"`);
+        process.exitCode = summaries.every((s) => s.state === 'closed' && s.shards.failed === 0) ? EXIT.ok : EXIT.failure;
+      } finally {
+        stopProgress();
+        runtime.close();
+        lock.release();
+        stopSignals();
+        await emulator.close();
+      }
+    });
+}
+
+function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer (got ${value})`);
+  return n;
+}
+
+interface Example {
+  id: string;
+  label: string;
+  outcome: string;
+}
+
+/** A deleted tweet, a geo-scrubbed one and a protected one, by the emulator's outcomes, with an unaffected author. */
+function pickExamples(db: Db): Example[] {
+  const wanted: [string, (reason: string, action: string) => boolean][] = [
+    ['a deleted tweet', (reason) => reason === 'deleted'],
+    ['a geo-tagged tweet whose location was scrubbed', (_reason, action) => action === 'scrub_geo'],
+    ['a tweet of a protected account', (reason) => reason === 'protected'],
+  ];
+  const rows = db.prepare('SELECT id, author_id, geo_lat FROM tweets ORDER BY id LIMIT 20000').all() as { id: bigint; author_id: bigint; geo_lat: number | null }[];
+  const examples: Example[] = [];
+  for (const [label, matches] of wanted) {
+    const row = rows.find((r) => {
+      const outcome = outcomeFor('tweets', String(r.id), SEED);
+      const authorClean = outcomeFor('users', String(r.author_id), SEED) === null;
+      const needsGeo = label.includes('geo') ? r.geo_lat !== null : true;
+      return outcome !== null && authorClean && needsGeo && matches(outcome.reason, outcome.action);
+    });
+    if (row) {
+      const outcome = outcomeFor('tweets', String(row.id), SEED)!;
+      examples.push({ id: String(row.id), label, outcome: `${outcome.action}/${outcome.reason}` });
+    }
+  }
+  return examples;
+}
+
+type TweetRow = { id: bigint; text: string; geo_lat: number | null; geo_lon: number | null; place_id: string | null; compliance_state: string | null } | undefined;
+
+function tweetRow(db: Db, id: string): TweetRow {
+  return db.prepare('SELECT id, text, geo_lat, geo_lon, place_id, compliance_state FROM tweets WHERE id = ?').get(id) as TweetRow;
+}
+
+function describeRow(row: TweetRow): string {
+  if (!row) return '(row deleted)';
+  const geo = row.geo_lat === null ? 'no geo' : `geo ${row.geo_lat},${row.geo_lon} place ${row.place_id}`;
+  return `id ${row.id} "${row.text}" · ${geo} · compliance_state ${row.compliance_state ?? 'NULL'}`;
+}
