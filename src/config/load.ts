@@ -53,7 +53,10 @@ export function loadConfig(configPath: string, env: Env = process.env): Config {
   return parseConfig(raw, configPath, env);
 }
 
-/** Validates an already-parsed JSON value as config. Relative paths are resolved against the config file's folder. */
+/**
+ * Validates an already-parsed JSON value as config. Relative paths are resolved against the config file's folder,
+ * except a relative store path under systemd, which is resolved against $STATE_DIRECTORY.
+ */
 export function parseConfig(raw: unknown, configPath: string, env: Env = process.env): Config {
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
@@ -62,7 +65,9 @@ export function parseConfig(raw: unknown, configPath: string, env: Env = process
   }
   const parsed = result.data;
   const base = path.dirname(path.resolve(configPath));
-  const storePath = path.resolve(base, parsed.store.path);
+  // Under systemd the state lives in $STATE_DIRECTORY (the config folder is read-only there): a relative store path
+  // means a file in it.
+  const storePath = path.resolve(env.STATE_DIRECTORY ? env.STATE_DIRECTORY.split(':')[0]! : base, parsed.store.path);
   const work = parsed.paths.work
     ? path.resolve(base, parsed.paths.work)
     : env.CACHE_DIRECTORY

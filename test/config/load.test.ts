@@ -37,6 +37,12 @@ describe('config validation', () => {
     expect(config.paths.work).toBe('/var/cache/cs');
   });
 
+  it('puts a relative store path in $STATE_DIRECTORY under systemd', () => {
+    const config = parseConfig({ store: { path: 'archive.db' } }, '/etc/compliance-sync/config.json', { STATE_DIRECTORY: '/var/lib/compliance-sync' });
+    expect(config.store.path).toBe('/var/lib/compliance-sync/archive.db');
+    expect(parseConfig({ store: { path: '/data/a.db' } }, '/c.json', { STATE_DIRECTORY: '/var/lib/x' }).store.path).toBe('/data/a.db');
+  });
+
   it('lets the policy override and extend the default reasons', () => {
     const config = parseConfig({ store: { path: '/s.db' }, reconcile: { policy: { protected: 'delete', odd_reason: 'ignore' } } }, '/c.json', {});
     expect(config.reconcile.policy).toMatchObject({ protected: 'delete', odd_reason: 'ignore', suspended: 'mark' });
