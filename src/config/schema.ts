@@ -111,7 +111,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   reconcile: z
     .strictObject({
-      batchSize: z.number().int().min(1).max(1_000_000).default(5000).describe('Results applied per SQLite transaction.'),
+      batchSize: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(50_000)
+        .describe('Results applied per SQLite transaction, sorted by ID: larger batches touch each page fewer times.'),
       cascadeUsers: z.boolean().default(true).describe("Apply a user's deletion, mark or geo scrub to that author's tweets."),
       maxDeleteFraction: z
         .number()

@@ -34,7 +34,8 @@ export async function makeWorld(
   migrate(db);
   seedStore(db, { tweets: options.tweets ?? 3000, users: options.users ?? 300, seed: options.seedNumber ?? 7 });
   db.close();
-  const emulator = await startEmulator({ token: TOKEN, seed: SEED, processingMs: 50, ...options.emulator });
+  // A generous rate limit unless a test sets X's own (150 / 15 min): the client adopts what the server states.
+  const emulator = await startEmulator({ token: TOKEN, seed: SEED, processingMs: 50, rateLimit: { limit: 100_000 }, ...options.emulator });
   const raw = {
     store: { path: 'store.db' },
     api: { baseUrl: emulator.url, timeoutSeconds: 10 },

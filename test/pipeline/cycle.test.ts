@@ -55,7 +55,7 @@ describe('cycle engine against the emulator', () => {
     const { world, runtime, before } = await setup({
       tweets: 2500,
       users: 250,
-      emulator: { faults: { api5xx: 0.2, rate429: 0.1, jobFail: { count: 2 }, cutDownload: { count: 2 }, uploadReject: { count: 1 }, seed: 'faults' } },
+      emulator: { rateLimit: { limit: 150 }, faults: { api5xx: 0.2, rate429: 0.1, jobFail: { count: 2 }, cutDownload: { count: 2 }, uploadReject: { count: 1 }, seed: 'faults' } },
       config: { jobs: { shardSize: 800, pollIntervalSeconds: 0.1, maxAttempts: 5 } },
     });
     const summaries = await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' });
