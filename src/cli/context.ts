@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, resolveConfigPath, type Config } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { migrate, type MigrationResult } from '../store/migrate.js';
@@ -44,4 +44,11 @@ export function printJson(value: unknown): void {
 export function table(rows: readonly (readonly [string, string])[]): string {
   const width = Math.max(0, ...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** Option parser for counts: a usage error (64) names the option when the value is not a positive integer. */
+export function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
 }

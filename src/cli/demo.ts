@@ -14,7 +14,7 @@ import { seedStore } from '../store/demoData.js';
 import { migrate } from '../store/migrate.js';
 import { openStore, type Db } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
-import { print } from './context.js';
+import { positiveInteger, print } from './context.js';
 import { showProgress } from './progress.js';
 import { onStopSignals } from './signals.js';
 import { formatCycleSummaries } from './summary.js';
@@ -23,8 +23,8 @@ const SEED = 'compliance-sync-demo';
 
 interface DemoOptions {
   dir: string;
-  tweets: string;
-  users: string;
+  tweets: number;
+  users: number;
 }
 
 export function registerDemo(program: Command): void {
@@ -32,12 +32,11 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('the whole loop on a fresh demo store: seed it, start the emulator, run a full cycle, show what changed')
     .option('--dir <dir>', 'folder for the demo store and its config (recreated each run)', 'demo')
-    .option('--tweets <n>', 'tweets in the demo store', '200000')
-    .option('--users <n>', 'users in the demo store', '20000')
+    .option('--tweets <n>', 'tweets in the demo store', positiveInteger, 200_000)
+    .option('--users <n>', 'users in the demo store', positiveInteger, 20_000)
     .action(async (options: DemoOptions) => {
       const dir = path.resolve(options.dir);
-      const tweets = positive(options.tweets, '--tweets');
-      const users = positive(options.users, '--users');
+      const { tweets, users } = options;
       rmSync(path.join(dir, 'demo.db'), { force: true });
       rmSync(path.join(dir, 'demo.db-wal'), { force: true });
       rmSync(path.join(dir, 'demo.db-shm'), { force: true });
@@ -99,12 +98,6 @@ export function registerDemo(program: Command): void {
         await emulator.close();
       }
     });
-}
-
-function positive(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer (got ${value})`);
-  return n;
 }
 
 interface Example {

@@ -1,20 +1,16 @@
 import path from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { exportShard } from '../pipeline/export.js';
 import { StoredIds } from '../store/storedIds.js';
 import { JOB_TYPES, type JobType } from '../types.js';
-import { configFromOptions, openMigratedStore, print, withConfigOption } from './context.js';
+import { configFromOptions, openMigratedStore, positiveInteger, print, withConfigOption } from './context.js';
 
 export function registerExport(program: Command): void {
   withConfigOption(program.command('export'))
     .description('write the stored IDs of one type as shard files (one ID per line), for running jobs with other tools')
     .addOption(new Option('--type <type>', 'tweets or users').choices(JOB_TYPES).makeOptionMandatory())
     .requiredOption('--out <dir>', 'folder for the shard files')
-    .option('--shard-size <n>', 'IDs per file (default: jobs.shardSize)', (value) => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-      return n;
-    })
+    .option('--shard-size <n>', 'IDs per file (default: jobs.shardSize)', positiveInteger)
     .action(async (options: { config?: string; type: JobType; out: string; shardSize?: number }) => {
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);

@@ -44,21 +44,6 @@ export interface ApplyOptions {
   now?: () => Date;
 }
 
-export interface ApplySummary {
-  runId: number | null;
-  state: 'done' | 'held' | 'interrupted';
-  linesRead: number;
-  records: number;
-  applied: Record<ActionTaken, number>;
-  notFound: number;
-  rejected: Record<string, number>;
-  cascaded: { deleted: number; marked: number; scrubbed: number };
-  /** Deletions of stored rows the file causes (held or dry run: would cause). */
-  wouldDelete: number;
-  elapsedMs: number;
-  rejectsFile: string | null;
-}
-
 /** The run's totals; committed as counts_json with each checkpoint, so a resumed run reports the whole file. */
 interface Totals {
   linesRead: number;
@@ -67,6 +52,15 @@ interface Totals {
   notFound: number;
   rejected: Record<string, number>;
   cascaded: { deleted: number; marked: number; scrubbed: number };
+}
+
+export interface ApplySummary extends Totals {
+  runId: number | null;
+  state: 'done' | 'held' | 'interrupted';
+  /** Deletions of stored rows the file causes (held or dry run: would cause). */
+  wouldDelete: number;
+  elapsedMs: number;
+  rejectsFile: string | null;
 }
 
 const emptyTotals = (): Totals => ({

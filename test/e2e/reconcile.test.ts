@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, waitForOutput, type World } from '../helpers/world.js';
+import { makeWorld, spawnCli, TOKEN, waitForOutput, type World } from '../helpers/world.js';
 
 const tempDir = useTempDir();
 const worlds: World[] = [];
@@ -35,9 +35,14 @@ async function reconcile(w: World, args: string[] = []) {
 
 describe('compliance-sync reconcile --now (spawned)', () => {
   it('runs both cycles, prints the summary and exits 0', async () => {
-    const w = await world({ tweets: 1500, users: 150 });
+    const w = await world({ tweets: 1500, users: 150, config: { log: { level: 'trace' } } });
     const result = await reconcile(w);
     expect(result.code).toBe(0);
+    // Every request is logged at this level, with its URL: never the token or a signature.
+    const output = result.stdout + result.stderr;
+    expect(output).toContain('storage request');
+    expect(output).not.toContain(TOKEN);
+    expect(output).not.toMatch(/X-Goog-Signature=(?!REDACTED)/);
     expect(result.stdout).toMatch(/state\s+closed\s+closed/);
     expect(result.stdout).toMatch(/IDs checked\s+\d+\s+150/);
     // Logs went to stderr, one line per state change, as JSON.
