@@ -269,7 +269,11 @@ export class ShardRunner {
     });
     if (summary.runId !== null && summary.runId !== shard.applyRunId) ctx.ledger.setShardApplyRun(shard.id, summary.runId, ctx.now());
     if (this.dryRun) this.dryRunSummaries.push(summary);
-    if (summary.state === 'done') {
+    if (this.dryRun && summary.state === 'held') {
+      // A dry run reports the gate instead of waiting on it: there is nothing to confirm.
+      this.log(shard).warn({ wouldDelete: summary.wouldDelete, ids: shard.idCount }, 'a real run would hold this shard (safety gate)');
+    }
+    if (summary.state === 'done' || (this.dryRun && summary.state === 'held')) {
       this.setState(shard, 'applied');
     } else if (summary.state === 'held') {
       this.setState(

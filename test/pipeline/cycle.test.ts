@@ -172,6 +172,11 @@ describe('cycle engine against the emulator', () => {
     const ids = [...probe.before.view.tweets.keys()];
     const rules: OutcomeRules = new Map(ids.slice(0, 150).map((id) => [id, { action: 'delete', reason: 'deleted' }]));
     const { runtime } = await setup({ tweets: 200, users: 5, emulator: { rules }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    // A dry run reports what the gate would hold and waits on nothing.
+    const dry = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual', dryRun: true });
+    expect(dry).toMatchObject({ state: 'closed', dryRun: true });
+    expect(dry.actions.delete).toBeGreaterThanOrEqual(150);
+    expect(Number(runtime.db.prepare('SELECT count(*) FROM tweets').pluck().get())).toBe(200);
     const held = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
     expect(held.state).toBe('held');
     expect(held.shards.held).toBe(1);
