@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { describeError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
 import { openRuntime } from '../pipeline/runtime.js';
 import { Daemon } from '../scheduler/daemon.js';
 import { acquireRunLock } from '../store/runLock.js';
@@ -13,59 +14,86 @@ export function registerRun(program: Command): void {
   withConfigOption(program.command('run'))
     .description('the daemon: run cycles on schedule.cron; SIGHUP or a config edit reloads, SIGUSR1 runs a cycle now, SIGTERM stops')
     .action(async (options: { config?: string }) => {
-      // Node's default on SIGHUP is to exit: take the signal before anything else can fail or wait.
-      const early = () => undefined;
-      process.on('SIGHUP', early);
+      // Node's default on SIGHUP is to exit, and on SIGUSR1 to start the inspector: take both before anything can
+      // fail or wait. Signals that come before the daemon is up are remembered and handled once it is.
+      const early: NodeJS.Signals[] = [];
+      const remember = (signal: NodeJS.Signals) => early.push(signal);
+      process.on('SIGHUP', remember);
+      process.on('SIGUSR1', remember);
 
       const config = configFromOptions(options);
       const logger = createLogger(config.log.level);
       const notifier = new SystemdNotifier();
       const lock = acquireRunLock(config.store.path, 'run');
-      const runtime = (() => {
-        try {
-          return openRuntime(config, logger);
-        } catch (err) {
-          lock.release();
-          throw err;
-        }
-      })();
-      const daemon = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
+      let runtime: ReturnType<typeof openRuntime> | undefined;
+      let daemon: Daemon | undefined;
+      try {
+        runtime = openRuntime(config, logger);
+        const started = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
+        daemon = started;
 
-      let stopping = false;
-      let markStopped: () => void = () => undefined;
-      const stopped = new Promise<void>((resolve) => {
-        markStopped = resolve;
-      });
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          logger.warn({ signal }, 'second stop signal: exiting now');
-          process.exit(signal === 'SIGINT' ? 130 : 143);
-        }
-        stopping = true;
-        logger.info({ signal, deadlineMs: STOP_DEADLINE_MS }, 'stopping: cycles finish their current step');
-        notifier.stopping();
-        void daemon.stop(STOP_DEADLINE_MS).then(markStopped);
-      };
-      process.off('SIGHUP', early);
-      process.on('SIGHUP', () => {
-        notifier.reloading();
-        daemon.reload('SIGHUP');
-        notifier.ready(`reloaded; next run ${daemon.nextRun()?.toISOString() ?? 'none'}`);
-      });
-      process.on('SIGUSR1', () => daemon.trigger());
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+        let stopping = false;
+        let markStopped: () => void = () => undefined;
+        const stopped = new Promise<void>((resolve) => {
+          markStopped = resolve;
+        });
+        const stop = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            logger.warn({ signal }, 'second stop signal: exiting now');
+            process.exit(signal === 'SIGINT' ? 130 : 143);
+          }
+          stopping = true;
+          logger.info({ signal, deadlineMs: STOP_DEADLINE_MS }, 'stopping: cycles finish their current step');
+          notifier.stopping();
+          void started.stop(STOP_DEADLINE_MS).then(markStopped);
+        };
+        const reload = guarded(logger, 'reload', () => {
+          notifier.reloading();
+          started.reload('SIGHUP');
+          notifier.ready(`reloaded; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
+        });
+        const trigger = guarded(logger, 'trigger', () => started.trigger());
+        process.off('SIGHUP', remember);
+        process.off('SIGUSR1', remember);
+        process.on('SIGHUP', reload);
+        process.on('SIGUSR1', trigger);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
 
-      daemon.start();
-      logger.info(
-        { pid: process.pid, config: config.configPath, store: config.store.path, types: config.schedule.types, cron: config.schedule.cron, timezone: config.schedule.timezone, nextRun: daemon.nextRun()?.toISOString() ?? null },
-        'daemon started',
-      );
-      notifier.ready(`idle; next run ${daemon.nextRun()?.toISOString() ?? 'none'}`);
+        started.start();
+        logger.info(
+          {
+            pid: process.pid,
+            config: config.configPath,
+            store: config.store.path,
+            types: config.schedule.types,
+            cron: config.schedule.cron,
+            timezone: config.schedule.timezone,
+            nextRun: started.nextRun()?.toISOString() ?? null,
+          },
+          'daemon started',
+        );
+        notifier.ready(`idle; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
+        for (const signal of early) (signal === 'SIGHUP' ? reload : trigger)();
 
-      await stopped;
-      runtime.close();
-      lock.release();
-      logger.info('daemon stopped');
+        await stopped;
+        logger.info('daemon stopped');
+      } finally {
+        // Also on a failed start: nothing may keep the process alive or the store locked.
+        await daemon?.stop(0);
+        runtime?.close();
+        lock.release();
+      }
     });
+}
+
+/** A signal handler that logs its failure (a busy store, say) instead of crashing the daemon. */
+function guarded(logger: Logger, what: string, handler: () => void): () => void {
+  return () => {
+    try {
+      handler();
+    } catch (err) {
+      logger.error({ err: describeError(err) }, `${what} failed`);
+    }
+  };
 }

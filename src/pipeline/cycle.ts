@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { clearStaleMarks } from '../store/marks.js';
@@ -30,8 +30,10 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
     }
     // A dry run changed nothing in the content tables: a real cycle may simply replace it.
     ctx.ledger.closeCycle(cycle.id, { abandoned: 'replaced by a real cycle' }, now, true);
+    await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
     cycle = null;
   }
+  await sweepFinishedCycleFiles(ctx);
   const resumed = cycle !== null;
   cycle ??= ctx.ledger.startCycle(type, dryRun ? 'dry-run' : options.trigger, now);
   const ids = new StoredIds(ctx.db, ctx.config, type);
@@ -58,10 +60,16 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
     return summary;
   }
   const applied = shards.filter((shard) => shard.state === 'applied');
-  const cleared = dryRun ? 0 : clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
-  const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
-  ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
+  // Clearing the marks and closing the cycle commit together: a crash between them would lose the count, or
+  // leave a closed cycle whose marks were never cleared. The files go after; a crash there leaves them for the sweep.
+  const summary = ctx.db.transaction(() => {
+    const cleared = dryRun ? 0 : clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
+    const closing = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
+    ctx.ledger.closeCycle(cycle.id, closing, ctx.now());
+    return closing;
+  })();
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
+  const cleared = summary.marksCleared;
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
   return summary;
@@ -130,4 +138,16 @@ function summarize(
     marksCleared,
     failures: shards.filter((shard) => shard.state === 'failed').map((shard) => ({ seq: shard.seq, error: shard.error ?? 'unknown' })),
   };
+}
+
+/** Removes the work folders of cycles that are closed or abandoned (left behind by a crash after closing). */
+async function sweepFinishedCycleFiles(ctx: CycleContext): Promise<void> {
+  const entries = await readdir(ctx.config.paths.work).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const match = /^cycle-(\d+)$/.exec(entry);
+    const state = match ? ctx.ledger.cycleState(Number(match[1])) : null;
+    if (state === 'closed' || state === 'abandoned') {
+      await rm(cycleWorkDir(ctx.config, Number(match![1])), { recursive: true, force: true });
+    }
+  }
 }

@@ -18,10 +18,11 @@ const MAX_TEMPORARY_FAILURES = 8;
 const MAX_MISSING_RESULTS = 5;
 
 /**
- * Drives one shard through its states — planned → exported → job_created → uploaded → complete → downloaded → applied —
- * committing each transition before the next side effect, so a crash anywhere resumes at the step it was in.
- * Failed and expired jobs, expired upload windows and expired results send the shard back to `exported` for a new
- * job, until `jobs.maxAttempts` jobs were used; then the shard is `failed` and the cycle goes on.
+ * Drives one shard through its states — planned → exported → job_created → uploaded → complete → downloaded → applied
+ * (or held by the safety gate) — committing each transition before the next side effect, so a crash anywhere resumes
+ * at the step it was in. Failed and expired jobs, refused uploads, expired upload windows and expired results send
+ * the shard back to `exported` for a new job, until `jobs.maxAttempts` jobs were used; then the shard is `failed`
+ * and the cycle goes on.
  */
 export class ShardRunner {
   /** The job as X last returned it, with its signed URLs: kept in memory only, never in the ledger or the logs. */
@@ -147,7 +148,11 @@ export class ShardRunner {
       );
       const mine = active.find((job) => {
         const parts = parseJobName(job.name);
-        return parts?.storeId === storeId && parts.cycleId === this.cycle.id && parts.seq === shard.seq;
+        const sameShard = parts?.storeId === storeId && parts.cycleId === this.cycle.id && parts.seq === shard.seq;
+        // A job we already gave up on (refused upload, window passed) is not an orphan: X just has not expired it yet.
+        const retired = ['failed', 'expired'].includes(ctx.ledger.job(job.id)?.status ?? '');
+        const uploadable = job.status === 'in_progress' || ctx.now().getTime() < Date.parse(job.upload_expires_at);
+        return sameShard && !retired && uploadable;
       });
       if (mine) return { job: mine, adopted: true };
       // No job was created after all: let the step's temporary-failure retry create it again.
@@ -170,13 +175,14 @@ export class ShardRunner {
   private async upload(shard: ShardRecord): Promise<void> {
     const { ctx } = this;
     const job = await this.currentJob(shard);
+    if (!job) return;
     if (job.status === 'in_progress' || job.status === 'complete') {
       // Uploaded before a crash, or by the process we adopted the job from.
       this.setState(shard, 'uploaded');
       return;
     }
     if (job.status !== 'created' || ctx.now().getTime() >= Date.parse(job.upload_expires_at)) {
-      this.retire(shard, job.status === 'created' ? 'expired' : job.status, 'the upload window passed before the upload');
+      await this.retire(shard, job.status === 'created' ? 'expired' : job.status, 'the upload window passed before the upload', job.status === 'created');
       return;
     }
     try {
@@ -184,7 +190,7 @@ export class ShardRunner {
       this.log(shard).info({ job: job.id, bytes }, 'uploaded');
     } catch (err) {
       if (err instanceof XApiError && ['upload_expired', 'signature_mismatch', 'upload_rejected'].includes(err.code)) {
-        this.retire(shard, err.code === 'upload_expired' ? 'expired' : 'failed', err.message);
+        await this.retire(shard, err.code === 'upload_expired' ? 'expired' : 'failed', err.message, true);
         return;
       }
       throw err;
@@ -195,8 +201,8 @@ export class ShardRunner {
   private async poll(shard: ShardRecord): Promise<void> {
     const { ctx } = this;
     const before = ctx.ledger.job(shard.jobId!);
-    const job = await ctx.client.getJob(shard.jobId!, ctx.signal);
-    this.liveJob = job;
+    const job = await this.fetchJob(shard);
+    if (!job) return;
     ctx.ledger.setJobStatus(job.id, job.status, ctx.now(), { polled: true, error: job.error ?? null });
     if (before?.status !== job.status) {
       ctx.events.emit('job:status', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, status: job.status });
@@ -205,7 +211,7 @@ export class ShardRunner {
     if (job.status === 'complete') {
       this.setState(shard, 'complete');
     } else if (job.status === 'failed' || job.status === 'expired') {
-      this.retire(shard, job.status, job.error ? `job ${job.status}: ${job.error}` : `job ${job.status}`);
+      await this.retire(shard, job.status, job.error ? `job ${job.status}: ${job.error}` : `job ${job.status}`);
     } else {
       await ctx.sleep(this.pollDelayMs(ctx.now().getTime() - Date.parse(job.created_at)), ctx.signal);
     }
@@ -215,16 +221,18 @@ export class ShardRunner {
     const { ctx } = this;
     const record = ctx.ledger.job(shard.jobId!);
     if (record && ctx.now().getTime() >= Date.parse(record.downloadExpiresAt)) {
-      this.retire(shard, 'expired', 'the results expired (7 days after the job was created) before they were downloaded');
+      await this.retire(shard, 'expired', 'the results expired (7 days after the job was created) before they were downloaded');
       return;
     }
     const job = await this.currentJob(shard);
+    if (!job) return;
     try {
       const { bytes } = await ctx.client.download(job, resultFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
       this.log(shard).info({ job: job.id, bytes }, 'results downloaded');
+      this.missingResults = 0;
     } catch (err) {
       if (err instanceof XApiError && err.code === 'download_expired') {
-        this.retire(shard, 'expired', err.message);
+        await this.retire(shard, 'expired', err.message);
         return;
       }
       if (err instanceof XApiError && err.code === 'not_found' && ++this.missingResults <= MAX_MISSING_RESULTS) {
@@ -233,7 +241,7 @@ export class ShardRunner {
         return;
       }
       if (err instanceof XApiError && err.code === 'not_found') {
-        this.retire(shard, 'failed', 'the job was complete but its results never appeared');
+        await this.retire(shard, 'failed', 'the job was complete but its results never appeared');
         return;
       }
       throw err;
@@ -244,40 +252,52 @@ export class ShardRunner {
   private async apply(shard: ShardRecord): Promise<void> {
     const { ctx } = this;
     const file = resultFile(ctx.config, this.cycle.id, shard.seq);
+    const latest = this.dryRun ? null : ctx.ledger.latestApplyRun(shard.id);
+    if (latest?.state === 'done') {
+      // The run finished but a crash came before the shard's transition: record it, never apply twice.
+      this.finishApply(shard, latest.id, 'applied');
+      return;
+    }
     if (!existsSync(file)) {
-      // The cache was cleared: fetch the results again while the download window lasts.
+      // The cache was cleared: fetch the results again while the download window lasts. An unfinished run's
+      // checkpoint counts lines of the old file (X shuffles results), so it is given up and the new file starts over.
+      if (latest && latest.state !== 'failed') ctx.ledger.failApplyRun(latest.id, ctx.now());
       this.setState(shard, 'complete');
       return;
     }
-    const runId = this.dryRun ? undefined : (shard.applyRunId ?? ctx.ledger.unfinishedApplyRun(shard.id) ?? undefined);
+    const resumable = latest && (latest.state === 'running' || latest.state === 'held') ? latest.id : undefined;
+    // Confirmation releases only shards that the gate actually held: it is not a licence for every shard of the run.
+    const confirm = (ctx.confirmDeletions ?? false) && (shard.state === 'held' || latest?.state === 'held');
     const summary = await applyResultsFile({
       db: ctx.db,
       config: ctx.config,
       type: this.cycle.type,
       file,
       logger: ctx.logger.child({ cycle: this.cycle.id }),
-      runId,
+      runId: resumable,
       shardId: shard.id,
       idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
       submittedIds: shard.idCount,
-      confirmDeletions: ctx.confirmDeletions ?? false,
+      confirmDeletions: confirm,
       dryRun: this.dryRun,
       signal: ctx.signal,
       now: ctx.now,
       onProgress: (progress) =>
         ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
     });
-    if (summary.runId !== null && summary.runId !== shard.applyRunId) ctx.ledger.setShardApplyRun(shard.id, summary.runId, ctx.now());
-    if (this.dryRun) this.dryRunSummaries.push(summary);
-    if (this.dryRun && summary.state === 'held') {
-      // A dry run reports the gate instead of waiting on it: there is nothing to confirm.
-      this.log(shard).warn({ wouldDelete: summary.wouldDelete, ids: shard.idCount }, 'a real run would hold this shard (safety gate)');
-    }
-    if (summary.state === 'done' || (this.dryRun && summary.state === 'held')) {
-      this.setState(shard, 'applied');
+    if (this.dryRun) {
+      this.dryRunSummaries.push(summary);
+      if (summary.state === 'held') {
+        // A dry run reports the gate instead of waiting on it: there is nothing to confirm.
+        this.log(shard).warn({ wouldDelete: summary.wouldDelete, ids: shard.idCount }, 'a real run would hold this shard (safety gate)');
+      }
+      if (summary.state !== 'interrupted') this.setState(shard, 'applied');
+    } else if (summary.state === 'done') {
+      this.finishApply(shard, summary.runId!, 'applied');
     } else if (summary.state === 'held') {
-      this.setState(
+      this.finishApply(
         shard,
+        summary.runId!,
         'held',
         `${summary.wouldDelete} deletions of ${shard.idCount} IDs exceed reconcile.maxDeleteFraction (${ctx.config.reconcile.maxDeleteFraction})`,
       );
@@ -285,16 +305,45 @@ export class ShardRunner {
     // 'interrupted': the signal is set; run() returns at the top of its loop.
   }
 
-  /** The job with its signed URLs: from memory, or fetched again (URLs are never stored). */
-  private async currentJob(shard: ShardRecord): Promise<ComplianceJob> {
-    if (this.liveJob?.id === shard.jobId) return this.liveJob;
-    this.liveJob = await this.ctx.client.getJob(shard.jobId!, this.ctx.signal);
-    this.ctx.ledger.setJobStatus(this.liveJob.id, this.liveJob.status, this.ctx.now(), { polled: true, error: this.liveJob.error ?? null });
-    return this.liveJob;
+  /** The shard's run and its transition, in one transaction. */
+  private finishApply(shard: ShardRecord, runId: number, state: 'applied' | 'held', error: string | null = null): void {
+    const { ctx } = this;
+    const now = ctx.now();
+    ctx.db.transaction(() => {
+      ctx.ledger.setShardApplyRun(shard.id, runId, now);
+      ctx.ledger.setShardState(shard.id, state, now, error);
+    })();
+    this.transition(shard, state, shard.idCount, error ?? undefined);
   }
 
-  /** The shard's job is finished without results: record why and send the shard back for a new job. */
-  private retire(shard: ShardRecord, jobStatus: string, error: string): void {
+  /**
+   * The job with its signed URLs: from memory, or fetched again (URLs are never stored). Null when X no longer knows
+   * the job (it drops old ones): the shard has then been sent back for a new job.
+   */
+  private async currentJob(shard: ShardRecord): Promise<ComplianceJob | null> {
+    if (this.liveJob?.id === shard.jobId) return this.liveJob;
+    const job = await this.fetchJob(shard);
+    if (job) this.ctx.ledger.setJobStatus(job.id, job.status, this.ctx.now(), { polled: true, error: job.error ?? null });
+    return job;
+  }
+
+  private async fetchJob(shard: ShardRecord): Promise<ComplianceJob | null> {
+    try {
+      this.liveJob = await this.ctx.client.getJob(shard.jobId!, this.ctx.signal);
+      return this.liveJob;
+    } catch (err) {
+      if (!(err instanceof XApiError) || err.code !== 'not_found') throw err;
+      await this.retire(shard, 'expired', `X no longer knows job ${shard.jobId}`);
+      return null;
+    }
+  }
+
+  /**
+   * The shard's job is finished without results: record why and send the shard back for a new job. A job that X
+   * may still hold open (our upload was refused, or its window passed by our clock) is cancelled where X supports it,
+   * so it stops blocking the type; where it does not, the next create waits for X to expire it.
+   */
+  private async retire(shard: ShardRecord, jobStatus: string, error: string, cancel = false): Promise<void> {
     const { ctx } = this;
     const now = ctx.now();
     ctx.db.transaction(() => {
@@ -305,6 +354,11 @@ export class ShardRunner {
     this.missingResults = 0;
     this.log(shard).warn({ job: shard.jobId, status: jobStatus, err: error }, 'job ended without results; the shard runs again');
     this.transition(shard, 'exported', shard.idCount, error);
+    if (cancel && shard.jobId) {
+      await ctx.client.cancelJob(shard.jobId, ctx.signal).catch((err: unknown) => {
+        this.log(shard).debug({ job: shard.jobId, err: (err as Error).message }, 'cancel not possible; X will expire the job');
+      });
+    }
   }
 
   private setState(shard: ShardRecord, state: ShardState, error: string | null = null): void {

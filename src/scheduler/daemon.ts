@@ -21,7 +21,7 @@ export interface DaemonOptions {
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
-const RESTART_ONLY = ['store.path', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
+const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
 
 /**
  * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a
@@ -52,7 +52,8 @@ export class Daemon {
     for (const type of this.config.schedule.types) {
       const open = this.options.runtime.ledger.openCycle(type);
       const { lastStartedAt } = this.options.runtime.ledger.scheduleState(type);
-      if (open) {
+      // A dry run left open belongs to whoever asked for it; the next real cycle replaces it.
+      if (open && open.trigger !== 'dry-run') {
         this.log.info({ type, cycle: open.id }, 'resuming the unfinished cycle');
         this.startCycle(type, open.trigger === 'schedule' ? 'schedule' : 'catch-up');
       } else if (lastStartedAt && missedRun(this.config.schedule.cron, this.config.schedule.timezone, new Date(lastStartedAt), now)) {
@@ -65,18 +66,22 @@ export class Daemon {
 
   /** SIGUSR1: run every configured type now (types already running are left alone). */
   trigger(): void {
+    if (this.controller.signal.aborted) return;
     this.log.info('cycle requested (SIGUSR1)');
     for (const type of this.config.schedule.types) this.startCycle(type, 'manual');
   }
 
   /** Schedules a reload soon; several file events in a burst (editors write in steps) become one. */
   requestReload(reason: string): void {
+    if (this.controller.signal.aborted) return;
     clearTimeout(this.reloadTimer);
     this.reloadTimer = setTimeout(() => this.reload(reason), 300);
   }
 
   /** Re-reads and validates the config; applies it if valid, keeps the old one (and says why) if not. */
   reload(reason: string): boolean {
+    // After a stop began, a reload must not bring the schedule back to life.
+    if (this.controller.signal.aborted) return false;
     let next: Config;
     try {
       next = loadConfig(this.config.configPath, this.env);

@@ -112,7 +112,8 @@ export class Ledger {
       shard: p('SELECT * FROM cs_shards WHERE id = ?'),
       setShard: p('UPDATE cs_shards SET state = ?, error = ?, updated_at = ? WHERE id = ?'),
       setShardCount: p('UPDATE cs_shards SET id_count = ?, updated_at = ? WHERE id = ?'),
-      setShardJob: p("UPDATE cs_shards SET state = 'job_created', job_id = ?, attempts = ?, error = NULL, updated_at = ? WHERE id = ?"),
+      // max(): adopting an orphan named for an earlier attempt must not hand back attempts already spent.
+      setShardJob: p("UPDATE cs_shards SET state = 'job_created', job_id = ?, attempts = max(attempts, ?), error = NULL, updated_at = ? WHERE id = ?"),
       setShardRun: p('UPDATE cs_shards SET apply_run_id = ?, updated_at = ? WHERE id = ?'),
       insertJob: p(
         `INSERT INTO cs_jobs (id, shard_id, attempt, type, name, status, created_at, upload_expires_at, download_expires_at, updated_at)
@@ -122,7 +123,8 @@ export class Ledger {
       job: p('SELECT * FROM cs_jobs WHERE id = ?'),
       setJob: p('UPDATE cs_jobs SET status = ?, error = ?, polls = polls + ?, updated_at = ? WHERE id = ?'),
       jobsOfCycle: p('SELECT j.* FROM cs_jobs j JOIN cs_shards s ON s.id = j.shard_id WHERE s.cycle_id = ? ORDER BY j.created_at'),
-      unfinishedRun: p("SELECT id FROM cs_apply_runs WHERE shard_id = ? AND state IN ('running', 'held') ORDER BY id DESC LIMIT 1").pluck(),
+      latestRun: p('SELECT id, state FROM cs_apply_runs WHERE shard_id = ? ORDER BY id DESC LIMIT 1'),
+      failRun: p("UPDATE cs_apply_runs SET state = 'failed', finished_at = ? WHERE id = ? AND state <> 'done'"),
       runCounts: p(
         `SELECT r.counts_json FROM cs_apply_runs r JOIN cs_shards s ON s.apply_run_id = r.id
          WHERE s.cycle_id = ? AND r.counts_json IS NOT NULL`,
@@ -155,6 +157,12 @@ export class Ledger {
 
   cycle(id: number): CycleRecord {
     return toCycle(this.s.cycle.get(id) as Row);
+  }
+
+  /** A cycle's state, or null if there is no such cycle. */
+  cycleState(id: number): CycleState | null {
+    const row = this.s.cycle.get(id) as Row | undefined;
+    return row ? (row.state as CycleState) : null;
   }
 
   recentCycles(limit: number): (CycleRecord & { summary: unknown })[] {
@@ -226,10 +234,18 @@ export class Ledger {
     return (this.s.jobsOfCycle.all(cycleId) as Row[]).map(toJob);
   }
 
-  /** An apply run of this shard that a crash interrupted, to resume from its checkpoint. */
-  unfinishedApplyRun(shardId: number): number | null {
-    const id = this.s.unfinishedRun.get(shardId) as bigint | undefined;
-    return id === undefined ? null : Number(id);
+  /**
+   * The shard's latest apply run, whatever its state: a crash can fall between the run's end and the shard's
+   * transition, and a finished run must then be recognised rather than applied again.
+   */
+  latestApplyRun(shardId: number): { id: number; state: string } | null {
+    const row = this.s.latestRun.get(shardId) as { id: bigint; state: string } | undefined;
+    return row ? { id: Number(row.id), state: row.state } : null;
+  }
+
+  /** Gives up an unfinished apply run (its checkpoint refers to a results file that is gone). */
+  failApplyRun(runId: number, now: Date): void {
+    this.s.failRun.run(now.toISOString(), runId);
   }
 
   /** The totals each shard's apply run recorded, as JSON objects. */

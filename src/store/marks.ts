@@ -22,26 +22,30 @@ export function clearStaleMarks(
   const own = config.store.tables[type];
   const clearOwn = db.prepare(
     `UPDATE "${own.table}" SET "${own.complianceState}" = NULL, "${own.complianceReason}" = NULL, "${own.complianceAt}" = NULL
-     WHERE "${own.id}" BETWEEN ? AND ? AND "${own.complianceState}" IS NOT NULL AND "${own.complianceState}" NOT IN (${kept})
+     WHERE "${own.id}" BETWEEN @first AND @last AND "${own.complianceState}" IS NOT NULL AND "${own.complianceState}" NOT IN (${kept})
        AND ("${own.complianceReason}" IS NULL OR substr("${own.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) <> '${CASCADE_REASON_PREFIX}')
-       AND ("${own.complianceAt}" IS NULL OR "${own.complianceAt}" < ?)`,
+       AND ("${own.complianceAt}" IS NULL OR "${own.complianceAt}" < @before)`,
   );
   const tweets = config.store.tables.tweets;
+  const users = config.store.tables.users;
+  // Only authors this cycle submitted (stored users in the range): a cascade from `apply --type users` for an author
+  // without a users row was never re-checked, so it stays.
   const clearCascaded =
     type === 'users' && tweets.authorId
       ? db.prepare(
           `UPDATE "${tweets.table}" SET "${tweets.complianceState}" = NULL, "${tweets.complianceReason}" = NULL, "${tweets.complianceAt}" = NULL
-           WHERE "${tweets.authorId}" BETWEEN ? AND ?
+           WHERE "${tweets.authorId}" IN (SELECT "${users.id}" FROM "${users.table}" WHERE "${users.id}" BETWEEN @first AND @last)
              AND substr("${tweets.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'
              AND "${tweets.complianceState}" NOT IN (${kept})
-             AND ("${tweets.complianceAt}" IS NULL OR "${tweets.complianceAt}" < ?)`,
+             AND ("${tweets.complianceAt}" IS NULL OR "${tweets.complianceAt}" < @before)`,
         )
       : null;
   return db.transaction(() => {
     let cleared = 0;
     for (const range of ranges) {
-      cleared += clearOwn.run(range.firstId, range.lastId, cycleStartedAt).changes;
-      if (clearCascaded) cleared += clearCascaded.run(range.firstId, range.lastId, cycleStartedAt).changes;
+      const params = { first: range.firstId, last: range.lastId, before: cycleStartedAt };
+      cleared += clearOwn.run(params).changes;
+      if (clearCascaded) cleared += clearCascaded.run(params).changes;
     }
     return cleared;
   })();

@@ -95,7 +95,7 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
     const failed = db
       .prepare(
         `SELECT s.first_id, s.last_id, s.seq, s.error, c.id AS cycle_id FROM cs_shards s JOIN cs_cycles c ON c.id = s.cycle_id
-         WHERE c.type = ? AND s.state = 'failed' AND c.started_at >= ? AND c.started_at <= ? ORDER BY c.id, s.seq`,
+         WHERE c.type = ? AND c.trigger <> 'dry-run' AND s.state = 'failed' AND c.started_at >= ? AND c.started_at <= ? ORDER BY c.id, s.seq`,
       )
       .all(type, from, to) as { first_id: bigint; last_id: bigint; seq: bigint; error: string | null; cycle_id: bigint }[];
     const failures = failed.map((shard) => {

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { StoreBusyError, StoreError } from '../errors.js';
 
@@ -7,6 +7,8 @@ export interface LockHolder {
   host: string;
   command: string;
   since: string;
+  /** The process's start time in clock ticks since boot (Linux), so a reused PID is not mistaken for the holder. */
+  started?: string | null;
 }
 
 export interface RunLock {
@@ -21,7 +23,7 @@ export interface RunLock {
  */
 export function acquireRunLock(storePath: string, command: string): RunLock {
   const file = `${storePath}.lock`;
-  const me: LockHolder = { pid: process.pid, host: hostname(), command, since: new Date().toISOString() };
+  const me: LockHolder = { pid: process.pid, host: hostname(), command, since: new Date().toISOString(), started: processStart(process.pid) };
   for (let tries = 0; tries < 3; tries++) {
     let fd: number;
     try {
@@ -45,12 +47,24 @@ export function acquireRunLock(storePath: string, command: string): RunLock {
           },
         );
       }
-      // The holder is gone: remove its file and try again (another taker may win the race; then we report it).
+      // The holder is gone. Take its file away atomically (rename) and check it is the stale one we saw: two takers
+      // racing must not both remove a file, or the second would remove the first one's fresh lock.
+      const aside = `${file}.stale-${process.pid}`;
       try {
-        unlinkSync(file);
+        renameSync(file, aside);
       } catch {
-        /* someone else removed it first */
+        continue; // someone else took it first; look again
       }
+      const moved = readLockHolder(aside);
+      if (moved && isAlive(moved)) {
+        // We moved a fresh lock that another taker had just written: put it back (link fails if a third one exists).
+        try {
+          linkSync(aside, file);
+        } catch {
+          /* a third taker holds it now; theirs stands */
+        }
+      }
+      unlinkSync(aside);
       continue;
     }
     writeSync(fd, `${JSON.stringify(me)}\n`);
@@ -102,8 +116,19 @@ function isAlive(holder: LockHolder): boolean {
   if (holder.host !== hostname()) return true;
   try {
     process.kill(holder.pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !holder.started || processStart(holder.pid) === holder.started;
+}
+
+/** Field 22 of /proc/PID/stat (start time), or null where there is no /proc. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: count fields after its closing parenthesis.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
   }
 }

@@ -187,6 +187,63 @@ describe('cycle engine against the emulator', () => {
     expect(Number(runtime.db.prepare('SELECT count(*) FROM tweets').pluck().get())).toBeLessThanOrEqual(50);
   });
 
+  it('recognises an apply run that finished just before a crash, and does not apply the results twice', async () => {
+    const { runtime } = await setup({ tweets: 900, users: 10, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    const controller = new AbortController();
+    // Stop the engine the moment shard 1's results are on disk…
+    runtime.events.on('shard:state', (event) => {
+      if (event.state === 'downloaded') controller.abort();
+    });
+    const stopped = await runCycle(runtime.context(controller.signal), 'tweets', { trigger: 'manual' });
+    expect(stopped.state).toBe('interrupted');
+    const [shard] = runtime.ledger.shards(stopped.cycleId);
+    // …then apply them as the crashed process did, up to the run's end but not the shard's transition.
+    const { applyResultsFile } = await import('../../src/pipeline/reconcile.js');
+    const { resultFile } = await import('../../src/pipeline/context.js');
+    const first = await applyResultsFile({
+      db: runtime.db,
+      config: runtime.context(controller.signal).config,
+      type: 'tweets',
+      file: resultFile(runtime.context(controller.signal).config, stopped.cycleId, 1),
+      logger: quietLogger(),
+      shardId: shard!.id,
+      submittedIds: shard!.idCount,
+    });
+    expect(first.state).toBe('done');
+    expect(runtime.ledger.shard(shard!.id).state).toBe('downloaded');
+    const resumed = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(resumed).toMatchObject({ state: 'closed', cycleId: stopped.cycleId });
+    expect(runtime.ledger.shard(shard!.id).applyRunId).toBe(first.runId);
+    expect(Number(runtime.db.prepare('SELECT count(*) FROM cs_apply_runs WHERE shard_id = ?').pluck().get(shard!.id))).toBe(1);
+    // The audit counts each result once.
+    expect(resumed.actions.delete).toBe(first.applied.delete);
+  });
+
+  it('gives a refused upload up for good: cancels the job (byte-path) and stops after jobs.maxAttempts', async () => {
+    const { world, runtime } = await setup({
+      tweets: 300,
+      users: 10,
+      emulator: { transfer: 'bytepath', faults: { uploadReject: { rate: 1, status: 403 } } },
+      config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1, maxAttempts: 2 } },
+    });
+    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(summary).toMatchObject({ state: 'closed', shards: { failed: 1 } });
+    expect(world.emulator.stats().jobsCreated.tweets).toBe(2);
+    expect(world.emulator.stats().requests.cancel).toBe(2);
+  });
+
+  it('refuses to plan cycles over a TEXT id column, naming the config key', async () => {
+    const dir = tempDir();
+    const db = openStore(`${dir}/store.db`);
+    db.exec("CREATE TABLE people (uid TEXT PRIMARY KEY, compliance_state TEXT, compliance_reason TEXT, compliance_at TEXT); INSERT INTO people VALUES ('42', NULL, NULL, NULL), ('100', NULL, NULL, NULL)");
+    db.close();
+    const config = parseConfig({ store: { path: 'store.db', tables: { users: { table: 'people', id: 'uid' } } } }, `${dir}/config.json`, {});
+    const { StoredIds } = await import('../../src/store/storedIds.js');
+    const again = openStore(`${dir}/store.db`);
+    expect(() => new StoredIds(again, config, 'users')).toThrow(/store\.tables\.users\.id: cycles need an INTEGER id column/);
+    again.close();
+  });
+
   it('a dry run changes nothing in the content tables', async () => {
     const { runtime, before } = await setup({ tweets: 600, users: 60 });
     const summaries = await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual', dryRun: true });
