@@ -16,7 +16,7 @@ export function registerExport(program: Command): void {
       const { db } = openMigratedStore(config);
       try {
         const ids = new StoredIds(db, config, options.type);
-        const plan = ids.plan(options.shardSize ?? config.jobs.shardSize);
+        const plan = await ids.plan(options.shardSize ?? config.jobs.shardSize);
         for (const [index, shard] of plan.shards.entries()) {
           const file = path.resolve(options.out, `${options.type}-${String(index + 1).padStart(5, '0')}.txt`);
           const count = await exportShard(ids, shard, file);

@@ -38,7 +38,7 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
   cycle ??= ctx.ledger.startCycle(type, dryRun ? 'dry-run' : options.trigger, now);
   const ids = new StoredIds(ctx.db, ctx.config, type);
   if (cycle.state === 'planning') {
-    ctx.ledger.recordPlan(cycle.id, ids.plan(ctx.config.jobs.shardSize), ctx.now());
+    ctx.ledger.recordPlan(cycle.id, await ids.plan(ctx.config.jobs.shardSize), ctx.now());
     cycle = ctx.ledger.cycle(cycle.id);
   }
   const log = ctx.logger.child({ type, cycle: cycle.id });
@@ -60,16 +60,12 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
     return summary;
   }
   const applied = shards.filter((shard) => shard.state === 'applied');
-  // Clearing the marks and closing the cycle commit together: a crash between them would lose the count, or
-  // leave a closed cycle whose marks were never cleared. The files go after; a crash there leaves them for the sweep.
-  const summary = ctx.db.transaction(() => {
-    const cleared = dryRun ? 0 : clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
-    const closing = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
-    ctx.ledger.closeCycle(cycle.id, closing, ctx.now());
-    return closing;
-  })();
+  // Marks are cleared before the cycle is closed: a crash in between clears again (idempotently) on resume, and a
+  // closed cycle has always cleared its marks. The files go last; a crash there leaves them for the sweep.
+  const cleared = dryRun ? 0 : await clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
+  const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
+  ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
-  const cleared = summary.marksCleared;
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
   return summary;

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import type { JobType } from '../types.js';
 import { CASCADE_REASON_PREFIX } from './contentStatements.js';
@@ -11,13 +12,13 @@ const KEPT_STATES = ['edited'];
  * absent from this cycle's results is compliant again. "Reported again" means re-marked by this cycle, i.e. a
  * compliance_at at or after the cycle's start (each apply run writes its start time there).
  */
-export function clearStaleMarks(
+export async function clearStaleMarks(
   db: Db,
   config: Config,
   type: JobType,
   ranges: readonly { firstId: string; lastId: string }[],
   cycleStartedAt: string,
-): number {
+): Promise<number> {
   const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
   const own = config.store.tables[type];
   const clearOwn = db.prepare(
@@ -40,13 +41,16 @@ export function clearStaleMarks(
              AND ("${tweets.complianceAt}" IS NULL OR "${tweets.complianceAt}" < @before)`,
         )
       : null;
-  return db.transaction(() => {
-    let cleared = 0;
-    for (const range of ranges) {
-      const params = { first: range.firstId, last: range.lastId, before: cycleStartedAt };
-      cleared += clearOwn.run(params).changes;
-      if (clearCascaded) cleared += clearCascaded.run(params).changes;
-    }
-    return cleared;
-  })();
+  const clearRange = db.transaction((params: { first: string; last: string; before: string }) => {
+    return clearOwn.run(params).changes + (clearCascaded ? clearCascaded.run(params).changes : 0);
+  });
+  let cleared = 0;
+  for (const range of ranges) {
+    // One short transaction per shard range, yielding in between: on a store of hundreds of millions of rows one
+    // transaction would hold the write lock and block the event loop (and systemd's watchdog) for minutes. Each
+    // clear is idempotent, so a crash part-way only means the next attempt finds less to clear.
+    cleared += clearRange({ first: range.firstId, last: range.lastId, before: cycleStartedAt });
+    await setImmediate();
+  }
+  return cleared;
 }

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
@@ -41,8 +42,11 @@ export class StoredIds {
     this.max = db.prepare(`SELECT max(${id}) FROM ${t}`).pluck();
   }
 
-  /** Splits the stored IDs, ordered, into contiguous shards of at most `shardSize`. */
-  plan(shardSize: number): ShardPlan {
+  /**
+   * Splits the stored IDs, ordered, into contiguous shards of at most `shardSize`. Each boundary query steps through
+   * one shard's worth of rows; yielding between them keeps the event loop (and systemd's watchdog) alive on big stores.
+   */
+  async plan(shardSize: number): Promise<ShardPlan> {
     const max = this.max.get() as bigint | null;
     if (max === null) return { maxId: null, idCount: 0, shards: [] };
     const shards: ShardPlan['shards'] = [];
@@ -56,6 +60,7 @@ export class StoredIds {
       shards.push({ firstId: first.toString(), lastId: last.toString(), idCount: size });
       idCount += size;
       after = last;
+      await setImmediate();
     }
     return { maxId: max.toString(), idCount, shards };
   }
