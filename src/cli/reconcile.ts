@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import pino from 'pino';
-import { EXIT, UsageError } from '../errors.js';
+import { EXIT, StoreBusyError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { runCycles } from '../pipeline/cycle.js';
 import { openRuntime } from '../pipeline/runtime.js';
@@ -41,7 +41,7 @@ export function registerReconcile(program: Command): void {
       const stopSignals = onStopSignals(controller, logger);
       const lock = options.wait
         ? await waitForRunLock(config.store.path, 'reconcile --now', controller.signal)
-        : acquireRunLock(config.store.path, 'reconcile --now');
+        : takeLock(config.store.path, options);
       let runtime;
       try {
         runtime = openRuntime(config, logger);
@@ -77,4 +77,18 @@ export function registerReconcile(program: Command): void {
         stopSignals();
       }
     });
+}
+
+/** The run lock; when the daemon holds it, the hint says what the daemon can do for this run and what it cannot. */
+function takeLock(storePath: string, options: ReconcileOptions) {
+  try {
+    return acquireRunLock(storePath, 'reconcile --now');
+  } catch (err) {
+    if (err instanceof StoreBusyError && (options.dryRun || options.confirmDeletions) && /in use by run /.test(err.message)) {
+      throw new StoreBusyError(err.message, {
+        hint: `the daemon cannot ${options.dryRun ? 'dry-run' : 'confirm deletions'}: stop it (systemctl stop compliance-sync), run this, then start it again; or pass --wait`,
+      });
+    }
+    throw err;
+  }
 }
