@@ -29,7 +29,7 @@ const stages = {
     const started = performance.now();
     const db = openStore(store, { readonly: true });
     const ids = new StoredIds(db, await config(store), 'tweets');
-    const plan = ids.plan(shardSize);
+    const plan = await ids.plan(shardSize); // async since 9078088; await also works on the older sync version
     let rows = 0;
     let bytes = 0;
     for (const [i, shard] of plan.shards.entries()) {
@@ -247,6 +247,15 @@ const stages = {
 const [stage, json] = process.argv.slice(2);
 if (!stages[stage]) throw new Error(`unknown stage ${stage}`);
 const args = JSON.parse(json ?? '{}');
+const startedAt = performance.now();
+if (stage === 'dl-peer') {
+  // The peer fails inside a response handler (not its promise) when the body is over V8's string cap: report it.
+  process.on('uncaughtException', (err) => {
+    const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    process.stdout.write(`${JSON.stringify({ ms: Math.round(performance.now() - startedAt), rows: 0, error: `${err.code ?? ''} ${err.message}`.trim().slice(0, 120), maxRssMb })}\n`);
+    process.exit(0);
+  });
+}
 if (args.outDir) mkdirSync(args.outDir, { recursive: true });
 const result = await stages[stage](args);
 result.ms = Math.round(result.ms);
