@@ -76,12 +76,19 @@ export function buildResults(input: ResultsInput): Buffer {
     lines[i] = lines[j]!;
     lines[j] = swap;
   }
-  const out: string[] = [];
+  // Encoded in pieces of a few MiB: one string of the whole file breaks V8's string limit (~512 MiB, ~4M lines).
+  const pieces: Buffer[] = [];
+  let pending = '';
   const part = Math.ceil(lines.length / 20);
   lines.forEach((line, index) => {
-    out.push(line);
+    pending += `${line}\n`;
     const shardJoin = index > 2 && (index + 1) % part === 0 && index + 1 < lines.length && random() < 0.5;
-    if ((index === 1 && lines.length > 2) || shardJoin) out.push('');
+    if ((index === 1 && lines.length > 2) || shardJoin) pending += '\n';
+    if (pending.length >= 1 << 23) {
+      pieces.push(Buffer.from(pending));
+      pending = '';
+    }
   });
-  return Buffer.from(`${out.join('\n')}\n`);
+  pieces.push(Buffer.from(pending));
+  return Buffer.concat(pieces);
 }
