@@ -30,7 +30,6 @@ const sizes = option('sizes', null)?.split(',').map(Number) ?? (quick ? [200_000
 const cycleSize = Number(option('cycle-size', quick ? 200_000 : 2_000_000));
 const TOKEN = 'bench-token-0123456789';
 /** Above this many result lines the emulator cannot build the results file (one string over V8's ~512 MiB cap). */
-const EMULATOR_MAX_LINES = Number(option('emulator-max-lines', 3_000_000));
 mkdirSync(dataDir, { recursive: true });
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -257,44 +256,21 @@ if (only.has('download')) {
   try {
     for (const n of sizes) {
       const dest = path.join(work, `download-${n}.ndjson`);
-      let base;
-      let lines;
-      let bytes;
-      let note = '';
-      let staticServer = null;
-      if (n <= EMULATOR_MAX_LINES) {
-        const idFile = await makeIdFile(dataDir, n);
-        const setup = child('dl-setup', { url: emulator.url, token: TOKEN, idFile, dest }, tls);
-        lines = countRecords(dest);
-        bytes = setup.bytes;
-        base = { url: emulator.url, token: TOKEN, jobId: setup.jobId, dest, store: path.join(work, 'none.db') };
-      } else {
-        // The emulator answers 500 here (its results file is built as one string, over V8's ~512 MiB limit): serve the
-        // same kind of lines (the parse stage's file without its malformed lines) from a plain HTTPS file server.
-        const source = (results[n] ?? (await makeResults(dataDir, n))).file;
-        const file = path.join(dataDir, `download-${path.basename(source)}`);
-        if (!existsSync(file)) execFileSync('sh', ['-c', `grep '}$' '${source}' > '${file}.tmp' && mv '${file}.tmp' '${file}'`]);
-        staticServer = await startProcess([path.join(here, 'lib', 'static-server.mjs'), cert, key, file], /listening on (\S+)/);
-        lines = countRecords(file);
-        bytes = statSync(file).size;
-        const job = { id: '1', type: 'tweets', status: 'complete', created_at: new Date().toISOString(), upload_url: '', upload_expires_at: '', download_url: `${staticServer.url}/results.ndjson`, download_expires_at: new Date(Date.now() + 86_400_000).toISOString() };
-        base = { url: emulator.url, token: TOKEN, job, dest, store: path.join(work, 'none.db') };
-        note = 'static HTTPS server (emulator cannot build it); ';
-      }
-      try {
-        const ours = child('dl-ours', base, tls);
-        rmSync(dest, { force: true });
-        record('download', 'ours: getJob + download → file', n, { ...ours, rows: lines }, `${note}${(bytes / 1e6).toFixed(0)} MB`);
-        const oursParse = child('dl-ours-parse', base, tls);
-        rmSync(dest, { force: true });
-        record('download', 'ours: download + readResultLines + validate', n, oursParse);
-        const peer = child('dl-peer', { ...base, cert });
-        const peerRow = record('download', 'peer: twitter-api-v2 complianceJobResult', n, { ...peer, bytes: peer.error ? null : bytes });
-        if (!peer.error) peerRow.note = `peer/ours: time ${(peer.ms / oursParse.ms).toFixed(2)}x, RSS ${(peer.maxRssMb / oursParse.maxRssMb).toFixed(1)}x`;
-        downloadFigures[n] = { ours, oursParse, peer, bytes, lines };
-      } finally {
-        await staticServer?.stop();
-      }
+      const idFile = await makeIdFile(dataDir, n);
+      const setup = child('dl-setup', { url: emulator.url, token: TOKEN, idFile, dest }, tls);
+      const lines = countRecords(dest);
+      const bytes = setup.bytes;
+      const base = { url: emulator.url, token: TOKEN, jobId: setup.jobId, dest, store: path.join(work, 'none.db') };
+      const ours = child('dl-ours', base, tls);
+      rmSync(dest, { force: true });
+      record('download', 'ours: getJob + download → file', n, { ...ours, rows: lines }, `${(bytes / 1e6).toFixed(0)} MB`);
+      const oursParse = child('dl-ours-parse', base, tls);
+      rmSync(dest, { force: true });
+      record('download', 'ours: download + readResultLines + validate', n, oursParse);
+      const peer = child('dl-peer', { ...base, cert });
+      const peerRow = record('download', 'peer: twitter-api-v2 complianceJobResult', n, { ...peer, bytes: peer.error ? null : bytes });
+      if (!peer.error) peerRow.note = `peer/ours: time ${(peer.ms / oursParse.ms).toFixed(2)}x, RSS ${(peer.maxRssMb / oursParse.maxRssMb).toFixed(1)}x`;
+      downloadFigures[n] = { ours, oursParse, peer, bytes, lines };
     }
   } finally {
     await emulator.stop();
