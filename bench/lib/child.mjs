@@ -131,7 +131,7 @@ const stages = {
 
   /**
    * The bare loop of issue 4: reads and parses the same file, 50,000 records per transaction sorted by ID, the same
-   * per-row statements (as bench/apply.mjs's bare loop).
+   * per-row statements.
    */
   async 'apply-bare'({ store, file }) {
     const started = performance.now();

@@ -8,28 +8,19 @@ import path from 'node:path';
 /** Bump when a generator changes, so stale cached files are not reused. */
 const VERSION = 'v1';
 
-/** mulberry32, the same PRNG as src/store/demoData.ts. */
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: the demo data's PRNG, so bench data is the same on every machine. */
+export { prng } from '../../dist/store/demoData.js';
 
 /**
  * The i-th stored tweet ID: 19-digit snowflake-like IDs, increasing with i (~2019 timestamps plus worker/sequence
- * noise). The same scheme as bench/apply.mjs, so both measure the same kind of store.
+ * noise).
  */
 export function idAt(i) {
   return (1160000000000000000n + BigInt(i) * 3_900_000_000n + BigInt((i * 2654435761) % 4_000_000)).toString();
 }
 
 /**
- * The results mix of the apply and parse stages (the same as bench/apply.mjs): every stored ID at most once, in a
+ * The results mix of the apply and parse stages: every stored ID at most once, in a
  * shuffled order, with ~5% IDs not in the store, a blank line every 50,000 and a malformed line every 1,000.
  * [action, reason, share]
  */
