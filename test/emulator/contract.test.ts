@@ -7,11 +7,11 @@ import { REPO_ROOT } from '../helpers/tmp.js';
 import { api, createJob, idsFile, manualClock, put, useEmulators, type Reply } from './helpers.js';
 
 /**
- * Every JSON answer of the emulator's routes checked against X's published schemas (shared/reference). The GCS-era
+ * Every JSON answer of the emulator's routes checked against X's published schemas (test/fixtures/reference, copied from shared/reference). The GCS-era
  * spec (2.159) is the strict one (required fields, formats, enums); 2.167 adds `additionalProperties: false` on the
  * create body and api.x.com problem types, which the byte-path mode uses.
  */
-const SPEC_FILE = path.resolve(REPO_ROOT, '../shared/reference/openapi-compliance-subset.json');
+const SPEC_FILE = path.resolve(REPO_ROOT, 'test/fixtures/reference/openapi-compliance-subset.json');
 const spec = JSON.parse(readFileSync(SPEC_FILE, 'utf8')) as Record<string, { schemas: Record<string, unknown> }>;
 
 const ajv = new Ajv({ strict: false, allErrors: true });

@@ -353,7 +353,7 @@ describe('applyResultsFile: the reference result files', () => {
     it(`${type}_result_sample.ndjson applies cleanly`, async () => {
       const dir = tempDir();
       const { config, db } = makeStore(dir);
-      const file = path.resolve(import.meta.dirname, `../../../shared/reference/${type}_result_sample.ndjson`);
+      const file = path.resolve(import.meta.dirname, `../fixtures/reference/${type}_result_sample.ndjson`);
       const records = readFileSync(file, 'utf8')
         .split('\n')
         .filter((l) => l.trim())
