@@ -1,3 +1,4 @@
+import { mulberry32 } from '../prng.js';
 import { snowflake, snowflakeTime } from '../types.js';
 import type { Db } from './open.js';
 
@@ -16,24 +17,15 @@ const WORDS = (
 ).split(' ');
 const PLACES = ['01a9a39529b27f36', '3b77caf94bfc81fe', '5a110d312052166f', '96683cc9126741d1', '1c69a67ad480e1b1'];
 
-/** A small, fast, seedable PRNG (mulberry32): generated stores are the same on every machine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The demo data's PRNG (also used by bench/ to make its data). */
+export { mulberry32 as prng } from '../prng.js';
 
 /**
  * Fills the default-schema content tables with realistic rows: users with old counter IDs and newer snowflakes,
  * tweets with 19-digit snowflakes from 2015–2024 by those users, some with coordinates, a place and raw JSON.
  */
 export function seedStore(db: Db, options: SeedOptions): { tweets: number; users: number } {
-  const random = prng(options.seed ?? 42);
+  const random = mulberry32(options.seed ?? 42);
   const geoShare = options.geoShare ?? 0.2;
   const insertUser = db.prepare('INSERT OR IGNORE INTO users (id, username, name, created_at, raw_json) VALUES (?, ?, ?, ?, ?)');
   const insertTweet = db.prepare(
