@@ -5,7 +5,7 @@ import { redactUrl, type Logger } from '../log.js';
 import type { JobType } from '../types.js';
 import { downloadFile } from './downloadFile.js';
 import { codeOfStatus, fromGotError, problemOf, XApiError, type XApiErrorCode } from './errors.js';
-import { backoffMs, createApiGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
+import { backoffMs, createApiGot, createBytePathGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
 import { parseJob, parseJobList } from './parseJob.js';
 import { abortableSleep, RateBudget, type Sleep } from './rateBudget.js';
 import type { ComplianceJob, Endpoint } from './types.js';
@@ -73,12 +73,13 @@ export class ComplianceClient {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'xapi' });
     this.retries = Math.max(0, options.retries ?? 3);
     this.rateLimitRetries = Math.max(0, options.rateLimitRetries ?? 3);
-    this.api = createApiGot(() => this.token, timeoutMs);
+    const apiOrigin = new URL(this.baseUrl).origin;
+    this.api = createApiGot(() => this.token, timeoutMs, apiOrigin);
     const chunk = options.uploadChunkBytes ?? 8 * 1024 * 1024;
     this.transfer = {
-      api: this.api,
+      bytePath: createBytePathGot(() => this.token, timeoutMs, apiOrigin),
       storage: createStorageGot(timeoutMs),
-      apiOrigin: new URL(this.baseUrl).origin,
+      apiOrigin,
       log: this.log,
       sleep: this.sleep,
       clock,

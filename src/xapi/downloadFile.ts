@@ -40,11 +40,14 @@ export async function downloadFile(ctx: TransferContext, job: ComplianceJob, des
     let withToken = false;
     for (;;) {
       let attempt: Attempt;
+      const before = progress.have;
       try {
         attempt = await fetchInto(ctx, job, withToken, handle, progress, signal);
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         if (!isFault(error)) throw error;
+        // Progress earns back the fault allowance: only a download that stops moving gives up.
+        if (progress.have > before) faults = 0;
         const reason = error instanceof Error ? error.message : String(error);
         ctx.log.debug({ job: job.id, have: progress.have, faults: faults + 1, reason }, 'download cut');
         if (++faults > ctx.retries) {
@@ -86,7 +89,7 @@ export async function downloadFile(ctx: TransferContext, job: ComplianceJob, des
 }
 
 async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: boolean, handle: FileHandle, progress: { have: number }, signal?: AbortSignal): Promise<Attempt> {
-  const client: Got = withToken ? ctx.api : ctx.storage;
+  const client: Got = withToken ? ctx.bytePath : ctx.storage;
   const started = performance.now();
   const headers = progress.have > 0 ? { range: `bytes=${progress.have}-` } : {};
   const stream = client.stream(job.download_url, { headers, signal });

@@ -11,41 +11,63 @@ function common() {
   return { retry: { limit: 0 }, throwHttpErrors: false, hooks: { beforeError: [fromGotError] } };
 }
 
-/** The only holder of the bearer token: JSON API calls and, on a 401/403, api.x.com byte-path URLs. */
-export function createApiGot(token: () => string, timeoutMs: number): Got {
+/**
+ * The token goes on a request only when it is for the API's own origin. got strips Authorization on a cross-origin
+ * redirect, but runs beforeRequest again for the redirected request: without this check a 3xx to a storage or CDN
+ * host would hand it the token.
+ */
+function bearerFor(token: () => string, apiOrigin: string) {
+  return (options: { url?: URL | string; headers: Record<string, string | string[] | undefined> }) => {
+    const origin = options.url ? new URL(options.url.toString()).origin : undefined;
+    if (origin === apiOrigin) options.headers.authorization = `Bearer ${token()}`;
+    else delete options.headers.authorization;
+  };
+}
+
+/** The only holder of the bearer token: JSON API calls (one total timeout each). */
+export function createApiGot(token: () => string, timeoutMs: number, apiOrigin: string): Got {
   return got.extend({
     ...common(),
     timeout: { request: timeoutMs },
     headers: { accept: 'application/json', 'user-agent': 'compliance-sync' },
-    hooks: {
-      beforeError: [fromGotError],
-      // A hook rather than a fixed header so setToken applies to the next request without a new instance.
-      beforeRequest: [
-        (options) => {
-          options.headers.authorization = `Bearer ${token()}`;
-        },
-      ],
-    },
+    // A hook rather than a fixed header so setToken applies to the next request without a new instance.
+    hooks: { beforeError: [fromGotError], beforeRequest: [bearerFor(token, apiOrigin)] },
   });
 }
 
+/** The storage URLs' limits: connect, idle-socket and first-byte, no total (a big transfer may take long). */
+function transferTimeouts(timeoutMs: number) {
+  return { lookup: timeoutMs, connect: timeoutMs, secureConnect: timeoutMs, socket: timeoutMs, response: timeoutMs };
+}
+
 /**
- * Signed storage URLs: no token ever. No total timeout (a big upload may take long), but connect, idle-socket and
- * first-byte limits so a dead peer cannot hang a transfer; no decompression so byte counts match content-length.
+ * Signed storage URLs: no token ever. No decompression, so byte counts match content-length.
  */
 export function createStorageGot(timeoutMs: number): Got {
   return got.extend({
     ...common(),
     decompress: false,
-    timeout: { lookup: timeoutMs, connect: timeoutMs, secureConnect: timeoutMs, socket: timeoutMs, response: timeoutMs },
+    timeout: transferTimeouts(timeoutMs),
     headers: { 'user-agent': 'compliance-sync' },
+  });
+}
+
+/** api.x.com byte-path transfers that asked for the token (§15): the storage instance's limits, plus the token. */
+export function createBytePathGot(token: () => string, timeoutMs: number, apiOrigin: string): Got {
+  return got.extend({
+    ...common(),
+    decompress: false,
+    timeout: transferTimeouts(timeoutMs),
+    headers: { 'user-agent': 'compliance-sync' },
+    hooks: { beforeError: [fromGotError], beforeRequest: [bearerFor(token, apiOrigin)] },
   });
 }
 
 /** What upload and download need from the client. */
 export interface TransferContext {
   storage: Got;
-  api: Got;
+  /** For byte-path URLs that answered 401/403 without the token. */
+  bytePath: Got;
   apiOrigin: string;
   log: Logger;
   sleep: Sleep;

@@ -81,8 +81,10 @@ async function resumable(ctx: TransferContext, job: ComplianceJob, file: string,
       if (ok(answer.status)) return size;
       if (answer.status !== 308) throw uploadError(job, answer);
       const stored = storedUpTo(answer.headers.range);
-      // Progress earns back the fault allowance: only a session that stops moving gives up.
+      // Progress earns back the fault allowance: only a session that stops moving gives up, and a 308 that stored
+      // nothing counts as a fault (with its backoff), so a session that never moves cannot loop forever.
       if (stored > offset) faults = 0;
+      else await onFault(ctx, job, new Fault(`the upload session stored nothing past byte ${offset}`), ++faults, signal);
       offset = stored;
     }
   } finally {
@@ -165,7 +167,7 @@ interface SendBody {
  * pipeline: `pipeline(file, got.stream.put())` alone resolves before the response arrives.
  */
 async function send(ctx: TransferContext, job: ComplianceJob, withToken: boolean, method: 'PUT' | 'POST', url: string, signal: AbortSignal | undefined, request: SendBody): Promise<Answer> {
-  const client: Got = withToken ? ctx.api : ctx.storage;
+  const client: Got = withToken ? ctx.bytePath : ctx.storage;
   const started = performance.now();
   let status = 0;
   let headers: Answer['headers'] = {};
