@@ -69,6 +69,7 @@ async function resumable(ctx: TransferContext, job: ComplianceJob, file: string,
     let lost = false;
     for (;;) {
       let answer: Answer;
+      const queried = lost;
       try {
         // After a fault the stored offset is the session's, not ours: a chunk may have been partly written.
         answer = lost ? await queryOffset(ctx, job, session, size, signal) : await putChunk(ctx, job, session, handle, offset, size, signal);
@@ -81,10 +82,10 @@ async function resumable(ctx: TransferContext, job: ComplianceJob, file: string,
       if (ok(answer.status)) return size;
       if (answer.status !== 308) throw uploadError(job, answer);
       const stored = storedUpTo(answer.headers.range);
-      // Progress earns back the fault allowance: only a session that stops moving gives up, and a 308 that stored
-      // nothing counts as a fault (with its backoff), so a session that never moves cannot loop forever.
+      // Progress earns back the fault allowance: only a session that stops moving gives up. A chunk answered with a
+      // 308 that stored nothing counts as a fault (with its backoff), so a session that never moves cannot loop forever.
       if (stored > offset) faults = 0;
-      else await onFault(ctx, job, new Fault(`the upload session stored nothing past byte ${offset}`), ++faults, signal);
+      else if (!queried) await onFault(ctx, job, new Fault(`the upload session stored nothing past byte ${offset}`), ++faults, signal);
       offset = stored;
     }
   } finally {
