@@ -100,10 +100,13 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     });
   }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
-  const totals: Totals = run?.countsJson ? (JSON.parse(run.countsJson) as Totals) : emptyTotals();
+  // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
+  const totals: Totals = run?.countsJson && run.checkpointLine > 0 ? (JSON.parse(run.countsJson) as Totals) : emptyTotals();
   const checkpoint = run?.checkpointLine ?? 0;
   const asOf = run?.asOf ?? now().toISOString();
   const deleteLimit = rc.maxDeleteFraction * (options.submittedIds ?? statements.countRows());
+  // A users file also deletes the tweets of the users it deletes (cascadeUsers): those count against the tweets.
+  const cascadeLimit = statements.cascade ? rc.maxDeleteFraction * statements.cascade.countTweets() : Infinity;
   const summary = (state: ApplySummary['state'], wouldDelete: number, rejectsFile: string | null): ApplySummary => ({
     runId: run?.id ?? null,
     state,
@@ -118,11 +121,14 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   if (!options.dryRun && checkpoint === 0 && !options.confirmDeletions) {
     const gate = await countDeletions(file, statements, deleteLimit, options);
     if (gate === 'interrupted') return summary('interrupted', 0, null);
-    if (gate.deletions > deleteLimit) {
+    if (gate.deletions > deleteLimit || gate.cascaded > cascadeLimit) {
       totals.linesRead = gate.lines;
       finishApplyRun(db, run!.id, 'held', JSON.stringify(totals), now().toISOString());
-      logger.warn({ wouldDelete: gate.deletions, limit: Math.floor(deleteLimit) }, 'apply: held by the safety gate, nothing applied');
-      return summary('held', gate.deletions, null);
+      logger.warn(
+        { wouldDelete: gate.deletions, limit: Math.floor(deleteLimit), cascaded: gate.cascaded, cascadeLimit: Math.floor(cascadeLimit) },
+        'apply: held by the safety gate, nothing applied',
+      );
+      return summary('held', gate.deletions + gate.cascaded, null);
     }
   }
 
@@ -204,13 +210,13 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     return summary('interrupted', 0, rejectsFile);
   }
   if (options.dryRun) {
-    const held = totals.applied.delete > deleteLimit && !options.confirmDeletions;
+    const held = (totals.applied.delete > deleteLimit || totals.cascaded.deleted > cascadeLimit) && !options.confirmDeletions;
     logger.info({ ...totals, held }, 'apply: dry run finished, nothing written');
-    return summary(held ? 'held' : 'done', totals.applied.delete, null);
+    return summary(held ? 'held' : 'done', totals.applied.delete + totals.cascaded.deleted, null);
   }
   finishApplyRun(db, run!.id, 'done', JSON.stringify(totals), now().toISOString());
   logger.info({ ...totals }, 'apply: done');
-  return summary('done', totals.applied.delete, rejectsFile);
+  return summary('done', totals.applied.delete + totals.cascaded.deleted, rejectsFile);
 }
 
 function resultsFileSize(file: string): number {
@@ -311,11 +317,14 @@ async function countDeletions(
   statements: ContentStatements,
   limit: number,
   options: ApplyOptions,
-): Promise<{ deletions: number; lines: number } | 'interrupted'> {
-  const lineCount = await countFileLines(file);
-  if (lineCount <= limit) return { deletions: 0, lines: lineCount };
-  const candidates = await scanDeletes(file, options, null);
-  if (candidates === 'interrupted' || candidates.deletions <= limit) return candidates;
+): Promise<{ deletions: number; cascaded: number; lines: number } | 'interrupted'> {
+  // One users line can delete many tweets: with a cascade, only the store-checked scan can tell.
+  if (!statements.cascade) {
+    const lineCount = await countFileLines(file);
+    if (lineCount <= limit) return { deletions: 0, cascaded: 0, lines: lineCount };
+    const candidates = await scanDeletes(file, options, null);
+    if (candidates === 'interrupted' || candidates.deletions <= limit) return candidates;
+  }
   return scanDeletes(file, options, statements);
 }
 
@@ -324,13 +333,15 @@ async function scanDeletes(
   file: string,
   options: ApplyOptions,
   statements: ContentStatements | null,
-): Promise<{ deletions: number; lines: number } | 'interrupted'> {
+): Promise<{ deletions: number; cascaded: number; lines: number } | 'interrupted'> {
   const policy = options.config.reconcile.policy;
   let deletions = 0;
+  let cascaded = 0;
   let pending: Id[] = [];
   const resolve = () => {
     const unique = [...new Set(pending)];
     deletions += statements ? statements.countExisting(unique) : 0;
+    cascaded += statements?.cascade ? statements.cascade.countByAuthors(unique) : 0;
     pending = [];
   };
   let bytesRead = 0;
@@ -355,5 +366,5 @@ async function scanDeletes(
   );
   if (read.stopped) return 'interrupted';
   resolve();
-  return { deletions, lines: read.lines };
+  return { deletions, cascaded, lines: read.lines };
 }

@@ -299,7 +299,7 @@ export class ShardRunner {
         shard,
         summary.runId!,
         'held',
-        `${summary.wouldDelete} deletions of ${shard.idCount} IDs exceed reconcile.maxDeleteFraction (${ctx.config.reconcile.maxDeleteFraction})`,
+        `the results would delete ${summary.wouldDelete} rows (for ${shard.idCount} IDs, cascades included), beyond reconcile.maxDeleteFraction (${ctx.config.reconcile.maxDeleteFraction})`,
       );
     }
     // 'interrupted': the signal is set; run() returns at the top of its loop.

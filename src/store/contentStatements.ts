@@ -44,6 +44,10 @@ export interface ContentStatements {
 }
 
 export interface CascadeStatements {
+  /** Stored tweets: the safety gate's denominator for deletions that cascade from users. */
+  countTweets(): number;
+  /** Tweets written by any of these authors: what deleting them would delete too. */
+  countByAuthors(authors: readonly Id[]): number;
   deleteByAuthor(author: Id): number;
   /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
   markByAuthor(author: Id, state: string, reason: string, at: string): number;
@@ -138,7 +142,11 @@ export function prepareContentStatements(db: Db, tables: Tables, type: JobType, 
     const authorEncoding = encodingOf(db, tw.table, tw.authorId);
     const reason = q(tw.complianceReason);
     const scrubByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
+    const countTweets = count(`SELECT count(*) FROM ${tweets}`);
+    const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${q(tw.authorId)} ${IN_LIST}`);
     cascade = {
+      countTweets: () => countTweets(),
+      countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
       deleteByAuthor: byId(`DELETE FROM ${tweets} WHERE ${author}`, authorEncoding),
       // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
       // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
