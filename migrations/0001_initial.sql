@@ -92,6 +92,7 @@ CREATE TABLE cs_apply_runs (
   id              INTEGER PRIMARY KEY,
   type            TEXT NOT NULL CHECK (type IN ('tweets', 'users')),
   source          TEXT NOT NULL,               -- the results file
+  source_identity TEXT,                        -- its size, mtime and inode: a resume must read the same file
   shard_id        INTEGER,
   state           TEXT NOT NULL CHECK (state IN ('running', 'done', 'held', 'failed')),
   as_of           TEXT NOT NULL,               -- the time written into compliance_at, fixed per run so reapplying is idempotent

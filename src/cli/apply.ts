@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
@@ -6,7 +7,9 @@ import pino from 'pino';
 import { EXIT } from '../errors.js';
 import { createLogger } from '../log.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
-import { findResumableApplyRun } from '../store/applyRuns.js';
+import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
+import { openStore } from '../store/open.js';
+import { acquireRunLock } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
 import { onStopSignals } from './signals.js';
@@ -45,12 +48,27 @@ export function registerApply(program: Command): void {
       const interactive = process.stdout.isTTY === true && !options.json;
       // On a terminal the progress bar speaks and logs keep only warnings. Logs go to stderr: stdout is the summary.
       const logger = createLogger(interactive ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }));
-      const { db } = openMigratedStore(config);
+      // A dry run writes nothing: no migration, no switch to WAL, no ledger (its batches are rolled back).
+      const db = options.dryRun ? openStore(config.store.path, { keepJournalMode: true }) : openMigratedStore(config).db;
+      // Two applies of one file would both resume its run and apply the same lines: one at a time per file.
+      let fileLock;
+      try {
+        fileLock = options.dryRun ? null : acquireRunLock(applyLockBase(config.store.path, file), `apply ${file}`);
+      } catch (err) {
+        db.close();
+        throw err;
+      }
       const controller = new AbortController();
       const stopSignals = onStopSignals(controller, logger);
       const bar = interactive ? progressBar(file) : null;
       try {
-        const resumable = options.dryRun ? null : findResumableApplyRun(db, options.type, file);
+        let resumable = options.dryRun ? null : findResumableApplyRun(db, options.type, file);
+        if (resumable && resumable.sourceIdentity !== identityOf(file)) {
+          // Same path, another file (this week's results over last week's): its checkpoint means nothing here.
+          abandonApplyRun(db, resumable.id, new Date().toISOString());
+          if (!options.json) print(`apply run #${resumable.id} was of an earlier file at this path; starting over`);
+          resumable = null;
+        }
         if (resumable && !options.json) print(`resuming apply run #${resumable.id} of ${file} after line ${resumable.checkpointLine}`);
         const summary = await applyResultsFile({
           db,
@@ -72,6 +90,7 @@ export function registerApply(program: Command): void {
         bar?.stop();
         stopSignals();
         db.close();
+        fileLock?.release();
       }
     });
 }
@@ -132,4 +151,18 @@ export function formatApplySummary(summary: ApplySummary, type: JobType, dryRun:
   if (summary.rejectsFile) rows.push(['rejects file', summary.rejectsFile]);
   rows.push(['elapsed', `${seconds.toFixed(1)} s`], ['rows/s', seconds > 0 ? String(Math.round(summary.records / seconds)) : '-']);
   return table(rows);
+}
+
+/** The file's identity, or null when it cannot be read (applyResultsFile then says so). */
+function identityOf(file: string): string | null {
+  try {
+    return fileIdentity(statSync(file));
+  } catch {
+    return null;
+  }
+}
+
+/** The lock of one results file's apply, beside the store (whose folder is writable, unlike maybe the file's). */
+export function applyLockBase(storePath: string, file: string): string {
+  return `${storePath}.apply-${createHash('sha256').update(file).digest('hex').slice(0, 16)}`;
 }

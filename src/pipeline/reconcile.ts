@@ -5,6 +5,7 @@ import { AppError, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   createApplyRun,
+  fileIdentity,
   finishApplyRun,
   prepareRunLedger,
   reopenApplyRun,
@@ -82,7 +83,9 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const { db, config, type } = options;
   const rc = config.reconcile;
   const file = path.resolve(options.file);
-  const fileSize = resultsFileSize(file);
+  const stats = resultsFileStats(file);
+  const fileSize = stats.size;
+  const identity = fileIdentity(stats);
   checkContentSchema(db, config.store.tables, type, rc.cascadeUsers);
   const statements = prepareContentStatements(db, config.store.tables, type, rc.cascadeUsers);
   const now = options.now ?? (() => new Date());
@@ -92,11 +95,24 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     run =
       options.runId !== undefined
         ? reopenApplyRun(db, options.runId, type)
-        : createApplyRun(db, { type, source: file, shardId: options.shardId, asOf: now().toISOString(), startedAt: now().toISOString() });
+        : createApplyRun(db, {
+            type,
+            source: file,
+            sourceIdentity: identity,
+            shardId: options.shardId,
+            asOf: now().toISOString(),
+            startedAt: now().toISOString(),
+          });
   }
   if (run && run.source !== file) {
     throw new StoreError('apply_run_source', `apply run ${run.id} applies ${run.source}, not ${file}`, {
       hint: 'resume a run with the file it started with, or start a new run',
+    });
+  }
+  // A checkpoint counts lines of one file: a new file at the same path must not resume it (lines would be skipped).
+  if (run && run.checkpointLine > 0 && run.sourceIdentity !== null && run.sourceIdentity !== identity) {
+    throw new StoreError('apply_run_source_changed', `apply run ${run.id} stopped at line ${run.checkpointLine} of a different ${file}`, {
+      hint: 'the file was replaced since; start a new run of it',
     });
   }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
@@ -219,9 +235,9 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   return summary('done', totals.applied.delete + totals.cascaded.deleted, rejectsFile);
 }
 
-function resultsFileSize(file: string): number {
+function resultsFileStats(file: string): { size: number; mtimeMs: number; ino: number } {
   try {
-    return statSync(file).size;
+    return statSync(file);
   } catch (err) {
     throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
       cause: err,

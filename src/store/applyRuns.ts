@@ -9,6 +9,8 @@ export interface ApplyRun {
   id: number;
   type: JobType;
   source: string;
+  /** Size, mtime and inode of the file when the run began: a checkpoint counts lines of that file only. */
+  sourceIdentity: string | null;
   shardId: number | null;
   state: ApplyRunState;
   asOf: string;
@@ -21,6 +23,7 @@ interface RunRow {
   id: bigint;
   type: JobType;
   source: string;
+  source_identity: string | null;
   shard_id: bigint | null;
   state: ApplyRunState;
   as_of: string;
@@ -32,6 +35,7 @@ const fromRow = (r: RunRow): ApplyRun => ({
   id: Number(r.id),
   type: r.type,
   source: r.source,
+  sourceIdentity: r.source_identity,
   shardId: r.shard_id === null ? null : Number(r.shard_id),
   state: r.state,
   asOf: r.as_of,
@@ -39,12 +43,15 @@ const fromRow = (r: RunRow): ApplyRun => ({
   countsJson: r.counts_json,
 });
 
-const RUN_COLUMNS = 'id, type, source, shard_id, state, as_of, checkpoint_line, counts_json';
+const RUN_COLUMNS = 'id, type, source, source_identity, shard_id, state, as_of, checkpoint_line, counts_json';
 
-export function createApplyRun(db: Db, run: { type: JobType; source: string; shardId?: number; asOf: string; startedAt: string }): ApplyRun {
+export function createApplyRun(
+  db: Db,
+  run: { type: JobType; source: string; sourceIdentity: string; shardId?: number; asOf: string; startedAt: string },
+): ApplyRun {
   const info = db
-    .prepare(`INSERT INTO cs_apply_runs (type, source, shard_id, state, as_of, started_at) VALUES (?, ?, ?, 'running', ?, ?)`)
-    .run(run.type, run.source, run.shardId ?? null, run.asOf, run.startedAt);
+    .prepare(`INSERT INTO cs_apply_runs (type, source, source_identity, shard_id, state, as_of, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)`)
+    .run(run.type, run.source, run.sourceIdentity, run.shardId ?? null, run.asOf, run.startedAt);
   return getApplyRun(db, Number(info.lastInsertRowid))!;
 }
 
@@ -106,4 +113,14 @@ export function readAuditCounts(db: Db, runId: number): { reason: string; action
     .prepare(`SELECT reason, action_taken, count FROM cs_audit_counts WHERE run_id = ? ORDER BY reason, action_taken`)
     .all(runId) as { reason: string; action_taken: string; count: bigint }[];
   return rows.map((r) => ({ reason: r.reason, actionTaken: r.action_taken, count: Number(r.count) }));
+}
+
+/** Gives up a run that cannot be resumed (its file changed): the next apply of that path starts over. */
+export function abandonApplyRun(db: Db, id: number, finishedAt: string): void {
+  db.prepare("UPDATE cs_apply_runs SET state = 'failed', finished_at = ? WHERE id = ? AND state = 'running'").run(finishedAt, id);
+}
+
+/** What identifies a results file's content cheaply: size, modification time and inode. */
+export function fileIdentity(stats: { size: number; mtimeMs: number; ino: number }): string {
+  return `${stats.size}:${Math.round(stats.mtimeMs)}:${stats.ino}`;
 }

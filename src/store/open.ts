@@ -10,6 +10,8 @@ export interface OpenStoreOptions {
   readonly?: boolean;
   /** How long a statement waits for another writer before SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** Leave the journal mode as the store has it (a dry run must not switch a store to WAL); the store must exist. */
+  keepJournalMode?: boolean;
 }
 
 /**
@@ -18,10 +20,11 @@ export interface OpenStoreOptions {
  */
 export function openStore(file: string, options: OpenStoreOptions = {}): Db {
   const readonly = options.readonly ?? false;
-  if (!readonly) mkdirSync(path.dirname(file), { recursive: true });
+  const keepJournal = readonly || (options.keepJournalMode ?? false);
+  if (!keepJournal) mkdirSync(path.dirname(file), { recursive: true });
   let db: Db;
   try {
-    db = new Database(file, { readonly, fileMustExist: readonly });
+    db = new Database(file, { readonly, fileMustExist: keepJournal });
   } catch (err) {
     throw new StoreError('store_open', `cannot open the store ${file}: ${(err as Error).message}`, {
       cause: err,
@@ -32,7 +35,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Db {
     db.defaultSafeIntegers(true);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
     db.pragma('foreign_keys = ON');
-    if (!readonly) {
+    if (!keepJournal) {
       const mode = String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
       if (mode !== 'wal') {
         throw new StoreError('store_wal', `the store ${file} could not switch to WAL mode (journal_mode is ${mode})`, {

@@ -43,7 +43,7 @@ export function acquireRunLock(storePath: string, command: string): RunLock {
             hint:
               holder.command === 'run'
                 ? `the daemon holds the store: start a cycle in it with \`kill -USR1 ${holder.pid}\` (or \`systemctl kill -s USR1 compliance-sync\`), or pass --wait`
-                : 'wait for it to finish, or pass --wait',
+                : 'wait for it to finish (`reconcile --now` can wait for it with --wait)',
           },
         );
       }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
-import { useTempDir, writeJson } from '../helpers/tmp.js';
+import { useTempDir } from '../helpers/tmp.js';
 import { makeWorld, spawnCli, TOKEN, waitForOutput, type World } from '../helpers/world.js';
 
 const tempDir = useTempDir();
@@ -116,6 +116,5 @@ describe('compliance-sync reconcile --now (spawned)', () => {
     expect(ids).toHaveLength(2500);
     expect(ids.every((id) => /^[0-9]{1,19}$/.test(id))).toBe(true);
     expect([...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))).toEqual(ids);
-    writeJson(`${out}/unused.json`, {});
   });
 });
