@@ -21,14 +21,29 @@ export async function clearStaleMarks(
 ): Promise<number> {
   const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
   const own = config.store.tables[type];
+  // The row's own mark (not a cascaded one), in the range, set before this cycle began: not reported again.
+  const staleOwnMark = `"${own.id}" BETWEEN @first AND @last AND "${own.complianceState}" IS NOT NULL AND "${own.complianceState}" NOT IN (${kept})
+       AND ("${own.complianceReason}" IS NULL OR substr("${own.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) <> '${CASCADE_REASON_PREFIX}')
+       AND ("${own.complianceAt}" IS NULL OR "${own.complianceAt}" < @before)`;
   const clearOwn = db.prepare(
     `UPDATE "${own.table}" SET "${own.complianceState}" = NULL, "${own.complianceReason}" = NULL, "${own.complianceAt}" = NULL
-     WHERE "${own.id}" BETWEEN @first AND @last AND "${own.complianceState}" IS NOT NULL AND "${own.complianceState}" NOT IN (${kept})
-       AND ("${own.complianceReason}" IS NULL OR substr("${own.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) <> '${CASCADE_REASON_PREFIX}')
-       AND ("${own.complianceAt}" IS NULL OR "${own.complianceAt}" < @before)`,
+     WHERE ${staleOwnMark}`,
   );
   const tweets = config.store.tables.tweets;
   const users = config.store.tables.users;
+  // A tweet's own mark outranks its author's, so the users cycle did not cascade onto it. When the tweet's own mark
+  // lapses while its author is still marked, the author's mark takes over instead of the tweet going unmarked.
+  const handOver =
+    type === 'tweets' && tweets.authorId && config.reconcile.cascadeUsers
+      ? db.prepare(
+          `UPDATE "${tweets.table}" SET ("${tweets.complianceState}", "${tweets.complianceReason}", "${tweets.complianceAt}") =
+             (SELECT u."${users.complianceState}", '${CASCADE_REASON_PREFIX}' || u."${users.complianceReason}", u."${users.complianceAt}"
+              FROM "${users.table}" u WHERE u."${users.id}" = "${tweets.table}"."${tweets.authorId}")
+           WHERE ${staleOwnMark}
+             AND EXISTS (SELECT 1 FROM "${users.table}" u WHERE u."${users.id}" = "${tweets.table}"."${tweets.authorId}"
+                         AND u."${users.complianceState}" IS NOT NULL AND u."${users.complianceState}" NOT IN (${kept}))`,
+        )
+      : null;
   // Only authors this cycle submitted (stored users in the range): a cascade from `apply --type users` for an author
   // without a users row was never re-checked, so it stays.
   const clearCascaded =
@@ -42,6 +57,7 @@ export async function clearStaleMarks(
         )
       : null;
   const clearRange = db.transaction((params: { first: string; last: string; before: string }) => {
+    handOver?.run(params);
     return clearOwn.run(params).changes + (clearCascaded ? clearCascaded.run(params).changes : 0);
   });
   let cleared = 0;
