@@ -1,15 +1,26 @@
 // Deterministic bench data: stores of N tweets, results files of N lines, the CSV the sqlite3 floor imports, and the
 // ID upload files for the download jobs. Everything is cached under the data directory by size and a format version,
 // so a second run only measures.
-import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
 
 /** Bump when a generator changes, so stale cached files are not reused. */
 const VERSION = 'v1';
 
+/** The migrations' fingerprint: a cached store made under other migrations is made again (the code refuses it). */
+const SCHEMA = (() => {
+  const dir = new URL('../../migrations/', import.meta.url);
+  const hash = createHash('sha256');
+  for (const name of readdirSync(dir).sort()) hash.update(readFileSync(new URL(name, dir)));
+  return hash.digest('hex').slice(0, 8);
+})();
+
 /** mulberry32: the demo data's PRNG, so bench data is the same on every machine. */
-export { prng } from '../../dist/store/demoData.js';
+import { prng } from '../../dist/store/demoData.js';
+
+export { prng };
 
 /**
  * The i-th stored tweet ID: 19-digit snowflake-like IDs, increasing with i (~2019 timestamps plus worker/sequence
@@ -64,7 +75,7 @@ async function writeLines(file, produce) {
 
 /** A default-schema store of `rows` tweets by 200,000 authors, ~30% with geo and raw JSON carrying it. */
 export async function makeStore(dir, rows, dist) {
-  const file = path.join(dir, `store-${VERSION}-${rows}.db`);
+  const file = path.join(dir, `store-${VERSION}-${SCHEMA}-${rows}.db`);
   if (existsSync(file)) return file;
   const temp = `${file}.tmp`;
   for (const s of ['', '-wal', '-shm']) rmSync(temp + s, { force: true });
