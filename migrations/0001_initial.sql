@@ -41,7 +41,7 @@ CREATE TABLE cs_cycles (
   id           INTEGER PRIMARY KEY,
   type         TEXT NOT NULL CHECK (type IN ('tweets', 'users')),
   state        TEXT NOT NULL CHECK (state IN ('planning', 'running', 'closed', 'abandoned')),
-  trigger      TEXT NOT NULL,                -- schedule | catch-up | manual
+  trigger      TEXT NOT NULL,                -- schedule | catch-up | manual | dry-run
   started_at   TEXT NOT NULL,
   max_id       INTEGER,                      -- snapshot: the highest stored ID when planned
   id_count     INTEGER,                      -- snapshot: stored IDs covered by the plan
@@ -77,7 +77,7 @@ CREATE TABLE cs_jobs (
   attempt             INTEGER NOT NULL,
   type                TEXT NOT NULL,
   name                TEXT NOT NULL,
-  status              TEXT NOT NULL,           -- created | in_progress | complete | failed | expired | superseded | …
+  status              TEXT NOT NULL,           -- as X last reported it (created | in_progress | complete | failed | expired | …), or failed/expired when we retired it
   created_at          TEXT NOT NULL,
   upload_expires_at   TEXT NOT NULL,
   download_expires_at TEXT NOT NULL,

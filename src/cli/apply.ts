@@ -3,15 +3,14 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
-import pino from 'pino';
 import { EXIT } from '../errors.js';
-import { createLogger } from '../log.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
 import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
 import { openStore } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
+import { foregroundLogger } from './foreground.js';
 import { onStopSignals } from './signals.js';
 
 interface ApplyCliOptions {
@@ -46,8 +45,7 @@ export function registerApply(program: Command): void {
       const config = configFromOptions(options);
       const file = path.resolve(fileArg);
       const interactive = process.stdout.isTTY === true && !options.json;
-      // On a terminal the progress bar speaks and logs keep only warnings. Logs go to stderr: stdout is the summary.
-      const logger = createLogger(interactive ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }));
+      const logger = foregroundLogger(config.log.level, interactive);
       // A dry run writes nothing: no migration, no switch to WAL, no ledger (its batches are rolled back).
       const db = options.dryRun ? openStore(config.store.path, { keepJournalMode: true }) : openMigratedStore(config).db;
       // Two applies of one file would both resume its run and apply the same lines: one at a time per file.

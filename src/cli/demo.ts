@@ -2,21 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
 import { parseConfig } from '../config/load.js';
 import { outcomeFor } from '../emulator/outcomes.js';
 import { startEmulator } from '../emulator/server.js';
 import { EXIT } from '../errors.js';
-import { createLogger } from '../log.js';
-import { runCycles } from '../pipeline/cycle.js';
-import { openRuntime } from '../pipeline/runtime.js';
 import { seedStore } from '../store/demoData.js';
 import { migrate } from '../store/migrate.js';
 import { openStore, type Db } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { positiveInteger, print } from './context.js';
-import { showProgress } from './progress.js';
-import { onStopSignals } from './signals.js';
+import { everyShardApplied, foregroundLogger, runCyclesInForeground } from './foreground.js';
 import { formatCycleSummaries } from './summary.js';
 
 const SEED = 'compliance-sync-demo';
@@ -68,33 +63,34 @@ export function registerDemo(program: Command): void {
       print(`emulator listening on ${emulator.url}; running reconcile --now on both types …`);
 
       const interactive = process.stderr.isTTY === true;
-      const logger = createLogger(interactive ? 'warn' : 'info', pino.destination({ dest: 2, sync: true }));
-      const controller = new AbortController();
-      const stopSignals = onStopSignals(controller, logger);
-      const lock = acquireRunLock(config.store.path, 'demo');
-      const runtime = openRuntime(config, logger, env);
-      const stopProgress = interactive ? showProgress(runtime.events) : () => undefined;
       try {
-        const summaries = await runCycles(runtime.context(controller.signal), config.schedule.types, { trigger: 'manual' });
-        stopProgress();
-        print('');
-        print(formatCycleSummaries(summaries));
-        print('\nthree tweets, before → after:');
-        for (const example of before) {
-          print(`\n  ${example.label} (the emulator reported: ${example.outcome})`);
-          print(`    before: ${describeRow(example.row)}`);
-          print(`    after:  ${describeRow(tweetRow(runtime.db, example.id))}`);
-        }
-        print(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Look around:`);
-        print(`  node dist/cli.js status --config ${path.relative(process.cwd(), configPath)}`);
-        print(`  node dist/cli.js report --config ${path.relative(process.cwd(), configPath)}`);
-        print(`  sqlite3 ${path.relative(process.cwd(), config.store.path)} "SELECT compliance_state, count(*) FROM tweets GROUP BY 1"`);
-        process.exitCode = summaries.every((s) => s.state === 'closed' && s.shards.failed === 0) ? EXIT.ok : EXIT.failure;
+        await runCyclesInForeground(
+          {
+            config,
+            logger: foregroundLogger('info', interactive),
+            interactive,
+            env,
+            takeLock: () => acquireRunLock(config.store.path, 'demo'),
+            types: config.schedule.types,
+            cycle: { trigger: 'manual' },
+          },
+          (summaries, runtime) => {
+            print('');
+            print(formatCycleSummaries(summaries));
+            print('\nthree tweets, before → after:');
+            for (const example of before) {
+              print(`\n  ${example.label} (the emulator reported: ${example.outcome})`);
+              print(`    before: ${describeRow(example.row)}`);
+              print(`    after:  ${describeRow(tweetRow(runtime.db, example.id))}`);
+            }
+            print(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Look around:`);
+            print(`  node dist/cli.js status --config ${path.relative(process.cwd(), configPath)}`);
+            print(`  node dist/cli.js report --config ${path.relative(process.cwd(), configPath)}`);
+            print(`  sqlite3 ${path.relative(process.cwd(), config.store.path)} "SELECT compliance_state, count(*) FROM tweets GROUP BY 1"`);
+            process.exitCode = everyShardApplied(summaries) ? EXIT.ok : EXIT.failure;
+          },
+        );
       } finally {
-        stopProgress();
-        runtime.close();
-        lock.release();
-        stopSignals();
         await emulator.close();
       }
     });

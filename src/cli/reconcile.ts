@@ -1,14 +1,10 @@
 import { Option, type Command } from 'commander';
-import pino from 'pino';
 import { EXIT, StoreBusyError, UsageError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { runCycles } from '../pipeline/cycle.js';
-import { openRuntime } from '../pipeline/runtime.js';
+import type { CycleSummary } from '../pipeline/events.js';
 import { acquireRunLock, waitForRunLock } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 import { configFromOptions, print, printJson, withConfigOption } from './context.js';
-import { showProgress } from './progress.js';
-import { onStopSignals } from './signals.js';
+import { everyShardApplied, foregroundLogger, runCyclesInForeground } from './foreground.js';
 import { formatCycleSummaries } from './summary.js';
 
 interface ReconcileOptions {
@@ -34,49 +30,37 @@ export function registerReconcile(program: Command): void {
       if (!options.now) throw new UsageError('reconcile needs --now', { hint: 'compliance-sync reconcile --now (the daemon `run` schedules cycles)' });
       const config = configFromOptions(options);
       const interactive = process.stderr.isTTY === true && !options.json;
-      // On a terminal the progress bars speak; logs keep only warnings. Otherwise one log line per state change.
-      // Logs go to stderr so that stdout carries only the summary (or its JSON).
-      const logger = createLogger(interactive ? 'warn' : config.log.level, pino.destination({ dest: 2, sync: true }));
-      const controller = new AbortController();
-      const stopSignals = onStopSignals(controller, logger);
-      const lock = options.wait
-        ? await waitForRunLock(config.store.path, 'reconcile --now', controller.signal)
-        : takeLock(config.store.path, options);
-      let runtime;
-      try {
-        runtime = openRuntime(config, logger);
-        const stopProgress = interactive ? showProgress(runtime.events) : () => undefined;
-        const types = options.type ? [options.type] : config.schedule.types;
-        let summaries;
-        try {
-          summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: options.confirmDeletions }), types, {
-            trigger: 'manual',
-            dryRun: options.dryRun,
-          });
-        } finally {
-          stopProgress();
-        }
-        if (options.json) printJson(summaries);
-        else print(formatCycleSummaries(summaries));
-        const ok = summaries.every((summary) => summary.state === 'closed' && summary.shards.failed === 0);
-        if (!ok && !options.json) {
-          const held = summaries.some((summary) => summary.state === 'held');
-          const interrupted = summaries.some((summary) => summary.state === 'interrupted');
-          process.stderr.write(
-            interrupted
-              ? 'compliance-sync: interrupted; the ledger is consistent\nTry: rerun `compliance-sync reconcile --now` to resume\n'
-              : held
-                ? 'compliance-sync: shards are held by the safety gate (implausible share of deletions)\nTry: check the results files named in the log, then rerun with --confirm-deletions\n'
-                : 'compliance-sync: some shards failed after every attempt\nTry: see the failures above; the next cycle checks them again\n',
-          );
-        }
-        process.exitCode = ok ? EXIT.ok : EXIT.failure;
-      } finally {
-        runtime?.close();
-        lock.release();
-        stopSignals();
-      }
+      await runCyclesInForeground(
+        {
+          config,
+          logger: foregroundLogger(config.log.level, interactive),
+          interactive,
+          takeLock: (signal) =>
+            options.wait ? waitForRunLock(config.store.path, 'reconcile --now', signal) : takeLock(config.store.path, options),
+          types: options.type ? [options.type] : config.schedule.types,
+          cycle: { trigger: 'manual', dryRun: options.dryRun },
+          confirmDeletions: options.confirmDeletions,
+        },
+        (summaries) => {
+          if (options.json) printJson(summaries);
+          else print(formatCycleSummaries(summaries));
+          const ok = everyShardApplied(summaries);
+          if (!ok && !options.json) process.stderr.write(whatToDoNext(summaries));
+          process.exitCode = ok ? EXIT.ok : EXIT.failure;
+        },
+      );
     });
+}
+
+/** The error and `Try:` lines of a run that did not apply every shard. */
+function whatToDoNext(summaries: readonly CycleSummary[]): string {
+  if (summaries.some((summary) => summary.state === 'interrupted')) {
+    return 'compliance-sync: interrupted; the ledger is consistent\nTry: rerun `compliance-sync reconcile --now` to resume\n';
+  }
+  if (summaries.some((summary) => summary.state === 'held')) {
+    return 'compliance-sync: shards are held by the safety gate (implausible share of deletions)\nTry: check the results files named in the log, then rerun with --confirm-deletions\n';
+  }
+  return 'compliance-sync: some shards failed after every attempt\nTry: see the failures above; the next cycle checks them again\n';
 }
 
 /** The run lock; when the daemon holds it, the hint says what the daemon can do for this run and what it cannot. */

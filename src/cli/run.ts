@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Command } from 'commander';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
@@ -5,6 +6,7 @@ import { openRuntime } from '../pipeline/runtime.js';
 import { Daemon } from '../scheduler/daemon.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
+import { onStopSignals } from './signals.js';
 import { SystemdNotifier } from './systemd.js';
 
 /** Below the unit's TimeoutStopSec=90, so a stop always ends on our terms. */
@@ -27,26 +29,15 @@ export function registerRun(program: Command): void {
       const lock = acquireRunLock(config.store.path, 'run');
       let runtime: ReturnType<typeof openRuntime> | undefined;
       let daemon: Daemon | undefined;
+      let removeStopHandlers: (() => void) | undefined;
       try {
         runtime = openRuntime(config, logger);
         const started = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
         daemon = started;
 
-        let stopping = false;
-        let markStopped: () => void = () => undefined;
-        const stopped = new Promise<void>((resolve) => {
-          markStopped = resolve;
-        });
-        const stop = (signal: NodeJS.Signals) => {
-          if (stopping) {
-            logger.warn({ signal }, 'second stop signal: exiting now');
-            process.exit(signal === 'SIGINT' ? 130 : 143);
-          }
-          stopping = true;
-          logger.info({ signal, deadlineMs: STOP_DEADLINE_MS }, 'stopping: cycles finish their current step');
-          notifier.stopping();
-          void started.stop(STOP_DEADLINE_MS).then(markStopped);
-        };
+        // The shared two-stage stop: the first signal lets cycles finish their step, a second exits at once.
+        const stopRequested = new AbortController();
+        removeStopHandlers = onStopSignals(stopRequested, logger);
         const reload = guarded(logger, 'reload', () => {
           notifier.reloading();
           started.reload('SIGHUP');
@@ -57,8 +48,6 @@ export function registerRun(program: Command): void {
         process.off('SIGUSR1', remember);
         process.on('SIGHUP', reload);
         process.on('SIGUSR1', trigger);
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
 
         started.start();
         logger.info(
@@ -76,13 +65,17 @@ export function registerRun(program: Command): void {
         notifier.ready(`idle; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
         for (const signal of early) (signal === 'SIGHUP' ? reload : trigger)();
 
-        await stopped;
+        await once(stopRequested.signal, 'abort');
+        logger.info({ deadlineMs: STOP_DEADLINE_MS }, 'stopping: cycles finish their current step');
+        notifier.stopping();
+        await started.stop(STOP_DEADLINE_MS);
         logger.info('daemon stopped');
       } finally {
         // Also on a failed start: nothing may keep the process alive or the store locked.
         await daemon?.stop(0);
         runtime?.close();
         lock.release();
+        removeStopHandlers?.();
       }
     });
 }

@@ -27,8 +27,9 @@ export function registerStatus(program: Command): void {
           }),
         );
         const inProgress = cyclesInProgress(db);
+        const lastCycles = ledger.recentCycles(10);
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles });
           return;
         }
         print(
@@ -50,8 +51,8 @@ export function registerStatus(program: Command): void {
             : '';
           print(`\nin progress: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
         }
-        print(store.lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
-        for (const cycle of store.lastCycles) {
+        print(lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
+        for (const cycle of lastCycles) {
           const summary = cycle.summary as { idsChecked?: number; jobsUsed?: number; actions?: Record<string, number>; shards?: { failed: number } } | null;
           const detail = summary?.idsChecked !== undefined
             ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards?.failed ? `, ${summary.shards.failed} shards failed` : ''}`

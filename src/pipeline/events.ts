@@ -17,7 +17,7 @@ export class CycleEvents extends EventEmitter<CycleEventMap> {}
 export interface CycleSummary {
   type: JobType;
   cycleId: number;
-  state: 'closed' | 'held' | 'interrupted' | 'failed';
+  state: 'closed' | 'held' | 'interrupted';
   dryRun: boolean;
   startedAt: string;
   finishedAt: string;

@@ -6,28 +6,15 @@ export interface MigrationRow {
   appliedAt: string;
 }
 
-export interface CycleRow {
-  id: number;
-  type: string;
-  state: string;
-  trigger: string;
-  startedAt: string;
-  finishedAt: string | null;
-  shardCount: number | null;
-  idCount: string | null;
-  summary: unknown;
-}
-
 export interface StoreStatus {
   storeId: string;
   schemaVersion: number;
   migrations: MigrationRow[];
   tables: { name: string; rows: string }[];
-  lastCycles: CycleRow[];
 }
 
-/** What `status` shows about the store: identity, schema, row counts and the latest cycles. */
-export function readStoreStatus(db: Db, contentTables: readonly string[], cycleLimit = 10): StoreStatus {
+/** What `status` shows about the store itself: identity, schema and row counts (the ledger tells the cycles). */
+export function readStoreStatus(db: Db, contentTables: readonly string[]): StoreStatus {
   const storeId = (db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string }).store_id;
   const migrations = (
     db.prepare('SELECT version, name, applied_at FROM cs_migrations ORDER BY version').all() as {
@@ -46,33 +33,5 @@ export function readStoreStatus(db: Db, contentTables: readonly string[], cycleL
       name,
       rows: String((db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: bigint }).n),
     }));
-  const lastCycles = (
-    db
-      .prepare(
-        `SELECT id, type, state, trigger, started_at, finished_at, shard_count, id_count, summary_json
-         FROM cs_cycles ORDER BY id DESC LIMIT ?`,
-      )
-      .all(cycleLimit) as {
-      id: bigint;
-      type: string;
-      state: string;
-      trigger: string;
-      started_at: string;
-      finished_at: string | null;
-      shard_count: bigint | null;
-      id_count: bigint | null;
-      summary_json: string | null;
-    }[]
-  ).map((row) => ({
-    id: Number(row.id),
-    type: row.type,
-    state: row.state,
-    trigger: row.trigger,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    shardCount: row.shard_count === null ? null : Number(row.shard_count),
-    idCount: row.id_count === null ? null : String(row.id_count),
-    summary: row.summary_json ? JSON.parse(row.summary_json) : null,
-  }));
-  return { storeId, schemaVersion: Number(db.pragma('user_version', { simple: true })), migrations, tables, lastCycles };
+  return { storeId, schemaVersion: Number(db.pragma('user_version', { simple: true })), migrations, tables };
 }

@@ -1,0 +1,62 @@
+import pino from 'pino';
+import type { Config } from '../config/load.js';
+import { createLogger, type Logger } from '../log.js';
+import { runCycles, type CycleOptions } from '../pipeline/cycle.js';
+import type { CycleSummary } from '../pipeline/events.js';
+import { openRuntime, type Runtime } from '../pipeline/runtime.js';
+import type { RunLock } from '../store/runLock.js';
+import type { JobType } from '../types.js';
+import { showProgress } from './progress.js';
+import { onStopSignals } from './signals.js';
+
+/**
+ * The logger of a command a person runs: on a terminal the progress display speaks and logs keep only warnings;
+ * otherwise one log line per state change. Logs go to stderr so that stdout carries only the command's output.
+ */
+export function foregroundLogger(level: Config['log']['level'], interactive: boolean): Logger {
+  return createLogger(interactive ? 'warn' : level, pino.destination({ dest: 2, sync: true }));
+}
+
+export interface ForegroundCycles {
+  config: Config;
+  logger: Logger;
+  interactive: boolean;
+  /** The environment the bearer token is read from. */
+  env?: NodeJS.ProcessEnv;
+  /** Takes the store's run lock (it may wait, until the signal aborts). */
+  takeLock: (signal: AbortSignal) => RunLock | Promise<RunLock>;
+  types: readonly JobType[];
+  cycle: CycleOptions;
+  confirmDeletions?: boolean;
+}
+
+/**
+ * Runs cycles in the foreground, as `reconcile --now` and `demo` do: stop signals, the run lock, the runtime and the
+ * live progress, all released afterwards whatever happens. `report` sees the summaries while the store is still open.
+ */
+export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (summaries: CycleSummary[], runtime: Runtime) => T): Promise<T> {
+  const controller = new AbortController();
+  const stopSignals = onStopSignals(controller, run.logger);
+  let lock: RunLock | undefined;
+  let runtime: Runtime | undefined;
+  let stopProgress: (() => void) | undefined;
+  try {
+    lock = await run.takeLock(controller.signal);
+    runtime = openRuntime(run.config, run.logger, run.env);
+    if (run.interactive) stopProgress = showProgress(runtime.events);
+    const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, run.cycle);
+    stopProgress?.();
+    stopProgress = undefined;
+    return report(summaries, runtime);
+  } finally {
+    stopProgress?.();
+    runtime?.close();
+    lock?.release();
+    stopSignals();
+  }
+}
+
+/** What the exit code of a foreground run says: every shard of every cycle applied. */
+export function everyShardApplied(summaries: readonly CycleSummary[]): boolean {
+  return summaries.every((summary) => summary.state === 'closed' && summary.shards.failed === 0);
+}
