@@ -1,13 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { countFileLines } from '../../src/pipeline/lineCount.js';
 import { RejectsWriter } from '../../src/pipeline/rejects.js';
-import { BadLine, readResultLines } from '../../src/pipeline/resultLines.js';
+import { BadLine, READ_CHUNK, readResultLines } from '../../src/pipeline/resultLines.js';
 import { toResultRecord } from '../../src/pipeline/resultRecords.js';
 import { DEFAULT_POLICY } from '../../src/config/schema.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { readFileSync } from 'node:fs';
 
 const tempDir = useTempDir();
 
@@ -39,7 +38,7 @@ describe('readResultLines (stream-json JSONL parser with exact line numbers)', (
   });
 
   it('keeps counting across read chunks, with blank lines on a chunk boundary and multi-byte characters split', async () => {
-    const chunk = 1 << 20;
+    const chunk = READ_CHUNK;
     const filler = `{"t":"${'é'.repeat(20)}"}\n`; // 2-byte characters: some will straddle the boundary
     let body = filler.repeat(Math.floor((chunk - 2) / Buffer.byteLength(filler)));
     body += 'x'.repeat(chunk - 1 - Buffer.byteLength(body)); // the line ends exactly at the boundary…
