@@ -202,7 +202,8 @@ if (only.has('apply')) {
     const bare = median(runs.bare);
     const ours = median(runs.ours);
     const ours50k = runs.ours50k.length ? median(runs.ours50k) : null;
-    const runsNote = (list) => (repeat > 1 ? `; runs ${list.map((m) => (m.ms / 1000).toFixed(1)).join('/')} s` : '');
+    const runsNote = (list) =>
+      repeat > 1 ? `; runs ${list.map((m) => (m.ms / 1000).toFixed(1)).join('/')} s, ${list.map((m) => m.maxRssMb).join('/')} MB` : '';
     record('apply', 'bare loop: 50k batches sorted by ID', n, bare, runsNote(runs.bare).slice(2));
     const ratio = bare.ms / ours.ms;
     record('apply', `ours: applyResultsFile (default batch ${ours.batchSize})`, n, ours, `${ratio.toFixed(2)}x bare rows/s${runsNote(runs.ours)}`);
@@ -213,7 +214,9 @@ if (only.has('apply')) {
     const floor = sqliteFloor(copy, results[n].csv);
     removeStore(copy);
     record('apply', 'floor: sqlite3 shell, .import + set-based', n, { ...floor, bytes: statSync(results[n].file).size }, 'parse not included (pre-extracted CSV)');
-    applyFigures[n] = { bare, ours, ours50k, floor, ratio, ratio50k };
+    // A memory target is about every run, so it is judged on the worst run, not the median.
+    const oursWorstRssMb = Math.max(...runs.ours.map((m) => m.maxRssMb));
+    applyFigures[n] = { bare, ours, ours50k, floor, ratio, ratio50k, oursWorstRssMb };
   }
 }
 
@@ -368,14 +371,15 @@ const verdict = (ok) => (ok ? 'PASS' : 'MISS');
 for (const [n, f] of Object.entries(applyFigures)) {
   targets.push({ target: `issue 4: apply ≥ 0.80x bare loop rows/s (${fmtN(Number(n))})`, value: f.ratio.toFixed(2), pass: f.ratio >= 0.8 });
   if (f.ratio50k !== null) targets.push({ target: `  same code, reconcile.batchSize 50000 (${fmtN(Number(n))})`, value: f.ratio50k.toFixed(2), pass: f.ratio50k >= 0.8 });
-  targets.push({ target: `issue 4: apply peak RSS < 200 MB (${fmtN(Number(n))})`, value: `${f.ours.maxRssMb} MB`, pass: f.ours.maxRssMb < 200 });
+  const worst = `${repeat > 1 ? `worst of ${repeat} runs, ` : ''}${fmtN(Number(n))}`;
+  targets.push({ target: `issue 4: apply peak RSS < 200 MB (${worst})`, value: `${f.oursWorstRssMb} MB`, pass: f.oursWorstRssMb < 200 });
   targets.push({ target: `info: apply vs sqlite3 set-based floor (${fmtN(Number(n))})`, value: `${(f.floor.ms / f.ours.ms).toFixed(2)}x floor rows/s`, pass: null });
 }
 const applySizes = Object.keys(applyFigures).map(Number).sort((a, b) => a - b);
 if (applySizes.length > 1) {
-  const small = applyFigures[applySizes[0]].ours.maxRssMb;
-  const big = applyFigures[applySizes[applySizes.length - 1]].ours.maxRssMb;
-  targets.push({ target: `issue 4: apply peak RSS ${fmtN(applySizes[applySizes.length - 1])} within 20% of ${fmtN(applySizes[0])}`, value: `${big} vs ${small} MB (${(big / small).toFixed(2)}x)`, pass: big <= small * 1.2 });
+  const small = applyFigures[applySizes[0]].oursWorstRssMb;
+  const big = applyFigures[applySizes[applySizes.length - 1]].oursWorstRssMb;
+  targets.push({ target: `issue 4: apply peak RSS ${fmtN(applySizes[applySizes.length - 1])} within 20% of ${fmtN(applySizes[0])} (worst runs)`, value: `${big} vs ${small} MB (${(big / small).toFixed(2)}x)`, pass: big <= small * 1.2 });
 }
 for (const [n, f] of Object.entries(downloadFigures)) {
   targets.push({
