@@ -3,17 +3,17 @@
 // noisy machine. `npm run bench` (full: 1M and 5M, cycle on 2M) or `npm run bench -- --quick` (200k, no 5M).
 // Options: --quick, --dir DIR (data; default bench/data), --only export,parse,apply,download,cycle, --repeat N (apply
 // pairs; default 1). See bench/README.md for what each figure means.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeIdFile, makeResults, makeStore } from './lib/data.mjs';
+import { cli, startEmulator, TOKEN } from './lib/emulator.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const dist = path.join(root, 'dist');
-const cli = path.join(dist, 'cli.js');
 const childScript = path.join(here, 'lib', 'child.mjs');
 
 const argv = process.argv.slice(2);
@@ -28,8 +28,6 @@ const only = new Set(option('only', 'export,parse,apply,download,cycle').split('
 const repeat = Number(option('repeat', 1));
 const sizes = option('sizes', null)?.split(',').map(Number) ?? (quick ? [200_000] : [1_000_000, 5_000_000]);
 const cycleSize = Number(option('cycle-size', quick ? 200_000 : 2_000_000));
-const TOKEN = 'bench-token-0123456789';
-/** Above this many result lines the emulator cannot build the results file (one string over V8's ~512 MiB cap). */
 mkdirSync(dataDir, { recursive: true });
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -101,34 +99,6 @@ function copyStore(from, to) {
 const removeStore = (file) => {
   for (const s of ['', '-wal', '-shm']) rmSync(file + s, { force: true });
 };
-
-/** Starts `compliance-sync emulator` in its own process; resolves with its URL once it listens. */
-function startEmulator(extra) {
-  return startProcess([cli, 'emulator', '--port', '0', '--processing-ms', '0', '--token', TOKEN, '--log-level', 'silent', ...extra], /emulator listening on (\S+)/);
-}
-
-/** A node process that prints its URL when ready. */
-function startProcess(args, ready) {
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let errText = '';
-  proc.stderr.on('data', (d) => (errText += d));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = ready.exec(out);
-      if (m) resolve({ url: m[1].replace(/\/+$/, ''), proc, stop: () => stopProcess(proc) });
-    });
-    proc.on('exit', (code) => reject(new Error(`emulator exited ${code}: ${errText.slice(-2000)}`)));
-  });
-}
-function stopProcess(proc) {
-  if (proc.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    proc.once('exit', resolve);
-    proc.kill('SIGTERM');
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 const started = performance.now();
