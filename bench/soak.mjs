@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Daemon soak: does `compliance-sync run` keep its memory flat across many cycles? A long-lived daemon that grows a
 // little per cycle is the failure a one-shot benchmark cannot see. This starts the emulator (own process), a demo store
-// of tweets and users, and the daemon on a schedule of every few seconds for both types, samples the daemon's RSS
-// from /proc, and prints it at each cycle's close and the trend over the second half.
+// of tweets and users, and the daemon on a schedule of every few seconds for both types; at each cycle's close it reads
+// the daemon's RSS from /proc and its live heap after a full GC (bench/lib/live-heap.mjs), then prints both per type
+// with their trend. The forced GCs flatten the RSS sawtooth a daemon otherwise shows between full collections.
 //   npm run bench:soak -- [--minutes 5] [--tweets 200000] [--users 20000] [--every 15]
 // The emulator's mix has no deletions, so every cycle sees the same store: a steady state, not a shrinking one.
 import { spawn } from 'node:child_process';
@@ -121,8 +122,6 @@ for (const type of ['tweets', 'users']) {
   const sorted = later.map((c) => c.rss).sort((a, b) => a - b);
   const spread = `${fmt(sorted[0])} / ${fmt(sorted[Math.floor(sorted.length / 2)])} / ${fmt(sorted[sorted.length - 1])}`;
   const heaps = later.filter((c) => c.liveHeap !== undefined);
-  const heap = `${heaps[0].liveHeap.toFixed(1)} → ${heaps[heaps.length - 1].liveHeap.toFixed(1)}`;
-  console.log(
-    `| ${type} | ${later.length + 1} | ${fmt(first.rss)} | ${spread} | ${signed(trend(later, 'rss') * 10)} | ${heap} | ${signed(trend(heaps, 'liveHeap') * 10)} |`,
-  );
+  const heap = heaps.length < 2 ? '- | -' : `${heaps[0].liveHeap.toFixed(1)} → ${heaps.at(-1).liveHeap.toFixed(1)} | ${signed(trend(heaps, 'liveHeap') * 10)}`;
+  console.log(`| ${type} | ${later.length + 1} | ${fmt(first.rss)} | ${spread} | ${signed(trend(later, 'rss') * 10)} | ${heap} |`);
 }
