@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Got } from 'got';
 import { redactUrl } from '../log.js';
 import { problemOf, storageErrorCode, XApiError } from './errors.js';
-import { backoffMs, isBytePath, readText, type TransferContext } from './http.js';
+import { backoffMs, needsToken, readText, type TransferContext } from './http.js';
 import type { ComplianceJob } from './types.js';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -64,7 +64,7 @@ export async function downloadFile(ctx: TransferContext, job: ComplianceJob, des
         progress.have = 0;
         continue;
       }
-      if ((attempt.status === 401 || attempt.status === 403) && !withToken && isBytePath(job.download_url, ctx.apiOrigin)) {
+      if (!withToken && needsToken(ctx, job.download_url, attempt.status)) {
         withToken = true;
         continue;
       }

@@ -84,6 +84,11 @@ export function backoffMs(attempt: number): number {
   return Math.round(base * (1 + Math.random() * 0.25));
 }
 
+/** The storage answered 401/403 on a byte-path URL: the one case where the transfer is retried with the token. */
+export function needsToken(ctx: TransferContext, url: string, status: number): boolean {
+  return (status === 401 || status === 403) && isBytePath(url, ctx.apiOrigin);
+}
+
 /**
  * api.x.com byte-path URLs (2026 flow) live on the API host under /2/compliance/jobs/{id}/(upload|download): only
  * those may ever receive the bearer token, and only after the server asked for it (§15).

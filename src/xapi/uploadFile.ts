@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Got } from 'got';
 import { redactUrl } from '../log.js';
 import { problemOf, storageErrorCode, XApiError } from './errors.js';
-import { backoffMs, isBytePath, type TransferContext } from './http.js';
+import { backoffMs, needsToken, type TransferContext } from './http.js';
 import type { ComplianceJob } from './types.js';
 
 /** Node reads files in 64 KiB chunks by default; 1 MiB uploads about 3x faster (conventions.md). */
@@ -207,10 +207,6 @@ function checkWindow(ctx: TransferContext, job: ComplianceJob): void {
   if (Number.isFinite(expiresAt) && ctx.clock() >= expiresAt) {
     throw new XApiError('upload_expired', `job ${job.id}: its upload window closed at ${job.upload_expires_at}`, { jobId: job.id });
   }
-}
-
-function needsToken(ctx: TransferContext, url: string, status: number): boolean {
-  return (status === 401 || status === 403) && isBytePath(url, ctx.apiOrigin);
 }
 
 function uploadError(job: ComplianceJob, answer: Answer): XApiError {
