@@ -461,15 +461,19 @@ export function ftsResidue(spec: LayoutSpec, file: string, words: { kind: Kind; 
 
 /**
  * Rows deleted per table as `compliance-sync report --format json` states them, summed over types and causes.
- * Expected shape (issue 11, "counts per table and cause"): `types[].tables: { [table]: { deleted: number, … } }`.
- * This is the one place that reads it.
+ * Expected shape (issue 11, "counts per table and cause"): `types[].tables: { [table]: { deleted: n | { [cause]: n } } }`
+ * (a number, or the per-cause counts of the ledger's table → kind → cause totals). This is the one place that reads it.
  */
 export function reportedDeletions(report: unknown): Map<string, number> {
   const totals = new Map<string, number>();
-  const types = (report as { types?: { type: string; tables?: Record<string, { deleted?: number }> }[] }).types ?? [];
+  type Counts = { deleted?: number | Record<string, number> };
+  const types = (report as { types?: { type: string; tables?: Record<string, Counts> }[] }).types ?? [];
   for (const type of types) {
     if (!type.tables) throw new Error(`report for ${type.type} has no per-table counts (types[].tables)`);
-    for (const [table, counts] of Object.entries(type.tables)) totals.set(table, (totals.get(table) ?? 0) + (counts.deleted ?? 0));
+    for (const [table, counts] of Object.entries(type.tables)) {
+      const deleted = typeof counts.deleted === 'number' ? counts.deleted : Object.values(counts.deleted ?? {}).reduce((a, b) => a + b, 0);
+      if (deleted) totals.set(table, (totals.get(table) ?? 0) + deleted);
+    }
   }
   return totals;
 }
