@@ -456,7 +456,7 @@ export function layoutStoreConfig(name: LayoutName): Record<string, unknown> {
 export function buildLayoutStore(name: LayoutName, storePath: string, archive: Archive, env: NodeJS.ProcessEnv = {}): void {
   if (name === 'default') {
     const configPath = writeJson(`${storePath}.migrate.json`, { store: { path: path.basename(storePath) } });
-    const migrated = runCli(['migrate', '--config', configPath], { env });
+    const migrated = runCli(['migrate', '--create', '--config', configPath], { env });
     if (migrated.code !== 0) throw new Error(`migrate of a new default store failed (${migrated.code}): ${migrated.stderr}`);
   }
   const db = openLikePython(storePath);
