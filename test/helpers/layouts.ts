@@ -298,7 +298,11 @@ export function ingestTwitterToSqlite(db: Db, archive: Archive, tweets: readonly
 
   db.transaction(() => {
     for (const tweet of tweets) saveTweet(tweet);
-    for (const tweetId of archive.likes) upsertLike.run(BigInt(tweetId), BigInt(archive.owner));
+    // `twitter-to-sqlite favorites` saves the likes the API lists now: those among the tweets written in this run.
+    const written = new Set(tweets.map((t) => t.id));
+    for (const tweetId of archive.likes) if (written.has(tweetId)) upsertLike.run(BigInt(tweetId), BigInt(archive.owner));
+    // Followers and followings come from their own commands, run with the first collection only.
+    if (tweets !== archive.tweets) return;
     for (const [followed, follower] of archive.follows) {
       const other = users.get(followed === archive.owner ? follower : followed)!;
       saveUser(other);
@@ -371,6 +375,7 @@ export function ingestTwint(db: Db, archive: Archive, tweets: readonly ArchiveTw
       for (const replied of stored.replyTo) insertReply.run(BigInt(stored.id), BigInt(replied), users.get(replied)!.screenName);
     });
   }
+  if (tweets !== archive.tweets) return;
   const owner = users.get(archive.owner)!;
   for (const [followed, follower] of archive.follows) {
     if (followed === archive.owner) {
