@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/server.js';
@@ -134,5 +134,26 @@ describe('marks without compliance columns', () => {
     const after = sideTableMarks(w.storePath);
     for (const tweet of markedTweets) expect(after.get(`tweets:${tweet.id}`)).toEqual(marked.get(`tweets:${tweet.id}`));
     expect(storeIntegrity(spec, w.storePath)).toEqual([]);
+  });
+});
+
+describe('a bad mapping of a foreign store', () => {
+  it.each(['twitter-to-sqlite', 'twint'] as const)('%s with the default mapping: refused before any API call, naming the key, the store untouched', async (name) => {
+    const w = await layoutWorld(name, { tweets: 200, users: 20 });
+    // What a new user tries first: no store.tables at all.
+    const configPath = writeJson(path.join(w.dir, 'config-default-mapping.json'), {
+      store: { path: 'store.db' },
+      api: { baseUrl: w.emulator.url, timeoutSeconds: 10 },
+      jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 },
+    });
+    const untouched = fileHash(w.storePath);
+    const run = spawnCli(['reconcile', '--now', '--config', configPath], env);
+    const { code } = await run.exit;
+    expect(code, run.stderr().slice(-2000)).toBe(78);
+    expect(run.stderr()).toMatch(/store\.tables\.tweets\.\w+/);
+    expect(run.stderr()).toMatch(/Try: /);
+    expect(w.emulator.stats().jobsCreated).toEqual({ tweets: 0, users: 0 });
+    expect(fileHash(w.storePath)).toBe(untouched);
+    expect(existsSync(`${w.storePath}-wal`)).toBe(false);
   });
 });
