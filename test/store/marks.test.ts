@@ -2,8 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { clearStaleMarks } from '../../src/store/marks.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
 import { useTempDir } from '../helpers/tmp.js';
 
 const tempDir = useTempDir();
@@ -12,8 +11,7 @@ const CYCLE_START = '2026-02-01T00:00:00.000Z';
 
 function setup() {
   const dir = tempDir();
-  const db = openStore(path.join(dir, 'store.db'));
-  migrate(db);
+  const db = createStore(path.join(dir, 'store.db'));
   const config = parseConfig({ store: { path: 'store.db' } }, path.join(dir, 'config.json'), {});
   const user = db.prepare('INSERT INTO users (id, compliance_state, compliance_reason, compliance_at) VALUES (?, ?, ?, ?)');
   const tweet = db.prepare('INSERT INTO tweets (id, author_id, compliance_state, compliance_reason, compliance_at) VALUES (?, ?, ?, ?, ?)');
