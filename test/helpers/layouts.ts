@@ -450,13 +450,13 @@ export function layoutStoreConfig(name: LayoutName): Record<string, unknown> {
 
 /**
  * Builds a store file of the layout holding the archive, written by that collector's ingester. The default layout is
- * created by the CLI's own `migrate` (a new store whose mapping names the defaults), the others from their fixture
+ * created by the CLI's own `migrate --create` (a new store whose mapping names the defaults), the others from their fixture
  * DDL, exactly as the collector leaves them: no compliance-sync object in them.
  */
 export function buildLayoutStore(name: LayoutName, storePath: string, archive: Archive, env: NodeJS.ProcessEnv = {}): void {
   if (name === 'default') {
     const configPath = writeJson(`${storePath}.migrate.json`, { store: { path: path.basename(storePath) } });
-    const migrated = runCli(['migrate', '--config', configPath], { env });
+    const migrated = runCli(['migrate', '--create', '--config', configPath], { env });
     if (migrated.code !== 0) throw new Error(`migrate of a new default store failed (${migrated.code}): ${migrated.stderr}`);
   }
   const db = openLikePython(storePath);
