@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { ConfigError } from '../../src/errors.js';
 import { readChangeCounts } from '../../src/store/applyRuns.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { apply, AS_OF, makeConfig, result, writeResults } from './helpers.js';
+import { apply, AS_OF, makeConfig, makeStore, result, writeResults } from './helpers.js';
 
 const tempDir = useTempDir();
 
@@ -62,13 +63,13 @@ const COLLECTOR_MAPPING = {
 /** A store in someone else's layout plus our ledger: the default tables the first migration makes are replaced. */
 function foreignStore(dir: string, schema: string, raw: Record<string, unknown>): { config: ReturnType<typeof makeConfig>; db: Db } {
   const config = makeConfig(dir, raw);
+  // Written the way collectors write: without FK enforcement (twint's keys could not even be enforced).
+  const collector = new Database(config.store.path);
+  collector.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on by default; the sqlite3 library does not
+  collector.exec(schema);
+  collector.close();
   const db = openStore(config.store.path);
   migrate(db);
-  db.exec('DROP TABLE tweets; DROP TABLE users;');
-  // Written the way collectors write: without FK enforcement (twint's keys could not even be enforced).
-  db.pragma('foreign_keys = OFF');
-  db.exec(schema);
-  db.pragma('foreign_keys = ON');
   return { config, db };
 }
 
@@ -389,9 +390,7 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
 describe('the default layout', () => {
   it('keeps its one-statement deletion and counts the result rows', async () => {
     const dir = tempDir();
-    const config = makeConfig(dir);
-    const db = openStore(config.store.path);
-    migrate(db);
+    const { config, db } = makeStore(dir);
     db.exec("INSERT INTO tweets (id, author_id, raw_json) VALUES (1, 5, '{\"place\":{}}'), (2, 5, NULL), (3, 6, NULL); INSERT INTO users (id) VALUES (5)");
     const run = await apply(db, config, 'users', writeResults(dir, 'u.ndjson', [result('5', 'deleted')]));
     expect(run.changes).toEqual({ tweets: { deleted: { cascade: 2 } }, users: { deleted: { result: 1 } } });

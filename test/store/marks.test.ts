@@ -71,8 +71,7 @@ describe.each([
   const NO_COLUMNS = { complianceState: null, complianceReason: null, complianceAt: null };
   function setupPlaced() {
     const dir = tempDir();
-    const db = openStore(path.join(dir, 'store.db'));
-    migrate(db);
+    const db = createStore(path.join(dir, 'store.db'));
     const tables = { tweets: placement.tweets === 'ledger' ? NO_COLUMNS : {}, users: placement.users === 'ledger' ? NO_COLUMNS : {} };
     const config = parseConfig({ store: { path: 'store.db', tables } }, path.join(dir, 'config.json'), {});
     const place = (type: 'tweets' | 'users', id: number, markState: string | null, reason: string | null, at: string | null) => {
