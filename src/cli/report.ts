@@ -63,6 +63,15 @@ function toMarkdown(store: string, report: ComplianceReport): string {
       lines.push('| reason | action taken | count |', '| --- | --- | ---: |');
       for (const [reason, actions] of reasons) for (const [action, n] of Object.entries(actions)) lines.push(`| ${reason} | ${action} | ${n} |`);
     }
+    const tables = Object.entries(type.tables);
+    if (tables.length) {
+      lines.push('', `### ${type.type}: rows changed per table`, '', '| table | change | result | fk | cascade | trigger |', '| --- | --- | ---: | ---: | ---: | ---: |');
+      for (const [table, kinds] of tables) {
+        for (const [kind, causes] of Object.entries(kinds)) {
+          lines.push(`| ${table} | ${kind} | ${['result', 'fk', 'cascade', 'trigger'].map((c) => (causes as Record<string, number>)[c] ?? 0).join(' | ')} |`);
+        }
+      }
+    }
     if (type.failures.length) {
       lines.push('', `### ${type.type}: failures`, '', '| cycle | shard | IDs | error | what became of it |', '| --- | --- | --- | --- | --- |');
       for (const f of type.failures) lines.push(`| #${f.cycleId} | ${f.seq} | ${f.firstId}–${f.lastId} | ${f.error.replace(/\|/g, '\\|')} | ${f.resolution} |`);
