@@ -47,7 +47,7 @@ export function registerCheckConfig(program: Command): void {
       }
       if (store?.problems.length) {
         const [first] = store.problems;
-        throw new ConfigError(`${first!.key}: ${first!.message}${store.problems.length > 1 ? ` (and ${store.problems.length - 1} more problems, listed above)` : ''}`, { hint: first!.hint });
+        throw new ConfigError(`the store does not fit the config: ${store.problems.length === 1 ? 'a problem' : `${store.problems.length} problems`} (listed above), the first at ${first!.key}`, { hint: first!.hint });
       }
       if ('error' in token) {
         throw new ConfigError(token.error, { hint: 'set api.bearerTokenFile in the config, or export X_BEARER_TOKEN' });
@@ -68,9 +68,7 @@ function storePreflight(config: Config): Preflight {
 const ACTION_WORDS: Record<RelationPlan['action'], string> = {
   delete: 'rows deleted first',
   set_null: 'set to NULL first',
-  database_cascade: 'rows deleted by the database (ON DELETE CASCADE)',
-  database_set_null: 'set to NULL by the database (ON DELETE SET NULL)',
-  database_set_default: 'set to its default by the database (ON DELETE SET DEFAULT)',
+  set_default: 'set to its declared default first',
 };
 
 /** What a cycle would do to the store, as text. */
@@ -86,10 +84,11 @@ export function formatPreflight(p: Preflight): string {
       );
     }
     lines.push(t.marks.where === 'columns' ? `  marks: in the columns ${t.marks.columns.join(', ')}` : `  marks: in the ledger table ${t.marks.table} (no column added to "${t.table}"; survives INSERT OR REPLACE)`);
+    lines.push(`  unmarked rows for publishing: view ${t.visibleView} (made by the first apply)`);
     if (t.relations.length) {
       lines.push(`  rows that reference a deleted ${t.type === 'tweets' ? 'tweet' : 'user'}:`);
       for (const r of t.relations) {
-        lines.push(`    ${r.childTable}.${r.childColumn}: ${ACTION_WORDS[r.action]} (${r.source}${r.declaredOnDelete ? `; declared ON DELETE ${r.declaredOnDelete}` : '; not declared'})`);
+        lines.push(`    ${r.childTable}.${r.childColumn} → ${r.parentTable}.${r.parentColumn}: ${ACTION_WORDS[r.action]} (${r.source}${r.declaredOnDelete ? `; declared ON DELETE ${r.declaredOnDelete}` : '; not declared'})`);
       }
     } else if (t.tableFound) lines.push(`  no foreign key or store.dependents entry references "${t.table}"`);
     for (const f of t.fts) lines.push(`  full-text table ${f.name} (${f.module}, content=${f.contentTable}): ${f.keptByTriggers.length ? `kept by triggers ${f.keptByTriggers.join(', ')}` : 'NOT kept by any trigger'}`);

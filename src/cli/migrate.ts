@@ -6,6 +6,7 @@ import { configSchema } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { createStore, loadMigrations, migrationName, type MigrationResult } from '../store/migrate.js';
 import { createMissingIndexes, formatCost, missingIndexes, neededIndexes } from '../store/preflight.js';
+import { resolveTarget } from '../store/target.js';
 import type { Db } from '../store/open.js';
 import { JOB_TYPES } from '../types.js';
 import { configFromOptions, openMigratedStore, print, withConfigOption } from './context.js';
@@ -49,7 +50,7 @@ export function registerMigrate(program: Command): void {
           const made = createMissingIndexes(db, config, JOB_TYPES, (need) => print(`creating ${need.create} (${formatCost(need)}) …`));
           print(made.length ? `created ${made.length} index${made.length === 1 ? '' : 'es'}` : 'every index the work needs is in place');
         } else {
-          const missing = missingIndexes(db, neededIndexes(db, config, JOB_TYPES)).filter((need) => !need.present);
+          const missing = missingIndexes(db, neededIndexes(config, JOB_TYPES, resolveTarget(db, config))).filter((need) => !need.present);
           for (const need of missing) print(`missing index: ${need.create} (${formatCost(need)})`);
           if (missing.length) print('cycles refuse to start without them: run `compliance-sync migrate --create-indexes`');
         }

@@ -1,9 +1,11 @@
 import type { Config } from '../config/load.js';
-import { ConfigError } from '../errors.js';
+import { AppError, ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
+import { visibleViewName } from './marks.js';
 import { ledgerState, type LedgerState } from './migrate.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
+import { resolveTarget, type Relation, type Target } from './target.js';
 
 /**
  * Preflight: what a cycle would do to this store, and whether it can, read from the store's own schema before any API
@@ -26,24 +28,19 @@ export interface ColumnCheck {
   declaredType: string | null;
 }
 
-/** What happens to the rows of another table (or the same one) that reference a row being deleted. */
-export type RelationAction =
-  | 'delete' // compliance-sync deletes the referencing rows first, in the same transaction
-  | 'set_null' // compliance-sync sets the referencing column to NULL first
-  | 'database_cascade' // the declared ON DELETE CASCADE does it; counted
-  | 'database_set_null' // the declared ON DELETE SET NULL does it; counted
-  | 'database_set_default'; // the declared ON DELETE SET DEFAULT does it; counted
-
+/** What happens to the rows that reference a row being deleted (decided by the apply engine, src/store/target.ts). */
 export interface RelationPlan {
   childTable: string;
   childColumn: string;
-  /** Whose rows it references. */
-  references: JobType;
-  /** The declared ON DELETE of the FOREIGN KEY; null when only store.dependents names the relation. */
+  /** The table whose deleted rows it references (a mapped table, or a child table whose rows are deleted in turn). */
+  parentTable: string;
+  parentColumn: string;
+  /** delete: the referencing rows are deleted first; set_null / set_default: the reference is cleared first. */
+  action: Relation['action'];
+  /** The declared ON DELETE of the FOREIGN KEY; null when the schema does not declare the relation. */
   declaredOnDelete: FkAction | null;
-  action: RelationAction;
   /** Where the action comes from, so a reader knows which key changes it. */
-  source: 'declared ON DELETE' | 'default' | 'store.dependents';
+  source: 'store.dependents' | 'declared ON DELETE' | 'reconcile.cascadeUsers' | 'default';
 }
 
 export interface IndexNeed {
@@ -74,6 +71,8 @@ export interface TypePreflight {
   rows: number | null;
   columns: ColumnCheck[];
   marks: { where: 'columns'; columns: string[] } | { where: 'side table'; table: string };
+  /** The view a publisher can serve instead of the table: its rows without a compliance mark. */
+  visibleView: string;
   relations: RelationPlan[];
   fts: FtsPlan[];
   /** Triggers that fire on what a cycle does: DELETE or UPDATE of the mapped table, DELETE/UPDATE of related tables. */
@@ -96,35 +95,28 @@ export interface Preflight {
   warnings: string[];
 }
 
-interface DependentEntry {
-  table: string;
-  column: string;
-  references: JobType;
-  action: 'delete' | 'set_null';
-}
-
-/** The optional columns of a tweets mapping, with their config keys (geo columns and JSON columns as the apply engine reads them). */
+/** Every column the mapping names for a type, with its config key. */
 function mappedColumns(config: Config, type: JobType): { key: string; column: string }[] {
   const prefix = `store.tables.${type}`;
-  const t = config.store.tables[type] as unknown as Record<string, unknown>;
-  const out: { key: string; column: string }[] = [{ key: `${prefix}.id`, column: String(t.id) }];
-  const single = type === 'tweets' ? ['authorId', 'geoLat', 'geoLon', 'placeId', 'rawJson'] : [];
-  for (const name of [...single, 'complianceState', 'complianceReason', 'complianceAt']) {
-    if (typeof t[name] === 'string') out.push({ key: `${prefix}.${name}`, column: t[name] });
+  const t = config.store.tables[type];
+  const out: { key: string; column: string }[] = [{ key: `${prefix}.id`, column: t.id }];
+  const named = (name: string, column: string | null) => {
+    if (column !== null) out.push({ key: `${prefix}.${name}`, column });
+  };
+  if (type === 'tweets') {
+    const tw = config.store.tables.tweets;
+    named('authorId', tw.authorId);
+    named('geoLat', tw.geoLat);
+    named('geoLon', tw.geoLon);
+    named('placeId', tw.placeId);
+    named('rawJson', tw.rawJson);
+    tw.geoColumns.forEach((column, i) => named(`geoColumns[${i}]`, column));
+    tw.geoJson.forEach((entry, i) => named(`geoJson[${i}].column`, entry.column));
   }
-  // geoColumns / geoJson arrive with the foreign-archive mapping (issue 11.5); read them when the config has them.
-  if (Array.isArray(t.geoColumns)) (t.geoColumns as string[]).forEach((column, i) => out.push({ key: `${prefix}.geoColumns[${i}]`, column }));
-  if (Array.isArray(t.geoJson)) (t.geoJson as { column: string }[]).forEach((entry, i) => out.push({ key: `${prefix}.geoJson[${i}].column`, column: entry.column }));
+  named('complianceState', t.complianceState);
+  named('complianceReason', t.complianceReason);
+  named('complianceAt', t.complianceAt);
   return out;
-}
-
-function dependentsOf(config: Config): DependentEntry[] {
-  const store = config.store as unknown as { dependents?: DependentEntry[] };
-  return store.dependents ?? [];
-}
-
-function hasComplianceColumns(config: Config, type: JobType): boolean {
-  return config.store.tables[type].complianceState !== null;
 }
 
 /** The types a cycle of these types changes: a users cycle with the cascade on changes tweets too. */
@@ -137,45 +129,40 @@ function touchedTypes(config: Config, types: readonly JobType[]): JobType[] {
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /**
- * The relations whose rows reference a mapped type's rows, and what a deletion does to them: the declared FOREIGN KEYs
- * (their ON DELETE CASCADE/SET NULL/SET DEFAULT is the database's to do), and store.dependents, which adds relations
- * the schema does not declare and overrides the action. Otherwise: rows of other tables are deleted; a reference
- * between mapped tables (a retweet's pointer, a tweet's author) is set to NULL.
+ * The relations acted on when rows of a mapped table are deleted, transitively (a deleted link row's own dependents
+ * too), as the apply engine resolves them (src/store/target.ts): store.dependents first, then the declared ON DELETE
+ * action, then by shape.
  */
-export function plannedRelations(db: Db, config: Config, type: JobType): RelationPlan[] {
-  const info = new SchemaInfo(db);
-  const tables = config.store.tables;
-  const mapped = [tables.tweets.table, tables.users.table];
+export function plannedRelations(target: Target, config: Config, type: JobType): RelationPlan[] {
   const plans: RelationPlan[] = [];
-  for (const fk of info.foreignKeysReferencing(tables[type].table)) {
-    const childColumn = fk.childColumns[0]!;
-    const declared = fk.onDelete;
-    const dbAction: RelationAction | null =
-      declared === 'CASCADE' ? 'database_cascade' : declared === 'SET NULL' ? 'database_set_null' : declared === 'SET DEFAULT' ? 'database_set_default' : null;
-    plans.push({
-      childTable: fk.childTable,
-      childColumn,
-      references: type,
-      declaredOnDelete: declared,
-      action: dbAction ?? (mapped.some((m) => same(m, fk.childTable)) ? 'set_null' : 'delete'),
-      source: dbAction ? 'declared ON DELETE' : 'default',
-    });
-  }
-  for (const dep of dependentsOf(config)) {
-    if (dep.references !== type) continue;
-    const existing = plans.find((p) => same(p.childTable, dep.table) && same(p.childColumn, dep.column));
-    if (existing) {
-      existing.action = dep.action;
-      existing.source = 'store.dependents';
-    } else {
-      plans.push({ childTable: dep.table, childColumn: dep.column, references: type, declaredOnDelete: null, action: dep.action, source: 'store.dependents' });
+  const queue = [target[type].table];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const parent = queue.shift()!;
+    if (seen.has(parent.toLowerCase())) continue;
+    seen.add(parent.toLowerCase());
+    for (const r of target.relations.get(parent.toLowerCase()) ?? []) {
+      const configured = config.store.dependents.some((d) => same(d.table, r.childTable) && same(d.column, r.childColumn));
+      plans.push({
+        childTable: r.childTable,
+        childColumn: r.childColumn,
+        parentTable: r.parentTable,
+        parentColumn: r.parentColumn,
+        action: r.action,
+        declaredOnDelete: r.declared,
+        source: configured ? 'store.dependents' : r.declared && r.declared !== 'NO ACTION' && r.declared !== 'RESTRICT' ? 'declared ON DELETE' : r.cascade ? 'reconcile.cascadeUsers' : 'default',
+      });
+      if (r.action === 'delete') queue.push(r.childTable);
     }
   }
   return plans;
 }
 
-/** The (table, column) lookups the work needs an index for: the mapped IDs, the author column, every referencing column. */
-export function neededIndexes(db: Db, config: Config, types: readonly JobType[]): { table: string; column: string; why: string }[] {
+/**
+ * The (table, column) lookups the work needs an index for: the mapped IDs, the author column of the cascade, and
+ * every column that references rows being deleted (each deletion finds the referencing rows by it).
+ */
+export function neededIndexes(config: Config, types: readonly JobType[], target: Target): { table: string; column: string; why: string }[] {
   const tables = config.store.tables;
   const needs: { table: string; column: string; why: string }[] = [];
   const add = (table: string, column: string, why: string) => {
@@ -183,12 +170,14 @@ export function neededIndexes(db: Db, config: Config, types: readonly JobType[])
   };
   for (const type of touchedTypes(config, types)) {
     add(tables[type].table, tables[type].id, `store.tables.${type}.id: every result is looked up by ID`);
-    for (const relation of plannedRelations(db, config, type)) {
-      add(relation.childTable, relation.childColumn, `references ${type} (each deleted ${type === 'tweets' ? 'tweet' : 'user'} looks up its rows here)`);
-    }
   }
   if (types.includes('users') && config.reconcile.cascadeUsers && tables.tweets.authorId) {
     add(tables.tweets.table, tables.tweets.authorId, "store.tables.tweets.authorId: a user's deletion, mark or geo scrub finds the author's tweets by it");
+  }
+  for (const type of touchedTypes(config, types)) {
+    for (const r of plannedRelations(target, config, type)) {
+      add(r.childTable, r.childColumn, `references ${r.parentTable}.${r.parentColumn}: each deleted row's references are found by it`);
+    }
   }
   return needs;
 }
@@ -256,9 +245,11 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
       tableFound: table?.kind === 'table',
       rows: null,
       columns: [],
-      marks: hasComplianceColumns(config, type)
-        ? { where: 'columns', columns: [mapping.complianceState, mapping.complianceReason, mapping.complianceAt] as string[] }
-        : { where: 'side table', table: MARKS_SIDE_TABLE },
+      marks:
+        mapping.complianceState && mapping.complianceReason && mapping.complianceAt
+          ? { where: 'columns', columns: [mapping.complianceState, mapping.complianceReason, mapping.complianceAt] }
+          : { where: 'side table', table: MARKS_SIDE_TABLE },
+      visibleView: visibleViewName(table?.name ?? mapping.table),
       relations: [],
       fts: [],
       triggers: [],
@@ -267,72 +258,76 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     if (!table || table.kind !== 'table') {
       problems.push({
         key: `store.tables.${type}.table`,
-        message: table
-          ? `"${mapping.table}" is a ${table.kind}, not a table: rows cannot be deleted from it`
-          : `the store has no table "${mapping.table}"`,
-        hint: `set store.tables.${type}.table to the table holding ${type}${info.tables().length ? ` (tables: ${listTables(info)})` : ''}`,
+        message: table ? `"${mapping.table}" is a ${table.kind}, not a table: rows cannot be deleted from it` : `the store has no table "${mapping.table}"`,
+        hint: `set store.tables.${type}.table to the table holding ${type} (tables: ${listTables(info) || 'none'})`,
       });
       continue;
     }
-    if (options.rows) report.rows = Number((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(mapping.table)}`).get() as { n: bigint }).n);
-    const columns = info.columns(mapping.table);
+    if (options.rows) report.rows = Number((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table.name)}`).get() as { n: bigint }).n);
+    const columns = info.columns(table.name);
     for (const { key, column } of mappedColumns(config, type)) {
       const found = columns.find((c) => same(c.name, column));
       report.columns.push({ key, column, found: found !== undefined, declaredType: found?.type ?? null });
       if (!found) {
+        const compliance = /\.compliance(State|Reason|At)$/.test(key);
         const optional = type === 'tweets' && !key.endsWith('.id');
         problems.push({
           key,
-          message: `table "${mapping.table}" has no column "${column}"`,
-          hint: `set ${key} to the column's real name (columns: ${columns.map((c) => c.name).join(', ')})${optional ? ', or to null if the store has no such column' : ''}`,
+          message: `table "${table.name}" has no column "${column}"`,
+          hint: compliance
+            ? `set complianceState, complianceReason and complianceAt of store.tables.${type} to null to keep marks in the ledger (${MARKS_SIDE_TABLE}), or add the columns`
+            : `set ${key} to the column's real name (columns: ${columns.map((c) => c.name).join(', ')})${optional ? ', or to null if the store has no such column' : ''}`,
         });
       } else if ((key.endsWith('.id') || key.endsWith('.authorId')) && isRealAffinity(found.type)) {
         // A REAL column holds IDs as doubles: 64-bit snowflakes are rounded there and never match.
         problems.push({
           key,
-          message: `column "${mapping.table}"."${column}" is declared ${found.type}: 64-bit IDs are rounded in a floating-point column`,
+          message: `column "${table.name}"."${column}" is declared ${found.type}: 64-bit IDs are rounded in a floating-point column`,
           hint: 'map a column declared INTEGER or TEXT',
         });
       }
     }
-    report.relations = plannedRelations(db, config, type);
-    for (const [i, dep] of dependentsOf(config).entries()) {
-      if (dep.references !== type) continue;
-      if (!info.table(dep.table)) problems.push({ key: `store.dependents[${i}].table`, message: `the store has no table "${dep.table}"`, hint: 'name an existing table, or remove the entry' });
-      else if (!info.column(dep.table, dep.column))
-        problems.push({ key: `store.dependents[${i}].column`, message: `table "${dep.table}" has no column "${dep.column}"`, hint: `columns: ${info.columns(dep.table).map((c) => c.name).join(', ')}` });
+  }
+
+  // The relations as the apply engine will act on them; only once the mapping itself fits the store.
+  let target: Target | null = null;
+  if (problems.length === 0) {
+    try {
+      target = resolveTarget(db, config);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      problems.push({ key: configKeyIn(`${err.message} ${err.hint ?? ''}`), message: err.message, hint: err.hint ?? 'see store.dependents in README.md' });
     }
+  }
+  for (const report of typeReports) {
+    if (!target || !report.tableFound) continue;
+    const realTable = info.table(report.table)!.name;
+    report.relations = plannedRelations(target, config, report.type);
     for (const relation of report.relations) {
-      const child = info.column(relation.childTable, relation.childColumn);
-      if (relation.action === 'set_null' && child?.notNull) {
-        problems.push({
-          key: relation.source === 'store.dependents' ? keyOfDependent(config, relation) : 'store.dependents',
-          message: `"${relation.childTable}"."${relation.childColumn}" references ${type} but is NOT NULL, so it cannot be set to NULL`,
-          hint: `add {"table": "${relation.childTable}", "column": "${relation.childColumn}", "references": "${type}", "action": "delete"} to store.dependents`,
-        });
-      }
-      if (relation.action === 'delete' || relation.action === 'database_cascade') pushTriggers(report, info.triggersOn(relation.childTable, 'DELETE'));
-      if (relation.action === 'set_null' || relation.action === 'database_set_null' || relation.action === 'database_set_default') {
-        pushTriggers(report, info.triggersOn(relation.childTable, 'UPDATE'));
-      }
+      pushTriggers(report, info.triggersOn(relation.childTable, relation.action === 'delete' ? 'DELETE' : 'UPDATE'));
     }
-    pushTriggers(report, [...info.triggersOn(mapping.table, 'DELETE'), ...info.triggersOn(mapping.table, 'UPDATE')]);
-    const triggers = info.triggersOn(mapping.table);
-    for (const fts of info.ftsOver(mapping.table)) {
+    pushTriggers(report, [...info.triggersOn(realTable, 'DELETE'), ...info.triggersOn(realTable, 'UPDATE')]);
+    const triggers = info.triggersOn(realTable);
+    for (const fts of info.ftsOver(realTable)) {
       const keptBy = triggers.filter((t) => t.event !== 'INSERT' && new RegExp(`\\b${escapeRegExp(fts.name)}\\b`, 'i').test(t.sql)).map((t) => t.name);
       report.fts.push({ name: fts.name, module: fts.module, contentTable: fts.contentTable!, keptByTriggers: keptBy });
       if (keptBy.length === 0) {
-        warnings.push(`full-text table "${fts.name}" indexes "${mapping.table}" but no DELETE or UPDATE trigger on it writes "${fts.name}": deleted rows stay searchable there until it is rebuilt`);
+        warnings.push(`full-text table "${fts.name}" indexes "${realTable}" but no DELETE or UPDATE trigger on it writes "${fts.name}": deleted rows stay searchable there until it is rebuilt`);
       }
     }
   }
 
-  const indexes = missingIndexes(db, neededIndexes(db, config, types));
-  for (const need of indexes.filter((n) => !n.present)) {
+  const indexes = target ? missingIndexes(db, neededIndexes(config, types, target)) : [];
+  const missing = indexes.filter((n) => !n.present);
+  if (missing.length) {
+    // One problem for all of them: one command makes them all.
     problems.push({
       key: 'migrate --create-indexes',
-      message: `no index leads with "${need.table}"."${need.column}" (${need.why}): without it every lookup scans ${need.rows ?? '?'} rows while holding the write lock`,
-      hint: `${need.create}; — ${formatCost(need)}; \`compliance-sync migrate --create-indexes\` creates every missing one`,
+      message:
+        `${missing.length === 1 ? 'an index' : `${missing.length} indexes`} the work needs ${missing.length === 1 ? 'is' : 'are'} missing; without ` +
+        `${missing.length === 1 ? 'it' : 'them'} every deletion scans the table while holding the write lock:\n` +
+        missing.map((n) => `    ${n.create};  -- ${n.why}; ${formatCost(n)}`).join('\n'),
+      hint: `compliance-sync migrate --create-indexes --config ${config.configPath} (or run the statements above yourself)`,
     });
   }
 
@@ -348,7 +343,7 @@ export function assertPreflight(db: Db, config: Config, types: readonly JobType[
   if (result.problems.length === 0) return result;
   const [first, ...rest] = result.problems;
   const more = rest.length ? `\n  and ${rest.length} more: ${rest.map((p) => `${p.key}: ${p.message}`).join('\n  ')}` : '';
-  throw new ConfigError(`${first!.key}: ${first!.message} (store ${config.store.path})${more}`, {
+  throw new ConfigError(`${first!.key} (store ${config.store.path}): ${first!.message}${more}`, {
     hint: `${first!.hint}; \`compliance-sync check-config --store\` shows every check`,
   });
 }
@@ -375,9 +370,9 @@ function isRealAffinity(type: string): boolean {
   return !/INT|CHAR|CLOB|TEXT/i.test(type) && /REAL|FLOA|DOUB/i.test(type);
 }
 
-function keyOfDependent(config: Config, relation: RelationPlan): string {
-  const i = dependentsOf(config).findIndex((d) => same(d.table, relation.childTable) && same(d.column, relation.childColumn));
-  return `store.dependents[${i}].action`;
+/** The first config key a message names (the engine's errors name store.dependents or store.tables keys in their text). */
+function configKeyIn(text: string): string {
+  return /store\.(?:dependents|tables)(?:\.[A-Za-z]+|\[\d+\])*/.exec(text)?.[0] ?? 'store.dependents';
 }
 
 function listTables(info: SchemaInfo): string {
@@ -397,7 +392,7 @@ function escapeRegExp(text: string): string {
  * lock meanwhile), each in its own transaction so one that fails leaves the others. Returns the statements run.
  */
 export function createMissingIndexes(db: Db, config: Config, types: readonly JobType[], onIndex?: (need: IndexNeed) => void): IndexNeed[] {
-  const missing = missingIndexes(db, neededIndexes(db, config, types)).filter((need) => !need.present);
+  const missing = missingIndexes(db, neededIndexes(config, types, resolveTarget(db, config))).filter((need) => !need.present);
   for (const need of missing) {
     onIndex?.(need);
     db.exec(need.create);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/server.js';
@@ -74,16 +74,26 @@ describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (nam
     const spec = LAYOUT_SPECS[name];
     const w = await layoutWorld(name, { tweets: 1200, users: 120 });
 
-    // Preflight is read-only: the store file is byte for byte what the collector left.
+    // Preflight is read-only: the store file stays byte for byte what the collector left. On a foreign layout it
+    // may refuse only for the indexes the work needs, naming the CREATE INDEX.
     const untouched = fileHash(w.storePath);
-    const preflight = runCli(['check-config', '--store', '--config', w.configPath], { env });
-    expect(preflight.code, preflight.stderr).toBe(0);
+    const firstLook = runCli(['check-config', '--store', '--config', w.configPath], { env });
+    if (name === 'default') expect(firstLook.code, firstLook.stderr).toBe(0);
+    else {
+      expect(firstLook.code, firstLook.stderr).toBe(78);
+      expect(firstLook.stdout).toMatch(/MISSING .*CREATE INDEX IF NOT EXISTS "cs_idx_/);
+      expect(firstLook.stderr).toMatch(/Try: .*CREATE INDEX|Try: compliance-sync migrate --create-indexes/);
+    }
+    // Whatever they answer before a ledger exists, status and report only read.
     expect(runCli(['status', '--config', w.configPath], { env }).code).toBe(0);
+    runCli(['report', '--config', w.configPath], { env });
     expect(fileHash(w.storePath)).toBe(untouched);
 
-    // The indexes the work needs, by the opt-in command; nothing else may change.
+    // The indexes the work needs, by the opt-in command; then the preflight passes. Rows stay as they were.
     const indexes = runCli(['migrate', '--create-indexes', '--config', w.configPath], { env });
     expect(indexes.code, indexes.stderr).toBe(0);
+    const preflight = runCli(['check-config', '--store', '--config', w.configPath], { env });
+    expect(preflight.code, preflight.stderr).toBe(0);
     const before = snapshot(w.storePath);
     expect(JSON.stringify([...before.tables].map(([t, s]) => [t, [...s.rows]]))).toBe(JSON.stringify([...w.original.tables].map(([t, s]) => [t, [...s.rows]])));
 
@@ -126,5 +136,26 @@ describe('marks without compliance columns', () => {
     const after = sideTableMarks(w.storePath);
     for (const tweet of markedTweets) expect(after.get(`tweets:${tweet.id}`)).toEqual(marked.get(`tweets:${tweet.id}`));
     expect(storeIntegrity(spec, w.storePath)).toEqual([]);
+  });
+});
+
+describe('a bad mapping of a foreign store', () => {
+  it.each(['twitter-to-sqlite', 'twint'] as const)('%s with the default mapping: refused before any API call, naming the key, the store untouched', async (name) => {
+    const w = await layoutWorld(name, { tweets: 200, users: 20 });
+    // What a new user tries first: no store.tables at all.
+    const configPath = writeJson(path.join(w.dir, 'config-default-mapping.json'), {
+      store: { path: 'store.db' },
+      api: { baseUrl: w.emulator.url, timeoutSeconds: 10 },
+      jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 },
+    });
+    const untouched = fileHash(w.storePath);
+    const run = spawnCli(['reconcile', '--now', '--config', configPath], env);
+    const { code } = await run.exit;
+    expect(code, run.stderr().slice(-2000)).toBe(78);
+    expect(run.stderr()).toMatch(/store\.tables\.tweets\.\w+/);
+    expect(run.stderr()).toMatch(/Try: /);
+    expect(w.emulator.stats().jobsCreated).toEqual({ tweets: 0, users: 0 });
+    expect(fileHash(w.storePath)).toBe(untouched);
+    expect(existsSync(`${w.storePath}-wal`)).toBe(false);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkStore, expectedStore, ftsResidue, LAYOUT_SPECS, snapshot, type Expected, type Results, type Snapshot } from './layouts-check.js';
+import { checkStore, expectedStore, ftsResidue, LAYOUT_SPECS, residue, snapshot, withRelation, type Expected, type Results, type Snapshot } from './layouts-check.js';
 import { ingestTwint, ingestTwitterToSqlite, layoutDdl, makeArchive, scriptOutcomes, uniqueWord, type Archive } from './layouts.js';
 import { useTempDir } from './tmp.js';
 
@@ -160,6 +160,29 @@ describe('layouts-check judges a twitter-to-sqlite store', () => {
     plant(file, `INSERT INTO tweets (id, full_text) VALUES (${tweet}, '${uniqueWord('tweet', index)}'); DROP TRIGGER tweets_ad; DELETE FROM tweets WHERE id = ${tweet};`);
     const problems = ftsResidue(spec, file, [{ kind: 'tweets', id: tweet, word: uniqueWord('tweet', index) }], expected);
     expect(problems.join('\n')).toMatch(/still finds deleted row/);
+  });
+  it('finds deleted words in the file until it is vacuumed and the FTS index optimized (issue 12)', () => {
+    const file = copy('residue');
+    const keptText = [...expected.tables.get('tweets')!.values()].flatMap((f) => (f.fate === 'kept' ? [String(f.row.full_text)] : [])).join(' ');
+    const words = archive.tweets
+      .map((t, i) => ({ id: t.id, word: uniqueWord('tweet', i) }))
+      .filter((w) => expected.deletedIds.tweets.has(w.id) && !keptText.includes(w.word))
+      .map((w) => w.word);
+    expect(words.length).toBeGreaterThan(10);
+    expect(residue(file, words, ['tweets_fts']).inFiles.length).toBeGreaterThan(0);
+    plant(file, "INSERT INTO tweets_fts(tweets_fts) VALUES ('optimize'); VACUUM;");
+    expect(residue(file, words, ['tweets_fts'])).toEqual({ inFiles: [], inFts: [] });
+    // A kept row's word is found both ways: the scan is not blind.
+    const keptWord = uniqueWord('tweet', archive.tweets.findIndex((t) => !expected.deletedIds.tweets.has(t.id) && !t.retweetOf));
+    expect(residue(file, [keptWord], ['tweets_fts'])).toEqual({ inFiles: [keptWord], inFts: [keptWord] });
+  });
+
+  it('computes copies: with retweets deleted with their original, every retweet of a deleted tweet goes too', () => {
+    const copies = expectedStore(withRelation(spec, 'tweets', 'retweeted_status', 'delete'), before, results);
+    const retweetsOfDeleted = archive.tweets.filter((t) => t.retweetOf && expected.deletedIds.tweets.has(t.retweetOf));
+    expect(retweetsOfDeleted.length).toBeGreaterThan(0);
+    for (const t of retweetsOfDeleted) expect(copies.deletedIds.tweets.has(t.id)).toBe(true);
+    expect(copies.diff.get('tweets')!.deleted).toBe(expected.diff.get('tweets')!.deleted + retweetsOfDeleted.filter((t) => !expected.deletedIds.tweets.has(t.id)).length);
   });
 });
 

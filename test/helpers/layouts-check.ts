@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { LayoutName } from './layouts.js';
 
@@ -242,6 +243,22 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
   }
 
   const deleted = { tweets: deletedTweets, users: deletedUsers };
+  // Tweets that go with the row they point to (a relation of the tweets table with action delete: copies such as
+  // retweets, in issue 12), transitively: a retweet of a deleted retweet goes too.
+  const copyRelations = spec.relations.filter((r) => r.table === spec.tweets.table && r.onDelete === 'delete');
+  for (let grew = copyRelations.length > 0; grew; ) {
+    grew = false;
+    for (const relation of copyRelations) {
+      for (const [key, row] of tweets.rows) {
+        const id = String(row[spec.tweets.id]);
+        const value = row[relation.column];
+        if (value === null || deletedTweets.has(id) || !deleted[relation.parent].has(String(value))) continue;
+        deletedTweets.add(id);
+        fates(spec.tweets.table).set(key, { fate: 'deleted' });
+        grew = true;
+      }
+    }
+  }
   for (const relation of spec.relations) {
     const snapshotOf = before.tables.get(relation.table)!;
     const map = fates(relation.table);
@@ -482,4 +499,49 @@ export function reportedDeletions(report: unknown): Map<string, number> {
 /** Rows deleted per table by the expected store, tables with none left out. */
 export function expectedDeletions(expected: Expected): Map<string, number> {
   return new Map([...expected.diff].filter(([, d]) => d.deleted > 0).map(([table, d]) => [table, d.deleted]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Residue (issue 12): deleted text readable anywhere in the store's files or search indexes.
+
+/**
+ * Which of the words are still readable: in the bytes of the store's files (main file, -wal, -journal: free pages,
+ * old page versions), and among the terms of its FTS5 indexes (read through fts5vocab, since FTS5 stores terms
+ * prefix-compressed where a byte scan could miss them). Pass the unique words of deleted rows only: a retweet that
+ * is kept still carries its original's words ("RT @x: …") unless copies are deleted too.
+ */
+export function residue(file: string, words: readonly string[], ftsTables: readonly string[]): { inFiles: string[]; inFts: string[] } {
+  const inFiles = new Set<string>();
+  for (const suffix of ['', '-wal', '-journal']) {
+    let bytes: string;
+    try {
+      bytes = readFileSync(file + suffix).toString('latin1');
+    } catch {
+      continue;
+    }
+    for (const word of words) if (bytes.includes(word)) inFiles.add(word);
+  }
+  const inFts = new Set<string>();
+  if (ftsTables.length) {
+    const db = new Database(file, { readonly: false, fileMustExist: true });
+    try {
+      for (const table of ftsTables) {
+        const vocab = `cs_test_vocab_${table}`;
+        db.exec(`CREATE VIRTUAL TABLE temp.${q(vocab)} USING fts5vocab(main, ${q(table)}, 'row')`);
+        const has = db.prepare(`SELECT 1 FROM temp.${q(vocab)} WHERE term = ?`).pluck();
+        for (const word of words) if (has.get(word.toLowerCase())) inFts.add(word);
+        db.exec(`DROP TABLE temp.${q(vocab)}`);
+      }
+    } finally {
+      db.close();
+    }
+  }
+  return { inFiles: [...inFiles], inFts: [...inFts] };
+}
+
+/** The spec with one relation's action changed, e.g. retweets deleted with their original (issue 12's copies). */
+export function withRelation(spec: LayoutSpec, table: string, column: string, onDelete: Relation['onDelete']): LayoutSpec {
+  const relations = spec.relations.map((r) => (r.table === table && r.column === column ? { ...r, onDelete } : r));
+  if (!relations.some((r) => r.table === table && r.column === column)) throw new Error(`${spec.name} has no relation ${table}.${column}`);
+  return { ...spec, relations };
 }

@@ -298,7 +298,11 @@ export function ingestTwitterToSqlite(db: Db, archive: Archive, tweets: readonly
 
   db.transaction(() => {
     for (const tweet of tweets) saveTweet(tweet);
-    for (const tweetId of archive.likes) upsertLike.run(BigInt(tweetId), BigInt(archive.owner));
+    // `twitter-to-sqlite favorites` saves the likes the API lists now: those among the tweets written in this run.
+    const written = new Set(tweets.map((t) => t.id));
+    for (const tweetId of archive.likes) if (written.has(tweetId)) upsertLike.run(BigInt(tweetId), BigInt(archive.owner));
+    // Followers and followings come from their own commands, run with the first collection only.
+    if (tweets !== archive.tweets) return;
     for (const [followed, follower] of archive.follows) {
       const other = users.get(followed === archive.owner ? follower : followed)!;
       saveUser(other);
@@ -371,6 +375,7 @@ export function ingestTwint(db: Db, archive: Archive, tweets: readonly ArchiveTw
       for (const replied of stored.replyTo) insertReply.run(BigInt(stored.id), BigInt(replied), users.get(replied)!.screenName);
     });
   }
+  if (tweets !== archive.tweets) return;
   const owner = users.get(archive.owner)!;
   for (const [followed, follower] of archive.follows) {
     if (followed === archive.owner) {
@@ -383,13 +388,36 @@ export function ingestTwint(db: Db, archive: Archive, tweets: readonly ArchiveTw
   }
 }
 
-/** compliance-sync's own layout (migrations/0001_initial.sql), written with plain INSERTs as the demo does. */
-export function ingestDefault(db: Db, archive: Archive, tweets: readonly ArchiveTweet[] = archive.tweets): void {
-  const insertUser = db.prepare('INSERT INTO users (id, username, name, created_at, raw_json) VALUES (?, ?, ?, ?, ?)');
-  const insertTweet = db.prepare('INSERT INTO tweets (id, author_id, created_at, text, geo_lat, geo_lon, place_id, raw_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+/** How a generic ingester writes a row that may already be stored (issue 12's guard must hold against each). */
+export type WriteMode = 'insert' | 'replace' | 'upsert';
+
+/**
+ * compliance-sync's own layout (migrations/0001_initial.sql), written by a generic v2 collector: plain INSERTs by
+ * default, as the demo does; `replace` and `upsert` are the other ways ingesters write a row again. A re-ingest writes
+ * only the authors of the tweets it writes.
+ */
+export function ingestDefault(db: Db, archive: Archive, tweets: readonly ArchiveTweet[] = archive.tweets, mode: WriteMode = 'insert'): { refused: number } {
+  const verb = mode === 'replace' ? 'INSERT OR REPLACE' : 'INSERT';
+  const onConflict = (columns: string[]) => (mode === 'upsert' ? ` ON CONFLICT (id) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')}` : '');
+  const insertUser = db.prepare(`${verb} INTO users (id, username, name, created_at, raw_json) VALUES (?, ?, ?, ?, ?)${onConflict(['username', 'name', 'created_at', 'raw_json'])}`);
+  const insertTweet = db.prepare(
+    `${verb} INTO tweets (id, author_id, created_at, text, geo_lat, geo_lon, place_id, raw_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)` +
+      onConflict(['author_id', 'created_at', 'text', 'geo_lat', 'geo_lon', 'place_id', 'raw_json']),
+  );
+  const authors = tweets === archive.tweets ? archive.users : archive.users.filter((u) => tweets.some((t) => t.author === u.id));
+  // Each row on its own, a refused one (a duplicate, or a guard's RAISE) counted and skipped, as ingesters do.
+  let refused = 0;
+  const write = (statement: Database.Statement, ...values: unknown[]) => {
+    try {
+      statement.run(...values);
+    } catch (err) {
+      if (!String((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw err;
+      refused++;
+    }
+  };
   db.transaction(() => {
-    for (const user of archive.users) {
-      insertUser.run(BigInt(user.id), user.screenName, user.name, user.createdAt,
+    for (const user of authors) {
+      write(insertUser, BigInt(user.id), user.screenName, user.name, user.createdAt,
         JSON.stringify({ id: user.id, username: user.screenName, name: user.name, description: user.description, location: user.location }));
     }
     for (const tweet of tweets) {
@@ -405,9 +433,10 @@ export function ingestDefault(db: Db, archive: Archive, tweets: readonly Archive
         raw.coordinates = { type: 'Point', coordinates: [tweet.lon, tweet.lat] };
         raw.place = { id: tweet.placeId, full_name: archive.places.find((p) => p.id === tweet.placeId)!.fullName };
       }
-      insertTweet.run(BigInt(tweet.id), BigInt(tweet.author), tweet.createdAt, tweet.text, tweet.lat, tweet.lon, tweet.placeId, JSON.stringify(raw));
+      write(insertTweet, BigInt(tweet.id), BigInt(tweet.author), tweet.createdAt, tweet.text, tweet.lat, tweet.lon, tweet.placeId, JSON.stringify(raw));
     }
   })();
+  return { refused };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -472,14 +501,17 @@ export function buildLayoutStore(name: LayoutName, storePath: string, archive: A
   }
 }
 
-/** The collector's ingester run again on some tweets (a later collection run), on its own connection. */
-export function reingest(name: LayoutName, storePath: string, archive: Archive, tweets: readonly ArchiveTweet[]): void {
+/**
+ * The collector's ingester run again on some tweets (a later collection run), on its own connection; the default
+ * layout's generic ingester writes in `defaultMode`.
+ */
+export function reingest(name: LayoutName, storePath: string, archive: Archive, tweets: readonly ArchiveTweet[], defaultMode: WriteMode = 'insert'): void {
   const db = openLikePython(storePath);
   db.pragma('busy_timeout = 10000');
   try {
     if (name === 'twitter-to-sqlite') ingestTwitterToSqlite(db, archive, tweets);
     else if (name === 'twint') ingestTwint(db, archive, tweets);
-    else throw new Error('the default layout has no collector to re-ingest with');
+    else ingestDefault(db, archive, tweets, defaultMode);
   } finally {
     db.close();
   }
