@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { Ledger } from '../store/ledger.js';
 import { migrate } from '../store/migrate.js';
 import { openStore, type Db } from '../store/open.js';
-import { ComplianceClient } from '../xapi/client.js';
+import { ComplianceClient, type ApiObserver } from '../xapi/client.js';
 import { abortableSleep, RateBudget } from '../xapi/rateBudget.js';
 import type { CycleContext } from './context.js';
 import { CycleEvents } from './events.js';
@@ -23,7 +23,12 @@ export interface Runtime {
  * Builds what cycles need, once per process: the migrated store, the ledger, and one API client whose rate budget
  * every cycle shares (so tweets and users polling together stay inside X's limits).
  */
-export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Runtime {
+export function openRuntime(
+  config: Config,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { observer?: ApiObserver } = {},
+): Runtime {
   const { token } = resolveBearerToken(config, env);
   const db = openStore(config.store.path);
   try {
@@ -39,6 +44,7 @@ export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessE
     timeoutMs: config.api.timeoutSeconds * 1000,
     budget: new RateBudget(),
     logger,
+    observer: options.observer,
   });
   const events = new CycleEvents();
   return {
