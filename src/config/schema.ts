@@ -175,9 +175,14 @@ export const configSchema = z.strictObject({
         .default(false)
         .describe('Allow metrics.listen on an address other than loopback (the endpoint has no authentication).'),
     })
-    .refine((metrics) => metrics.listen === null || metrics.allowNonLoopback || isLoopbackListen(metrics.listen), {
-      message: 'listen must be a loopback address (127.0.0.1, [::1], localhost) unless allowNonLoopback is true',
-      path: ['listen'],
+    .superRefine((metrics, ctx) => {
+      if (metrics.listen === null || metrics.allowNonLoopback || isLoopbackListen(metrics.listen)) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        input: metrics.listen,
+        message: 'must be a loopback address (127.0.0.1, [::1], localhost): the endpoint has no authentication; set metrics.allowNonLoopback to expose it',
+      });
     })
     .prefault({}),
   audit: z
