@@ -1,6 +1,11 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { configFromOptions, openMigratedStore, print, printJson, withConfigOption } from './context.js';
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { AppError } from '../errors.js';
+import { renderReportHtml } from '../report/htmlReport.js';
+import { readReportPage } from '../report/reportPage.js';
+import { configFromOptions, openMigratedStore, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -10,16 +15,23 @@ export function registerReport(program: Command): void {
       if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be a date like 2026-11-01 or 2026-11-01T00:00:00Z');
       return date;
     })
-    .addOption(new Option('--format <format>', 'output format').choices(['md', 'json']).default('md'))
-    .action((options: { config?: string; since?: Date; format: 'md' | 'json' }) => {
+    .addOption(new Option('--format <format>', 'output format (html: one self-contained page with charts)').choices(['md', 'json', 'html']).default('md'))
+    .option('--out <file>', 'write the report to this file instead of stdout')
+    .action((options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);
       try {
         const until = new Date();
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
-        const report = complianceReport(db, config, since, until);
-        if (options.format === 'json') printJson({ store: config.store.path, ...report });
-        else print(toMarkdown(config.store.path, report));
+        let text: string;
+        if (options.format === 'html') {
+          text = renderReportHtml(readReportPage(db, config, since, until));
+        } else {
+          const report = complianceReport(db, config, since, until);
+          text = options.format === 'json' ? `${JSON.stringify({ store: config.store.path, ...report }, null, 2)}\n` : `${toMarkdown(config.store.path, report)}\n`;
+        }
+        if (options.out) writeFileAtomically(options.out, text);
+        else process.stdout.write(text);
       } finally {
         db.close();
       }
@@ -56,4 +68,19 @@ function toMarkdown(store: string, report: ComplianceReport): string {
     }
   }
   return lines.join('\n');
+}
+
+/** A reader never sees half a report: written beside the target, then renamed over it. */
+function writeFileAtomically(file: string, text: string): void {
+  const target = path.resolve(file);
+  const temp = `${target}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, text);
+    renameSync(temp, target);
+  } catch (err) {
+    throw new AppError('report_write', `cannot write the report to ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      cause: err,
+      hint: 'choose a --out path in a folder that exists and that you can write to',
+    });
+  }
 }

@@ -124,3 +124,8 @@ export function abandonApplyRun(db: Db, id: number, finishedAt: string): void {
 export function fileIdentity(stats: { size: number; mtimeMs: number; ino: number }): string {
   return `${stats.size}:${Math.round(stats.mtimeMs)}:${stats.ino}`;
 }
+
+/** Records that a held run was applied on an operator's confirmation (--confirm-deletions). */
+export function markApplyRunConfirmed(db: Db, id: number, at: string): void {
+  db.prepare('UPDATE cs_apply_runs SET confirmed_at = ? WHERE id = ? AND confirmed_at IS NULL').run(at, id);
+}

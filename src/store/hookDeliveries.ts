@@ -30,7 +30,7 @@ const toDelivery = (row: Row): HookDelivery => ({
   updatedAt: row.updated_at as string,
 });
 
-/** The ledger of hook deliveries (migrations/0002_hook_deliveries.sql). */
+/** The ledger of hook deliveries (migrations/0002_hooks_and_confirmations.sql). */
 export class HookDeliveries {
   private readonly s;
 

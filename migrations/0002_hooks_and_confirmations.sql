@@ -13,3 +13,6 @@ CREATE TABLE cs_hook_deliveries (
   updated_at   TEXT NOT NULL,
   UNIQUE (hook, cycle_id)
 );
+
+-- When a run the safety gate had held was applied on an operator's --confirm-deletions (the report lists these).
+ALTER TABLE cs_apply_runs ADD COLUMN confirmed_at TEXT;
