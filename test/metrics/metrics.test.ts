@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/promText.js';
-import { useTempDir } from '../helpers/tmp.js';
+import { REPO_ROOT, useTempDir } from '../helpers/tmp.js';
 import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
 
 const tempDir = useTempDir();
@@ -128,5 +130,12 @@ describe('metrics.listen (the daemon, spawned, scraped over loopback)', () => {
     expect(parse({ listen: '0.0.0.0:9464', allowNonLoopback: true }).metrics.listen).toBe('0.0.0.0:9464');
     for (const listen of ['127.0.0.1:9464', '[::1]:9464', 'localhost:9464']) expect(parse({ listen }).metrics.listen).toBe(listen);
     expect(parse({}).metrics.listen).toBeNull();
+  });
+
+  it('can listen on loopback under the shipped unit: IPv4 and IPv6 sockets allowed, no IP address filter', () => {
+    const unit = readFileSync(path.join(REPO_ROOT, 'systemd', 'compliance-sync.service'), 'utf8');
+    const families = /^RestrictAddressFamilies=(.*)$/m.exec(unit)![1]!.split(/\s+/);
+    expect(families).toEqual(expect.arrayContaining(['AF_INET', 'AF_INET6']));
+    expect(unit).not.toMatch(/^(IPAddressDeny|PrivateNetwork|SocketBindDeny)=/m);
   });
 });
