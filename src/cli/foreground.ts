@@ -45,7 +45,7 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
   let metricsServer: MetricsServer | undefined;
   try {
     lock = await run.takeLock(controller.signal);
-    const served = metricsFor(run.config);
+    const served = await metricsFor(run.config);
     runtime = openRuntime(run.config, run.logger, run.env, { observer: served.metrics?.observer });
     metricsServer = await served.start(runtime, () => run.config, run.logger);
     if (run.interactive) stopProgress = showProgress(runtime.events);

@@ -34,7 +34,7 @@ export function registerRun(program: Command): void {
       let metricsServer: MetricsServer | undefined;
       let removeStopHandlers: (() => void) | undefined;
       try {
-        const served = metricsFor(config);
+        const served = await metricsFor(config);
         runtime = openRuntime(config, logger, process.env, { observer: served.metrics?.observer });
         const started = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
         daemon = started;

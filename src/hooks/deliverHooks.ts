@@ -55,6 +55,16 @@ export interface DeletionsPayload {
 export async function recordHookDeliveries(ctx: HookContext, summary: CycleSummary, shards: readonly ShardResults[]): Promise<void> {
   const { hooks } = ctx.config;
   if (!hooks.onCycleClosed && !hooks.onDeletions) return;
+  try {
+    await recordDeliveries(ctx, summary, shards);
+  } catch (err) {
+    // The cycle's work is done and must close; what downstream is not told is said loudly instead.
+    ctx.logger.error({ cycle: summary.cycleId, type: summary.type, err: describeError(err) }, 'hook deliveries could not be recorded; the hooks will not hear of this cycle');
+  }
+}
+
+async function recordDeliveries(ctx: HookContext, summary: CycleSummary, shards: readonly ShardResults[]): Promise<void> {
+  const { hooks } = ctx.config;
   const deliveries = new HookDeliveries(ctx.db);
   const storeId = String(ctx.db.prepare('SELECT store_id FROM cs_store').pluck().get());
   const base = { store: ctx.config.store.path, storeId, type: summary.type, cycleId: summary.cycleId };

@@ -22,7 +22,7 @@ export interface DaemonOptions {
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
-const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
+const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work', 'metrics.listen', 'metrics.allowNonLoopback'];
 
 /**
  * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { durationMs } from '../../src/config/duration.js';
 import { parseConfig } from '../../src/config/load.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/promText.js';
 import { REPO_ROOT, useTempDir } from '../helpers/tmp.js';
@@ -130,6 +131,10 @@ describe('metrics.listen (the daemon, spawned, scraped over loopback)', () => {
     expect(parse({ listen: '0.0.0.0:9464', allowNonLoopback: true }).metrics.listen).toBe('0.0.0.0:9464');
     for (const listen of ['127.0.0.1:9464', '[::1]:9464', 'localhost:9464']) expect(parse({ listen }).metrics.listen).toBe(listen);
     expect(parse({}).metrics.listen).toBeNull();
+    const audit = (maxAge: string) => parseConfig({ store: { path: 'x.db' }, audit: { maxAge } }, '/tmp/config.json', {});
+    expect(audit('36h').audit.maxAge).toBe('36h');
+    expect(durationMs(audit('2w').audit.maxAge)).toBe(14 * 86_400_000);
+    expect(() => audit('30 days')).toThrow(/audit\.maxAge: must be a whole number of m, h, d or w/);
   });
 
   it('can listen on loopback under the shipped unit: IPv4 and IPv6 sockets allowed, no IP address filter', () => {
