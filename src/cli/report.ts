@@ -3,8 +3,6 @@ import { complianceReport, type ComplianceReport } from '../store/reports.js';
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AppError } from '../errors.js';
-import { renderReportHtml } from '../report/htmlReport.js';
-import { readReportPage } from '../report/reportPage.js';
 import { configFromOptions, openMigratedStore, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
@@ -17,7 +15,7 @@ export function registerReport(program: Command): void {
     })
     .addOption(new Option('--format <format>', 'output format (html: one self-contained page with charts)').choices(['md', 'json', 'html']).default('md'))
     .option('--out <file>', 'write the report to this file instead of stdout')
-    .action((options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
+    .action(async (options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);
       try {
@@ -25,6 +23,8 @@ export function registerReport(program: Command): void {
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
         let text: string;
         if (options.format === 'html') {
+          // Loaded only for this format: every other command starts without the page's code.
+          const [{ renderReportHtml }, { readReportPage }] = await Promise.all([import('../report/htmlReport.js'), import('../report/reportPage.js')]);
           text = renderReportHtml(readReportPage(db, config, since, until));
         } else {
           const report = complianceReport(db, config, since, until);
