@@ -79,8 +79,8 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     const dir = tempDir();
     const script = recorderScript(dir);
     const w = await world({
-      tweets: 1200,
-      users: 120,
+      tweets: 800,
+      users: 80,
       config: {
         jobs: { shardSize: 500, pollIntervalSeconds: 0.1 },
         hooks: { onDeletions: { command: [process.execPath, script, dir] }, onCycleClosed: { command: [process.execPath, script, dir] } },
@@ -116,7 +116,7 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     const closed = read('onCycleClosed-tweets').payload;
     expect(closed.event).toBe('cycle_closed');
     expect(closed.summary.state).toBe('closed');
-    expect(closed.summary.idsChecked).toBe(1200);
+    expect(closed.summary.idsChecked).toBe(800);
     expect(closed.summary.actions.delete).toBe(tweets.length);
 
     const { json, text } = await status(w);
@@ -129,7 +129,7 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
       ]),
     );
     expect(text).toContain('onDeletions for cycle');
-  });
+  }, 180_000);
 
   it('names a file of the IDs above hooks.maxInlineIds', async () => {
     const dir = tempDir();
@@ -146,7 +146,7 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(payload.count).toBe(tweets.length);
     expect(payload.idsFile).toBe(path.join(w.dir, 'store.db.work', 'hooks', `tweets-cycle-${payload.cycleId}.deleted.ids`));
     expect(file.split('\n').filter(Boolean).sort()).toEqual([...tweets].sort());
-  });
+  }, 120_000);
 
   it('POSTs to a URL, retries after failures with backoff, and counts the attempts', async () => {
     const bodies: string[] = [];
@@ -178,7 +178,7 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(result.stderr).not.toContain('receiver-secret');
     const { json } = await status(w);
     expect(json.hookDeliveries[0]).toMatchObject({ hook: 'onCycleClosed', state: 'delivered', attempts: 3 });
-  });
+  }, 120_000);
 
   it('bounds each attempt by hooks.timeoutSeconds and shows the failure in status, without failing the cycle', async () => {
     const dir = tempDir();
@@ -206,5 +206,5 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(byHook.onDeletions.lastError).toBe(`${process.execPath} did not finish within 0.3 s (killed)`);
     expect(text).toMatch(/onDeletions for cycle #\d+: FAILED after 2 attempts: .* did not finish within 0\.3 s \(killed\)/);
     expect(json.lastCycles[0]).toMatchObject({ type: 'tweets', state: 'closed' });
-  });
+  }, 120_000);
 });

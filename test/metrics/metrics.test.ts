@@ -122,7 +122,7 @@ describe('metrics.listen (the daemon, spawned, scraped over loopback)', () => {
 
     daemon.child.kill('SIGTERM');
     expect(await daemon.exit).toEqual({ code: 0, signal: null });
-  });
+  }, 120_000);
 
   it('refuses a non-loopback metrics.listen unless allowed, naming the field', () => {
     const parse = (metrics: Record<string, unknown>) => parseConfig({ store: { path: 'x.db' }, metrics }, '/tmp/config.json', {});

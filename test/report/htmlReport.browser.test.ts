@@ -22,14 +22,14 @@ const chromium = findChromium();
 /** Eleven cycles per type on one store: a failed job retried, a users shard held by the gate and then confirmed. */
 async function storeWithHistory(): Promise<World> {
   const w = await makeWorld(tempDir(), {
-    tweets: 800,
+    tweets: 400,
     users: 80,
-    emulator: { faults: { jobFail: { count: 1 } } },
-    config: { jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } },
+    emulator: { faults: { jobFail: { count: 1 } }, processingMs: 20 },
+    config: { jobs: { shardSize: 200, pollIntervalSeconds: 0.1 } },
   });
   worlds.push(w);
   const raw = (extra: Record<string, unknown>) =>
-    parseConfig({ store: { path: w.storePath }, api: { baseUrl: w.emulator.url, timeoutSeconds: 10 }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 }, ...extra }, w.configPath, w.env);
+    parseConfig({ store: { path: w.storePath }, api: { baseUrl: w.emulator.url, timeoutSeconds: 10 }, jobs: { shardSize: 200, pollIntervalSeconds: 0.1 }, ...extra }, w.configPath, w.env);
   const strict = raw({ reconcile: { maxDeleteFraction: 0.001 } });
   const runtime = openRuntime(strict, quietLogger(), w.env);
   try {
@@ -138,5 +138,6 @@ describe.skipIf(!chromium)('report --format html in headless Chromium (Debian pa
     } finally {
       await browser.close();
     }
-  });
+    // Twenty-three cycles and a browser: minutes when the machine is busy.
+  }, 240_000);
 });
