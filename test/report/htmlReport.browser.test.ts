@@ -49,6 +49,11 @@ async function storeWithHistory(): Promise<World> {
   return w;
 }
 
+// .ci/run installs chromium: under CI its absence is a failure, elsewhere the browser test is skipped.
+it.runIf(!chromium && process.env.CI)('chromium is installed for the browser test (apt-get install chromium)', () => {
+  expect(chromium).not.toBeNull();
+});
+
 describe.skipIf(!chromium)('report --format html in headless Chromium (Debian package)', () => {
   it('renders a self-contained page with a chart per type, no script errors and no network request', async () => {
     const w = await storeWithHistory();
