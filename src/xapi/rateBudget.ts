@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from '../log.js';
 import type { Endpoint } from './types.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -12,6 +13,71 @@ export const abortableSleep: Sleep = async (ms, signal) => {
     throw signal?.aborted ? signal.reason : error;
   }
 };
+
+/** A wait longer than this says so, and says so again at this interval while it lasts. */
+export const WAIT_REPORT_MS = 30_000;
+
+/**
+ * A wait a person should see (a job slot, a rate-limit reset, an unreachable API): sleeps in slices of at most
+ * 30 s and logs before each slice once the wait is (or will be) longer than that — what, since when, until when if
+ * known — and a last line when it is over. Short waits stay silent.
+ */
+export class VisibleWait {
+  readonly since: number;
+  private reportedAt: number | null = null;
+
+  constructor(
+    private readonly log: Pick<Logger, 'warn' | 'info'>,
+    private readonly what: string,
+    private readonly clock: () => number = Date.now,
+    private readonly fields: Record<string, unknown> = {},
+  ) {
+    this.since = clock();
+  }
+
+  /** Sleeps `ms` (until `until`, epoch ms, when known), reporting progress at least every 30 s. */
+  async sleep(sleep: Sleep, ms: number, signal?: AbortSignal, until?: number): Promise<void> {
+    const end = this.clock() + Math.max(0, ms);
+    for (;;) {
+      const now = this.clock();
+      const left = end - now;
+      if (left <= 0) return;
+      const due = this.reportedAt === null ? end - this.since >= WAIT_REPORT_MS : now - this.reportedAt >= WAIT_REPORT_MS;
+      if (due) this.report(now, until);
+      await sleep(Math.min(left, WAIT_REPORT_MS), signal);
+    }
+  }
+
+  /** Reports now if 30 s passed since the last report (or since the wait began): for waits made of requests. */
+  tick(until?: number): void {
+    const now = this.clock();
+    if (now - (this.reportedAt ?? this.since) >= WAIT_REPORT_MS) this.report(now, until);
+  }
+
+  /** The wait ended: one line, if it was ever reported. */
+  over(): void {
+    if (this.reportedAt === null) return;
+    this.log.info({ ...this.fields, since: iso(this.since), waitedS: Math.round((this.clock() - this.since) / 1000) }, `done waiting for ${this.what}`);
+    this.reportedAt = null;
+  }
+
+  private report(now: number, until: number | undefined): void {
+    this.reportedAt = now;
+    this.log.warn(
+      {
+        ...this.fields,
+        since: iso(this.since),
+        waitedS: Math.round((now - this.since) / 1000),
+        ...(until !== undefined && Number.isFinite(until) ? { until: iso(until) } : {}),
+      },
+      `waiting for ${this.what}`,
+    );
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
 
 export interface RateBudgetOptions {
   /** Requests per window per endpoint (X: 150) until the server's `x-rate-limit-limit` says otherwise. */
@@ -65,8 +131,12 @@ export class RateBudget {
     this.sleep = options.sleep ?? abortableSleep;
   }
 
-  /** Resolves when one call to `endpoint` may start, and counts it. Rejects with the signal's reason on abort. */
-  async acquire(endpoint: Endpoint, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when one call to `endpoint` may start, and counts it. Rejects with the signal's reason on abort.
+   * With a logger, a wait of 30 s or more (a rate-limit reset) is logged as it goes.
+   */
+  async acquire(endpoint: Endpoint, signal?: AbortSignal, log?: Pick<Logger, 'warn' | 'info'>): Promise<void> {
+    let wait: VisibleWait | undefined;
     for (;;) {
       signal?.throwIfAborted();
       const state = this.state(endpoint);
@@ -75,10 +145,17 @@ export class RateBudget {
       const blockedFor = state.blockedUntil - now;
       if (blockedFor <= 0 && state.tokens >= 1) {
         state.tokens -= 1;
+        wait?.over();
         return;
       }
       const tokenIn = state.tokens >= 1 ? 0 : (1 - state.tokens) / state.rate;
-      await this.sleep(Math.max(1, Math.ceil(Math.max(blockedFor, tokenIn))), signal);
+      const ms = Math.max(1, Math.ceil(Math.max(blockedFor, tokenIn)));
+      if (log && ms >= WAIT_REPORT_MS) {
+        wait ??= new VisibleWait(log, `the rate limit of the ${endpoint} endpoint to reset`, this.clock, { endpoint });
+        await wait.sleep(this.sleep, ms, signal, blockedFor > 0 ? state.blockedUntil : now + ms);
+      } else {
+        await this.sleep(ms, signal);
+      }
     }
   }
 
