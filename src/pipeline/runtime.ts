@@ -24,7 +24,8 @@ export interface Runtime {
  * every cycle shares (so tweets and users polling together stay inside X's limits).
  */
 export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Runtime {
-  const { token } = resolveBearerToken(config, env);
+  const { token, warning } = resolveBearerToken(config, env);
+  if (warning) logger.warn(warning);
   const db = openStore(config.store.path);
   try {
     migrate(db);

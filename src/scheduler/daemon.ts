@@ -93,7 +93,9 @@ export class Daemon {
     const needRestart = changed.filter((key) => RESTART_ONLY.some((prefix) => key === prefix || key.startsWith(`${prefix}.`)));
     if (needRestart.length) this.log.warn({ keys: needRestart }, 'these settings take effect only after a restart');
     try {
-      this.options.runtime.client.setToken(resolveBearerToken(next, this.env).token);
+      const { token, warning } = resolveBearerToken(next, this.env);
+      if (warning) this.log.warn(warning);
+      this.options.runtime.client.setToken(token);
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
     }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { fromSqliteError, StoreError } from '../errors.js';
+import { createPrivateFile } from '../privateFiles.js';
 
 export type Db = Database.Database;
 
@@ -21,7 +22,10 @@ export interface OpenStoreOptions {
 export function openStore(file: string, options: OpenStoreOptions = {}): Db {
   const readonly = options.readonly ?? false;
   const keepJournal = readonly || (options.keepJournalMode ?? false);
-  if (!keepJournal) mkdirSync(path.dirname(file), { recursive: true });
+  if (!keepJournal) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    createPrivateFile(file);
+  }
   let db: Db;
   try {
     db = new Database(file, { readonly, fileMustExist: keepJournal });
