@@ -1,6 +1,9 @@
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { configFromOptions, openMigratedStore, print, printJson, withConfigOption } from './context.js';
+import { configFromOptions, openMigratedStore, print, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -11,19 +14,49 @@ export function registerReport(program: Command): void {
       return date;
     })
     .addOption(new Option('--format <format>', 'output format').choices(['md', 'json']).default('md'))
-    .action((options: { config?: string; since?: Date; format: 'md' | 'json' }) => {
+    .option('--out <file>', 'write the report to this file (replaced whole) instead of stdout')
+    .action((options: { config?: string; since?: Date; format: 'md' | 'json'; out?: string }) => {
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);
       try {
         const until = new Date();
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
         const report = complianceReport(db, config, since, until);
-        if (options.format === 'json') printJson({ store: config.store.path, ...report });
-        else print(toMarkdown(config.store.path, report));
+        const text = options.format === 'json' ? jsonText({ store: config.store.path, ...report }) : toMarkdown(config.store.path, report);
+        if (options.out) {
+          const file = path.resolve(options.out);
+          writeReport(file, text);
+          print(`report written to ${file}`);
+        } else print(text);
       } finally {
         db.close();
       }
     });
+}
+
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
+
+/** Through a temp file and a rename: a report that is there is whole. */
+function writeReport(file: string, text: string): void {
+  if (isFolder(file)) throw new UsageError(`--out ${file} is a folder; the report is one file`, { hint: 'pass a file name, e.g. --out report.md' });
+  const temp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(temp, text.endsWith('\n') ? text : `${text}\n`);
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function toMarkdown(store: string, report: ComplianceReport): string {
