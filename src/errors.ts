@@ -149,7 +149,9 @@ export function fromFileError(err: unknown): AppError | null {
     return new AppError('not_writable', `cannot write ${where}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'} (${code})`, {
       ...options,
       exitCode: EXIT.config,
-      hint: `make ${file ? path.dirname(file) : where} writable by this user, or point the setting that names it elsewhere`,
+      hint: file?.endsWith('.rejects.ndjson')
+        ? `the rejected lines go beside the results file: make ${path.dirname(file)} writable by this user, or apply a copy of the file from a writable folder`
+        : `make ${file ? path.dirname(file) : where} writable by this user, or point the setting that names it elsewhere`,
     });
   }
   return null;
