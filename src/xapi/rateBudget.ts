@@ -18,9 +18,9 @@ export const abortableSleep: Sleep = async (ms, signal) => {
 export const WAIT_REPORT_MS = 30_000;
 
 /**
- * A wait a person should see (a job slot, a rate-limit reset, an unreachable API): sleeps in slices of at most
- * 30 s and logs before each slice once the wait is (or will be) longer than that — what, since when, until when if
- * known — and a last line when it is over. Short waits stay silent.
+ * A wait a person should see (a job slot, a rate-limit reset, an unreachable API), made of one or more sleeps: it
+ * logs what it waits for, since when and until when if known, every 30 s while it lasts — at once when a single
+ * sleep is known to take that long — and a last line when it is over. Waits shorter than 30 s stay silent.
  */
 export class VisibleWait {
   readonly since: number;
@@ -35,23 +35,20 @@ export class VisibleWait {
     this.since = clock();
   }
 
-  /** Sleeps `ms` (until `until`, epoch ms, when known), reporting progress at least every 30 s. */
+  /** Sleeps `ms` (the wait ends at `until`, epoch ms, when known), in slices that end where a report is due. */
   async sleep(sleep: Sleep, ms: number, signal?: AbortSignal, until?: number): Promise<void> {
     const end = this.clock() + Math.max(0, ms);
+    if (this.reportedAt === null && ms >= WAIT_REPORT_MS) this.report(this.clock(), until);
     for (;;) {
       const now = this.clock();
-      const left = end - now;
-      if (left <= 0) return;
-      const due = this.reportedAt === null ? end - this.since >= WAIT_REPORT_MS : now - this.reportedAt >= WAIT_REPORT_MS;
-      if (due) this.report(now, until);
-      await sleep(Math.min(left, WAIT_REPORT_MS), signal);
+      if (now >= end) return;
+      const due = (this.reportedAt ?? this.since) + WAIT_REPORT_MS;
+      if (now >= due) {
+        this.report(now, until);
+        continue;
+      }
+      await sleep(Math.min(end, due) - now, signal);
     }
-  }
-
-  /** Reports now if 30 s passed since the last report (or since the wait began): for waits made of requests. */
-  tick(until?: number): void {
-    const now = this.clock();
-    if (now - (this.reportedAt ?? this.since) >= WAIT_REPORT_MS) this.report(now, until);
   }
 
   /** The wait ended: one line, if it was ever reported. */
@@ -150,8 +147,9 @@ export class RateBudget {
       }
       const tokenIn = state.tokens >= 1 ? 0 : (1 - state.tokens) / state.rate;
       const ms = Math.max(1, Math.ceil(Math.max(blockedFor, tokenIn)));
-      if (log && ms >= WAIT_REPORT_MS) {
-        wait ??= new VisibleWait(log, `the rate limit of the ${endpoint} endpoint to reset`, this.clock, { endpoint });
+      if (log && (wait || ms >= WAIT_REPORT_MS)) {
+        const what = blockedFor > 0 ? `the rate limit of the ${endpoint} endpoint to reset` : `a share of the ${endpoint} endpoint's rate limit`;
+        wait ??= new VisibleWait(log, what, this.clock, { endpoint });
         await wait.sleep(this.sleep, ms, signal, blockedFor > 0 ? state.blockedUntil : now + ms);
       } else {
         await this.sleep(ms, signal);
