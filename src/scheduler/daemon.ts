@@ -18,6 +18,8 @@ export interface DaemonOptions {
   /** Called whenever what the daemon is doing changes (for systemd's STATUS= line). */
   onStatus?: (status: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** First wait before a cycle that found the store locked runs again (doubling up to 15 min). Default 10 s. */
+  busyRetryMs?: number;
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
@@ -156,9 +158,14 @@ export class Daemon {
     }
     const { runtime } = this.options;
     const config = this.config;
-    runtime.ledger.recordScheduleStart(type, new Date());
     const context = { ...runtime.context(this.controller.signal), config };
-    const run = runCycle(context, type, { trigger })
+    // Inside the promise: a store locked at the scheduled minute must reach the retry below, not the cron library
+    // (which swallows what its callbacks throw).
+    const run = Promise.resolve()
+      .then(() => {
+        runtime.ledger.recordScheduleStart(type, new Date());
+        return runCycle(context, type, { trigger });
+      })
       .then((summary: CycleSummary) => {
         clearTimeout(this.busyRetries.get(type)?.timer);
         this.busyRetries.delete(type);
@@ -179,12 +186,13 @@ export class Daemon {
 
   /**
    * The store was locked by another writer (an ingester's long transaction): try again soon, backing off from 10 s to
-   * 15 min, instead of leaving the cycle for the next scheduled run. `status` shows the retry as the next run.
+   * 15 min, instead of leaving the cycle for the next scheduled run. The retry is recorded as the type's next run for
+   * `status` when the store can be written (often it cannot yet: the log line says when).
    */
   private retryWhenBusy(type: JobType, err: AppError): void {
     const retry = this.busyRetries.get(type) ?? { attempts: 0 };
     retry.attempts += 1;
-    const delayMs = Math.min(15 * 60_000, 10_000 * 2 ** (retry.attempts - 1));
+    const delayMs = Math.min(15 * 60_000, (this.options.busyRetryMs ?? 10_000) * 2 ** (retry.attempts - 1));
     const at = new Date(Date.now() + delayMs);
     this.log.warn({ type, attempt: retry.attempts, retryAt: at.toISOString(), err: err.message }, 'the store is locked by another writer; retrying the cycle');
     try {
