@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { JOB_TYPES, snowflakeTime, type JobType } from '../types.js';
+import { addChanges, type ChangeCount, type ChangesByTable } from './changeCounts.js';
 import type { Db } from './open.js';
 
 export interface CycleProgress {
@@ -49,6 +50,8 @@ export interface TypeReport {
   idsChecked: number;
   jobsRun: number;
   actionsByReason: Record<string, Record<string, number>>;
+  /** Rows changed by this type's runs, per table → kind (deleted, updated, marked, inserted) → cause. */
+  tables: ChangesByTable;
   failures: { cycleId: number; seq: number; firstId: string; lastId: string; error: string; resolution: string }[];
   coverage: { storedRows: number; checkedRows: number; share: number; oldestUnchecked: { id: string; createdAt: string | null } | null };
 }
@@ -84,6 +87,13 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       )
       .all(type, from, to) as { reason: string; action_taken: string; n: bigint }[];
     for (const row of audit) (actionsByReason[row.reason] ??= {})[row.action_taken] = Number(row.n);
+    const changed = db
+      .prepare(
+        `SELECT c.table_name, c.cause, c.kind, sum(c.count) AS n FROM cs_change_counts c JOIN cs_apply_runs r ON r.id = c.run_id
+         WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY c.table_name, c.cause, c.kind ORDER BY c.table_name, c.kind, c.cause`,
+      )
+      .all(type, from, to) as { table_name: string; cause: ChangeCount['cause']; kind: ChangeCount['kind']; n: bigint }[];
+    const tables = addChanges({}, changed.map((row) => ({ table: row.table_name, cause: row.cause, kind: row.kind, count: Number(row.n) })));
 
     const applied = db
       .prepare(
@@ -137,6 +147,7 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       idsChecked,
       jobsRun,
       actionsByReason,
+      tables,
       failures,
       coverage: {
         storedRows,
