@@ -23,7 +23,7 @@ describe('safe defaults for files', () => {
   it('the store, its WAL and -shm, shard files and rejects are created 0600 whatever the umask', () => {
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db' } });
-    expect(runWithUmask0(['migrate', '--config', config]).status).toBe(0);
+    expect(runWithUmask0(['migrate', '--create', '--config', config]).status).toBe(0);
     const store = path.join(dir, 'store.db');
     expect(modeOf(store)).toBe(0o600);
     // SQLite gives -wal and -shm the database file's mode; they exist while a connection writes.
