@@ -18,10 +18,13 @@ export function registerExport(program: Command): void {
     .option('--shard-size <n>', 'IDs per file (default: jobs.shardSize)', positiveInteger)
     .action(async (options: { config?: string; type: JobType; out: string; shardSize?: number }) => {
       const out = path.resolve(options.out);
-      prepareOutFolder(out, options.type);
+      // Refused before anything is opened; created (and its stale shards removed) only once the store opened.
+      const stale = checkOutFolder(out, options.type);
       const config = configFromOptions(options);
       const { db } = openMigratedStore(config);
       try {
+        mkdirSync(out, { recursive: true });
+        for (const file of stale) rmSync(file, { force: true });
         const ids = new StoredIds(db, config, options.type);
         const plan = await ids.plan(options.shardSize ?? config.jobs.shardSize);
         for (const [index, shard] of plan.shards.entries()) {
@@ -38,9 +41,10 @@ export function registerExport(program: Command): void {
 
 /**
  * The folder must hold nothing but shard files: other files would be taken for shards by whoever runs the jobs.
- * Earlier shard files of this type are removed, since a smaller export would leave stale ones beside the new.
+ * Returns the earlier shard files of this type, to be removed, since a smaller export would leave stale ones beside
+ * the new. Changes nothing itself.
  */
-function prepareOutFolder(out: string, type: JobType): void {
+function checkOutFolder(out: string, type: JobType): string[] {
   let entries: string[];
   try {
     if (!statSync(out).isDirectory()) {
@@ -48,9 +52,8 @@ function prepareOutFolder(out: string, type: JobType): void {
     }
     entries = readdirSync(out);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    mkdirSync(out, { recursive: true });
-    return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
   const foreign = entries.filter((name) => !SHARD_FILE.test(name));
   if (foreign.length > 0) {
@@ -59,5 +62,5 @@ function prepareOutFolder(out: string, type: JobType): void {
       hint: 'pass a new or empty folder, e.g. --out shards/',
     });
   }
-  for (const name of entries) if (name.startsWith(`${type}-`)) rmSync(path.join(out, name), { force: true });
+  return entries.filter((name) => name.startsWith(`${type}-`)).map((name) => path.join(out, name));
 }
