@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import { JOB_TYPES, snowflakeTime, type JobType } from '../types.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from './changeCounts.js';
 import type { Db } from './open.js';
+import { quoteIdent } from './schemaInfo.js';
 
 export interface CycleProgress {
   type: JobType;
@@ -128,11 +129,12 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       if (top && range.first_id <= top.last + 1n) top.last = range.last_id > top.last ? range.last_id : top.last;
       else merged.push({ first: range.first_id, last: range.last_id });
     }
-    const countIn = db.prepare(`SELECT count(*) FROM "${table}" WHERE "${id}" BETWEEN ? AND ?`).pluck();
-    const firstAbove = db.prepare(`SELECT min("${id}") FROM "${table}" WHERE "${id}" > ? AND "${id}" < ?`).pluck();
-    const storedRows = Number(db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get());
+    const [t, c] = [quoteIdent(table), quoteIdent(id)];
+    const countIn = db.prepare(`SELECT count(*) FROM ${t} WHERE ${c} BETWEEN ? AND ?`).pluck();
+    const firstAbove = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ? AND ${c} < ?`).pluck();
+    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
     const checkedRows = merged.reduce((sum, r) => sum + Number(countIn.get(r.first, r.last)), 0);
-    const firstAfter = db.prepare(`SELECT min("${id}") FROM "${table}" WHERE "${id}" > ?`).pluck();
+    const firstAfter = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ?`).pluck();
     let oldest: bigint | null = null;
     let below = -1n;
     for (const range of merged) {

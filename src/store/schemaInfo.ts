@@ -97,12 +97,27 @@ export interface FtsFact {
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
-/** Introspects one connection's main schema. Facts are read again on every call: the schema may change between. */
+/**
+ * Introspects one connection's main schema. An instance is a snapshot: each fact is read once and kept (a preflight
+ * asks the same questions many times); make a new instance to see a schema changed since.
+ */
 export class SchemaInfo {
+  private cachedTables: TableFact[] | undefined;
+  private readonly cachedColumns = new Map<string, ColumnFact[]>();
+  private cachedForeignKeys: ForeignKeyFact[] | undefined;
+  private readonly cachedIndexes = new Map<string, IndexFact[]>();
+  private readonly cachedTriggers = new Map<string, TriggerFact[]>();
+  private cachedFts: FtsFact[] | undefined;
+
   constructor(private readonly db: Db) {}
 
   /** Tables, views, virtual and shadow tables of the main schema, except SQLite's own. */
   tables(): TableFact[] {
+    this.cachedTables ??= this.readTables();
+    return [...this.cachedTables];
+  }
+
+  private readTables(): TableFact[] {
     const listed = this.db.prepare("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'").all() as {
       name: string;
       type: string;
@@ -131,6 +146,13 @@ export class SchemaInfo {
 
   /** The table's columns in order (hidden columns of virtual tables left out); empty when there is no such table. */
   columns(table: string): ColumnFact[] {
+    const key = table.toLowerCase();
+    let columns = this.cachedColumns.get(key);
+    if (!columns) this.cachedColumns.set(key, (columns = this.readColumns(table)));
+    return [...columns];
+  }
+
+  private readColumns(table: string): ColumnFact[] {
     const rows = this.db.prepare('SELECT name, type, "notnull" AS nn, pk, hidden FROM pragma_table_xinfo(?)').all(table) as {
       name: string;
       type: string;
@@ -154,6 +176,11 @@ export class SchemaInfo {
 
   /** Every FOREIGN KEY declared in the store, one entry per constraint (composite keys keep their columns together). */
   foreignKeys(): ForeignKeyFact[] {
+    this.cachedForeignKeys ??= this.readForeignKeys();
+    return [...this.cachedForeignKeys];
+  }
+
+  private readForeignKeys(): ForeignKeyFact[] {
     const facts: ForeignKeyFact[] = [];
     for (const table of this.tables()) {
       if (table.kind !== 'table') continue;
@@ -191,6 +218,13 @@ export class SchemaInfo {
 
   /** The table's indexes with their key columns in order (the implicit primary-key index of a WITHOUT ROWID table included). */
   indexes(table: string): IndexFact[] {
+    const key = table.toLowerCase();
+    let indexes = this.cachedIndexes.get(key);
+    if (!indexes) this.cachedIndexes.set(key, (indexes = this.readIndexes(table)));
+    return [...indexes];
+  }
+
+  private readIndexes(table: string): IndexFact[] {
     const list = this.db.prepare('SELECT name, "unique" AS uq, origin, partial FROM pragma_index_list(?)').all(table) as {
       name: string;
       uq: number | bigint;
@@ -221,16 +255,28 @@ export class SchemaInfo {
 
   /** Triggers on the table, optionally only those fired by one event. */
   triggersOn(table: string, event?: TriggerEvent): TriggerFact[] {
+    const key = table.toLowerCase();
+    let triggers = this.cachedTriggers.get(key);
+    if (!triggers) this.cachedTriggers.set(key, (triggers = this.readTriggers(table)));
+    return triggers.filter((t) => !event || t.event === event);
+  }
+
+  private readTriggers(table: string): TriggerFact[] {
     const rows = this.db.prepare("SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE ORDER BY name").all(table) as {
       name: string;
       tbl_name: string;
       sql: string;
     }[];
-    return rows.map((row) => parseTrigger(row.name, row.tbl_name, row.sql)).filter((t) => !event || t.event === event);
+    return rows.map((row) => parseTrigger(row.name, row.tbl_name, row.sql));
   }
 
   /** The store's FTS3/4/5 tables, with their content table and shadow tables. */
   ftsTables(): FtsFact[] {
+    this.cachedFts ??= this.readFtsTables();
+    return [...this.cachedFts];
+  }
+
+  private readFtsTables(): FtsFact[] {
     const virtuals = this.db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name").all() as {
       name: string;
       sql: string;

@@ -55,7 +55,7 @@ describe('compliance-sync CLI (foundation)', () => {
     execFileSync('sqlite3', [path.join(dir, 'store.db'), 'PRAGMA user_version = 42']);
     const result = runCli(['migrate', '-c', config]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/version 42.*version 1/);
+    expect(result.stderr).toMatch(/version 42.*version \d+/);
     expect(result.stderr).toMatch(/^Try: /m);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, StoreError } from '../../src/errors.js';
 import { readChangeCounts } from '../../src/store/applyRuns.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
@@ -298,6 +298,31 @@ describe('declared ON DELETE actions, store.dependents and triggers', () => {
     const missing = makeConfig(dir, { store: { path: 'store.db', tables: DECLARED_MAPPING, dependents: [{ table: 'likes', column: 'tweet', references: 'tweets', action: 'delete' }] } });
     await expect(apply(db, missing, 'tweets', file)).rejects.toThrow('store.dependents names "likes"."tweet"');
     expect(column(db, 'SELECT count(*) FROM cs_apply_runs')).toEqual([[0]]);
+    db.close();
+  });
+});
+
+describe('a constraint that still blocks', () => {
+  it('fails the batch naming the table, the column, the row and the config key, and applies nothing of it', async () => {
+    const dir = tempDir();
+    // A trigger writes a new reference to the tweet while its link rows are deleted, after that table was cleared.
+    const { config, db } = foreignStore(
+      dir,
+      `CREATE TABLE users (id INTEGER PRIMARY KEY);
+       CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER);
+       CREATE TABLE audit (tweet_ref INTEGER REFERENCES tweets(id));
+       CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
+       CREATE TRIGGER media_gone AFTER DELETE ON media_tweets BEGIN INSERT INTO audit VALUES (old.tweets_id); END;
+       INSERT INTO tweets VALUES (1, 7), (2, 7);
+       INSERT INTO media_tweets VALUES (2);`,
+      { store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
+    );
+    const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error.message).toBe('deleting tweet 2: rows of "audit" still reference "tweets" through "audit"."tweet_ref" (FOREIGN KEY ON DELETE NO ACTION)');
+    expect(error.hint).toContain('store.dependents');
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[1], [2]]);
+    expect(column(db, 'SELECT count(*) FROM audit')).toEqual([[0]]);
     db.close();
   });
 });
