@@ -173,10 +173,12 @@ export function makeArchive(options: { tweets: number; users: number; seed?: num
     if (random() < 0.1) base.replyTo = [pick(users).id];
     if (random() < 0.25) {
       const place = pick(PLACES);
-      const [[sw, , ne]] = [place.bbox[0]!] as [number[][]];
+      // A point inside the place's bounding box (corners: south-west first, north-east third).
+      const [west, south] = place.bbox[0]![0]!;
+      const [east, north] = place.bbox[0]![2]!;
       base.placeId = place.id;
-      base.lon = Math.round((sw![0]! + random() * (ne![0]! - sw![0]!)) * 1e6) / 1e6;
-      base.lat = Math.round((sw![1]! + random() * (ne![1]! - sw![1]!)) * 1e6) / 1e6;
+      base.lon = Math.round((west! + random() * (east! - west!)) * 1e6) / 1e6;
+      base.lat = Math.round((south! + random() * (north! - south!)) * 1e6) / 1e6;
     }
     if (random() < 0.15) {
       const count = random() < 0.3 ? 2 : 1;
