@@ -57,10 +57,16 @@ export function registerStatus(program: Command): void {
             ['store id', store.storeId ?? '-'],
             ['schema version', `${store.schemaVersion} (${store.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
             ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
-            ['daemon', daemonRunning ? `running (pid ${holder!.pid}, since ${holder!.since})` : holder ? `not running; store in use by ${holder.command} (pid ${holder.pid})` : 'not running'],
+            [
+              'daemon',
+              daemonRunning
+                ? `running (pid ${holder!.pid}, since ${holder!.since})`
+                : `not running, so no cycle is scheduled${holder ? `; store in use by ${holder.command} (pid ${holder.pid})` : ''} (start it: compliance-sync run, or systemctl start compliance-sync)`,
+            ],
             ...JOB_TYPES.map((type) => {
               const s = schedule[type]!;
-              return [`${type}`, `next run ${s.nextRunAt ?? '-'}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
+              const next = daemonRunning ? (s.nextRunAt ? `next run ${s.nextRunAt}` : 'not in schedule.types') : 'no daemon running';
+              return [`${type}`, `${next}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
             }),
             ...JOB_TYPES.map((type) => {
               const m = metrics.types[type];
@@ -77,7 +83,9 @@ export function registerStatus(program: Command): void {
           const active = cycle.activeShard
             ? `; shard ${cycle.activeShard.seq} ${cycle.activeShard.state}${cycle.activeShard.job ? `, job ${cycle.activeShard.job.id} ${cycle.activeShard.job.status}` : ''}`
             : '';
-          print(`\nin progress: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
+          // An open cycle with no process holding the store is not progressing: it waits for the next run to resume it.
+          const label = holder ? 'in progress' : 'unfinished, no process is running it (the next run or `reconcile --now` resumes it)';
+          print(`\n${label}: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
         }
         print(lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
         for (const cycle of lastCycles) {

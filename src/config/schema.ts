@@ -138,6 +138,7 @@ export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[num
 });
 
 export const configSchema = z.strictObject({
+  $comment: z.string().optional().describe('Free text for people reading the file (the demo explains its token and port here); ignored.'),
   $schema: z.string().optional().describe('Path or URL of config.schema.json, for editors.'),
   store: z.strictObject({
     path: z.string().min(1).describe('The SQLite store to keep compliant (relative paths are relative to the config file).'),

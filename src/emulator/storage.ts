@@ -187,6 +187,8 @@ function download(ctx: EmulatorContext, req: IncomingMessage, res: ServerRespons
   if (!job || job.status !== 'complete') {
     return sendXml(res, 404, storageErrorXml('NoSuchKey', 'The specified key does not exist.', `No such object: ${route.objectPath.slice(1)}`));
   }
+  // The downloadForbidden fault: a signed URL the storage no longer honours (revoked key, rotated signer).
+  if (ctx.faults.fire('downloadForbidden')) return sendXml(res, 403, storageErrorXml('AccessDenied', 'Access denied.', 'The signed URL is no longer valid.'));
   serveResults(ctx, req, res, job);
 }
 

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
-import { describeError } from '../errors.js';
+import { describeError, explainError, type AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
@@ -19,6 +19,8 @@ export interface DaemonOptions {
   /** Called whenever what the daemon is doing changes (for systemd's STATUS= line). */
   onStatus?: (status: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** First wait before a cycle that found the store locked runs again (doubling up to 15 min). Default 10 s. */
+  busyRetryMs?: number;
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
@@ -35,6 +37,8 @@ export class Daemon {
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | undefined;
   private readonly running = new Map<JobType, Promise<void>>();
+  /** Cycles that found the store locked by another writer: how often in a row, and the timer of the next try. */
+  private readonly busyRetries = new Map<JobType, { attempts: number; timer?: NodeJS.Timeout }>();
   private readonly controller = new AbortController();
   private readonly log: Logger;
   private readonly env: NodeJS.ProcessEnv;
@@ -102,7 +106,9 @@ export class Daemon {
     const needRestart = changed.filter((key) => RESTART_ONLY.some((prefix) => key === prefix || key.startsWith(`${prefix}.`)));
     if (needRestart.length) this.log.warn({ keys: needRestart }, 'these settings take effect only after a restart');
     try {
-      this.options.runtime.client.setToken(resolveBearerToken(next, this.env).token);
+      const { token, warning } = resolveBearerToken(next, this.env);
+      if (warning) this.log.warn(warning);
+      this.options.runtime.client.setToken(token);
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
     }
@@ -122,6 +128,7 @@ export class Daemon {
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
     this.controller.abort(new Error('daemon stopping'));
+    for (const retry of this.busyRetries.values()) clearTimeout(retry.timer);
     this.persistNextRun(null);
     const all = Promise.allSettled([...this.running.values()]);
     let timer: NodeJS.Timeout | undefined;
@@ -160,13 +167,22 @@ export class Daemon {
     }
     const { runtime } = this.options;
     const config = this.config;
-    runtime.ledger.recordScheduleStart(type, new Date());
     const context = { ...runtime.context(this.controller.signal), config };
-    const run = runCycle(context, type, { trigger })
+    // Inside the promise: a store locked at the scheduled minute must reach the retry below, not the cron library
+    // (which swallows what its callbacks throw).
+    const run = Promise.resolve()
+      .then(() => {
+        runtime.ledger.recordScheduleStart(type, new Date());
+        return runCycle(context, type, { trigger });
+      })
       .then((summary: CycleSummary) => {
+        clearTimeout(this.busyRetries.get(type)?.timer);
+        this.busyRetries.delete(type);
         if (summary.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
       })
       .catch((err: unknown) => {
+        const known = explainError(err);
+        if (known?.code === 'store_busy' && !this.controller.signal.aborted) return this.retryWhenBusy(type, known);
         this.log.error({ type, err: describeError(err), code: (err as { code?: string }).code }, 'cycle failed; the next run resumes it');
       })
       .finally(() => {
@@ -175,6 +191,26 @@ export class Daemon {
       });
     this.running.set(type, run);
     this.publishStatus();
+  }
+
+  /**
+   * The store was locked by another writer (an ingester's long transaction): try again soon, backing off from 10 s to
+   * 15 min, instead of leaving the cycle for the next scheduled run. The retry is recorded as the type's next run for
+   * `status` when the store can be written (often it cannot yet: the log line says when).
+   */
+  private retryWhenBusy(type: JobType, err: AppError): void {
+    const retry = this.busyRetries.get(type) ?? { attempts: 0 };
+    retry.attempts += 1;
+    const delayMs = Math.min(15 * 60_000, (this.options.busyRetryMs ?? 10_000) * 2 ** (retry.attempts - 1));
+    const at = new Date(Date.now() + delayMs);
+    this.log.warn({ type, attempt: retry.attempts, retryAt: at.toISOString(), err: err.message }, 'the store is locked by another writer; retrying the cycle');
+    try {
+      this.options.runtime.ledger.recordNextRun(type, at.toISOString());
+    } catch {
+      // Still locked: the log line says when the retry comes.
+    }
+    retry.timer = setTimeout(() => this.startCycle(type, 'catch-up'), delayMs);
+    this.busyRetries.set(type, retry);
   }
 
   private persistNextRun(next: Date | null): void {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
+import { createPrivateFile } from '../privateFiles.js';
 import { translateSqliteError, useWal, type Db } from './open.js';
 
 /** The migrations shipped with this code: `migrations/NNNN_name.sql`, from both src/ (tests) and dist/ (installed). */
@@ -148,6 +149,8 @@ export function createStore(file: string, migrations = loadMigrations()): Db {
   const createdDir = mkdirSync(path.dirname(file), { recursive: true });
   let db: Db | undefined;
   try {
+    // 0600 whatever the umask; SQLite gives the -wal and -shm files the same mode.
+    createPrivateFile(file);
     db = new Database(file);
     db.defaultSafeIntegers(true);
     db.pragma('busy_timeout = 10000');
