@@ -25,7 +25,7 @@ describe('compliance-sync CLI (foundation)', () => {
     expect(runCli(['status', '--frob']).code).toBe(64);
   });
 
-  it('migrate creates the schema of design §5 (seen by the sqlite3 shell) and is idempotent', () => {
+  it('migrate creates the default schema (seen by the sqlite3 shell) and is idempotent', () => {
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'new/store.db' } });
     const first = runCli(['migrate', '--config', config]);
