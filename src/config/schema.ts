@@ -125,7 +125,7 @@ export function isLoopbackListen(listen: string): boolean {
 
 export const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 
-/** What each reason does by default (design.md §4); config entries override or add reasons. */
+/** What each reason does by default (docs/architecture.md#what-a-result-does-to-the-store); config entries override or add reasons. */
 export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
   deleted: 'delete',
   deactivated: 'delete',

@@ -48,7 +48,7 @@ const EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
   1: ['187829abaea73d120d3bfa5e7e8bc6dc71df87c360af81c70c0a796d2d7b13bd'],
 };
 
-/** The default content tables of a new store (design §5): only `createStore` runs this, never a ledger migration. */
+/** The default content tables of a new store (docs/architecture.md#the-store-tables): only `createStore` runs this, never a ledger migration. */
 export const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
 
 export interface MigrateOptions {
