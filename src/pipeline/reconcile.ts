@@ -265,7 +265,7 @@ function resultsFileStats(file: string): { size: number; mtimeMs: number; ino: n
   try {
     return statSync(file);
   } catch (err) {
-    throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+    throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
       cause: err,
       hint: 'check the path of the results file',
     });
@@ -326,7 +326,7 @@ function applyBatch(records: ResultRecord[], statements: ContentStatements, asOf
   const audit: AuditCounts = new Map();
   const count = (reason: string, action: string, n: number) => {
     let byAction = audit.get(reason);
-    if (!byAction) audit.set(reason, (byAction = new Map()));
+    if (!byAction) audit.set(reason, (byAction = new Map<string, number>()));
     byAction.set(action, (byAction.get(action) ?? 0) + n);
   };
   records.sort((a, b) => compareIds(a.id, b.id));
