@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { cyclesInProgress } from '../store/reports.js';
 import { Ledger } from '../store/ledger.js';
-import { currentLockHolder } from '../store/runLock.js';
+import { currentDaemon, currentLockHolder, describeHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
 import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
@@ -17,8 +17,10 @@ export function registerStatus(program: Command): void {
         const tables = [config.store.tables.tweets.table, config.store.tables.users.table];
         const store = readStoreStatus(db, tables);
         const ledger = new Ledger(db);
+        // The daemon holds its own lock for its whole life and the run lock only while a cycle runs.
+        const daemon = currentDaemon(config.store.path);
         const holder = currentLockHolder(config.store.path);
-        const daemonRunning = holder?.command === 'run';
+        const daemonRunning = daemon !== null;
         const schedule = Object.fromEntries(
           JOB_TYPES.map((type) => {
             const state = ledger.scheduleState(type);
@@ -29,7 +31,7 @@ export function registerStatus(program: Command): void {
         const inProgress = cyclesInProgress(db);
         const lastCycles = ledger.recentCycles(10);
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, pid: daemon?.pid ?? null, since: daemon?.since ?? null, state: daemon?.state ?? null }, runLock: holder, schedule, inProgress, ...store, lastCycles });
           return;
         }
         print(
@@ -38,7 +40,8 @@ export function registerStatus(program: Command): void {
             ['store id', store.storeId],
             ['schema version', `${store.schemaVersion} (${store.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
             ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
-            ['daemon', daemonRunning ? `running (pid ${holder!.pid}, since ${holder!.since})` : holder ? `not running; store in use by ${holder.command} (pid ${holder.pid})` : 'not running'],
+            ['daemon', daemon ? `running (pid ${daemon.pid} on ${daemon.host}, since ${daemon.since}): ${daemon.state ?? 'starting'}` : 'not running'],
+            ['run lock', holder ? `held by ${describeHolder(holder)}` : 'free'],
             ...JOB_TYPES.map((type) => {
               const s = schedule[type]!;
               return [`${type}`, `next run ${s.nextRunAt ?? '-'}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
