@@ -133,7 +133,7 @@ export class Daemon {
       unchangedFile ? 'config already loaded; token re-read' : changed.length ? 'config reloaded' : 'config reloaded, nothing changed',
     );
     this.publishStatus();
-    return { ok: true, message: unchangedFile ? 'config unchanged since it was loaded' : changed.length ? `changed: ${changed.join(', ')}` : 'nothing changed' };
+    return { ok: true, message: unchangedFile ? 'the config file as it is now was already in force' : changed.length ? `changed: ${changed.join(', ')}` : 'nothing changed' };
   }
 
   /** First stop: running cycles finish their current step and stop; resolves when they have (or after `deadlineMs`). */

@@ -131,14 +131,78 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await second.exit).code).toBe(0);
   });
 
-  it('reconcile --now exits 75 with the hint while the daemon holds the store', async () => {
+  it('holds the run lock only while a cycle runs: reconcile --now works between cycles, exits 75 during one', async () => {
+    const w = await world({ tweets: 1200, users: 20, emulator: { processingMs: 1500 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    const between = spawnCli(['reconcile', '--now', '--type', 'tweets', '--config', w.configPath], w.env);
+    expect((await between.exit).code).toBe(0);
+    expect((await status(w)).runLock).toBeNull();
+
+    daemon.child.kill('SIGUSR1');
+    await waitForOutput(daemon, (text) => text.includes('"state":"uploaded"'), 'stdout');
+    const during = await status(w);
+    expect(during.runLock).toMatchObject({ pid: daemon.child.pid, command: 'run' });
+    const refused = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
+    expect((await refused.exit).code).toBe(75);
+    expect(refused.stderr()).toMatch(/in use by run \(pid \d+/);
+    expect(refused.stderr()).toMatch(/Try: the daemon is running a cycle .*--wait SECONDS/);
+    // --wait runs after the daemon's cycle.
+    const waiting = spawnCli(['reconcile', '--now', '--type', 'tweets', '--wait', '120', '--config', w.configPath], w.env);
+    expect((await waiting.exit).code).toBe(0);
+    expect(daemon.stdout()).toContain('"msg":"cycle closed"');
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('a cycle due while reconcile --now holds the run lock waits, retries, and status says so', async () => {
+    const w = await world({ tweets: 300, users: 20, emulator: { processingMs: 3000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    const manual = spawnCli(['reconcile', '--now', '--type', 'tweets', '--config', w.configPath], { ...w.env });
+    while (!(await status(w)).runLock) await new Promise((resolve) => setTimeout(resolve, 100));
+    daemon.child.kill('SIGUSR1');
+    await waitForOutput(daemon, (text) => text.includes('another process holds the store run lock; retrying'), 'stdout');
+    const s = await status(w);
+    expect(s.daemon.state).toMatch(/^waiting for the store run lock held by reconcile --now \(pid \d+ on .*next try /);
+    expect((await manual.exit).code).toBe(0);
+    await waitForOutput(daemon, (text) => text.includes('took the store run lock') && text.includes('"msg":"cycle closed"'), 'stdout');
+    expect((await status(w)).daemon.state).toMatch(/^idle; next run /);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('`reload` waits for the daemon and says how it went; one edit is loaded once', async () => {
+    const w = await world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    editConfig(w, (config) => (config.schedule.cron = '0 5 * * *'));
+    const reload = spawnCli(['reload', '--config', w.configPath], w.env);
+    expect((await reload.exit).code).toBe(0);
+    // Whichever came first, SIGHUP or the file watch, applied it; the other found it in force.
+    expect(reload.stdout()).toMatch(/^reloaded: (changed: schedule\.cron|the config file as it is now was already in force)$/m);
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
+    // The file watch saw the same edit; give it time to act, then the edit must have been applied once.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(count(daemon.stdout(), '"msg":"config reloaded"')).toBe(1);
+
+    editConfig(w, (config) => (config.schedule.cron = '61 * * * *'));
+    const refused = spawnCli(['reload', '--pid', String(daemon.child.pid), '--config', w.configPath], w.env);
+    expect((await refused.exit).code).toBe(78);
+    expect(refused.stderr()).toMatch(/schedule\.cron/);
+    await waitForOutput(daemon, (text) => text.includes('config reload refused'), 'stdout');
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('a second daemon on the same store exits 75 naming the first', async () => {
     const w = await world({ tweets: 10, users: 1 });
     const daemon = startDaemon(w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const run = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
-    expect((await run.exit).code).toBe(75);
-    expect(run.stderr()).toMatch(/in use by run \(pid \d+/);
-    expect(run.stderr()).toMatch(/Try: .*kill -USR1 \d+/);
+    const second = startDaemon(w);
+    expect((await second.exit).code).toBe(75);
+    expect(second.stderr()).toMatch(new RegExp(`a daemon already runs on the store .*pid ${daemon.child.pid}`));
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
   });
