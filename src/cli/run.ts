@@ -61,6 +61,8 @@ export function registerRun(program: Command): void {
             generation += 1;
             lock.describe({ reload: { generation, ok: outcome.ok, message: outcome.message } });
           });
+          // A failure here (the record unwritable) must not end the chain, or every later reload would be skipped.
+          reloads = reloads.catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
         };
         const trigger = guarded(logger, 'trigger', () => started.trigger());
         process.off('SIGHUP', remember);
