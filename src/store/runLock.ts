@@ -99,12 +99,13 @@ export async function waitForRunLock(base: string, command: string, options: Wai
     if (lock) return lock;
     const holder = currentLockHolder(base);
     const waited = Date.now() - started;
-    if (options.timeoutMs !== undefined && waited >= options.timeoutMs) {
-      throw busyError(base, holder, `gave up after waiting ${Math.round(waited / 1000)} s for the run lock: `);
-    }
+    // Said before any give-up, so even the shortest wait names what it waited for.
     if (reportedAt === null || Date.now() - reportedAt >= reportEveryMs) {
       reportedAt = Date.now();
       options.onWaiting?.(holder, waited);
+    }
+    if (options.timeoutMs !== undefined && waited >= options.timeoutMs) {
+      throw busyError(base, holder, `gave up after waiting ${Math.round(waited / 1000)} s for the run lock: `);
     }
     options.signal?.throwIfAborted();
     const left = options.timeoutMs === undefined ? Infinity : options.timeoutMs - waited;

@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore } from '../../src/store/open.js';
+import { acquireRunLock } from '../../src/store/runLock.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
 
@@ -131,43 +132,56 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await second.exit).code).toBe(0);
   });
 
-  it('holds the run lock only while a cycle runs: reconcile --now works between cycles, exits 75 during one', async () => {
-    const w = await world({ tweets: 1200, users: 20, emulator: { processingMs: 1500 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+  it('holds the run lock only while a cycle runs: reconcile --now works between cycles; one daemon per store', async () => {
+    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *' } } });
     const daemon = startDaemon(w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const between = spawnCli(['reconcile', '--now', '--type', 'tweets', '--config', w.configPath], w.env);
+    const second = startDaemon(w);
+    expect((await second.exit).code).toBe(75);
+    expect(second.stderr()).toMatch(new RegExp(`a daemon already runs on the store .*pid ${daemon.child.pid}`));
+    const between = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
     expect((await between.exit).code).toBe(0);
-    expect((await status(w)).runLock).toBeNull();
-
-    daemon.child.kill('SIGUSR1');
-    await waitForOutput(daemon, (text) => text.includes('"state":"uploaded"'), 'stdout');
-    const during = await status(w);
-    expect(during.runLock).toMatchObject({ pid: daemon.child.pid, command: 'run' });
-    const refused = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
-    expect((await refused.exit).code).toBe(75);
-    expect(refused.stderr()).toMatch(/in use by run \(pid \d+/);
-    expect(refused.stderr()).toMatch(/Try: the daemon is running a cycle .*--wait SECONDS/);
-    // --wait runs after the daemon's cycle.
-    const waiting = spawnCli(['reconcile', '--now', '--type', 'tweets', '--wait', '120', '--config', w.configPath], w.env);
-    expect((await waiting.exit).code).toBe(0);
-    expect(daemon.stdout()).toContain('"msg":"cycle closed"');
+    expect(await status(w)).toMatchObject({ daemon: { running: true }, runLock: null });
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
   });
 
-  it('a cycle due while reconcile --now holds the run lock waits, retries, and status says so', async () => {
-    const w = await world({ tweets: 300, users: 20, emulator: { processingMs: 3000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+  it('during a daemon cycle, reconcile --now exits 75 naming the daemon, and --wait gives up after its limit', async () => {
+    // Jobs that take far longer than the test: the cycle is surely running while the two runs try.
+    const w = await world({ tweets: 300, users: 20, emulator: { processingMs: 600_000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
     const daemon = startDaemon(w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const manual = spawnCli(['reconcile', '--now', '--type', 'tweets', '--config', w.configPath], { ...w.env });
-    while (!(await status(w)).runLock) await new Promise((resolve) => setTimeout(resolve, 100));
     daemon.child.kill('SIGUSR1');
-    await waitForOutput(daemon, (text) => text.includes('another process holds the store run lock; retrying'), 'stdout');
-    const s = await status(w);
-    expect(s.daemon.state).toMatch(/^waiting for the store run lock held by reconcile --now \(pid \d+ on .*next try /);
-    expect((await manual.exit).code).toBe(0);
+    await waitForOutput(daemon, (text) => text.includes('"state":"uploaded"'), 'stdout');
+    expect((await status(w)).runLock).toMatchObject({ pid: daemon.child.pid, command: 'run' });
+    const refused = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
+    expect((await refused.exit).code).toBe(75);
+    expect(refused.stderr()).toMatch(/in use by run \(pid \d+/);
+    expect(refused.stderr()).toMatch(/Try: the daemon is running a cycle .*--wait SECONDS/);
+    const waited = spawnCli(['reconcile', '--now', '--wait', '1', '--config', w.configPath], w.env);
+    expect((await waited.exit).code).toBe(75);
+    expect(waited.stderr()).toContain(`held by run (pid ${daemon.child.pid} on `);
+    expect(waited.stderr()).toMatch(/gave up after waiting 1 s for the run lock/);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('a cycle due while another process holds the run lock waits, retries, and status says so', async () => {
+    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    // This test process plays the one-off run that holds the lock.
+    const manual = acquireRunLock(w.storePath, 'reconcile --now');
+    try {
+      daemon.child.kill('SIGUSR1');
+      await waitForOutput(daemon, (text) => text.includes('another process holds the store run lock; retrying'), 'stdout');
+      const s = await status(w);
+      expect(s.daemon.state).toMatch(new RegExp(`^waiting for the store run lock held by reconcile --now \\(pid ${process.pid} on .*next try `));
+      expect(daemon.stdout()).not.toContain('"msg":"cycle started"');
+    } finally {
+      manual.release();
+    }
     await waitForOutput(daemon, (text) => text.includes('took the store run lock') && text.includes('"msg":"cycle closed"'), 'stdout');
-    expect((await status(w)).daemon.state).toMatch(/^idle; next run /);
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
   });
@@ -192,17 +206,6 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect(refused.stderr()).toMatch(/schedule\.cron/);
     await waitForOutput(daemon, (text) => text.includes('config reload refused'), 'stdout');
     expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
-    daemon.child.kill('SIGTERM');
-    expect((await daemon.exit).code).toBe(0);
-  });
-
-  it('a second daemon on the same store exits 75 naming the first', async () => {
-    const w = await world({ tweets: 10, users: 1 });
-    const daemon = startDaemon(w);
-    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const second = startDaemon(w);
-    expect((await second.exit).code).toBe(75);
-    expect(second.stderr()).toMatch(new RegExp(`a daemon already runs on the store .*pid ${daemon.child.pid}`));
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
   });
