@@ -115,6 +115,7 @@ export async function waitForRunLock(base: string, command: string, options: Wai
 
 /** "reconcile --now (pid 12 on host-a, since …)". */
 export function describeHolder(holder: LockHolder): string {
+  if (holder.pid === 0) return holder.command;
   return `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since})`;
 }
 
@@ -235,7 +236,8 @@ function heldBy(file: string): LockHolder | null {
     return null;
   } catch (err) {
     if (!((err as { code?: string }).code ?? '').startsWith('SQLITE_BUSY')) return null;
-    return readHolder(`${file}.holder`) ?? { pid: 0, host: '?', command: 'another process', since: '?' };
+    // Taken a moment ago, its record not written yet (or unreadable to us): held all the same.
+    return readHolder(`${file}.holder`) ?? { pid: 0, host: hostname(), command: 'another process (not yet recorded)', since: new Date().toISOString() };
   } finally {
     db.close();
   }
