@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { resolveConfigPath } from '../config/load.js';
 import { AppError, ConfigError, EXIT, UsageError } from '../errors.js';
 import { currentDaemon } from '../store/runLock.js';
 import { configFromOptions, print, withConfigOption } from './context.js';
@@ -26,16 +29,21 @@ export function registerReload(program: Command): void {
       try {
         storePath = configFromOptions(options).store.path;
       } catch (err) {
-        // The daemon must still hear of the edit (it logs the field at fault and keeps its config); we cannot find
-        // its record without a valid config, so say the refusal ourselves.
-        if (err instanceof ConfigError && pid !== undefined) signal(pid);
-        throw err;
+        // An invalid edit: the daemon must still hear of it (it logs the field at fault and keeps its config), and
+        // we wait for its answer like for any other, finding its record through the edited file's store.path.
+        const fallback = err instanceof ConfigError && pid !== undefined ? storePathOf(resolveConfigPath(options.config)) : null;
+        if (fallback === null) {
+          if (err instanceof ConfigError && pid !== undefined) signal(pid);
+          throw err;
+        }
+        storePath = fallback;
       }
       const daemon = currentDaemon(storePath);
       if (!daemon && pid === undefined) {
         throw new AppError('no_daemon', `no daemon runs on the store ${storePath}`, { hint: 'start it: systemctl start compliance-sync' });
       }
-      const before = daemon?.reload?.generation ?? -1;
+      // Our request is number `mine` or a later one; it is answered once `done` reaches it.
+      const mine = (daemon?.reload?.requested ?? 0) + 1;
       signal(pid ?? daemon!.pid);
       if (!daemon) {
         print(`signalled pid ${pid}; no daemon record beside ${storePath} to confirm it (store.path changed? that takes a restart)`);
@@ -45,7 +53,7 @@ export function registerReload(program: Command): void {
       for (;;) {
         const now = currentDaemon(storePath);
         const ack = now?.reload;
-        if (ack && ack.generation > before) {
+        if (ack && ack.done >= mine) {
           if (!ack.ok) throw new ConfigError(`the daemon refused the reload: ${ack.message}`, { hint: 'fix the field named above; check with `compliance-sync check-config`' });
           print(`reloaded: ${ack.message}`);
           return;
@@ -60,6 +68,18 @@ export function registerReload(program: Command): void {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     });
+}
+
+/** store.path of a config file that did not validate, resolved as parseConfig (src/config/load.ts) does; or null. */
+function storePathOf(configPath: string): string | null {
+  try {
+    const raw = JSON.parse(readFileSync(configPath, 'utf8')) as { store?: { path?: unknown } };
+    if (typeof raw.store?.path !== 'string') return null;
+    const state = process.env.STATE_DIRECTORY;
+    return path.resolve(state ? state.split(':')[0]! : path.dirname(path.resolve(configPath)), raw.store.path);
+  } catch {
+    return null;
+  }
 }
 
 function signal(pid: number): void {

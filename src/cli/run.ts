@@ -4,7 +4,7 @@ import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { openRuntime } from '../pipeline/runtime.js';
 import { Daemon, type ReloadOutcome } from '../scheduler/daemon.js';
-import { acquireDaemonLock } from '../store/runLock.js';
+import { acquireDaemonLock, type ReloadAck } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
 import { onStopSignals } from './signals.js';
 import { SystemdNotifier } from './systemd.js';
@@ -49,20 +49,29 @@ export function registerRun(program: Command): void {
         removeStopHandlers = onStopSignals(stopRequested, logger);
         // One reload at a time, each bracketed by RELOADING=1 … READY=1 and then acknowledged in the daemon's lock
         // record, where `compliance-sync reload` (the unit's ExecReload) waits for it: `systemctl reload` returns
-        // once the reload is done, and fails when it was refused.
+        // once the reload is done, and fails when it was refused. SIGHUPs that arrive while a reload waits to start
+        // are answered by that one reload, which reads the file after all of them.
+        const answer: ReloadAck = { requested: 0, done: 0, ok: true, message: 'started' };
         let reloads = Promise.resolve();
-        let generation = 0;
+        let queued = false;
         const reload = () => {
-          reloads = reloads.then(async () => {
-            await notifier.reloading();
-            const outcome = guardedReload(logger, () => started.reload('SIGHUP'));
-            const next = `next run ${started.nextRun()?.toISOString() ?? 'none'}`;
-            await notifier.ready(outcome.ok ? `reloaded (${outcome.message}); ${next}` : `reload refused (the previous config stays in force); ${next}`);
-            generation += 1;
-            lock.describe({ reload: { generation, ok: outcome.ok, message: outcome.message } });
-          });
-          // A failure here (the record unwritable) must not end the chain, or every later reload would be skipped.
-          reloads = reloads.catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
+          answer.requested += 1;
+          lock.describe({ reload: { ...answer } });
+          if (queued) return;
+          queued = true;
+          reloads = reloads
+            .then(async () => {
+              queued = false;
+              const upTo = answer.requested;
+              await notifier.reloading();
+              const outcome = guardedReload(logger, () => started.reload('SIGHUP'));
+              const next = `next run ${started.nextRun()?.toISOString() ?? 'none'}`;
+              await notifier.ready(outcome.ok ? `reloaded (${outcome.message}); ${next}` : `reload refused (the previous config stays in force); ${next}`);
+              Object.assign(answer, { done: upTo, ok: outcome.ok, message: outcome.message });
+              lock.describe({ reload: { ...answer } });
+            })
+            // A failure here (the record unwritable) must not end the chain, or every later reload would be skipped.
+            .catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
         };
         const trigger = guarded(logger, 'trigger', () => started.trigger());
         process.off('SIGHUP', remember);
@@ -83,7 +92,7 @@ export function registerRun(program: Command): void {
           },
           'daemon started',
         );
-        lock.describe({ reload: { generation, ok: true, message: 'started' } });
+        lock.describe({ reload: { ...answer } });
         void notifier.ready(`idle; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
         for (const signal of early) (signal === 'SIGHUP' ? reload : trigger)();
 

@@ -1,7 +1,10 @@
 import { spawn } from 'node:child_process';
 
-/** A `systemd-notify` that has not returned by then is killed, so one stuck message cannot hold the queue for ever. */
-const SEND_TIMEOUT_MS = 10_000;
+/**
+ * A `systemd-notify` that has not returned by then is killed, so one stuck message cannot hold the queue for ever.
+ * Generous: it gives up its own wait for PID 1 after a few seconds, and killing it earlier could lose a READY=1.
+ */
+const SEND_TIMEOUT_MS = 60_000;
 
 /**
  * sd_notify through the `systemd-notify` tool: Node cannot send the datagram itself, so the unit sets
@@ -18,6 +21,7 @@ export class SystemdNotifier {
   private lastStatus = '';
   private readonly watchdogUsec: number;
   private queue: Promise<void> = Promise.resolve();
+  private pinging = false;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.enabled = Boolean(env.NOTIFY_SOCKET);
@@ -29,7 +33,7 @@ export class SystemdNotifier {
     this.lastStatus = status;
     const sent = this.send(['READY=1', `STATUS=${status}`]);
     if (this.enabled && this.watchdogUsec > 0 && !this.watchdog) {
-      this.watchdog = setInterval(() => void this.send(['WATCHDOG=1']), Math.max(1000, this.watchdogUsec / 2000));
+      this.watchdog = setInterval(() => this.ping(), Math.max(1000, this.watchdogUsec / 2000));
       this.watchdog.unref();
     }
     return sent;
@@ -59,6 +63,16 @@ export class SystemdNotifier {
   /** Resolves when every message queued so far has been handed over. */
   flushed(): Promise<void> {
     return this.queue;
+  }
+
+  /**
+   * WATCHDOG=1 goes beside the queue: its order against other messages means nothing, and behind a backlog of
+   * messages (a burst of reloads on a slow machine) it could arrive after WatchdogSec. One ping in flight at a time.
+   */
+  private ping(): void {
+    if (this.pinging) return;
+    this.pinging = true;
+    void notifyOnce(['WATCHDOG=1']).finally(() => (this.pinging = false));
   }
 
   private send(fields: string[]): Promise<void> {

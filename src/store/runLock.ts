@@ -21,8 +21,11 @@ export interface LockHolder {
 }
 
 export interface ReloadAck {
-  /** Counts the reloads the daemon handled since it started. */
-  generation: number;
+  /** Reload requests (SIGHUP) the daemon received since it started. */
+  requested: number;
+  /** The requests answered: every request up to this number was followed by a reload that read the file after it. */
+  done: number;
+  /** The outcome of the last reload done. */
   ok: boolean;
   message: string;
 }
