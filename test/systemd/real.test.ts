@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedStore } from '../../src/store/demoData.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
 import { REPO_ROOT } from '../helpers/tmp.js';
 
 /**
@@ -97,8 +96,7 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
 
   beforeAll(async () => {
     scratch = mkdtempSync(path.join(tmpdir(), 'cs-systemd-'));
-    const db = openStore(path.join(scratch, 'archive.db'));
-    migrate(db);
+    const db = createStore(path.join(scratch, 'archive.db'));
     seedStore(db, { tweets: 600, users: 60, seed: 7 });
     db.close();
     setConfig();
