@@ -58,7 +58,6 @@ export function readResultLines(
       if (stopped) parser.destroy();
     });
     pipeline(source, new BlankLineFiller(), parser, (err) => {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on what the parser threw, unchanged
       if (failure !== null) reject(failure);
       else if (err && !stopped) reject(err);
       else resolve({ lines, bytesRead: source.bytesRead, stopped });
