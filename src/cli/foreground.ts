@@ -1,7 +1,7 @@
 import pino from 'pino';
 import type { Config } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
-import { runCycles, type CycleOptions } from '../pipeline/cycle.js';
+import { cycleSucceeded, runCycles, type CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { openRuntime, type Runtime } from '../pipeline/runtime.js';
 import type { RunLock } from '../store/runLock.js';
@@ -58,5 +58,5 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
 
 /** What the exit code of a foreground run says: every shard of every cycle applied. */
 export function everyShardApplied(summaries: readonly CycleSummary[]): boolean {
-  return summaries.every((summary) => summary.state === 'closed' && summary.shards.failed === 0);
+  return summaries.every(cycleSucceeded);
 }

@@ -79,6 +79,11 @@ export async function runCycles(ctx: CycleContext, types: readonly JobType[], op
   return results.map((result) => (result as PromiseFulfilledResult<CycleSummary>).value);
 }
 
+/** A cycle succeeded when it closed with every shard applied: the whole archive of its type was checked. */
+export function cycleSucceeded(summary: CycleSummary): boolean {
+  return summary.state === 'closed' && summary.shards.failed === 0 && summary.shards.applied === summary.shards.total;
+}
+
 function summarize(
   ctx: CycleContext,
   cycle: CycleRecord,
@@ -99,6 +104,10 @@ function summarize(
   if (dryRun) {
     for (const run of dryRunSummaries) {
       for (const [action, n] of Object.entries(run.applied)) add(actions, action, n);
+      // The same names the audit gives a real run's cascades (cs_audit_counts.action_taken).
+      add(actions, 'cascade_delete', run.cascaded.deleted);
+      add(actions, 'cascade_mark', run.cascaded.marked);
+      add(actions, 'cascade_scrub_geo', run.cascaded.scrubbed);
       for (const [kind, n] of Object.entries(run.rejected)) add(rejected, kind, n);
       notFound += run.notFound;
     }

@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { runCycle } from '../pipeline/cycle.js';
+import { cycleSucceeded, runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
@@ -155,7 +155,9 @@ export class Daemon {
     const context = { ...runtime.context(this.controller.signal), config };
     const run = runCycle(context, type, { trigger })
       .then((summary: CycleSummary) => {
-        if (summary.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
+        // Success means every shard was checked and applied: a closed cycle with failed shards left rows unchecked.
+        if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, new Date());
+        else if (summary.state === 'closed') this.log.warn({ type, cycle: summary.cycleId, failed: summary.shards.failed }, 'cycle closed with failed shards; not recorded as a success');
       })
       .catch((err: unknown) => {
         this.log.error({ type, err: describeError(err), code: (err as { code?: string }).code }, 'cycle failed; the next run resumes it');

@@ -251,6 +251,14 @@ describe('cycle engine against the emulator', () => {
     expect(summaries[0]!.actions.delete).toBeGreaterThan(0);
     expect(viewStore(runtime.db)).toEqual(before.view);
   });
+
+  it("a dry run's summary counts the rows a users cycle would change through the cascade, as the real run then does", async () => {
+    const { runtime } = await setup({ tweets: 3000, users: 300 });
+    const dry = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual', dryRun: true });
+    const real = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual' });
+    expect(real.actions.cascade_delete).toBeGreaterThan(0);
+    expect(dry.actions).toEqual(real.actions);
+  });
 });
 
 function mergeRules(...all: OutcomeRules[]): OutcomeRules {
