@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { redactSecrets } from './secrets.js';
 
 export type { Logger };
 
@@ -26,6 +27,8 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Dest
       level,
       base: { pid: process.pid },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Whatever a field or message holds (a server's echo included), the written line carries no secret.
+      hooks: { streamWrite: redactSecrets },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
