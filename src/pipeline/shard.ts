@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
+import { AppError } from '../errors.js';
 import { XApiError } from '../xapi/errors.js';
 import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
@@ -268,23 +269,18 @@ export class ShardRunner {
     const resumable = latest && (latest.state === 'running' || latest.state === 'held') ? latest.id : undefined;
     // Confirmation releases only shards that the gate actually held: it is not a licence for every shard of the run.
     const confirm = (ctx.confirmDeletions ?? false) && (shard.state === 'held' || latest?.state === 'held');
-    const summary = await applyResultsFile({
-      db: ctx.db,
-      config: ctx.config,
-      type: this.cycle.type,
-      file,
-      logger: ctx.logger.child({ cycle: this.cycle.id }),
-      runId: resumable,
-      shardId: shard.id,
-      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
-      submittedIds: shard.idCount,
-      confirmDeletions: confirm,
-      dryRun: this.dryRun,
-      signal: ctx.signal,
-      now: ctx.now,
-      onProgress: (progress) =>
-        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
-    });
+    let summary: ApplySummary;
+    try {
+      summary = await this.applyFile(shard, file, resumable, confirm);
+    } catch (err) {
+      // X's results for this shard cannot be read (compressed, binary, not JSON lines, every line rejected): nothing
+      // was applied, so the shard's IDs are unchecked — a failure the cycle reports, never an "applied" shard.
+      if (err instanceof AppError && err.code === 'results_unusable') {
+        this.setState(shard, 'failed', err.message);
+        return;
+      }
+      throw err;
+    }
     if (this.dryRun) {
       this.dryRunSummaries.push(summary);
       if (summary.state === 'held') {
@@ -303,6 +299,27 @@ export class ShardRunner {
       );
     }
     // 'interrupted': the signal is set; run() returns at the top of its loop.
+  }
+
+  private applyFile(shard: ShardRecord, file: string, runId: number | undefined, confirmDeletions: boolean): Promise<ApplySummary> {
+    const { ctx } = this;
+    return applyResultsFile({
+      db: ctx.db,
+      config: ctx.config,
+      type: this.cycle.type,
+      file,
+      logger: ctx.logger.child({ cycle: this.cycle.id }),
+      runId,
+      shardId: shard.id,
+      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
+      submittedIds: shard.idCount,
+      confirmDeletions,
+      dryRun: this.dryRun,
+      signal: ctx.signal,
+      now: ctx.now,
+      onProgress: (progress) =>
+        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
+    });
   }
 
   /** The shard's run and its transition, in one transaction. */
