@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
@@ -186,8 +188,10 @@ export class ShardRunner {
       await this.retire(shard, job.status === 'created' ? 'expired' : job.status, 'the upload window passed before the upload', job.status === 'created');
       return;
     }
+    const file = shardFile(ctx.config, this.cycle.id, shard.seq);
+    if (!existsSync(file)) await this.exportAgain(shard, file);
     try {
-      const { bytes } = await ctx.client.upload(job, shardFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      const { bytes } = await ctx.client.upload(job, file, ctx.signal);
       this.log(shard).info({ job: job.id, bytes }, 'uploaded');
     } catch (err) {
       if (err instanceof XApiError && ['upload_expired', 'signature_mismatch', 'upload_rejected'].includes(err.code)) {
@@ -197,6 +201,17 @@ export class ShardRunner {
       throw err;
     }
     this.setState(shard, 'uploaded');
+  }
+
+  /**
+   * The work directory was cleared (a cache wipe, a tmp cleaner) after the job was created: the shard's IDs are
+   * written again from the store, so the job gets its upload instead of the run failing on a missing file for ever.
+   */
+  private async exportAgain(shard: ShardRecord, file: string): Promise<void> {
+    const { ctx } = this;
+    const count = await exportShard(this.ids, shard, file, ctx.signal);
+    ctx.ledger.setShardIdCount(shard.id, count, ctx.now());
+    this.log(shard).warn({ ids: count }, 'the shard file was gone (work directory cleared); exported it again');
   }
 
   private async poll(shard: ShardRecord): Promise<void> {
@@ -227,8 +242,11 @@ export class ShardRunner {
     }
     const job = await this.currentJob(shard);
     if (!job) return;
+    const file = resultFile(ctx.config, this.cycle.id, shard.seq);
+    // The work directory may have been cleared since the cycle began: the download starts afresh in a new one.
+    await mkdir(dirname(file), { recursive: true });
     try {
-      const { bytes } = await ctx.client.download(job, resultFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      const { bytes } = await ctx.client.download(job, file, ctx.signal);
       this.log(shard).info({ job: job.id, bytes }, 'results downloaded');
       this.missingResults = 0;
     } catch (err) {
