@@ -9,7 +9,7 @@ import { XApiError } from '../xapi/errors.js';
 import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
 import { exportShard } from './export.js';
-import { jobName, parseJobName } from './jobNames.js';
+import { newJobName, parseJobName } from './jobNames.js';
 import { applyResultsFile, type ApplySummary } from './reconcile.js';
 
 export type ShardOutcome = 'applied' | 'failed' | 'held' | 'interrupted';
@@ -19,6 +19,8 @@ const TERMINAL: ReadonlySet<ShardState> = new Set(['applied', 'failed']);
 const MAX_TEMPORARY_FAILURES = 8;
 /** Times a complete job's results may be missing before the attempt counts as failed. */
 const MAX_MISSING_RESULTS = 5;
+/** While X's one-job-per-type slot is taken by a job not ours, the wait is logged at least this often. */
+const WAIT_LOG_INTERVAL_MS = 30_000;
 
 /**
  * Drives one shard through its states — planned → exported → job_created → uploaded → complete → downloaded → applied
@@ -107,9 +109,10 @@ export class ShardRunner {
       return;
     }
     const attempt = shard.attempts + 1;
-    const name = jobName({ storeId: ctx.ledger.storeId(), type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, attempt });
+    const name = this.nextJobName(shard, attempt);
     const { job, adopted } = await this.createOrAdopt(shard, name);
-    const recordedAttempt = adopted ? (parseJobName(job.name)?.attempt ?? attempt) : attempt;
+    // An adopted job bears exactly the name recorded for this attempt: it is this attempt's job.
+    const recordedAttempt = attempt;
     ctx.ledger.recordJob(
       shard.id,
       recordedAttempt,
@@ -130,13 +133,31 @@ export class ShardRunner {
   }
 
   /**
+   * The name of the shard's next job: the one recorded before a create that a crash may have cut short (so its job
+   * can be adopted), else a new one, committed before the create call.
+   */
+  private nextJobName(shard: ShardRecord, attempt: number): string {
+    const { ctx } = this;
+    const storeId = ctx.ledger.storeId();
+    const recorded = parseJobName(shard.pendingJobName ?? undefined);
+    const current =
+      recorded?.storeId === storeId && recorded.type === this.cycle.type && recorded.cycleId === this.cycle.id && recorded.seq === shard.seq && recorded.attempt === attempt;
+    if (current && shard.pendingJobName) return shard.pendingJobName;
+    const name = newJobName({ storeId, type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, attempt });
+    ctx.ledger.setPendingJobName(shard.id, name, ctx.now());
+    return name;
+  }
+
+  /**
    * Creates the shard's job. A 409 (or a create that failed in a way that may have created it) means a job of this
-   * type is active: if its name shows it is this shard's (orphaned by a crash), adopt it; otherwise wait for it.
+   * type is active: if it bears exactly the name this store recorded before creating (orphaned by a crash), adopt
+   * it; otherwise wait for it, saying so at least every 30 s.
    */
   private async createOrAdopt(shard: ShardRecord, name: string): Promise<{ job: ComplianceJob; adopted: boolean }> {
     const { ctx } = this;
     const storeId = ctx.ledger.storeId();
-    let waitingLogged = false;
+    let waitingSince: number | null = null;
+    let loggedAt = -Infinity;
     for (;;) {
       let failure: XApiError;
       try {
@@ -150,28 +171,28 @@ export class ShardRunner {
         (job) => job.status === 'created' || job.status === 'in_progress',
       );
       const mine = active.find((job) => {
-        const parts = parseJobName(job.name);
-        const sameShard = parts?.storeId === storeId && parts.cycleId === this.cycle.id && parts.seq === shard.seq;
         // A job we already gave up on (refused upload, window passed) is not an orphan: X just has not expired it yet.
         const retired = ['failed', 'expired'].includes(ctx.ledger.job(job.id)?.status ?? '');
         const uploadable = job.status === 'in_progress' || ctx.now().getTime() < Date.parse(job.upload_expires_at);
-        return sameShard && !retired && uploadable;
+        return job.name === name && !retired && uploadable;
       });
       if (mine) return { job: mine, adopted: true };
       // No job was created after all: let the step's temporary-failure retry create it again.
       if (failure.code !== 'conflict') throw failure;
       const blocker = active[0];
-      const ours = blocker && parseJobName(blocker.name)?.storeId === storeId;
-      if (!waitingLogged) {
+      const ours = blocker !== undefined && parseJobName(blocker.name)?.storeId === storeId;
+      const now = ctx.now().getTime();
+      waitingSince ??= now;
+      if (now - loggedAt >= WAIT_LOG_INTERVAL_MS) {
+        loggedAt = now;
         this.log(shard).warn(
-          { job: blocker?.id, ours },
+          { job: blocker?.id, jobName: blocker?.name, status: blocker?.status, ours, waitedSeconds: Math.round((now - waitingSince) / 1000) },
           ours
-            ? 'an older job of this store is still active (from an abandoned run); waiting for it to finish or expire'
-            : 'another job of this type is active for this app (not ours); waiting for it',
+            ? 'an older job of this store is still active (from an abandoned attempt); waiting for it to finish or expire'
+            : 'another job of this type is active for this app (another copy of this store, or another program); waiting for it',
         );
-        waitingLogged = true;
       }
-      await ctx.sleep(this.pollDelayMs(0), ctx.signal);
+      await ctx.sleep(Math.min(this.pollDelayMs(0), WAIT_LOG_INTERVAL_MS), ctx.signal);
     }
   }
 

@@ -27,7 +27,8 @@ describe('migrate', () => {
     const file = path.join(tempDir(), 'store.db');
     const db = openStore(file);
     const first = migrate(db);
-    expect(first).toMatchObject({ from: 0, applied: ['0001_initial'] });
+    expect(first).toMatchObject({ from: 0, applied: loadMigrations().map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`) });
+    expect(first.applied[0]).toBe('0001_initial');
     expect(migrate(db)).toMatchObject({ from: first.to, to: first.to, applied: [] });
     db.close();
     expect(sqlite(file, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'cs_%'")).not.toBe('0');
