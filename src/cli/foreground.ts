@@ -44,10 +44,13 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     lock = await run.takeLock(controller.signal);
     runtime = openRuntime(run.config, run.logger, run.env);
     if (run.interactive) stopProgress = showProgress(runtime.events);
-    const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, run.cycle);
+    const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, { ...run.cycle, recover: true });
     stopProgress?.();
     stopProgress = undefined;
-    return report(summaries, runtime);
+    const reported = report(summaries, runtime);
+    // Only now has the run's outcome reached its caller; a rerun after a stop before this point reports these cycles.
+    runtime.ledger.markCyclesReported(summaries.map((summary) => summary.cycleId), new Date());
+    return reported;
   } finally {
     stopProgress?.();
     runtime?.close();

@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
+import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
 import { StoredIds } from '../store/storedIds.js';
 import type { JobType } from '../types.js';
@@ -12,6 +13,12 @@ import type { ApplySummary } from './reconcile.js';
 export interface CycleOptions {
   trigger: CycleTrigger;
   dryRun?: boolean;
+  /**
+   * A run someone waits on (`reconcile --now`, `demo`): a cycle that closed in a run stopped before it reported is
+   * taken as this run's result instead of starting a new one — unless a scheduled run fell due since it started.
+   * The caller marks the summaries it reported (Ledger.markCyclesReported).
+   */
+  recover?: boolean;
 }
 
 /**
@@ -34,6 +41,10 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
     cycle = null;
   }
   await sweepFinishedCycleFiles(ctx);
+  if (!cycle && options.recover) {
+    const recovered = recoverClosedCycle(ctx, type, dryRun, now);
+    if (recovered) return recovered;
+  }
   const resumed = cycle !== null;
   cycle ??= ctx.ledger.startCycle(type, dryRun ? 'dry-run' : options.trigger, now);
   const ids = new StoredIds(ctx.db, ctx.config, type);
@@ -69,6 +80,27 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
   return summary;
+}
+
+/**
+ * The summary of the type's last cycle when it closed in a run that was stopped before reporting it (a crash, a kill
+ * after the close): rerunning that run must not pay for the same cycle again. Not when a scheduled run fell due
+ * since the cycle started, or it was of the other kind (dry run or real): then it is marked superseded and null
+ * returned, and a new cycle starts.
+ */
+function recoverClosedCycle(ctx: CycleContext, type: JobType, dryRun: boolean, now: Date): CycleSummary | null {
+  const closed = ctx.ledger.unreportedCycle(type);
+  if (!closed) return null;
+  const { cron, timezone } = ctx.config.schedule;
+  const due = missedRun(cron, timezone, new Date(closed.startedAt), now);
+  if (due || (closed.trigger === 'dry-run') !== dryRun || closed.summary === null) {
+    ctx.ledger.markCyclesReported([closed.id], now);
+    return null;
+  }
+  ctx.logger
+    .child({ type, cycle: closed.id })
+    .info({ finishedAt: closed.finishedAt }, 'this cycle closed in a run that was stopped before reporting it; reporting it instead of starting a new one');
+  return closed.summary as CycleSummary;
 }
 
 /** Runs the cycles of several types side by side (one job at a time per type, as X allows). */

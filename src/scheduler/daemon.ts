@@ -155,6 +155,8 @@ export class Daemon {
     const context = { ...runtime.context(this.controller.signal), config };
     const run = runCycle(context, type, { trigger })
       .then((summary: CycleSummary) => {
+        // The daemon's log is where its cycles are reported.
+        runtime.ledger.markCyclesReported([summary.cycleId], new Date());
         // Success means every shard was checked and applied: a closed cycle with failed shards left rows unchecked.
         if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, new Date());
         else if (summary.state === 'closed') this.log.warn({ type, cycle: summary.cycleId, failed: summary.shards.failed }, 'cycle closed with failed shards; not recorded as a success');

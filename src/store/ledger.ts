@@ -112,6 +112,8 @@ export class Ledger {
       closeCycle: p("UPDATE cs_cycles SET state = 'closed', finished_at = ?, summary_json = ? WHERE id = ?"),
       abandonCycle: p("UPDATE cs_cycles SET state = 'abandoned', finished_at = ?, summary_json = ? WHERE id = ?"),
       recentCycles: p('SELECT * FROM cs_cycles ORDER BY id DESC LIMIT ?'),
+      unreportedCycle: p("SELECT * FROM cs_cycles WHERE type = ? AND state = 'closed' AND reported_at IS NULL ORDER BY id DESC LIMIT 1"),
+      markReported: p('UPDATE cs_cycles SET reported_at = ? WHERE id = ? AND reported_at IS NULL'),
       insertShard: p(
         "INSERT INTO cs_shards (cycle_id, seq, first_id, last_id, id_count, state, updated_at) VALUES (?, ?, ?, ?, ?, 'planned', ?)",
       ),
@@ -197,6 +199,19 @@ export class Ledger {
       ...toCycle(row),
       summary: row.summary_json ? JSON.parse(row.summary_json as string) : null,
     }));
+  }
+
+  /** The latest closed cycle of the type whose outcome nobody has reported yet (its run was stopped first). */
+  unreportedCycle(type: JobType): (CycleRecord & { summary: unknown }) | null {
+    const row = this.s.unreportedCycle.get(type) as Row | undefined;
+    return row ? { ...toCycle(row), summary: row.summary_json ? JSON.parse(row.summary_json as string) : null } : null;
+  }
+
+  /** The cycles' outcomes reached whoever ran them. */
+  markCyclesReported(cycleIds: readonly number[], now: Date): void {
+    this.db.transaction(() => {
+      for (const id of cycleIds) this.s.markReported.run(now.toISOString(), id);
+    })();
   }
 
   startCycle(type: JobType, trigger: CycleTrigger, now: Date): CycleRecord {
