@@ -192,7 +192,8 @@ export class ShardRunner {
             : 'another job of this type is active for this app (another copy of this store, or another program); waiting for it',
         );
       }
-      await ctx.sleep(Math.min(this.pollDelayMs(0), WAIT_LOG_INTERVAL_MS), ctx.signal);
+      // Wake up no later than the next wait message is due, so none is ever more than 30 s late.
+      await ctx.sleep(Math.max(100, Math.min(this.pollDelayMs(0), loggedAt + WAIT_LOG_INTERVAL_MS - now)), ctx.signal);
     }
   }
 
