@@ -110,12 +110,11 @@ export class ShardRunner {
     }
     const attempt = shard.attempts + 1;
     const name = this.nextJobName(shard, attempt);
-    const { job, adopted } = await this.createOrAdopt(shard, name);
     // An adopted job bears exactly the name recorded for this attempt: it is this attempt's job.
-    const recordedAttempt = attempt;
+    const { job, adopted } = await this.createOrAdopt(shard, name);
     ctx.ledger.recordJob(
       shard.id,
-      recordedAttempt,
+      attempt,
       {
         id: job.id,
         type: this.cycle.type,
@@ -128,8 +127,8 @@ export class ShardRunner {
       ctx.now(),
     );
     this.liveJob = job;
-    ctx.events.emit('job:created', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, attempt: recordedAttempt, adopted });
-    this.log(shard).info({ job: job.id, attempt: recordedAttempt, adopted }, adopted ? 'adopted our orphaned job' : 'job created');
+    ctx.events.emit('job:created', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, attempt, adopted });
+    this.log(shard).info({ job: job.id, attempt, adopted }, adopted ? 'adopted our orphaned job' : 'job created');
   }
 
   /**
