@@ -30,11 +30,9 @@ const fmt = (x) => x.toFixed(0);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'compliance-sync-soak-'));
 const store = path.join(dir, 'soak.db');
 {
-  const { openStore } = await import(path.join(dist, 'store/open.js'));
-  const { migrate } = await import(path.join(dist, 'store/migrate.js'));
+  const { createStore } = await import(path.join(dist, 'store/migrate.js'));
   const { seedStore } = await import(path.join(dist, 'store/demoData.js'));
-  const db = openStore(store);
-  migrate(db);
+  const db = createStore(store);
   seedStore(db, { tweets, users, seed: 7 });
   db.close();
 }

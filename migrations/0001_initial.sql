@@ -1,31 +1,5 @@
--- The default content tables (design.md §5) and the ledger the pipeline resumes from.
--- IDs are 64-bit snowflakes stored as INTEGER; the code reads them with safeIntegers and never as numbers.
-
-CREATE TABLE IF NOT EXISTS tweets (
-  id                INTEGER PRIMARY KEY,
-  author_id         INTEGER,
-  created_at        TEXT,
-  text              TEXT,
-  geo_lat           REAL,
-  geo_lon           REAL,
-  place_id          TEXT,
-  raw_json          TEXT,
-  compliance_state  TEXT,
-  compliance_reason TEXT,
-  compliance_at     TEXT
-);
-CREATE INDEX IF NOT EXISTS tweets_author_id ON tweets(author_id);
-
-CREATE TABLE IF NOT EXISTS users (
-  id                INTEGER PRIMARY KEY,
-  username          TEXT,
-  name              TEXT,
-  created_at        TEXT,
-  raw_json          TEXT,
-  compliance_state  TEXT,
-  compliance_reason TEXT,
-  compliance_at     TEXT
-);
+-- The ledger the pipeline resumes from. Ledger migrations create and change cs_* objects only: the content tables are
+-- the archive owner's (a new store gets the default ones from content/default_tables.sql).
 
 -- This store's identity, made once: job names carry it so a restarted process recognises its own jobs.
 CREATE TABLE cs_store (

@@ -13,7 +13,8 @@ const VERSION = 'v1';
 const SCHEMA = (() => {
   const dir = new URL('../../migrations/', import.meta.url);
   const hash = createHash('sha256');
-  for (const name of readdirSync(dir).sort()) hash.update(readFileSync(new URL(name, dir)));
+  const files = [...readdirSync(dir).filter((name) => name.endsWith('.sql')).sort(), 'content/default_tables.sql'];
+  for (const name of files) hash.update(readFileSync(new URL(name, dir)));
   return hash.digest('hex').slice(0, 8);
 })();
 
@@ -79,10 +80,8 @@ export async function makeStore(dir, rows, dist) {
   if (existsSync(file)) return file;
   const temp = `${file}.tmp`;
   for (const s of ['', '-wal', '-shm']) rmSync(temp + s, { force: true });
-  const { openStore } = await import(path.join(dist, 'store/open.js'));
-  const { migrate } = await import(path.join(dist, 'store/migrate.js'));
-  const db = openStore(temp);
-  migrate(db);
+  const { createStore } = await import(path.join(dist, 'store/migrate.js'));
+  const db = createStore(temp);
   db.exec('DROP INDEX tweets_author_id');
   const insert = db.prepare(
     'INSERT INTO tweets (id, author_id, created_at, text, geo_lat, geo_lon, place_id, raw_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',

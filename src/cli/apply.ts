@@ -6,10 +6,11 @@ import { Option, type Command } from 'commander';
 import { EXIT } from '../errors.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
 import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
-import { openStore } from '../store/open.js';
+import type { Db } from '../store/open.js';
+import { assertPreflight } from '../store/preflight.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
-import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
+import { configFromOptions, openCheckedStore, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
 import { foregroundLogger } from './foreground.js';
 import { onStopSignals } from './signals.js';
 
@@ -46,8 +47,10 @@ export function registerApply(program: Command): void {
       const file = path.resolve(fileArg);
       const interactive = process.stdout.isTTY === true && !options.json;
       const logger = foregroundLogger(config.log.level, interactive);
-      // A dry run writes nothing: no migration, no switch to WAL, no ledger (its batches are rolled back).
-      const db = options.dryRun ? openStore(config.store.path, { keepJournalMode: true }) : openMigratedStore(config).db;
+      // The preflight runs before anything is written. A dry run writes nothing at all: no migration, no switch to
+      // WAL, no ledger (its batches are rolled back).
+      const check = (db: Db) => assertPreflight(db, config, [options.type]);
+      const db = options.dryRun ? openCheckedStore(config, check) : openMigratedStore(config, check).db;
       // Two applies of one file would both resume its run and apply the same lines: one at a time per file.
       let fileLock;
       try {

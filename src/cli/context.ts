@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, resolveConfigPath, type Config } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { migrate, type MigrationResult } from '../store/migrate.js';
-import { openStore, type Db } from '../store/open.js';
+import { openStore, requireExistingStore, type Db } from '../store/open.js';
 
 /** Adds the --config option every store-facing command takes. */
 export function withConfigOption(command: Command): Command {
@@ -20,15 +20,39 @@ export function loggerFor(config: Config): Logger {
   return createLogger(config.log.level);
 }
 
-/** Opens the store and brings its schema up to date; every command that touches the store starts here. */
-export function openMigratedStore(config: Config): { db: Db; migration: MigrationResult } {
+/**
+ * Opens the existing store, runs `check` on it (a preflight; it must only read), then brings its ledger up to date.
+ * A missing store is a config error (only `migrate --create` and `demo` make one); a failed check writes nothing.
+ */
+export function openMigratedStore(config: Config, check?: (db: Db) => void): { db: Db; migration: MigrationResult } {
+  requireExistingStore(config);
   const db = openStore(config.store.path);
   try {
+    check?.(db);
     return { db, migration: migrate(db) };
   } catch (err) {
     db.close();
     throw err;
   }
+}
+
+/** Opens the existing store and runs `check` on it, without migrating (for a dry run, which writes nothing). */
+export function openCheckedStore(config: Config, check: (db: Db) => void): Db {
+  requireExistingStore(config);
+  const db = openStore(config.store.path);
+  try {
+    check(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Opens the existing store read-only, for commands that must never alter it (`status`, `report`, `check-config`). */
+export function openStoreReadOnly(config: Config): Db {
+  requireExistingStore(config);
+  return openStore(config.store.path, { readonly: true });
 }
 
 /** The CLI's own output (not logs): plain text or JSON on stdout. */

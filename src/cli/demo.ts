@@ -7,8 +7,8 @@ import { outcomeFor } from '../emulator/outcomes.js';
 import { startEmulator } from '../emulator/server.js';
 import { EXIT } from '../errors.js';
 import { seedStore } from '../store/demoData.js';
-import { migrate } from '../store/migrate.js';
-import { openStore, type Db } from '../store/open.js';
+import { createStore } from '../store/migrate.js';
+import type { Db } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { positiveInteger, print } from './context.js';
 import { everyShardApplied, foregroundLogger, runCyclesInForeground } from './foreground.js';
@@ -40,8 +40,7 @@ export function registerDemo(program: Command): void {
 
       const started = Date.now();
       print(`creating a demo store with ${tweets} tweets and ${users} users in ${dir} …`);
-      const seedDb = openStore(path.join(dir, 'demo.db'));
-      migrate(seedDb);
+      const seedDb = createStore(path.join(dir, 'demo.db'));
       seedStore(seedDb, { tweets, users, seed: 2026 });
       const examples = pickExamples(seedDb);
       const before = examples.map((example) => ({ ...example, row: tweetRow(seedDb, example.id) }));

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../log.js';
 import { cycleSucceeded, runCycles, type CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { openRuntime, type Runtime } from '../pipeline/runtime.js';
+import { requireExistingStore } from '../store/open.js';
 import type { RunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
 import { showProgress } from './progress.js';
@@ -41,8 +42,9 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
   let runtime: Runtime | undefined;
   let stopProgress: (() => void) | undefined;
   try {
+    requireExistingStore(run.config); // before the lock file: a mistyped store.path leaves nothing behind
     lock = await run.takeLock(controller.signal);
-    runtime = openRuntime(run.config, run.logger, run.env);
+    runtime = openRuntime(run.config, run.logger, run.env, run.types);
     if (run.interactive) stopProgress = showProgress(runtime.events);
     const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, { ...run.cycle, recover: true });
     stopProgress?.();

@@ -1,6 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { StoreError } from '../errors.js';
+import { ledgerState } from '../store/migrate.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { configFromOptions, openMigratedStore, print, printJson, withConfigOption } from './context.js';
+import { configFromOptions, openStoreReadOnly, print, printJson, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -13,8 +15,19 @@ export function registerReport(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(['md', 'json']).default('md'))
     .action((options: { config?: string; since?: Date; format: 'md' | 'json' }) => {
       const config = configFromOptions(options);
-      const { db } = openMigratedStore(config);
+      const db = openStoreReadOnly(config);
       try {
+        const ledger = ledgerState(db);
+        if (ledger.version === 0 || ledger.pending.length > 0 || ledger.tooNew) {
+          // A report built from a ledger this code does not read would be wrong; the store is left as it is.
+          throw new StoreError(
+            'ledger_not_current',
+            ledger.version === 0
+              ? `the store ${config.store.path} is not migrated yet: no compliance cycle has run on it, so there is nothing to report`
+              : `the store ${config.store.path} is at schema ${ledger.version}${ledger.tooNew ? ', newer than this compliance-sync' : `; pending: ${ledger.pending.join(', ')}`}`,
+            { hint: ledger.tooNew ? 'upgrade compliance-sync' : 'compliance-sync migrate, then compliance-sync reconcile --now' },
+          );
+        }
         const until = new Date();
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
         const report = complianceReport(db, config, since, until);
@@ -49,6 +62,15 @@ function toMarkdown(store: string, report: ComplianceReport): string {
     else {
       lines.push('| reason | action taken | count |', '| --- | --- | ---: |');
       for (const [reason, actions] of reasons) for (const [action, n] of Object.entries(actions)) lines.push(`| ${reason} | ${action} | ${n} |`);
+    }
+    const tables = Object.entries(type.tables);
+    if (tables.length) {
+      lines.push('', `### ${type.type}: rows changed per table`, '', '| table | change | result | fk | cascade | trigger |', '| --- | --- | ---: | ---: | ---: | ---: |');
+      for (const [table, kinds] of tables) {
+        for (const [kind, causes] of Object.entries(kinds)) {
+          lines.push(`| ${table} | ${kind} | ${['result', 'fk', 'cascade', 'trigger'].map((c) => (causes as Record<string, number>)[c] ?? 0).join(' | ')} |`);
+        }
+      }
     }
     if (type.failures.length) {
       lines.push('', `### ${type.type}: failures`, '', '| cycle | shard | IDs | error | what became of it |', '| --- | --- | --- | --- | --- |');

@@ -4,6 +4,7 @@ import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { openRuntime } from '../pipeline/runtime.js';
 import { Daemon } from '../scheduler/daemon.js';
+import { requireExistingStore } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
 import { onStopSignals } from './signals.js';
@@ -26,6 +27,7 @@ export function registerRun(program: Command): void {
       const config = configFromOptions(options);
       const logger = createLogger(config.log.level);
       const notifier = new SystemdNotifier();
+      requireExistingStore(config); // before the lock file: a mistyped store.path leaves nothing behind
       const lock = acquireRunLock(config.store.path, 'run');
       let runtime: ReturnType<typeof openRuntime> | undefined;
       let daemon: Daemon | undefined;

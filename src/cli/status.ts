@@ -1,21 +1,35 @@
 import type { Command } from 'commander';
 import { cyclesInProgress } from '../store/reports.js';
 import { Ledger } from '../store/ledger.js';
+import { ledgerState } from '../store/migrate.js';
 import { currentLockHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
-import { configFromOptions, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
+import { configFromOptions, openStoreReadOnly, print, printJson, table, withConfigOption } from './context.js';
 
 export function registerStatus(program: Command): void {
   withConfigOption(program.command('status'))
-    .description('show the daemon, the schedule, the cycle in progress, the last cycles and the store')
+    .description('show the daemon, the schedule, the cycle in progress, the last cycles and the store (read-only: changes nothing)')
     .option('--json', 'print as JSON')
     .action((options: { config?: string; json?: boolean }) => {
       const config = configFromOptions(options);
-      const { db } = openMigratedStore(config);
+      const db = openStoreReadOnly(config);
       try {
         const tables = [config.store.tables.tweets.table, config.store.tables.users.table];
         const store = readStoreStatus(db, tables);
+        const ledgerNow = ledgerState(db);
+        if (ledgerNow.version === 0 || ledgerNow.pending.length > 0 || ledgerNow.tooNew) {
+          // The ledger is missing or from another version: its tables are not what this code reads. Say so and stop.
+          const state = ledgerNow.version === 0 ? 'not migrated yet' : ledgerNow.tooNew ? `schema ${ledgerNow.version}, newer than this compliance-sync` : `schema ${ledgerNow.version}, migrations pending: ${ledgerNow.pending.join(', ')}`;
+          const todo = ledgerNow.tooNew ? 'upgrade compliance-sync' : 'run `compliance-sync migrate` (the daemon and reconcile --now also do it when they start)';
+          if (options.json) {
+            printJson({ store: config.store.path, ledger: { ...ledgerNow, state }, tables: store.tables });
+            return;
+          }
+          print(table([['store', config.store.path], ['ledger', state], ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const)]));
+          print(`no cycle information until the ledger is up to date: ${todo}`);
+          return;
+        }
         const ledger = new Ledger(db);
         const holder = currentLockHolder(config.store.path);
         const daemonRunning = holder?.command === 'run';
@@ -35,7 +49,7 @@ export function registerStatus(program: Command): void {
         print(
           table([
             ['store', config.store.path],
-            ['store id', store.storeId],
+            ['store id', store.storeId ?? '-'],
             ['schema version', `${store.schemaVersion} (${store.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
             ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
             ['daemon', daemonRunning ? `running (pid ${holder!.pid}, since ${holder!.since})` : holder ? `not running; store in use by ${holder.command} (pid ${holder.pid})` : 'not running'],

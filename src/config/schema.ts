@@ -11,6 +11,28 @@ const identifier = z
 /** A column the store may not have: `null` tells the reconciler to skip it. */
 const optionalColumn = identifier.nullable();
 
+/**
+ * Where marks go: three columns of the content table, or (all three null) the ledger's side table `cs_marks`, which
+ * needs no ALTER TABLE of an archive someone else's tool writes and survives its ingester's INSERT OR REPLACE.
+ */
+const complianceColumns = {
+  complianceState: optionalColumn.default('compliance_state'),
+  complianceReason: optionalColumn.default('compliance_reason'),
+  complianceAt: optionalColumn.default('compliance_at'),
+};
+const allOrNoComplianceColumns = (mapping: { complianceState: string | null; complianceReason: string | null; complianceAt: string | null }) =>
+  [mapping.complianceState, mapping.complianceReason, mapping.complianceAt].filter((c) => c === null).length % 3 === 0;
+const complianceColumnsMessage = {
+  message: 'complianceState, complianceReason and complianceAt are either all column names (marks in the table) or all null (marks in the ledger table cs_marks)',
+  path: ['complianceState'],
+};
+
+/** A JSON path json_remove understands: `$`, then `.key` or `[index]` steps. */
+export const JSON_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+$/;
+
+/** What a geo scrub removes from a raw JSON column by default: X's v1.1 tweet shape and the v2 response shape. */
+export const DEFAULT_RAW_JSON_GEO_PATHS = ['$.geo', '$.coordinates', '$.place', '$.data.geo', '$.includes.places'] as const;
+
 const tweetsTable = z
   .strictObject({
     table: identifier.default('tweets'),
@@ -20,21 +42,51 @@ const tweetsTable = z
     geoLon: optionalColumn.default('geo_lon'),
     placeId: optionalColumn.default('place_id'),
     rawJson: optionalColumn.default('raw_json'),
-    complianceState: identifier.default('compliance_state'),
-    complianceReason: identifier.default('compliance_reason'),
-    complianceAt: identifier.default('compliance_at'),
+    geoColumns: z
+      .array(identifier)
+      .default([])
+      .describe('Further columns a geo scrub sets to NULL (e.g. GeoJSON text columns "geo" and "coordinates").'),
+    geoJson: z
+      .array(
+        z.strictObject({
+          column: identifier,
+          paths: z
+            .array(z.string().regex(JSON_PATH, { message: 'must be a JSON path like "$.geo" or "$.includes.places"' }))
+            .min(1),
+        }),
+      )
+      .default([])
+      .describe('Further JSON text columns and the paths a geo scrub removes from them (rows holding invalid JSON are left as they are).'),
+    ...complianceColumns,
   })
+  .refine(allOrNoComplianceColumns, complianceColumnsMessage)
+  .refine(
+    (t) => {
+      const scrubbed = [t.geoLat, t.geoLon, t.placeId, t.rawJson, ...t.geoColumns, ...t.geoJson.map((j) => j.column)].filter((c) => c !== null);
+      return new Set(scrubbed.map((c) => c.toLowerCase())).size === scrubbed.length;
+    },
+    { message: 'a column is named twice among geoLat, geoLon, placeId, rawJson, geoColumns and geoJson', path: ['geoColumns'] },
+  )
   .describe('Where tweets live in the store: table and column names (null for a column the store lacks).');
 
 const usersTable = z
   .strictObject({
     table: identifier.default('users'),
     id: identifier.default('id'),
-    complianceState: identifier.default('compliance_state'),
-    complianceReason: identifier.default('compliance_reason'),
-    complianceAt: identifier.default('compliance_at'),
+    ...complianceColumns,
   })
+  .refine(allOrNoComplianceColumns, complianceColumnsMessage)
   .describe('Where users live in the store: table and column names.');
+
+/** What is done to the rows of a relation when the row they reference is deleted. */
+export const RELATION_ACTIONS = ['delete', 'set_null'] as const;
+
+const dependent = z.strictObject({
+  table: identifier.describe('The referencing table.'),
+  column: identifier.describe('Its column holding the referenced ID.'),
+  references: z.enum(JOB_TYPES).describe('Whose ID the column holds: a tweet\'s or a user\'s (the mapped table\'s id column).'),
+  action: z.enum(RELATION_ACTIONS).describe('delete the referencing rows, or set the column to NULL.'),
+});
 
 const cronExpression = z.string().refine((expr) => cron.validate(expr), {
   message: 'is not a valid cron expression (five or six fields, e.g. "0 3 * * *")',
@@ -77,6 +129,12 @@ export const configSchema = z.strictObject({
       })
       .prefault({})
       .describe('Table and column names, for stores that do not use the default schema.'),
+    dependents: z
+      .array(dependent)
+      .default([])
+      .describe(
+        'Relations to tweets or users the schema does not declare as FOREIGN KEYs, and the action for declared ones (default: delete rows of other tables, set self-references and references between tweets and users to NULL).',
+      ),
   }),
   api: z
     .strictObject({

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
+import { assertPreflight } from '../store/preflight.js';
 import { StoredIds } from '../store/storedIds.js';
 import type { JobType } from '../types.js';
 import { cycleWorkDir, type CycleContext } from './context.js';
@@ -27,6 +28,9 @@ export interface CycleOptions {
  */
 export async function runCycle(ctx: CycleContext, type: JobType, options: CycleOptions): Promise<CycleSummary> {
   const dryRun = options.dryRun ?? false;
+  // Before any API call or ledger write: the store may have changed since the process started (and a reloaded
+  // config may map it differently). A failure throws a ConfigError naming the key; no cycle is opened.
+  assertPreflight(ctx.db, ctx.config, [type]);
   const now = ctx.now();
   let cycle = ctx.ledger.openCycle(type);
   if (cycle && (cycle.trigger === 'dry-run') !== dryRun) {

@@ -12,7 +12,10 @@ import {
   type ApplyRun,
   type AuditCounts,
 } from '../store/applyRuns.js';
+import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
+import { ensureVisibleViews } from '../store/marks.js';
+import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
 import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
 import { EDITED_STATE, toResultRecord, type RejectKind, type ResultRecord } from './resultRecords.js';
@@ -53,6 +56,8 @@ interface Totals {
   notFound: number;
   rejected: Record<string, number>;
   cascaded: { deleted: number; marked: number; scrubbed: number };
+  /** Every row changed, per table, kind and cause (FK actions, the cascade and the store's triggers included). */
+  changes: ChangesByTable;
 }
 
 export interface ApplySummary extends Totals {
@@ -71,6 +76,7 @@ const emptyTotals = (): Totals => ({
   notFound: 0,
   rejected: {},
   cascaded: { deleted: 0, marked: 0, scrubbed: 0 },
+  changes: {},
 });
 
 /**
@@ -79,6 +85,23 @@ const emptyTotals = (): Totals => ({
  * when the safety gate trips. Resolves with what was done; throws an AppError when the store or file cannot be used.
  */
 export async function applyResultsFile(options: ApplyOptions): Promise<ApplySummary> {
+  const { db, config, type } = options;
+  checkContentSchema(db, config.store.tables, type, config.reconcile.cascadeUsers);
+  const target = resolveTarget(db, config);
+  if (!target.unenforceableForeignKeys.length) return applyToTarget(options, target);
+  // SQLite raises "foreign key mismatch" on every delete from the parent of such a key (the ingester that wrote them
+  // ran without enforcement); the relations are still acted on, by us, in the same order.
+  options.logger.warn({ foreignKeys: target.unenforceableForeignKeys }, 'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while applying');
+  const enforced = Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  db.pragma('foreign_keys = OFF');
+  try {
+    return await applyToTarget(options, target);
+  } finally {
+    if (enforced) db.pragma('foreign_keys = ON');
+  }
+}
+
+async function applyToTarget(options: ApplyOptions, target: Target): Promise<ApplySummary> {
   const started = performance.now();
   const { db, config, type } = options;
   const rc = config.reconcile;
@@ -92,8 +115,6 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
       hint: 'give a results file of JSON lines, one result object per line, as X returns it',
     });
   }
-  checkContentSchema(db, config.store.tables, type, rc.cascadeUsers);
-  const statements = prepareContentStatements(db, config.store.tables, type, rc.cascadeUsers);
   const now = options.now ?? (() => new Date());
 
   let run: ApplyRun | null = null;
@@ -121,9 +142,12 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
       hint: 'the file was replaced since; start a new run of it',
     });
   }
+  const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
+  if (!options.dryRun) ensureVisibleViews(db, target);
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
-  const totals: Totals = run?.countsJson && run.checkpointLine > 0 ? (JSON.parse(run.countsJson) as Totals) : emptyTotals();
+  const totals: Totals =
+    run?.countsJson && run.checkpointLine > 0 ? { ...emptyTotals(), ...(JSON.parse(run.countsJson) as Totals) } : emptyTotals();
   const checkpoint = run?.checkpointLine ?? 0;
   const asOf = run?.asOf ?? now().toISOString();
   const deleteLimit = rc.maxDeleteFraction * (options.submittedIds ?? statements.countRows());
@@ -172,8 +196,10 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     let next = totals;
     const apply = () => {
       const audit = applyBatch(batch, statements, asOf, delta);
+      const changes: ChangeCount[] = statements.drainChanges();
+      addChanges(delta.changes, changes);
       next = addTotals(totals, delta);
-      ledger?.commit(line, JSON.stringify(next), audit);
+      ledger?.commit(line, JSON.stringify(next), audit, changes);
     };
     rejects?.flush();
     try {
@@ -289,7 +315,20 @@ function addTotals(a: Totals, b: Totals): Totals {
       marked: a.cascaded.marked + b.cascaded.marked,
       scrubbed: a.cascaded.scrubbed + b.cascaded.scrubbed,
     },
+    changes: mergeChanges(a.changes, b.changes),
   };
+}
+
+function mergeChanges(a: ChangesByTable, b: ChangesByTable): ChangesByTable {
+  const out: ChangesByTable = structuredClone(a);
+  for (const [table, byKind] of Object.entries(b)) {
+    for (const [kind, byCause] of Object.entries(byKind)) {
+      for (const [cause, n] of Object.entries(byCause)) {
+        addChanges(out, [{ table, kind: kind as ChangeCount['kind'], cause: cause as ChangeCount['cause'], count: n }]);
+      }
+    }
+  }
+  return out;
 }
 
 /**
@@ -321,7 +360,8 @@ function applyBatch(records: ResultRecord[], statements: ContentStatements, asOf
     // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
     if (!cascade) continue;
     if (taken === 'delete') {
-      const n = cascade.deleteByAuthor(id);
+      // The user's deletion removed the author's tweets first (a valid order for their FOREIGN KEYs).
+      const n = statements.lastDelete.cascaded;
       delta.cascaded.deleted += n;
       if (n) count(reason, 'cascade_delete', n);
     } else if (taken === 'mark' && state !== EDITED_STATE) {

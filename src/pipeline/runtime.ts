@@ -4,7 +4,9 @@ import { resolveBearerToken } from '../config/token.js';
 import type { Logger } from '../log.js';
 import { Ledger } from '../store/ledger.js';
 import { migrate } from '../store/migrate.js';
-import { openStore, type Db } from '../store/open.js';
+import { openStore, requireExistingStore, type Db } from '../store/open.js';
+import { assertPreflight } from '../store/preflight.js';
+import type { JobType } from '../types.js';
 import { ComplianceClient } from '../xapi/client.js';
 import { abortableSleep, RateBudget } from '../xapi/rateBudget.js';
 import type { CycleContext } from './context.js';
@@ -22,12 +24,15 @@ export interface Runtime {
 
 /**
  * Builds what cycles need, once per process: the migrated store, the ledger, and one API client whose rate budget
- * every cycle shares (so tweets and users polling together stay inside X's limits).
+ * every cycle shares (so tweets and users polling together stay inside X's limits). The store must exist, and the
+ * preflight of `types` must pass before the ledger is migrated: a bad mapping writes nothing.
  */
-export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Runtime {
+export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env, types: readonly JobType[] = config.schedule.types): Runtime {
   const { token } = resolveBearerToken(config, env);
+  requireExistingStore(config);
   const db = openStore(config.store.path);
   try {
+    assertPreflight(db, config, types);
     migrate(db);
   } catch (err) {
     db.close();

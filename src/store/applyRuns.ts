@@ -1,4 +1,5 @@
 import { StoreError } from '../errors.js';
+import type { ChangeCount } from './changeCounts.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
 
@@ -97,12 +98,17 @@ export function prepareRunLedger(db: Db, runId: number) {
     `INSERT INTO cs_audit_counts (run_id, reason, action_taken, count) VALUES (?, ?, ?, ?)
      ON CONFLICT (run_id, reason, action_taken) DO UPDATE SET count = count + excluded.count`,
   );
+  const changed = db.prepare(
+    `INSERT INTO cs_change_counts (run_id, table_name, cause, kind, count) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (run_id, table_name, cause, kind) DO UPDATE SET count = count + excluded.count`,
+  );
   return {
-    commit(line: number, countsJson: string, counts: AuditCounts): void {
+    commit(line: number, countsJson: string, counts: AuditCounts, changes: readonly ChangeCount[] = []): void {
       checkpoint.run(line, countsJson, runId);
       for (const [reason, byAction] of counts) {
         for (const [action, n] of byAction) if (n > 0) audit.run(runId, reason, action, n);
       }
+      for (const c of changes) if (c.count > 0) changed.run(runId, c.table, c.cause, c.kind, c.count);
     },
   };
 }
@@ -123,4 +129,12 @@ export function abandonApplyRun(db: Db, id: number, finishedAt: string): void {
 /** What identifies a results file's content cheaply: size, modification time and inode. */
 export function fileIdentity(stats: { size: number; mtimeMs: number; ino: number }): string {
   return `${stats.size}:${Math.round(stats.mtimeMs)}:${stats.ino}`;
+}
+
+/** A run's rows changed per table, cause and kind. */
+export function readChangeCounts(db: Db, runId: number): ChangeCount[] {
+  const rows = db
+    .prepare(`SELECT table_name, cause, kind, count FROM cs_change_counts WHERE run_id = ? ORDER BY table_name, kind, cause`)
+    .all(runId) as { table_name: string; cause: ChangeCount['cause']; kind: ChangeCount['kind']; count: bigint }[];
+  return rows.map((r) => ({ table: r.table_name, cause: r.cause, kind: r.kind, count: Number(r.count) }));
 }

@@ -1,7 +1,13 @@
 import type { Config } from '../config/load.js';
 import { ConfigError, StoreError } from '../errors.js';
 import type { Id, JobType } from '../types.js';
+import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
+import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import type { GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
+
+export type { IdEncoding } from './target.js';
+export type { ChangeCount } from './changeCounts.js';
 
 type Tables = Config['store']['tables'];
 
@@ -15,19 +21,16 @@ export interface IdList {
   readonly size: number;
 }
 
-/** What one column stores IDs as: decides how an ID is bound (see IdList and bindId). */
-export type IdEncoding = 'number' | 'text';
-
 export function idList(ids: readonly Id[], encoding: IdEncoding): IdList {
   const json = encoding === 'number' ? `[${ids.join(',')}]` : JSON.stringify(ids);
   return { json, size: ids.length };
 }
 
 /**
- * The statements the reconciler runs on one type's table, one row per call, each returning the rows changed (so 0
- * means not found). The reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted pass of
- * per-row statements beat one set-based `IN (SELECT …)` statement per action and reason, because each extra pass
- * walks the whole table's pages again.
+ * The statements the reconciler runs on one type's table, one row per call, each returning the rows of that table
+ * changed (so 0 means not found). The reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted
+ * pass of per-row statements beat one set-based `IN (SELECT …)` statement per action and reason, because each extra
+ * pass walks the whole table's pages again. Every row any of them changes, in any table, is counted in `changes`.
  */
 export interface ContentStatements {
   readonly type: JobType;
@@ -35,12 +38,20 @@ export interface ContentStatements {
   countRows(): number;
   /** How many of the IDs are stored (the safety gate's exact count). */
   countExisting(ids: readonly Id[]): number;
+  /**
+   * Deletes the row after what references it (FK children, link rows, self-references, and for users the author's
+   * tweets with theirs), all in the caller's transaction.
+   */
   delete(id: Id): number;
+  /** The author's tweets the last `delete` of a user removed (the cascade). */
+  readonly lastDelete: { cascaded: number };
   mark(id: Id, state: string, reason: string, at: string): number;
-  /** Geo columns to NULL and geo paths out of the raw JSON; for users (no geo of their own) it finds the row. */
+  /** Geo columns to NULL and geo paths out of the JSON columns; for users (no geo of their own) it finds the row. */
   scrubGeo(id: Id): number;
   /** Cascades from users onto the tweets they wrote; null when the cascade is off. */
   readonly cascade: CascadeStatements | null;
+  /** Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. */
+  drainChanges(): ChangeCount[];
 }
 
 export interface CascadeStatements {
@@ -48,19 +59,18 @@ export interface CascadeStatements {
   countTweets(): number;
   /** Tweets written by any of these authors: what deleting them would delete too. */
   countByAuthors(authors: readonly Id[]): number;
-  deleteByAuthor(author: Id): number;
   /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
   markByAuthor(author: Id, state: string, reason: string, at: string): number;
   scrubGeoByAuthor(author: Id): number;
 }
 
-/** A cascaded mark's compliance_reason starts with this, so the tweets cycle can tell its own marks from them. */
+/** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
 export const CASCADE_REASON_PREFIX = 'author_';
 
-interface ColumnInfo {
-  name: string;
-  type: string;
-}
+/** Marks that are refetch hints, not compliance states: a later cycle never clears them and views still show the row. */
+export const KEPT_STATES = ['edited'] as const;
+
+const NULLABLE_TWEET_KEYS = ['authorId', 'geoLat', 'geoLon', 'placeId', 'rawJson', 'complianceState', 'complianceReason', 'complianceAt'];
 
 /**
  * Checks that every table and column the mapping names exists in the real schema, so a wrong mapping fails at start
@@ -72,20 +82,34 @@ export function checkContentSchema(db: Db, tables: Tables, type: JobType, cascad
       hint: 'map store.tables.tweets.authorId to the column holding the author ID, or set reconcile.cascadeUsers to false',
     });
   }
+  const schema = new SchemaInfo(db);
   const check = (key: 'tweets' | 'users') => {
-    const mapping = tables[key] as Record<string, string | null>;
-    const columns = tableColumns(db, mapping.table!);
-    if (!columns) {
-      throw new StoreError('store_schema', `the store has no table "${mapping.table}" (store.tables.${key}.table)`, {
+    const mapping = tables[key] as Record<string, unknown>;
+    const table = mapping.table as string;
+    const columns = schema.columns(table);
+    if (!columns.length) {
+      throw new StoreError('store_schema', `the store has no table "${table}" (store.tables.${key}.table)`, {
         hint: `set store.tables.${key}.table to the table holding ${key}, or run \`compliance-sync migrate\` on a new store`,
       });
     }
-    for (const [configKey, column] of Object.entries(mapping)) {
-      if (configKey === 'table' || column === null) continue;
-      if (!columns.some((c) => c.name.toLowerCase() === column.toLowerCase())) {
-        const nullable = key === 'tweets' && ['authorId', 'geoLat', 'geoLon', 'placeId', 'rawJson'].includes(configKey);
-        throw new StoreError('store_schema', `table "${mapping.table}" has no column "${column}" (store.tables.${key}.${configKey})`, {
-          hint: `set store.tables.${key}.${configKey} to the column's real name${nullable ? ', or to null if the store has no such column' : ''}`,
+    const has = (column: string) => columns.some((c) => c.name.toLowerCase() === column.toLowerCase());
+    const missing = (configKey: string, column: string, nullable: boolean) =>
+      new StoreError('store_schema', `table "${table}" has no column "${column}" (store.tables.${key}.${configKey})`, {
+        hint: configKey.startsWith('compliance')
+          ? `set complianceState, complianceReason and complianceAt of store.tables.${key} to null to keep marks in the ledger (table cs_marks, views cs_visible_*), or add the columns`
+          : `set store.tables.${key}.${configKey} to the column's real name${nullable ? ', or to null if the store has no such column' : ''}`,
+      });
+    for (const [configKey, value] of Object.entries(mapping)) {
+      if (configKey === 'table' || value === null) continue;
+      if (typeof value === 'string') {
+        if (!has(value)) throw missing(configKey, value, key === 'users' ? configKey.startsWith('compliance') : NULLABLE_TWEET_KEYS.includes(configKey));
+      } else if (configKey === 'geoColumns') {
+        (value as string[]).forEach((column, i) => {
+          if (!has(column)) throw missing(`geoColumns[${i}]`, column, false);
+        });
+      } else if (configKey === 'geoJson') {
+        (value as { column: string }[]).forEach((entry, i) => {
+          if (!has(entry.column)) throw missing(`geoJson[${i}].column`, entry.column, false);
         });
       }
     }
@@ -94,92 +118,281 @@ export function checkContentSchema(db: Db, tables: Tables, type: JobType, cascad
   if (type === 'users' && cascadeUsers) check('tweets');
 }
 
-function tableColumns(db: Db, table: string): ColumnInfo[] | null {
-  const rows = db.prepare(`SELECT name, type FROM pragma_table_info(?)`).all(table) as ColumnInfo[];
-  return rows.length ? rows : null;
-}
-
-/** SQLite's affinity rule 2: a declared type containing CHAR, CLOB or TEXT is TEXT. */
-function encodingOf(db: Db, table: string, column: string): IdEncoding {
-  const info = tableColumns(db, table)?.find((c) => c.name.toLowerCase() === column.toLowerCase());
-  return info && /CHAR|CLOB|TEXT/i.test(info.type) ? 'text' : 'number';
-}
-
-/** Identifiers are validated by the config schema; quoting keeps reserved words usable as names. */
-const q = (name: string) => `"${name}"`;
 const IN_LIST = 'IN (SELECT value FROM json_each(?))';
+const MARK_PREFIX_TEST = (reason: string) => `substr(${reason}, 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'`;
 
-/** Prepares, once per apply run, every statement for one type from the table mapping. */
-export function prepareContentStatements(db: Db, tables: Tables, type: JobType, cascadeUsers: boolean): ContentStatements {
-  const t = tables[type];
+/** Rows of one table chosen by one bound key: `column = ?` when the key is that column's value, else any condition. */
+interface Where {
+  sql: string;
+  /** The column compared directly with the key (null when the condition is a subquery). */
+  column: string | null;
+  encoding: IdEncoding;
+}
+
+/** One statement of a row's deletion, with the cell its changes are counted in (null: not a content row). */
+interface Step {
+  sql: string;
+  encoding: IdEncoding;
+  table: string;
+  cause: ChangeCause;
+  kind: ChangeKind;
+  uncounted?: boolean;
+}
+
+/** Prepares, once per apply run, every statement for one type from the resolved target. */
+export function prepareContentStatements(
+  db: Db,
+  target: Target,
+  type: JobType,
+  options: { cascadeUsers: boolean; runId: number | null },
+): ContentStatements {
+  const t = target[type];
   const table = q(t.table);
   const id = q(t.id);
-  const idEncoding = encodingOf(db, t.table, t.id);
+  const counter = new ChangeCounter();
   const count = (sql: string) => {
     const stmt = db.prepare(sql).pluck();
     return (...params: unknown[]) => Number(stmt.get(...params) as bigint);
   };
+  const bind = (encoding: IdEncoding) => (encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key);
   /** A per-row statement whose last parameter is an ID, bound as its column wants it (never as a JS number). */
   const byId = (sql: string, encoding: IdEncoding) => {
     const stmt = db.prepare(sql);
-    return encoding === 'number'
-      ? (key: Id, ...params: unknown[]) => stmt.run(...params, BigInt(key)).changes
-      : (key: Id, ...params: unknown[]) => stmt.run(...params, key).changes;
+    const key = bind(encoding);
+    return (k: Id, ...params: unknown[]) => stmt.run(...params, key(k)).changes;
   };
-  const countIn = count(`SELECT count(*) FROM ${table} WHERE ${id} IN (SELECT value FROM json_each(?))`);
+  const countIn = count(`SELECT count(*) FROM ${table} WHERE ${id} ${IN_LIST}`);
   const existsStmt = db.prepare(`SELECT 1 FROM ${table} WHERE ${id} = ?`).pluck();
-  const exists = (key: Id) => (existsStmt.get(idEncoding === 'number' ? BigInt(key) : key) === undefined ? 0 : 1);
-  const mark = byId(`UPDATE ${table} SET ${q(t.complianceState)} = ?, ${q(t.complianceReason)} = ?, ${q(t.complianceAt)} = ? WHERE ${id} = ?`, idEncoding);
-  const deleteRow = byId(`DELETE FROM ${table} WHERE ${id} = ?`, idEncoding);
-  const tw = tables.tweets;
-  const scrubSet = tweetScrubAssignments(tw);
-  const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, idEncoding) : null;
+  const bindOwn = bind(t.idEncoding);
+  const exists = (key: Id) => (existsStmt.get(bindOwn(key)) === undefined ? 0 : 1);
+
+  const markCell = counter.cell(t.table, 'result', 'marked');
+  const markRow = t.marks
+    ? byId(`UPDATE ${table} SET ${q(t.marks.state)} = ?, ${q(t.marks.reason)} = ?, ${q(t.marks.at)} = ? WHERE ${id} = ?`, t.idEncoding)
+    : byId(
+        `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} = ? LIMIT 1
+         ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id`,
+        t.idEncoding,
+      );
+
+  const tw = target.tweets;
+  const scrubSet = scrubAssignments(target.geo);
+  const scrubCell = counter.cell(tw.table, 'result', 'updated');
+  const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
+
+  const lastDelete = { cascaded: 0 };
+  const deleteRow = prepareDelete(db, target, t, counter, lastDelete);
 
   let cascade: CascadeStatements | null = null;
-  if (type === 'users' && cascadeUsers && tw.authorId) {
+  if (type === 'users' && options.cascadeUsers && target.authorId) {
     const tweets = q(tw.table);
-    const author = `${q(tw.authorId)} = ?`;
-    const authorEncoding = encodingOf(db, tw.table, tw.authorId);
-    const reason = q(tw.complianceReason);
+    const authorCol = q(target.authorId);
+    const author = `${authorCol} = ?`;
+    const authorEncoding = target.authorEncoding;
     const scrubByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
-    const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${q(tw.authorId)} ${IN_LIST}`);
+    const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${authorCol} ${IN_LIST}`);
+    // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
+    // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
+    const markByAuthor = tw.marks
+      ? byId(
+          `UPDATE ${tweets} SET ${q(tw.marks.state)} = ?, ${q(tw.marks.reason)} = ?, ${q(tw.marks.at)} = ?` +
+            ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${author}`,
+          authorEncoding,
+        )
+      : byId(
+          `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${author}
+           ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
+           WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
+          authorEncoding,
+        );
+    const cascadeMarkCell = counter.cell(tw.table, 'cascade', 'marked');
+    const cascadeScrubCell = counter.cell(tw.table, 'cascade', 'updated');
     cascade = {
       countTweets: () => countTweets(),
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
-      deleteByAuthor: byId(`DELETE FROM ${tweets} WHERE ${author}`, authorEncoding),
-      // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
-      // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
-      markByAuthor: byId(
-        `UPDATE ${tweets} SET ${q(tw.complianceState)} = ?, ${reason} = ?, ${q(tw.complianceAt)} = ?` +
-          ` WHERE (${reason} IS NULL OR substr(${reason}, 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'` +
-          ` OR ${q(tw.complianceState)} = 'edited') AND ${author}`,
-        authorEncoding,
-      ),
-      scrubGeoByAuthor: scrubByAuthor,
+      markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
+      scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
     };
   }
 
+  const tally = prepareTriggerTally(db, target.triggerTargets);
+  const columnMarked = [target.tweets, target.users].filter((m) => m.marks).map((m) => m.table);
   return {
     type,
     countRows: count(`SELECT count(*) FROM ${table}`),
-    countExisting: (ids) => (ids.length ? countIn(idList(ids, idEncoding).json) : 0),
-    delete: (key) => deleteRow(key),
-    mark: (key, state, reason, at) => mark(key, state, reason, at),
-    // A store without geo columns or raw JSON (and the users table) has nothing to scrub: finding the row is all.
-    scrubGeo: (key) => (scrubTweet ? scrubTweet(key) : exists(key)),
+    countExisting: (ids) => (ids.length ? countIn(idList(ids, t.idEncoding).json) : 0),
+    delete: deleteRow,
+    lastDelete,
+    mark: (key, state, reason, at) => counter.add(markCell, markRow(key, state, reason, at)),
+    // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
+    scrubGeo: (key) => (scrubTweet ? counter.add(scrubCell, scrubTweet(key)) : exists(key)),
     cascade,
+    drainChanges: () => {
+      const changes = counter.drain();
+      if (tally) changes.push(...tally.drain(changes, columnMarked));
+      return changes;
+    },
   };
 }
 
-/** The SET list of a geo scrub, from the columns the mapping has; null when it has none. */
-function tweetScrubAssignments(tw: Tables['tweets']): string | null {
-  const sets = [tw.geoLat, tw.geoLon, tw.placeId].filter((c): c is string => c !== null).map((c) => `${q(c)} = NULL`);
-  if (tw.rawJson) {
-    const raw = q(tw.rawJson);
+/**
+ * The deletion of one row as a list of statements in a valid order: for each relation referencing the table, its
+ * rows first (deleted, recursively with their own dependents, or their reference cleared), then the row's ledger
+ * mark, then the row. The default schema has no relations, so its deletion is the one DELETE (the fast path).
+ */
+function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, lastDelete: { cascaded: number }): (key: Id) => number {
+  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result');
+  const prepared = steps.map((step) => {
+    const stmt = db.prepare(step.sql);
+    return {
+      step,
+      run: step.encoding === 'number' ? (key: Id) => stmt.run(BigInt(key)).changes : (key: Id) => stmt.run(key).changes,
+      cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
+      cascaded: step.cause === 'cascade' && step.kind === 'deleted',
+    };
+  });
+  const own = prepared[prepared.length - 1]!;
+  if (prepared.length === 1) {
+    const run = own.run;
+    const cell = own.cell!;
+    return (key) => counter.add(cell, run(key));
+  }
+  return (key) => {
+    let n = 0;
+    let cascadedNow = 0;
+    for (const p of prepared) {
+      try {
+        n = p.run(key);
+      } catch (err) {
+        throw explainConstraint(err, db, target, p.step, t, key);
+      }
+      if (p.cell) counter.add(p.cell, n);
+      if (p.cascaded) cascadedNow += n;
+    }
+    lastDelete.cascaded = cascadedNow;
+    return n;
+  };
+}
+
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause): Step[] {
+  const steps: Step[] = [];
+  for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
+    const childWhere: Where =
+      where.column !== null && same(relation.parentColumn, where.column)
+        ? { sql: `${q(relation.childColumn)} = ?`, column: relation.childColumn, encoding: relation.childEncoding }
+        : {
+            sql: `${q(relation.childColumn)} IN (SELECT ${q(relation.parentColumn)} FROM ${q(table)} WHERE ${where.sql})`,
+            column: null,
+            encoding: where.encoding,
+          };
+    if (relation.action === 'delete') {
+      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk'));
+    } else {
+      steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
+    }
+  }
+  const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
+  if (mapped && !mapped.marks) {
+    // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
+    const ids = where.column !== null && same(where.column, mapped.id) ? '= ?' : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
+    steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
+  }
+  steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
+  return steps;
+}
+
+function clearReference(relation: Relation, where: Where): string {
+  const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
+  return `UPDATE ${q(relation.childTable)} SET ${q(relation.childColumn)} = ${value} WHERE ${where.sql}`;
+}
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/**
+ * A constraint that still blocks (a reference the schema does not declare and the config does not name, a NOT NULL
+ * column, a trigger's own RAISE) becomes an error that names the table, the column, the row and the key to change.
+ */
+function explainConstraint(err: unknown, db: Db, target: Target, step: Step, t: TableTarget, key: Id): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  if (!code.startsWith('SQLITE_CONSTRAINT')) return err;
+  const row = `${t.type === 'tweets' ? 'tweet' : 'user'} ${key}`;
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY' && step.kind === 'deleted') {
+    for (const fk of new SchemaInfo(db).foreignKeysReferencing(step.table)) {
+      const column = fk.childColumns[0]!;
+      const references = [target.tweets, target.users].find((m) => same(m.table, step.table))?.type ?? step.table;
+      return new StoreError(
+        'fk_blocked',
+        `deleting ${row}: rows of "${fk.childTable}" still reference "${step.table}" through "${fk.childTable}"."${column}" (FOREIGN KEY ON DELETE ${fk.onDelete})`,
+        {
+          cause: err,
+          hint: `add { "table": "${fk.childTable}", "column": "${column}", "references": "${references}", "action": "delete" } (or "set_null") to store.dependents`,
+        },
+      );
+    }
+  }
+  return new StoreError('constraint_blocked', `${row}: ${step.kind === 'deleted' ? 'deleting from' : 'updating'} "${step.table}" failed: ${(err as Error).message}`, {
+    cause: err,
+    hint: step.cause === 'fk' ? 'set the action of this relation in store.dependents ("delete" or "set_null")' : 'check the triggers and constraints of that table',
+  });
+}
+
+/** The SET list of a geo scrub; null when the mapping names nothing to scrub. */
+function scrubAssignments(geo: GeoScrub): string | null {
+  const sets = geo.nullColumns.map((c) => `${q(c)} = NULL`);
+  for (const { column, paths } of geo.json) {
+    const col = q(column);
     // Only valid JSON is rewritten (json_remove would throw on anything else and abort the batch); other keys keep
     // their values, numbers keep their exact text (SQLite ≥ 3.45 stores JSON numbers as text).
-    sets.push(`${raw} = CASE WHEN json_valid(${raw}) THEN json_remove(${raw}, '$.geo', '$.coordinates', '$.place') ELSE ${raw} END`);
+    sets.push(`${col} = CASE WHEN json_valid(${col}) THEN json_remove(${col}, ${paths.map(quoteLiteral).join(', ')}) ELSE ${col} END`);
   }
   return sets.length ? sets.join(', ') : null;
+}
+
+/**
+ * Counts the rows the store's own triggers change in tables that are not full-text indexes. total_changes() cannot
+ * tell them apart (FTS5 counts its shadow-table writes there, a varying number per row), so TEMP triggers — on this
+ * connection only, never in the store file — tally every delete, insert and update of those tables; what our own
+ * statements changed there is subtracted, and the rest is the triggers' doing.
+ */
+function prepareTriggerTally(db: Db, tables: readonly string[]) {
+  for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_tally\\_%' ESCAPE '\\'").pluck().all() as string[]) {
+    db.exec(`DROP TRIGGER temp.${q(name)}`);
+  }
+  if (!tables.length) return null;
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_tally (tbl TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tbl, kind))');
+  db.exec('DELETE FROM temp.cs_tally');
+  const events = [
+    ['DELETE', 'deleted'],
+    ['UPDATE', 'updated'],
+    ['INSERT', 'inserted'],
+  ] as const;
+  tables.forEach((table, i) => {
+    for (const [event, kind] of events) {
+      db.prepare('INSERT INTO temp.cs_tally (tbl, kind, n) VALUES (?, ?, 0)').run(table, kind);
+      db.exec(
+        `CREATE TEMP TRIGGER ${q(`cs_tally_${i}_${kind}`)} AFTER ${event} ON main.${q(table)} BEGIN
+           UPDATE temp.cs_tally SET n = n + 1 WHERE tbl = ${quoteLiteral(table)} AND kind = '${kind}'; END`,
+      );
+    }
+  });
+  const read = db.prepare('SELECT tbl, kind, n FROM temp.cs_tally WHERE n > 0');
+  const reset = db.prepare('UPDATE temp.cs_tally SET n = 0 WHERE n > 0');
+  return {
+    drain(ours: readonly ChangeCount[], columnMarked: readonly string[]): ChangeCount[] {
+      const rows = read.all() as { tbl: string; kind: 'deleted' | 'updated' | 'inserted'; n: bigint }[];
+      reset.run();
+      const out: ChangeCount[] = [];
+      for (const row of rows) {
+        // Our marks in a table's own columns are updates of its rows too (marks in cs_marks are not).
+        const marksUpdate = row.kind === 'updated' && columnMarked.some((m) => same(m, row.tbl));
+        const own = ours
+          .filter((c) => same(c.table, row.tbl) && (c.kind === row.kind || (marksUpdate && c.kind === 'marked')))
+          .reduce((sum, c) => sum + c.count, 0);
+        const extra = Number(row.n) - own;
+        if (extra > 0) out.push({ table: row.tbl, cause: 'trigger', kind: row.kind, count: extra });
+      }
+      return out;
+    },
+  };
 }

@@ -1,16 +1,52 @@
 import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import type { JobType } from '../types.js';
-import { CASCADE_REASON_PREFIX } from './contentStatements.js';
+import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
 import type { Db } from './open.js';
+import { quoteIdent as q } from './schemaInfo.js';
+import { resolveTables, type TableTarget } from './target.js';
 
-/** Marks that are refetch hints, not compliance states: a later cycle never clears them. */
-const KEPT_STATES = ['edited'];
+const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
+const isCascaded = (reason: string) => `substr(${reason}, 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'`;
+
+/** The view a publisher serves instead of a mapped table: its rows without a compliance mark (`edited` only asks for a refetch). */
+export function visibleViewName(table: string): string {
+  return `cs_visible_${table}`;
+}
+
+/** The SQL of a type's visible view, for the marks where the mapping keeps them. */
+export function visibleViewSql(t: TableTarget): string {
+  const hidden = t.marks
+    ? `t.${q(t.marks.state)} IS NOT NULL AND t.${q(t.marks.state)} NOT IN (${kept})`
+    : `EXISTS (SELECT 1 FROM cs_marks AS m WHERE m.type = '${t.type}' AND m.id = t.${q(t.id)} AND m.state NOT IN (${kept}))`;
+  return `CREATE VIEW ${q(visibleViewName(t.table))} AS SELECT t.* FROM ${q(t.table)} AS t WHERE NOT (${hidden})`;
+}
+
+/**
+ * Creates (or, when the mapping changed, replaces) the views `cs_visible_<table>` over both mapped tables. A table of
+ * that name the owner made is left alone. Cheap when nothing changed: one read of sqlite_schema per view.
+ */
+export function ensureVisibleViews(db: Db, target: { tweets: TableTarget; users: TableTarget }): void {
+  const existing = db.prepare("SELECT type, sql FROM sqlite_schema WHERE name = ? COLLATE NOCASE");
+  const tableExists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE").pluck();
+  for (const t of [target.tweets, target.users]) {
+    if (tableExists.get(t.table) === undefined) continue;
+    const name = visibleViewName(t.table);
+    const sql = visibleViewSql(t);
+    const found = existing.get(name) as { type: string; sql: string } | undefined;
+    if (found && (found.type !== 'view' || found.sql === sql)) continue;
+    db.transaction(() => {
+      if (found) db.exec(`DROP VIEW ${q(name)}`);
+      db.exec(sql);
+    }).immediate();
+  }
+}
 
 /**
  * Clears the marks a closing cycle covered and did not report again: the API lists only IDs needing action, so an ID
- * absent from this cycle's results is compliant again. "Reported again" means re-marked by this cycle, i.e. a
- * compliance_at at or after the cycle's start (each apply run writes its start time there).
+ * absent from this cycle's results is compliant again. "Reported again" means re-marked by this cycle, i.e. a mark
+ * time at or after the cycle's start (each apply run writes its start time there). Works for marks in the tables'
+ * columns and in the ledger's cs_marks alike, and for any mix of the two.
  */
 export async function clearStaleMarks(
   db: Db,
@@ -19,47 +55,27 @@ export async function clearStaleMarks(
   ranges: readonly { firstId: string; lastId: string }[],
   cycleStartedAt: string,
 ): Promise<number> {
-  const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
-  const own = config.store.tables[type];
-  // The row's own mark (not a cascaded one), in the range, set before this cycle began: not reported again.
-  const staleOwnMark = `"${own.id}" BETWEEN @first AND @last AND "${own.complianceState}" IS NOT NULL AND "${own.complianceState}" NOT IN (${kept})
-       AND ("${own.complianceReason}" IS NULL OR substr("${own.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) <> '${CASCADE_REASON_PREFIX}')
-       AND ("${own.complianceAt}" IS NULL OR "${own.complianceAt}" < @before)`;
-  const clearOwn = db.prepare(
-    `UPDATE "${own.table}" SET "${own.complianceState}" = NULL, "${own.complianceReason}" = NULL, "${own.complianceAt}" = NULL
-     WHERE ${staleOwnMark}`,
-  );
-  const tweets = config.store.tables.tweets;
-  const users = config.store.tables.users;
+  const { tweets, users } = resolveTables(db, config);
+  const own = type === 'tweets' ? tweets : users;
+  const authorId = config.store.tables.tweets.authorId;
+
+  const statements: { stmt: Statement; counts: boolean }[] = [];
   // A tweet's own mark outranks its author's, so the users cycle did not cascade onto it. When the tweet's own mark
   // lapses while its author is still marked, the author's mark takes over instead of the tweet going unmarked.
-  const handOver =
-    type === 'tweets' && tweets.authorId && config.reconcile.cascadeUsers
-      ? db.prepare(
-          `UPDATE "${tweets.table}" SET ("${tweets.complianceState}", "${tweets.complianceReason}", "${tweets.complianceAt}") =
-             (SELECT u."${users.complianceState}", '${CASCADE_REASON_PREFIX}' || u."${users.complianceReason}", u."${users.complianceAt}"
-              FROM "${users.table}" u WHERE u."${users.id}" = "${tweets.table}"."${tweets.authorId}")
-           WHERE ${staleOwnMark}
-             AND EXISTS (SELECT 1 FROM "${users.table}" u WHERE u."${users.id}" = "${tweets.table}"."${tweets.authorId}"
-                         AND u."${users.complianceState}" IS NOT NULL AND u."${users.complianceState}" NOT IN (${kept}))`,
-        )
-      : null;
+  if (type === 'tweets' && authorId && config.reconcile.cascadeUsers) {
+    statements.push({ stmt: prepareHandOver(db, tweets, users, authorId), counts: false });
+  }
+  statements.push({ stmt: prepareClearOwn(db, own), counts: true });
   // Only authors this cycle submitted (stored users in the range): a cascade from `apply --type users` for an author
   // without a users row was never re-checked, so it stays.
-  const clearCascaded =
-    type === 'users' && tweets.authorId
-      ? db.prepare(
-          `UPDATE "${tweets.table}" SET "${tweets.complianceState}" = NULL, "${tweets.complianceReason}" = NULL, "${tweets.complianceAt}" = NULL
-           WHERE "${tweets.authorId}" IN (SELECT "${users.id}" FROM "${users.table}" WHERE "${users.id}" BETWEEN @first AND @last)
-             AND substr("${tweets.complianceReason}", 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'
-             AND "${tweets.complianceState}" NOT IN (${kept})
-             AND ("${tweets.complianceAt}" IS NULL OR "${tweets.complianceAt}" < @before)`,
-        )
-      : null;
-  const clearRange = db.transaction((params: { first: string; last: string; before: string }) => {
-    handOver?.run(params);
-    return clearOwn.run(params).changes + (clearCascaded ? clearCascaded.run(params).changes : 0);
-  });
+  if (type === 'users' && authorId) statements.push({ stmt: prepareClearCascaded(db, tweets, users, authorId), counts: true });
+
+  const clearRange = db.transaction((params: Params) =>
+    statements.reduce((sum, s) => {
+      const { changes } = s.stmt.run(params);
+      return sum + (s.counts ? changes : 0);
+    }, 0),
+  );
   let cleared = 0;
   for (const range of ranges) {
     // One short transaction per shard range, yielding in between: on a store of hundreds of millions of rows one
@@ -69,4 +85,85 @@ export async function clearStaleMarks(
     await setImmediate();
   }
   return cleared;
+}
+
+type Statement = ReturnType<Db['prepare']>;
+
+interface Params {
+  first: string;
+  last: string;
+  before: string;
+}
+
+/** Where a row's mark is read: its columns, or its cs_marks row (alias m). */
+interface MarkSql {
+  state: string;
+  reason: string;
+  at: string;
+}
+
+function columnsOf(t: TableTarget, alias: string): MarkSql {
+  return { state: `${alias}.${q(t.marks!.state)}`, reason: `${alias}.${q(t.marks!.reason)}`, at: `${alias}.${q(t.marks!.at)}` };
+}
+const LEDGER: MarkSql = { state: 'cs_marks.state', reason: 'cs_marks.reason', at: 'cs_marks.at' };
+
+/** The row's own mark (not a cascaded one), set before this cycle began: not reported again. */
+function staleOwn(m: MarkSql): string {
+  return `${m.state} IS NOT NULL AND ${m.state} NOT IN (${kept})
+    AND (${m.reason} IS NULL OR NOT ${isCascaded(m.reason)})
+    AND (${m.at} IS NULL OR ${m.at} < @before)`;
+}
+
+function prepareClearOwn(db: Db, t: TableTarget) {
+  if (t.marks) {
+    const m = columnsOf(t, q(t.table));
+    return db.prepare(
+      `UPDATE ${q(t.table)} SET ${q(t.marks.state)} = NULL, ${q(t.marks.reason)} = NULL, ${q(t.marks.at)} = NULL
+       WHERE ${q(t.id)} BETWEEN @first AND @last AND ${staleOwn(m)}`,
+    );
+  }
+  return db.prepare(`DELETE FROM cs_marks WHERE type = '${t.type}' AND id BETWEEN @first AND @last AND ${staleOwn(LEDGER)}`);
+}
+
+/** The author's live mark as (state, reason, at) for an author ID expression, wherever users keep marks. */
+function authorMark(users: TableTarget, authorExpr: string): string {
+  if (users.marks) {
+    const u = columnsOf(users, 'u');
+    return `SELECT ${u.state} AS state, ${u.reason} AS reason, ${u.at} AS at FROM ${q(users.table)} AS u
+            WHERE u.${q(users.id)} = ${authorExpr} AND ${u.state} IS NOT NULL AND ${u.state} NOT IN (${kept})`;
+  }
+  return `SELECT um.state, um.reason, um.at FROM cs_marks AS um WHERE um.type = 'users' AND um.id = ${authorExpr} AND um.state NOT IN (${kept})`;
+}
+
+function prepareHandOver(db: Db, tweets: TableTarget, users: TableTarget, authorId: string) {
+  if (tweets.marks) {
+    const m = columnsOf(tweets, q(tweets.table));
+    const author = authorMark(users, `${q(tweets.table)}.${q(authorId)}`);
+    return db.prepare(
+      `UPDATE ${q(tweets.table)} SET (${q(tweets.marks.state)}, ${q(tweets.marks.reason)}, ${q(tweets.marks.at)}) =
+         (SELECT a.state, '${CASCADE_REASON_PREFIX}' || a.reason, a.at FROM (${author} LIMIT 1) AS a)
+       WHERE ${q(tweets.id)} BETWEEN @first AND @last AND ${staleOwn(m)} AND EXISTS (${author})`,
+    );
+  }
+  const author = authorMark(users, `(SELECT t.${q(authorId)} FROM ${q(tweets.table)} AS t WHERE t.${q(tweets.id)} = cs_marks.id)`);
+  return db.prepare(
+    `UPDATE cs_marks SET (state, reason, at) = (SELECT a.state, '${CASCADE_REASON_PREFIX}' || a.reason, a.at FROM (${author} LIMIT 1) AS a)
+     WHERE type = 'tweets' AND id BETWEEN @first AND @last AND ${staleOwn(LEDGER)} AND EXISTS (${author})`,
+  );
+}
+
+function prepareClearCascaded(db: Db, tweets: TableTarget, users: TableTarget, authorId: string) {
+  const submitted = `SELECT ${q(users.id)} FROM ${q(users.table)} WHERE ${q(users.id)} BETWEEN @first AND @last`;
+  if (tweets.marks) {
+    const m = columnsOf(tweets, q(tweets.table));
+    return db.prepare(
+      `UPDATE ${q(tweets.table)} SET ${q(tweets.marks.state)} = NULL, ${q(tweets.marks.reason)} = NULL, ${q(tweets.marks.at)} = NULL
+       WHERE ${q(authorId)} IN (${submitted}) AND ${isCascaded(m.reason)} AND ${m.state} NOT IN (${kept})
+         AND (${m.at} IS NULL OR ${m.at} < @before)`,
+    );
+  }
+  return db.prepare(
+    `DELETE FROM cs_marks WHERE type = 'tweets' AND ${isCascaded('reason')} AND state NOT IN (${kept}) AND at < @before
+       AND id IN (SELECT t.${q(tweets.id)} FROM ${q(tweets.table)} AS t WHERE t.${q(authorId)} IN (${submitted}))`,
+  );
 }

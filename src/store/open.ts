@@ -1,55 +1,74 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { StoreBusyError, StoreError } from '../errors.js';
+import { ConfigError, StoreBusyError, StoreError } from '../errors.js';
 
 export type Db = Database.Database;
 
 export interface OpenStoreOptions {
-  /** Open an existing store read-only (no WAL switch, no migrations). */
+  /** Open read-only: nothing about the file changes (no journal mode switch, no ledger, no migration). */
   readonly?: boolean;
   /** How long a statement waits for another writer before SQLITE_BUSY. */
   busyTimeoutMs?: number;
-  /** Leave the journal mode as the store has it (a dry run must not switch a store to WAL); the store must exist. */
-  keepJournalMode?: boolean;
 }
 
 /**
- * Opens the SQLite store the way every part of the tool expects: WAL (so the owner's ingester keeps writing while a
- * cycle runs), a busy timeout, foreign keys, and 64-bit integers as bigint — never as rounded numbers.
+ * Opens an existing SQLite store the way every part of the tool expects: a busy timeout, foreign keys, and 64-bit
+ * integers as bigint — never as rounded numbers. It never creates a file or a folder (a mistyped path must not become
+ * a new empty store: `createStore` in migrate.ts is the only way to make one) and never changes the journal mode
+ * (`migrate` switches to WAL once the ledger is in place).
  */
 export function openStore(file: string, options: OpenStoreOptions = {}): Db {
   const readonly = options.readonly ?? false;
-  const keepJournal = readonly || (options.keepJournalMode ?? false);
-  if (!keepJournal) mkdirSync(path.dirname(file), { recursive: true });
   let db: Db;
   try {
-    db = new Database(file, { readonly, fileMustExist: keepJournal });
+    db = new Database(file, { readonly, fileMustExist: true });
   } catch (err) {
+    if (!existsSync(file)) {
+      throw new StoreError('store_missing', `there is no store at ${file}`, {
+        cause: err,
+        hint: 'check store.path; `compliance-sync migrate --create` makes a new store',
+      });
+    }
     throw new StoreError('store_open', `cannot open the store ${file}: ${(err as Error).message}`, {
       cause: err,
-      hint: readonly ? 'check store.path; run `compliance-sync migrate` to create a new store' : 'check store.path and the permissions of its folder',
+      hint: 'check store.path and the permissions of the file and its folder',
     });
   }
   try {
     db.defaultSafeIntegers(true);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
     db.pragma('foreign_keys = ON');
-    if (!keepJournal) {
-      const mode = String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
-      if (mode !== 'wal') {
-        throw new StoreError('store_wal', `the store ${file} could not switch to WAL mode (journal_mode is ${mode})`, {
-          hint: 'put the store on a local file system that supports shared memory (not a network share)',
-        });
-      }
-      // WAL + NORMAL is durable against process crashes, which is what resumability needs.
-      db.pragma('synchronous = NORMAL');
-    }
     return db;
   } catch (err) {
     db.close();
     throw translateSqliteError(err, file);
   }
+}
+
+/**
+ * The store a command works on must already exist: only `migrate --create` and `demo` make one. A missing file is a
+ * config error (exit 78) naming the path and the command that creates it.
+ */
+export function requireExistingStore(config: { store: { path: string }; configPath: string }): void {
+  if (existsSync(config.store.path)) return;
+  throw new ConfigError(`store.path: there is no store at ${config.store.path} (config ${config.configPath})`, {
+    hint: `fix store.path if the archive is elsewhere; to start a new store: compliance-sync migrate --create --config ${config.configPath}`,
+  });
+}
+
+/**
+ * WAL lets the owner's ingester keep writing while a cycle runs; WAL + NORMAL is durable against process crashes,
+ * which is what resumability needs. Called only after a migration succeeded, so a store that fails to migrate keeps
+ * the journal mode it had.
+ */
+export function useWal(db: Db): void {
+  const mode = String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
+  if (mode !== 'wal') {
+    throw new StoreError('store_wal', `the store ${db.name} could not switch to WAL mode (journal_mode is ${mode})`, {
+      hint: 'put the store on a local file system that supports shared memory (not a network share)',
+    });
+  }
+  db.pragma('synchronous = NORMAL');
 }
 
 /** Maps SQLite's busy/locked/full/readonly failures to errors that say what to do. */

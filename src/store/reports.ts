@@ -1,6 +1,8 @@
 import type { Config } from '../config/load.js';
 import { JOB_TYPES, snowflakeTime, type JobType } from '../types.js';
+import { addChanges, type ChangeCount, type ChangesByTable } from './changeCounts.js';
 import type { Db } from './open.js';
+import { quoteIdent } from './schemaInfo.js';
 
 export interface CycleProgress {
   type: JobType;
@@ -49,6 +51,8 @@ export interface TypeReport {
   idsChecked: number;
   jobsRun: number;
   actionsByReason: Record<string, Record<string, number>>;
+  /** Rows changed by this type's runs, per table → kind (deleted, updated, marked, inserted) → cause. */
+  tables: ChangesByTable;
   failures: { cycleId: number; seq: number; firstId: string; lastId: string; error: string; resolution: string }[];
   coverage: { storedRows: number; checkedRows: number; share: number; oldestUnchecked: { id: string; createdAt: string | null } | null };
 }
@@ -84,6 +88,13 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       )
       .all(type, from, to) as { reason: string; action_taken: string; n: bigint }[];
     for (const row of audit) (actionsByReason[row.reason] ??= {})[row.action_taken] = Number(row.n);
+    const changed = db
+      .prepare(
+        `SELECT c.table_name, c.cause, c.kind, sum(c.count) AS n FROM cs_change_counts c JOIN cs_apply_runs r ON r.id = c.run_id
+         WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY c.table_name, c.cause, c.kind ORDER BY c.table_name, c.kind, c.cause`,
+      )
+      .all(type, from, to) as { table_name: string; cause: ChangeCount['cause']; kind: ChangeCount['kind']; n: bigint }[];
+    const tables = addChanges({}, changed.map((row) => ({ table: row.table_name, cause: row.cause, kind: row.kind, count: Number(row.n) })));
 
     const applied = db
       .prepare(
@@ -118,11 +129,12 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       if (top && range.first_id <= top.last + 1n) top.last = range.last_id > top.last ? range.last_id : top.last;
       else merged.push({ first: range.first_id, last: range.last_id });
     }
-    const countIn = db.prepare(`SELECT count(*) FROM "${table}" WHERE "${id}" BETWEEN ? AND ?`).pluck();
-    const firstAbove = db.prepare(`SELECT min("${id}") FROM "${table}" WHERE "${id}" > ? AND "${id}" < ?`).pluck();
-    const storedRows = Number(db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get());
+    const [t, c] = [quoteIdent(table), quoteIdent(id)];
+    const countIn = db.prepare(`SELECT count(*) FROM ${t} WHERE ${c} BETWEEN ? AND ?`).pluck();
+    const firstAbove = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ? AND ${c} < ?`).pluck();
+    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
     const checkedRows = merged.reduce((sum, r) => sum + Number(countIn.get(r.first, r.last)), 0);
-    const firstAfter = db.prepare(`SELECT min("${id}") FROM "${table}" WHERE "${id}" > ?`).pluck();
+    const firstAfter = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ?`).pluck();
     let oldest: bigint | null = null;
     let below = -1n;
     for (const range of merged) {
@@ -137,6 +149,7 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       idsChecked,
       jobsRun,
       actionsByReason,
+      tables,
       failures,
       coverage: {
         storedRows,

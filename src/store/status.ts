@@ -1,3 +1,4 @@
+import { quoteIdent } from './schemaInfo.js';
 import type { Db } from './open.js';
 
 export interface MigrationRow {
@@ -7,31 +8,34 @@ export interface MigrationRow {
 }
 
 export interface StoreStatus {
-  storeId: string;
+  /** null for a store no compliance-sync has migrated yet (no ledger). */
+  storeId: string | null;
   schemaVersion: number;
   migrations: MigrationRow[];
   tables: { name: string; rows: string }[];
 }
 
-/** What `status` shows about the store itself: identity, schema and row counts (the ledger tells the cycles). */
+/**
+ * What `status` shows about the store itself: identity, schema and row counts (the ledger tells the cycles). Only
+ * reads, and works on a store without a ledger yet.
+ */
 export function readStoreStatus(db: Db, contentTables: readonly string[]): StoreStatus {
-  const storeId = (db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string }).store_id;
+  const existing = new Set(
+    (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as { name: string }[]).map((row) => row.name.toLowerCase()),
+  );
+  const storeId = existing.has('cs_store') ? ((db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string } | undefined)?.store_id ?? null) : null;
   const migrations = (
-    db.prepare('SELECT version, name, applied_at FROM cs_migrations ORDER BY version').all() as {
+    (existing.has('cs_migrations') ? db.prepare('SELECT version, name, applied_at FROM cs_migrations ORDER BY version').all() : []) as {
       version: bigint;
       name: string;
       applied_at: string;
     }[]
   ).map((row) => ({ version: Number(row.version), name: row.name, appliedAt: row.applied_at }));
-  const existing = new Set(
-    (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as { name: string }[]).map((row) => row.name),
-  );
-  // Table names come from validated config (plain identifiers) and are checked to exist before being spliced in.
   const tables = contentTables
-    .filter((name) => existing.has(name))
+    .filter((name) => existing.has(name.toLowerCase()))
     .map((name) => ({
       name,
-      rows: String((db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: bigint }).n),
+      rows: String((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as { n: bigint }).n),
     }));
   return { storeId, schemaVersion: Number(db.pragma('user_version', { simple: true })), migrations, tables };
 }

@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyLockBase } from '../../src/cli/apply.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
 import { acquireRunLock } from '../../src/store/runLock.js';
 import { runCli } from '../helpers/cli.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
@@ -39,8 +38,7 @@ describe('compliance-sync apply: what it must not do', () => {
   it('does not resume a stopped run of an earlier file found at the same path', () => {
     const dir = tempDir();
     const store = path.join(dir, 'store.db');
-    const db = openStore(store);
-    migrate(db);
+    const db = createStore(store);
     db.exec('INSERT INTO tweets (id) VALUES (110), (111), (112), (113)');
     // A run of last week's file, stopped after its first two lines.
     db.prepare("INSERT INTO cs_apply_runs (type, source, source_identity, state, as_of, checkpoint_line, started_at) VALUES ('tweets', ?, 'old:0:0', 'running', '2026-01-01T00:00:00Z', 2, '2026-01-01T00:00:00Z')").run(
@@ -59,7 +57,7 @@ describe('compliance-sync apply: what it must not do', () => {
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db' } });
     const file = writeResults(dir, 'r.ndjson', [result('1', 'deleted')]);
-    expect(runCli(['migrate', '--config', config]).code).toBe(0);
+    expect(runCli(['migrate', '--create', '--config', config]).code).toBe(0);
     // Hold the file's lock as a running apply would (this test process is alive).
     const lock = acquireRunLock(applyLockBase(path.join(dir, 'store.db'), file), `apply ${file}`);
     try {

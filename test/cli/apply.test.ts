@@ -73,17 +73,18 @@ describe('compliance-sync apply', () => {
     expect(Object.keys(readRows(store))).toEqual(['4']);
   });
 
-  it('a bad config exits 78; a mapped column the store lacks exits 1 naming it', () => {
+  it('a bad config exits 78; a mapped column the store lacks exits 78 naming it (preflight, before anything is written)', () => {
     const dir = tempDir();
     const file = writeResults(dir, 'r.ndjson', [result('1', 'deleted')]);
     const bad = writeJson(path.join(dir, 'bad.json'), { store: { path: 'store.db' }, reconcile: { batchSize: 0 } });
     const run = runCli(['apply', '--type', 'tweets', file, '--config', bad]);
     expect(run.code).toBe(78);
     expect(run.stderr).toContain('reconcile.batchSize');
+    makeStore(dir).db.close();
     const wrong = writeJson(path.join(dir, 'wrong.json'), { store: { path: 'store.db', tables: { tweets: { geoLat: 'latitude' } } } });
     const missing = runCli(['apply', '--type', 'tweets', file, '--config', wrong]);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('table "tweets" has no column "latitude" (store.tables.tweets.geoLat)');
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toMatch(/store\.tables\.tweets\.geoLat \(store .*\): table "tweets" has no column "latitude"/);
     expect(missing.stderr).toMatch(/^Try: /m);
   });
 

@@ -6,8 +6,8 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/em
 import { outcomeFor, type OutcomeMix, type OutcomeRules } from '../../src/emulator/outcomes.js';
 import { createLogger } from '../../src/log.js';
 import { seedStore } from '../../src/store/demoData.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore, type Db } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
+import type { Db } from '../../src/store/open.js';
 import { cleanEnv } from './cli.js';
 import { CLI, writeJson } from './tmp.js';
 
@@ -30,8 +30,7 @@ export async function makeWorld(
   options: { tweets?: number; users?: number; emulator?: EmulatorOptions; config?: Record<string, unknown>; seedNumber?: number } = {},
 ): Promise<World> {
   const storePath = path.join(dir, 'store.db');
-  const db = openStore(storePath);
-  migrate(db);
+  const db = createStore(storePath);
   seedStore(db, { tweets: options.tweets ?? 3000, users: options.users ?? 300, seed: options.seedNumber ?? 7 });
   db.close();
   // A generous rate limit unless a test sets X's own (150 / 15 min): the client adopts what the server states.

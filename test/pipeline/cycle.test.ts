@@ -5,6 +5,7 @@ import { outcomeFor, type OutcomeRules } from '../../src/emulator/outcomes.js';
 import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
 import { newJobName } from '../../src/pipeline/jobNames.js';
 import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/open.js';
 import { createLogger } from '../../src/log.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
@@ -260,7 +261,7 @@ describe('cycle engine against the emulator', () => {
 
   it('refuses to plan cycles over a TEXT id column, naming the config key', async () => {
     const dir = tempDir();
-    const db = openStore(`${dir}/store.db`);
+    const db = new Database(`${dir}/store.db`);
     db.exec("CREATE TABLE people (uid TEXT PRIMARY KEY, compliance_state TEXT, compliance_reason TEXT, compliance_at TEXT); INSERT INTO people VALUES ('42', NULL, NULL, NULL), ('100', NULL, NULL, NULL)");
     db.close();
     const config = parseConfig({ store: { path: 'store.db', tables: { users: { table: 'people', id: 'uid' } } } }, `${dir}/config.json`, {});

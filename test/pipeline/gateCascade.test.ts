@@ -3,16 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { applyResultsFile } from '../../src/pipeline/reconcile.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { quietLogger } from '../helpers/world.js';
 
 const tempDir = useTempDir();
 
 function store(dir: string) {
-  const db = openStore(path.join(dir, 'store.db'));
-  migrate(db);
+  const db = createStore(path.join(dir, 'store.db'));
   // Ten users; user 1 wrote 90 of the 100 tweets.
   for (let u = 1; u <= 10; u++) db.prepare('INSERT INTO users (id) VALUES (?)').run(u);
   for (let t = 1; t <= 100; t++) db.prepare('INSERT INTO tweets (id, author_id) VALUES (?, ?)').run(1000 + t, t <= 90 ? 1 : 2);

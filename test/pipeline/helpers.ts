@@ -3,8 +3,8 @@ import path from 'node:path';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { applyResultsFile, type ApplyOptions, type ApplySummary } from '../../src/pipeline/reconcile.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore, type Db } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
+import type { Db } from '../../src/store/open.js';
 import type { JobType } from '../../src/types.js';
 import { writeJson } from '../helpers/tmp.js';
 
@@ -21,8 +21,7 @@ export function makeConfig(dir: string, raw: Record<string, unknown> = {}): Conf
 /** A store with the default schema, made by the project's own migrations. */
 export function makeStore(dir: string, raw: Record<string, unknown> = {}): { config: Config; db: Db } {
   const config = makeConfig(dir, raw);
-  const db = openStore(config.store.path);
-  migrate(db);
+  const db = createStore(config.store.path);
   return { config, db };
 }
 

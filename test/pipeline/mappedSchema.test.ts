@@ -35,7 +35,7 @@ function archive(dir: string, tables: Record<string, unknown> = MAPPING) {
   const config = makeConfig(dir, { store: { path: 'archive.db', tables } });
   sqlite(config.store.path, ARCHIVE);
   const db = openStore(config.store.path);
-  migrate(db); // adds the ledger (and, harmlessly, the default tables)
+  migrate(db); // adds the ledger (cs_* tables) and nothing else
   return { config, db };
 }
 

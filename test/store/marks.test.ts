@@ -2,8 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { clearStaleMarks } from '../../src/store/marks.js';
-import { migrate } from '../../src/store/migrate.js';
-import { openStore } from '../../src/store/open.js';
+import { createStore } from '../../src/store/migrate.js';
 import { useTempDir } from '../helpers/tmp.js';
 
 const tempDir = useTempDir();
@@ -12,8 +11,7 @@ const CYCLE_START = '2026-02-01T00:00:00.000Z';
 
 function setup() {
   const dir = tempDir();
-  const db = openStore(path.join(dir, 'store.db'));
-  migrate(db);
+  const db = createStore(path.join(dir, 'store.db'));
   const config = parseConfig({ store: { path: 'store.db' } }, path.join(dir, 'config.json'), {});
   const user = db.prepare('INSERT INTO users (id, compliance_state, compliance_reason, compliance_at) VALUES (?, ?, ?, ?)');
   const tweet = db.prepare('INSERT INTO tweets (id, author_id, compliance_state, compliance_reason, compliance_at) VALUES (?, ?, ?, ?, ?)');
@@ -60,6 +58,81 @@ describe('clearing marks at the close of a cycle', () => {
     await clearStaleMarks(db, config, 'users', [{ firstId: '1', lastId: '100' }], CYCLE_START);
     expect(state(db, 10)).toEqual({ state: null, reason: null });
     expect(state(db, 11)).toEqual({ state: 'protected', reason: 'author_protected' });
+    db.close();
+  });
+});
+
+/** The same close-out with marks in the ledger's cs_marks, for tweets, users or both (the mapping's columns null). */
+describe.each([
+  { tweets: 'ledger', users: 'ledger' },
+  { tweets: 'ledger', users: 'columns' },
+  { tweets: 'columns', users: 'ledger' },
+] as const)('clearing marks with tweets in $tweets and users in $users', (placement) => {
+  const NO_COLUMNS = { complianceState: null, complianceReason: null, complianceAt: null };
+  function setupPlaced() {
+    const dir = tempDir();
+    const db = createStore(path.join(dir, 'store.db'));
+    const tables = { tweets: placement.tweets === 'ledger' ? NO_COLUMNS : {}, users: placement.users === 'ledger' ? NO_COLUMNS : {} };
+    const config = parseConfig({ store: { path: 'store.db', tables } }, path.join(dir, 'config.json'), {});
+    const place = (type: 'tweets' | 'users', id: number, markState: string | null, reason: string | null, at: string | null) => {
+      if (placement[type] === 'columns') {
+        db.prepare(`UPDATE ${type} SET compliance_state = ?, compliance_reason = ?, compliance_at = ? WHERE id = ?`).run(markState, reason, at, id);
+      } else if (markState !== null) {
+        db.prepare('INSERT INTO cs_marks (type, id, state, reason, at) VALUES (?, ?, ?, ?, ?)').run(type, id, markState, reason, at);
+      }
+    };
+    const user = (id: number, markState: string | null, reason: string | null, at: string | null) => {
+      db.prepare('INSERT INTO users (id) VALUES (?)').run(id);
+      place('users', id, markState, reason, at);
+    };
+    const tweet = (id: number, author: number | null, markState: string | null, reason: string | null, at: string | null) => {
+      db.prepare('INSERT INTO tweets (id, author_id) VALUES (?, ?)').run(id, author);
+      place('tweets', id, markState, reason, at);
+    };
+    const mark = (id: number) =>
+      placement.tweets === 'columns'
+        ? (db.prepare('SELECT compliance_state AS state, compliance_reason AS reason FROM tweets WHERE id = ?').get(id) as object)
+        : ((db.prepare("SELECT state, reason FROM cs_marks WHERE type = 'tweets' AND id = ?").get(id) as object | undefined) ?? { state: null, reason: null });
+    return { db, config, user, tweet, mark };
+  }
+
+  it('clears stale own marks, keeps re-confirmed, edited, uncovered and cascaded ones', async () => {
+    const { db, config, tweet, mark } = setupPlaced();
+    tweet(10, null, 'protected', 'protected', BEFORE);
+    tweet(11, null, 'suspended', 'suspended', '2026-02-01T00:00:05.000Z');
+    tweet(12, null, 'edited', 'tweet_edited', BEFORE);
+    tweet(500, null, 'protected', 'protected', BEFORE);
+    tweet(13, 7, 'protected', 'author_protected', BEFORE);
+    expect(await clearStaleMarks(db, config, 'tweets', [{ firstId: '1', lastId: '100' }], CYCLE_START)).toBe(1);
+    expect(mark(10)).toEqual({ state: null, reason: null });
+    expect(mark(11)).toEqual({ state: 'suspended', reason: 'suspended' });
+    expect(mark(12)).toEqual({ state: 'edited', reason: 'tweet_edited' });
+    expect(mark(500)).toEqual({ state: 'protected', reason: 'protected' });
+    expect(mark(13)).toEqual({ state: 'protected', reason: 'author_protected' });
+    db.close();
+  });
+
+  it("hands a lapsed own mark over to the author's mark while the author is marked", async () => {
+    const { db, config, user, tweet, mark } = setupPlaced();
+    user(1, 'suspended', 'suspended', BEFORE);
+    user(2, null, null, null);
+    tweet(10, 1, 'protected', 'protected', BEFORE);
+    tweet(11, 2, 'protected', 'protected', BEFORE);
+    await clearStaleMarks(db, config, 'tweets', [{ firstId: '1', lastId: '100' }], CYCLE_START);
+    expect(mark(10)).toEqual({ state: 'suspended', reason: 'author_suspended' });
+    expect(mark(11)).toEqual({ state: null, reason: null });
+    db.close();
+  });
+
+  it('the users cycle clears cascaded marks of the users it covered only', async () => {
+    const { db, config, user, tweet, mark } = setupPlaced();
+    user(1, null, null, null);
+    user(2, 'protected', 'protected', BEFORE);
+    tweet(10, 1, 'protected', 'author_protected', BEFORE);
+    tweet(11, 3, 'protected', 'author_protected', BEFORE);
+    expect(await clearStaleMarks(db, config, 'users', [{ firstId: '1', lastId: '100' }], CYCLE_START)).toBe(2); // user 2's own, tweet 10's
+    expect(mark(10)).toEqual({ state: null, reason: null });
+    expect(mark(11)).toEqual({ state: 'protected', reason: 'author_protected' });
     db.close();
   });
 });

@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// Apply speed on a foreign layout (issue 11): the same results file applied by `compliance-sync apply --type tweets`
+// to a store in twitter-to-sqlite's layout (link tables, self-references, FTS5 kept by triggers, GeoJSON columns,
+// marks in the ledger) and to a default-layout store of the same tweet IDs, alternating, in one run.
+// Target: the foreign layout's rows/s ≥ 0.7x the default's, with the indexes the work needs in place.
+//
+//   npm run build && node bench/foreign.mjs [--size 200000] [--repeat 3] [--dir bench/data] [--no-breakdown]
+//
+// What is measured: the wall time of the `apply` CLI process (start-up included, the same for both) on a fresh copy
+// of each store, after `migrate` (default) or `migrate --create-indexes` (foreign, untimed); rows/s = result lines /
+// wall s; medians of --repeat alternating runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the
+// same 200,000 authors' ID range, and the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions,
+// marks, scrubs, edits, 5% unknown IDs, malformed lines). Stores and results are cached in the data directory; the
+// figures also go to <dir>/foreign-results.json.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { idAt, makeResults, makeStore, prng } from './lib/data.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.join(here, '..');
+const dist = path.join(root, 'dist');
+const cli = path.join(dist, 'cli.js');
+
+const argv = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = argv.indexOf(`--${name}`);
+  return at === -1 ? fallback : argv[at + 1];
+};
+const size = Number(option('size', 200_000));
+const repeat = Number(option('repeat', 3));
+const dataDir = path.resolve(option('dir', path.join(here, 'data')));
+// A third store: the foreign one without its FTS5 tables and triggers, to tell the collector's trigger cost (every
+// delete, and every UPDATE of a tweet, re-indexes its text through tweets_ad/tweets_au) from compliance-sync's own work.
+const breakdown = !argv.includes('--no-breakdown');
+mkdirSync(dataDir, { recursive: true });
+const log = (line) => process.stderr.write(`${line}\n`);
+
+const LAYOUT_SQL = path.join(root, 'test/fixtures/layouts/twitter-to-sqlite.sql');
+/** Bump when the generator changes, so a stale cached store is not reused. */
+const VERSION = 'f1';
+const AUTHORS = 200_000;
+const author = (random) => 100000000n + BigInt(Math.floor(random() * AUTHORS));
+
+/**
+ * The child columns the work looks up by (issue 11 §4): created here by name so both the bench and a store without
+ * `migrate --create-indexes` have them; `migrate --create-indexes` is run afterwards and adds whatever else it wants.
+ */
+const CHILD_INDEXES = [
+  'CREATE INDEX IF NOT EXISTS bench_tweets_user ON [tweets] ([user])',
+  'CREATE INDEX IF NOT EXISTS bench_tweets_retweeted_status ON [tweets] ([retweeted_status])',
+  'CREATE INDEX IF NOT EXISTS bench_tweets_quoted_status ON [tweets] ([quoted_status])',
+  'CREATE INDEX IF NOT EXISTS bench_media_tweets_tweets_id ON [media_tweets] ([tweets_id])',
+  'CREATE INDEX IF NOT EXISTS bench_favorited_by_tweet ON [favorited_by] ([tweet])',
+  'CREATE INDEX IF NOT EXISTS bench_count_history_user ON [count_history] ([user])',
+];
+
+/**
+ * A twitter-to-sqlite store of `rows` tweets with the default bench store's IDs and authors' ID range: 12% retweets and
+ * 6% quotes of earlier tweets, 15% with a photo through media_tweets, 10% liked (favorited_by), ~30% with GeoJSON geo
+ * and a place, every author a users row with count history, FTS5 over tweets and users kept by the layout's triggers.
+ */
+function makeForeignStore(rows) {
+  const file = path.join(dataDir, `foreign-t2s-${VERSION}-${rows}.db`);
+  if (existsSync(file)) return file;
+  const temp = `${file}.tmp`;
+  rmSync(temp, { force: true });
+  const db = new Database(temp);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  db.exec(readFileSync(LAYOUT_SQL, 'utf8'));
+  const random = prng(42);
+  const places = ['01a9a39529b27f36', '3b77caf94bfc81fe', '09f6a7707f18e0b1', '3078869807f9dd36'];
+  db.transaction(() => {
+    const place = db.prepare("INSERT INTO [places] ([id], [full_name], [bounding_box]) VALUES (?, ?, '{\"type\": \"Polygon\"}')");
+    places.forEach((id, i) => place.run(id, `Place ${i}`));
+    db.prepare("INSERT INTO [sources] VALUES ('e6528b505bcfd811fdd40ff2d46665dbccba2024', 'Twitter for iPhone', 'http://twitter.com/download/iphone')").run();
+    const user = db.prepare('INSERT INTO [users] ([id], [screen_name], [name], [description], [location], [followers_count]) VALUES (?, ?, ?, ?, ?, ?)');
+    const history = db.prepare("INSERT INTO [count_history] VALUES (1, ?, '2024-06-01T00:00:00+00:00', ?)");
+    for (let i = 0; i < AUTHORS; i++) {
+      const id = 100000000n + BigInt(i);
+      user.run(id, `u${i}`, `User ${i}`, `bio of user ${i} about river and rain`, 'Berlin', i % 5000);
+      history.run(id, i % 5000);
+    }
+  })();
+  const tweet = db.prepare(
+    `INSERT INTO [tweets] ([id], [user], [created_at], [full_text], [retweeted_status], [quoted_status], [place], [source], [geo], [coordinates], [lang])
+     VALUES (?, ?, '2019-08-10T12:22:39+00:00', ?, ?, ?, ?, 'e6528b505bcfd811fdd40ff2d46665dbccba2024', ?, ?, 'en')`,
+  );
+  const media = db.prepare("INSERT INTO [media] ([id], [id_str], [media_url_https], [type]) VALUES (?, ?, ?, 'photo')");
+  const link = db.prepare('INSERT INTO [media_tweets] VALUES (?, ?)');
+  const like = db.prepare('INSERT INTO [favorited_by] VALUES (?, ?)');
+  const owner = 100000000n;
+  const chunk = 50_000;
+  for (let start = 0; start < rows; start += chunk) {
+    db.transaction(() => {
+      for (let i = start; i < Math.min(rows, start + chunk); i++) {
+        const id = idAt(i);
+        const kind = random();
+        const earlier = i > 100 ? idAt(Math.floor(random() * i)) : null;
+        const geo = random() < 0.3;
+        const lat = geo ? +(random() * 180 - 90).toFixed(6) : null;
+        const lon = geo ? +(random() * 360 - 180).toFixed(6) : null;
+        tweet.run(
+          id, author(random), `tweet number ${i} with some words to make it look real #${i % 977}`,
+          earlier && kind < 0.12 ? earlier : null, earlier && kind >= 0.12 && kind < 0.18 ? earlier : null,
+          geo ? places[i % places.length] : null,
+          geo ? `{"type": "Point", "coordinates": [${lat}, ${lon}]}` : null,
+          geo ? `{"type": "Point", "coordinates": [${lon}, ${lat}]}` : null,
+        );
+        if (random() < 0.15) {
+          const mediaId = (BigInt(id) + 1n).toString();
+          media.run(mediaId, mediaId, `https://pbs.twimg.com/media/${mediaId}.jpg`);
+          link.run(mediaId, id);
+        }
+        if (random() < 0.1) like.run(id, owner);
+      }
+    })();
+  }
+  for (const sql of CHILD_INDEXES) db.exec(sql);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.pragma('journal_mode = DELETE');
+  db.close();
+  renameSync(temp, file);
+  return file;
+}
+
+const FOREIGN_TABLES = {
+  tweets: {
+    table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo', 'coordinates'],
+    complianceState: null, complianceReason: null, complianceAt: null,
+  },
+  users: { table: 'users', id: 'id', complianceState: null, complianceReason: null, complianceAt: null },
+};
+
+/** A fresh copy of the store and a config beside it (work files in their own folder). */
+function prepare(layout, source, run) {
+  const dir = path.join(dataDir, `foreign-run-${layout}-${run}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const store = path.join(dir, 'store.db');
+  copyFileSync(source, store);
+  const config = path.join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      store: { path: 'store.db', ...(layout === 'default' ? {} : { tables: FOREIGN_TABLES }) },
+      api: { baseUrl: 'http://127.0.0.1:9' },
+      paths: { work: 'work' },
+      log: { level: 'warn' },
+    }),
+  );
+  return { dir, store, config };
+}
+
+function cliRun(args) {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, X_BEARER_TOKEN: 'unused' }, maxBuffer: 1 << 26 });
+  return { ms: performance.now() - started, ...result };
+}
+
+/** One apply of the results file; wall time of the whole CLI process (start-up included, the same for both). */
+function measure(layout, source, file, run) {
+  const { dir, store, config } = prepare(layout, source, run);
+  if (layout === 'foreign-no-fts') {
+    const db = new Database(store);
+    for (const table of ['tweets', 'users']) {
+      for (const suffix of ['ai', 'ad', 'au']) db.exec(`DROP TRIGGER [${table}_${suffix}]`);
+      db.exec(`DROP TABLE [${table}_fts]`);
+    }
+    db.close();
+  }
+  if (layout !== 'default') {
+    // The opt-in index step (issue 11 §4), timed apart: it is a one-off, not part of every apply.
+    const indexes = cliRun(['migrate', '--create-indexes', '--config', config]);
+    if (indexes.status !== 0) throw new Error(`migrate --create-indexes failed (exit ${indexes.status}): ${indexes.stderr.slice(-1500)}`);
+  } else {
+    const migrated = cliRun(['migrate', '--config', config]);
+    if (migrated.status !== 0) throw new Error(`migrate failed (exit ${migrated.status}): ${migrated.stderr.slice(-1500)}`);
+  }
+  spawnSync('sync');
+  const applied = cliRun(['apply', '--type', 'tweets', file, '--confirm-deletions', '--json', '--config', config]);
+  if (applied.status !== 0) throw new Error(`${layout} apply failed (exit ${applied.status}):\n${applied.stderr.slice(-3000)}`);
+  let summary = null;
+  try {
+    summary = JSON.parse(applied.stdout);
+  } catch {
+    // the figures below do not need it
+  }
+  const storeBytes = statSync(path.join(dir, 'store.db')).size;
+  rmSync(dir, { recursive: true, force: true });
+  return { ms: applied.ms, summary, storeBytes };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first');
+log(`data: ${dataDir}`);
+log(`generating (cached): default store, twitter-to-sqlite store and results of ${size} …`);
+const defaultStore = await makeStore(dataDir, size, dist);
+const foreignStore = makeForeignStore(size);
+const { file } = await makeResults(dataDir, size);
+const lines = size;
+
+const layouts = breakdown ? ['default', 'foreign', 'foreign-no-fts'] : ['default', 'foreign'];
+const times = Object.fromEntries(layouts.map((l) => [l, []]));
+let lastSummary = {};
+for (let run = 0; run < repeat; run++) {
+  // Alternate which goes first, so drift on a shared machine lands on both.
+  const order = run % 2 === 0 ? layouts : [...layouts].reverse();
+  for (const layout of order) {
+    const m = measure(layout, layout === 'default' ? defaultStore : foreignStore, file, run);
+    times[layout].push(m.ms);
+    lastSummary[layout] = m.summary;
+    log(`run ${run + 1}/${repeat} ${layout}: ${(m.ms / 1000).toFixed(2)} s`);
+  }
+}
+
+const rowsPerSecond = (ms) => Math.round(lines / (ms / 1000));
+const label = { default: 'default layout', foreign: 'twitter-to-sqlite layout', 'foreign-no-fts': 'twitter-to-sqlite layout, FTS5 tables and triggers dropped' };
+const table = layouts.map((layout) => ({
+  layout: label[layout],
+  lines,
+  medianS: median(times[layout]) / 1000,
+  rowsPerSecond: rowsPerSecond(median(times[layout])),
+}));
+const ratio = table[1].rowsPerSecond / table[0].rowsPerSecond;
+console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s |`);
+console.log('| --- | ---: | ---: | ---: |');
+for (const row of table) console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} |`);
+console.log('');
+console.log(`foreign / default rows/s: ${ratio.toFixed(2)}x (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
+if (breakdown) console.log(`without the collector's FTS5 triggers: ${(table[2].rowsPerSecond / table[0].rowsPerSecond).toFixed(2)}x`);
+const changes = lastSummary.foreign?.changes;
+if (changes) {
+  // The apply's own per-table counts: proof the link tables and self-references were part of the work measured.
+  const parts = Object.entries(changes).flatMap(([t, kinds]) => Object.entries(kinds).map(([kind, causes]) => `${t} ${kind} ${Object.entries(causes).map(([c, n]) => `${n} (${c})`).join(' + ')}`));
+  console.log(`foreign apply changed: ${parts.join('; ')}`);
+}
+console.log(`machine: ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
+writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, table, ratio, summaries: lastSummary }, null, 2));

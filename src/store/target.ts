@@ -1,0 +1,307 @@
+import type { Config } from '../config/load.js';
+import { DEFAULT_RAW_JSON_GEO_PATHS, type RELATION_ACTIONS } from '../config/schema.js';
+import { ConfigError, StoreError } from '../errors.js';
+import type { JobType } from '../types.js';
+import type { Db } from './open.js';
+import { SchemaInfo, tokenize, type ForeignKeyFact, type FkAction } from './schemaInfo.js';
+
+/**
+ * The mapping resolved against the store's real schema, once per apply run: where each type's rows and marks live,
+ * every relation that must be acted on before a row can be deleted (discovered FOREIGN KEYs and `store.dependents`),
+ * what a geo scrub clears, and which of the store's own triggers write to tables whose changes must be counted.
+ */
+export interface Target {
+  readonly tweets: TableTarget;
+  readonly users: TableTarget;
+  /** The tweets' author column (null when the mapping has none). */
+  readonly authorId: string | null;
+  readonly authorEncoding: IdEncoding;
+  /** Relations per referenced table (lower-case name), in the order they are acted on. */
+  readonly relations: ReadonlyMap<string, readonly Relation[]>;
+  readonly geo: GeoScrub;
+  /** Tables (not FTS) that the store's triggers write to when we delete or update: their changes are tallied. */
+  readonly triggerTargets: readonly string[];
+  /** Declared FKs SQLite cannot enforce (their parent key is not unique): enforcement is off while we apply. */
+  readonly unenforceableForeignKeys: readonly string[];
+}
+
+/** What one column stores IDs as: decides how an ID is bound (never as a JS number). */
+export type IdEncoding = 'number' | 'text';
+
+export interface MarkColumns {
+  readonly state: string;
+  readonly reason: string;
+  readonly at: string;
+}
+
+export interface TableTarget {
+  readonly type: JobType;
+  readonly table: string;
+  readonly id: string;
+  readonly idEncoding: IdEncoding;
+  /** The mark columns, or null when marks live in the ledger table cs_marks. */
+  readonly marks: MarkColumns | null;
+}
+
+/**
+ * What is done to the rows that reference a deleted row. `delete` removes them (with their own dependents first),
+ * `set_null` clears the reference, `set_default` writes the column's declared default (a declared ON DELETE SET
+ * DEFAULT, honoured as the database would). The config's actions are RELATION_ACTIONS; issue 12 adds copies.
+ */
+export type RelationAction = (typeof RELATION_ACTIONS)[number] | 'set_default';
+
+export interface Relation {
+  readonly childTable: string;
+  readonly childColumn: string;
+  readonly childEncoding: IdEncoding;
+  readonly parentTable: string;
+  /** The referenced column (the parent's primary key when the REFERENCES clause names none). */
+  readonly parentColumn: string;
+  readonly action: RelationAction;
+  /** The declared ON DELETE action, or null for a relation only `store.dependents` names. */
+  readonly declared: FkAction | null;
+  /** The author relation of a users deletion (reconcile.cascadeUsers): its deletions are counted as `cascade`. */
+  readonly cascade: boolean;
+  /** The declared column default, for set_default (SQL text as the schema has it). */
+  readonly defaultSql: string | null;
+}
+
+export interface GeoScrub {
+  /** Columns set to NULL. */
+  readonly nullColumns: readonly string[];
+  /** JSON text columns and the paths removed from them. */
+  readonly json: readonly { column: string; paths: readonly string[] }[];
+}
+
+/** Where each type's rows and marks live. */
+export function resolveTables(db: Db, config: Config, schema = new SchemaInfo(db)): { tweets: TableTarget; users: TableTarget } {
+  const tableTarget = (type: JobType): TableTarget => {
+    const t = config.store.tables[type];
+    const marks = t.complianceState && t.complianceReason && t.complianceAt ? { state: t.complianceState, reason: t.complianceReason, at: t.complianceAt } : null;
+    return { type, table: realName(schema, t.table), id: t.id, idEncoding: encodingOf(schema, t.table, t.id), marks };
+  };
+  return { tweets: tableTarget('tweets'), users: tableTarget('users') };
+}
+
+/** Resolves the config's mapping against the store. Throws a ConfigError naming the key when they do not fit. */
+export function resolveTarget(db: Db, config: Config): Target {
+  const schema = new SchemaInfo(db);
+  const tables = config.store.tables;
+  const { tweets, users } = resolveTables(db, config, schema);
+  const authorId = tables.tweets.authorId;
+  const tw = tables.tweets;
+  const geo: GeoScrub = {
+    nullColumns: [tw.geoLat, tw.geoLon, tw.placeId, ...tw.geoColumns].filter((c): c is string => c !== null),
+    json: [...(tw.rawJson ? [{ column: tw.rawJson, paths: DEFAULT_RAW_JSON_GEO_PATHS }] : []), ...tw.geoJson],
+  };
+  const relations = resolveRelations(db, schema, config, tweets, users);
+  return {
+    tweets,
+    users,
+    authorId,
+    authorEncoding: authorId ? encodingOf(schema, tw.table, authorId) : 'number',
+    relations,
+    geo,
+    triggerTargets: triggerTargets(schema, relations, tweets, users),
+    unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
+  };
+}
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+function realName(schema: SchemaInfo, table: string): string {
+  return schema.table(table)?.name ?? table;
+}
+
+/** SQLite's affinity rule 2: a declared type containing CHAR, CLOB or TEXT is TEXT. */
+function encodingOf(schema: SchemaInfo, table: string, column: string): IdEncoding {
+  const info = schema.column(table, column);
+  return info && /CHAR|CLOB|TEXT/i.test(info.type) ? 'text' : 'number';
+}
+
+/** The column a single-column FK points at: the named one, else the parent's primary key (or the rowid). */
+function parentColumnOf(schema: SchemaInfo, fk: ForeignKeyFact): string {
+  const named = fk.parentColumns[0];
+  if (named) return named;
+  const pk = schema.columns(fk.parentTable).filter((c) => c.pk > 0);
+  return pk.length === 1 ? pk[0]!.name : 'rowid';
+}
+
+/**
+ * Every relation reachable from the two mapped tables through deletions: FOREIGN KEYs referencing them, the
+ * `store.dependents` entries, the author relation of the cascade, and, for child tables whose rows are deleted,
+ * the FKs referencing those in turn. Each gets its action: the config's, else the declared ON DELETE action where
+ * it changes rows, else by shape (rows of other tables are deleted; references from a mapped table are cleared).
+ */
+function resolveRelations(db: Db, schema: SchemaInfo, config: Config, tweets: TableTarget, users: TableTarget): Map<string, Relation[]> {
+  const byParent = new Map<string, Relation[]>();
+  const mapped = [tweets, users];
+  const isMapped = (table: string) => mapped.some((m) => same(m.table, table));
+  const authorId = config.store.tables.tweets.authorId;
+  const cascadeUsers = config.reconcile.cascadeUsers;
+  const dependents = config.store.dependents;
+
+  const override = (child: string, column: string) => dependents.find((d) => same(d.table, child) && same(d.column, column));
+
+  const relationFor = (fk: ForeignKeyFact | null, child: string, column: string, parent: TableTarget | { table: string }, parentColumn: string): Relation => {
+    const isAuthor = authorId !== null && same(child, tweets.table) && same(column, authorId) && same(parent.table, users.table);
+    const configured = override(child, column);
+    let action: RelationAction;
+    if (configured) action = configured.action;
+    else if (fk?.onDelete === 'CASCADE') action = 'delete';
+    else if (fk?.onDelete === 'SET NULL') action = 'set_null';
+    else if (fk?.onDelete === 'SET DEFAULT') action = 'set_default';
+    else if (isAuthor) action = cascadeUsers ? 'delete' : 'set_null';
+    else action = isMapped(child) ? 'set_null' : 'delete';
+    if (action === 'delete' && isMapped(child) && !isAuthor) {
+      throw new ConfigError(
+        `deleting rows of "${child}" because the row "${child}"."${column}" references is deleted is not supported (a copy, not a dependent)`,
+        { hint: `add { "table": "${child}", "column": "${column}", "references": "${mapped.find((m) => same(m.table, parent.table))?.type ?? 'tweets'}", "action": "set_null" } to store.dependents` },
+      );
+    }
+    const columnFact = schema.column(child, column);
+    if (!columnFact) {
+      throw new ConfigError(`store.dependents names "${child}"."${column}", which the store does not have`, {
+        hint: 'correct the table and column names in store.dependents, or remove the entry',
+      });
+    }
+    if (action === 'set_null' && columnFact.notNull) {
+      throw new ConfigError(`"${child}"."${column}" is NOT NULL, so it cannot be set to NULL when the row it references is deleted`, {
+        hint: `set the action of { "table": "${child}", "column": "${column}" } in store.dependents to "delete"`,
+      });
+    }
+    const defaultSql = action === 'set_default' ? columnDefault(db, child, column) : null;
+    return {
+      childTable: realName(schema, child),
+      childColumn: columnFact.name,
+      childEncoding: encodingOf(schema, child, column),
+      parentTable: parent.table,
+      parentColumn,
+      action,
+      declared: fk?.onDelete ?? null,
+      cascade: isAuthor && action === 'delete',
+      defaultSql,
+    };
+  };
+
+  const visit = (parent: TableTarget | { table: string }, path: string[]) => {
+    const key = parent.table.toLowerCase();
+    if (byParent.has(key)) return;
+    const list: Relation[] = [];
+    byParent.set(key, list);
+    for (const fk of schema.foreignKeysReferencing(parent.table)) {
+      if (fk.childColumns.length !== 1) {
+        throw new StoreError('store_schema', `"${fk.childTable}" references "${parent.table}" with a composite FOREIGN KEY (${fk.childColumns.join(', ')}), which compliance-sync cannot act on`, {
+          hint: `drop that FOREIGN KEY from "${fk.childTable}", or map tables that are not referenced by one`,
+        });
+      }
+      list.push(relationFor(fk, fk.childTable, fk.childColumns[0]!, parent, parentColumnOf(schema, fk)));
+    }
+    const type = mapped.find((m) => same(m.table, parent.table));
+    if (type) {
+      for (const d of dependents) {
+        if (d.references !== type.type || list.some((r) => same(r.childTable, d.table) && same(r.childColumn, d.column))) continue;
+        list.push(relationFor(null, d.table, d.column, parent, type.id));
+      }
+      // The cascade follows the author column whether or not the schema declares it.
+      if (type.type === 'users' && authorId && cascadeUsers && !list.some((r) => same(r.childTable, tweets.table) && same(r.childColumn, authorId))) {
+        list.push(relationFor(null, tweets.table, authorId, parent, users.id));
+      }
+    }
+    for (const relation of list) {
+      if (relation.action !== 'delete') continue;
+      if (path.some((p) => same(p, relation.childTable)) && !relation.cascade) {
+        throw new StoreError('store_schema', `deleting from "${relation.childTable}" leads back to it through "${relation.childTable}"."${relation.childColumn}" (a cycle of FOREIGN KEYs)`, {
+          hint: `set the action of { "table": "${relation.childTable}", "column": "${relation.childColumn}" } in store.dependents to "set_null"`,
+        });
+      }
+      if (!isMapped(relation.childTable) || relation.cascade) visit({ table: relation.childTable }, [...path, relation.childTable]);
+    }
+  };
+  // Tweets first: the cascade from users reuses the tweets' relations.
+  visit(tweets, [tweets.table]);
+  visit(users, [users.table]);
+  return byParent;
+}
+
+/** The column's declared DEFAULT as SQL (as SQLite keeps it), or NULL: what ON DELETE SET DEFAULT writes. */
+function columnDefault(db: Db, table: string, column: string): string {
+  const row = db.prepare('SELECT dflt_value FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE').get(table, column) as { dflt_value: string | null } | undefined;
+  return row?.dflt_value ? `(${row.dflt_value})` : 'NULL';
+}
+
+/**
+ * FKs on the tables we delete from whose parent key has no unique index: SQLite raises "foreign key mismatch" on any
+ * delete from their parent while enforcement is on (the ingester that wrote them ran without it).
+ */
+function unenforceable(schema: SchemaInfo, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): string[] {
+  const parents = new Set([tweets.table.toLowerCase(), users.table.toLowerCase(), ...[...relations.values()].flat().map((r) => r.childTable.toLowerCase())]);
+  const found: string[] = [];
+  for (const fk of schema.foreignKeys()) {
+    if (!parents.has(fk.parentTable.toLowerCase()) && !parents.has(fk.childTable.toLowerCase())) continue;
+    const keyColumns = fk.parentColumns.every((c) => c === null) ? null : (fk.parentColumns as string[]);
+    const pk = schema.columns(fk.parentTable).filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+    const matches = (cols: readonly (string | null)[]) =>
+      keyColumns !== null && cols.length === keyColumns.length && cols.every((c) => c !== null && keyColumns.some((k) => same(k, c)));
+    const ok = keyColumns === null ? pk.length === fk.childColumns.length : matches(pk) || schema.indexes(fk.parentTable).some((i) => i.unique && !i.partial && matches(i.columns));
+    if (!ok) found.push(`"${fk.childTable}"(${fk.childColumns.join(', ')}) → "${fk.parentTable}"(${keyColumns?.join(', ') ?? 'primary key'})`);
+  }
+  return found;
+}
+
+/**
+ * The non-FTS tables written by the store's triggers that our deletes and updates fire (and, transitively, by the
+ * triggers on those): FTS writes are index upkeep, not rows that left the store.
+ */
+function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): string[] {
+  const fts = schema.ftsTables();
+  const isFts = (table: string) => fts.some((f) => same(f.name, table) || f.shadowTables.some((s) => same(s, table)));
+  const written = new Set<string>([tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)].map((t) => t.toLowerCase()));
+  const targets = new Map<string, string>();
+  const queue = [...written];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const table = queue.shift()!;
+    if (seen.has(table)) continue;
+    seen.add(table);
+    for (const trigger of schema.triggersOn(table)) {
+      for (const target of triggerWrites(trigger.sql)) {
+        if (isFts(target)) continue;
+        const name = realName(schema, target);
+        targets.set(name.toLowerCase(), name);
+        queue.push(name.toLowerCase());
+      }
+    }
+  }
+  return [...targets.values()];
+}
+
+/** The tables a trigger's body writes to: INSERT [OR …] INTO t, REPLACE INTO t, UPDATE [OR …] t, DELETE FROM t. */
+export function triggerWrites(sql: string): string[] {
+  const tokens = tokenize(sql);
+  const upper = tokens.map((t) => t.toUpperCase());
+  const begin = upper.indexOf('BEGIN');
+  const out: string[] = [];
+  const name = (i: number) => {
+    // [schema.]table
+    const at = tokens[i + 1] === '.' ? i + 2 : i;
+    const t = tokens[at];
+    return t === undefined ? null : t.replace(/^["`[]|["`\]]$/g, '');
+  };
+  for (let i = begin + 1; i < tokens.length; i++) {
+    let at = -1;
+    if (upper[i] === 'INSERT' || upper[i] === 'REPLACE') {
+      let j = i + 1;
+      if (upper[j] === 'OR') j += 2;
+      if (upper[j] === 'INTO') at = j + 1;
+    } else if (upper[i] === 'UPDATE' && (upper[i - 1] === ';' || upper[i - 1] === 'BEGIN')) {
+      at = upper[i + 1] === 'OR' ? i + 3 : i + 1;
+    } else if (upper[i] === 'DELETE' && upper[i + 1] === 'FROM') {
+      at = i + 2;
+    }
+    if (at < 0) continue;
+    const table = name(at);
+    if (table && !out.some((o) => same(o, table))) out.push(table);
+  }
+  return out;
+}
