@@ -92,12 +92,31 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   // SQLite raises "foreign key mismatch" on every delete from the parent of such a key (the ingester that wrote them
   // ran without enforcement); the relations are still acted on, by us, in the same order.
   options.logger.warn({ foreignKeys: target.unenforceableForeignKeys }, 'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while applying');
-  const enforced = Number(db.pragma('foreign_keys', { simple: true })) === 1;
-  db.pragma('foreign_keys = OFF');
+  return withForeignKeysOff(db, () => applyToTarget(options, target));
+}
+
+/**
+ * Connections on which applies hold foreign-key enforcement off, and whether to turn it back on. The tweets and users
+ * cycles apply side by side on one connection: the first apply to finish must not turn enforcement back on under the
+ * other (its next delete then failed with "foreign key mismatch").
+ */
+const foreignKeysOff = new WeakMap<Db, { holders: number; restore: boolean }>();
+
+async function withForeignKeysOff<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  let hold = foreignKeysOff.get(db);
+  if (!hold) {
+    hold = { holders: 0, restore: Number(db.pragma('foreign_keys', { simple: true })) === 1 };
+    foreignKeysOff.set(db, hold);
+    db.pragma('foreign_keys = OFF');
+  }
+  hold.holders++;
   try {
-    return await applyToTarget(options, target);
+    return await fn();
   } finally {
-    if (enforced) db.pragma('foreign_keys = ON');
+    if (--hold.holders === 0) {
+      foreignKeysOff.delete(db);
+      if (hold.restore) db.pragma('foreign_keys = ON');
+    }
   }
 }
 
