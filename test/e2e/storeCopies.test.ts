@@ -31,7 +31,7 @@ function ledgerOf(storePath: string) {
 
 describe('two copies of one store against one API', () => {
   it('each checks all its own rows with its own jobs: no adoption across copies, and the wait for the slot is logged', async () => {
-    const original = await makeWorld(tempDir(), { tweets: 1500, users: 120, emulator: { processingMs: 300 }, config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 } } });
+    const original = await makeWorld(tempDir(), { tweets: 1500, users: 120, emulator: { processingMs: 1500 }, config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 } } });
     worlds.push(original);
     // The store has run before: its identity is bound to its file.
     expect((await spawnCli(['reconcile', '--now', '--type', 'users', '--config', original.configPath], original.env).exit).code).toBe(0);
@@ -45,6 +45,8 @@ describe('two copies of one store against one API', () => {
     db.prepare('DELETE FROM tweets WHERE rowid % 3 = 0').run();
     db.close();
 
+    // Jobs that take 1.5 s each keep X's slot busy long enough that the copies collide whatever their start-up skew
+    // on a loaded machine (at 0.3 s one copy could finish before the other created its first job).
     const runs = [original.configPath, path.join(copyDir, 'config.json')].map((config) =>
       spawnCli(['reconcile', '--now', '--json', '--config', config], original.env),
     );
