@@ -80,7 +80,7 @@ const emptyTotals = (): Totals => ({
 });
 
 /**
- * Applies a results file to the store (design.md §3.7, §4): streamed, validated line by line, applied in batches of
+ * Applies a results file to the store (docs/architecture.md#from-a-result-line-to-a-row-change): streamed, validated line by line, applied in batches of
  * `reconcile.batchSize`, each batch one transaction together with the run's checkpoint and audit. Nothing is applied
  * when the safety gate trips. Resolves with what was done; throws an AppError when the store or file cannot be used.
  */
@@ -352,7 +352,7 @@ function mergeChanges(a: ChangesByTable, b: ChangesByTable): ChangesByTable {
 
 /**
  * Applies one batch of records (inside the caller's transaction), adding what happened to `delta`. The batch runs in
- * ID order — one pass over the table's pages, the order conventions.md measured ~2x faster than file order — and the
+ * ID order — one pass over the table's pages, measured ~2x faster than file order on 1M- and 5M-row stores — and the
  * sort is stable, so an ID repeated in the batch is applied in file order: a mark after a delete finds nothing, and
  * the second of two identical records changes nothing.
  */

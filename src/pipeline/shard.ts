@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { markApplyRunConfirmed } from '../store/applyRuns.js';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
 import { AppError } from '../errors.js';
 import { XApiError } from '../xapi/errors.js';
+import { VisibleWait } from '../xapi/rateBudget.js';
 import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
 import { exportShard } from './export.js';
@@ -19,8 +21,6 @@ const TERMINAL: ReadonlySet<ShardState> = new Set(['applied', 'failed']);
 const MAX_TEMPORARY_FAILURES = 8;
 /** Times a complete job's results may be missing before the attempt counts as failed. */
 const MAX_MISSING_RESULTS = 5;
-/** While X's one-job-per-type slot is taken by a job not ours, the wait is logged at least this often. */
-const WAIT_LOG_INTERVAL_MS = 30_000;
 
 /**
  * Drives one shard through its states — planned → exported → job_created → uploaded → complete → downloaded → applied
@@ -45,6 +45,8 @@ export class ShardRunner {
   async run(shardId: number): Promise<ShardOutcome> {
     const { ctx } = this;
     let temporaryFailures = 0;
+    // An outage (unreachable API, 5xx, rate limit past the client's retries) is reported while it lasts.
+    let outage: VisibleWait | null = null;
     for (;;) {
       if (ctx.signal.aborted) return 'interrupted';
       const shard = ctx.ledger.shard(shardId);
@@ -53,12 +55,16 @@ export class ShardRunner {
       try {
         await this.step(shard);
         temporaryFailures = 0;
+        outage?.over();
+        outage = null;
       } catch (err) {
         if (ctx.signal.aborted) return 'interrupted';
         if (err instanceof XApiError && err.temporary && ++temporaryFailures <= MAX_TEMPORARY_FAILURES) {
-          const waitMs = err.retryAt ? Math.max(1000, err.retryAt - Date.now()) : Math.min(60_000, 1000 * 2 ** temporaryFailures);
-          this.log(shard).warn({ code: err.code, err: err.message, waitMs }, 'temporary API failure; retrying the step');
-          await ctx.sleep(waitMs, ctx.signal).catch(() => undefined);
+          const now = ctx.now().getTime();
+          const waitMs = err.retryAt ? Math.max(1000, err.retryAt - now) : Math.min(60_000, 1000 * 2 ** temporaryFailures);
+          this.log(shard).warn({ code: err.code, err: err.message, waitMs, attempt: temporaryFailures }, 'temporary API failure; retrying the step');
+          outage ??= new VisibleWait(this.log(shard), err.code === 'rate_limited' ? 'the rate limit to reset' : 'the API to answer again', () => ctx.now().getTime(), { code: err.code });
+          await outage.sleep(ctx.sleep, waitMs, ctx.signal, now + waitMs).catch(() => undefined);
           continue;
         }
         throw err;
@@ -155,12 +161,13 @@ export class ShardRunner {
   private async createOrAdopt(shard: ShardRecord, name: string): Promise<{ job: ComplianceJob; adopted: boolean }> {
     const { ctx } = this;
     const storeId = ctx.ledger.storeId();
-    let waitingSince: number | null = null;
-    let loggedAt = -Infinity;
+    let waitingLogged = false;
+    let slot: VisibleWait | null = null;
     for (;;) {
       let failure: XApiError;
       try {
         const job = await ctx.client.createJob({ type: this.cycle.type, name, resumable: ctx.config.jobs.resumableUpload }, ctx.signal);
+        slot?.over();
         return { job, adopted: false };
       } catch (err) {
         if (!(err instanceof XApiError) || !(err.code === 'conflict' || err.code === 'server_error' || err.code === 'network')) throw err;
@@ -175,24 +182,25 @@ export class ShardRunner {
         const uploadable = job.status === 'in_progress' || ctx.now().getTime() < Date.parse(job.upload_expires_at);
         return job.name === name && !retired && uploadable;
       });
-      if (mine) return { job: mine, adopted: true };
+      if (mine) {
+        slot?.over();
+        return { job: mine, adopted: true };
+      }
       // No job was created after all: let the step's temporary-failure retry create it again.
       if (failure.code !== 'conflict') throw failure;
       const blocker = active[0];
       const ours = blocker !== undefined && parseJobName(blocker.name)?.storeId === storeId;
-      const now = ctx.now().getTime();
-      waitingSince ??= now;
-      if (now - loggedAt >= WAIT_LOG_INTERVAL_MS) {
-        loggedAt = now;
+      if (!waitingLogged) {
         this.log(shard).warn(
-          { job: blocker?.id, jobName: blocker?.name, status: blocker?.status, ours, waitedSeconds: Math.round((now - waitingSince) / 1000) },
+          { job: blocker?.id, jobName: blocker?.name, status: blocker?.status, ours },
           ours
             ? 'an older job of this store is still active (from an abandoned attempt); waiting for it to finish or expire'
             : 'another job of this type is active for this app (another copy of this store, or another program); waiting for it',
         );
+        waitingLogged = true;
       }
-      // Wake up no later than the next wait message is due, so none is ever more than 30 s late.
-      await ctx.sleep(Math.max(100, Math.min(this.pollDelayMs(0), loggedAt + WAIT_LOG_INTERVAL_MS - now)), ctx.signal);
+      slot ??= new VisibleWait(this.log(shard), `a ${this.cycle.type} job slot (job ${blocker?.id ?? 'unknown'} is active)`, () => ctx.now().getTime(), { job: blocker?.id, ours });
+      await slot.sleep(ctx.sleep, this.pollDelayMs(0), ctx.signal);
     }
   }
 
@@ -328,6 +336,7 @@ export class ShardRunner {
       }
       if (summary.state !== 'interrupted') this.setState(shard, 'applied');
     } else if (summary.state === 'done') {
+      if (confirm) markApplyRunConfirmed(ctx.db, summary.runId!, ctx.now().toISOString());
       this.finishApply(shard, summary.runId!, 'applied');
     } else if (summary.state === 'held') {
       this.finishApply(

@@ -130,34 +130,6 @@ describe('cycle engine against the emulator', () => {
     expect((await client.getJob(foreign.id)).status).toBe('complete');
   });
 
-  it('says it is waiting for the slot at least every 30 s while a job not ours holds it', async () => {
-    const { world, runtime } = await setup({ tweets: 300, users: 10, emulator: { processingMs: 2500 }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 10 } } });
-    const client = new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN });
-    const foreign = await client.createJob({ type: 'tweets', name: 'someone-elses-job' });
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(`${world.dir}/foreign.txt`, '1\n2\n');
-    await client.upload(foreign, `${world.dir}/foreign.txt`);
-    // The cycle's clock moves by each sleep it asks for (the clock is the one thing mocked); the real wait is short.
-    let clock = Date.now();
-    const lines: string[] = [];
-    const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
-    const context = {
-      ...runtime.context(new AbortController().signal),
-      logger,
-      now: () => new Date(clock),
-      sleep: async (ms: number) => {
-        clock += ms;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      },
-    };
-    const summary = await runCycle(context, 'tweets', { trigger: 'manual' });
-    expect(summary.state).toBe('closed');
-    const waits = lines.map((line) => JSON.parse(line) as { msg: string; waitedSeconds?: number }).filter((entry) => /waiting for it/.test(entry.msg));
-    expect(waits.length).toBeGreaterThanOrEqual(3);
-    const waited = waits.map((entry) => entry.waitedSeconds!);
-    for (let i = 1; i < waited.length; i++) expect(waited[i]! - waited[i - 1]!).toBeLessThanOrEqual(30);
-  });
-
   it('clears a mark in the next cycle when the ID is no longer reported, but keeps marks still reported', async () => {
     const probe = await setup({ tweets: 400, users: 40 });
     const ids = [...probe.before.view.tweets.keys()].filter((id) => !outcomeFor('tweets', id, SEED));
