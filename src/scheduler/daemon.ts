@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import { describeError, explainError, type AppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { runCycle } from '../pipeline/cycle.js';
+import { cycleSucceeded, runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
@@ -208,7 +208,13 @@ export class Daemon {
       .then((summary: CycleSummary | null) => {
         clearTimeout(this.busyRetries.get(type)?.timer);
         this.busyRetries.delete(type);
-        if (summary?.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
+        if (summary) {
+          // The daemon's log is where its cycles are reported.
+          runtime.ledger.markCyclesReported([summary.cycleId], new Date());
+          // Success means every shard was checked and applied: a closed cycle with failed shards left rows unchecked.
+          if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, new Date());
+          else if (summary.state === 'closed') this.log.warn({ type, cycle: summary.cycleId, failed: summary.shards.failed }, 'cycle closed with failed shards; not recorded as a success');
+        }
       })
       .catch((err: unknown) => {
         const known = explainError(err);
