@@ -7,7 +7,6 @@ import { newJobName } from '../../src/pipeline/jobNames.js';
 import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/open.js';
-import { createLogger } from '../../src/log.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, type World } from '../helpers/world.js';
