@@ -23,7 +23,8 @@ export interface ReadLinesResult {
  * Streams a JSON-lines file through stream-json's JSONL parser, calling `onLine(lineNumber, value)` for every
  * physical line (1-based), with a BadLine for blank and malformed lines; `onLine` returns true to stop reading.
  * It runs synchronously inside the parser's 'data' event, so a caller may apply a whole batch there and the file is
- * not read further meanwhile: memory stays flat whatever the file size.
+ * not read further meanwhile: memory stays flat whatever the file size. A caller that returns a promise (to let the
+ * event loop run between short transactions) gets the next line only once it settles; it resolves to true to stop.
  *
  * Two things make stream-json's line numbering exact:
  * - its `errorIndicator` hook turns a line JSON.parse rejects into a BadLine instead of an uncaught exception (or, with
@@ -32,9 +33,11 @@ export interface ReadLinesResult {
  *   line (real result files have one at line 3). BlankLineFiller puts one space on each empty line; the space fails
  *   JSON.parse, comes back through errorIndicator as a blank BadLine, and every physical line then has its key.
  */
+export type LineAnswer = boolean | void | Promise<boolean | void>;
+
 export function readResultLines(
   file: string,
-  onLine: (line: number, value: unknown) => boolean | void,
+  onLine: (line: number, value: unknown) => LineAnswer,
   onBytes?: (bytesRead: number) => void,
 ): Promise<ReadLinesResult> {
   return new Promise((resolve, reject) => {
@@ -49,18 +52,49 @@ export function readResultLines(
     parser.on('data', ({ key, value }: { key: number; value: unknown }) => {
       if (stopped) return;
       lines = key + 1;
+      let answer: LineAnswer = undefined;
       try {
-        if (onLine(lines, value) === true) stopped = true;
+        answer = onLine(lines, value);
       } catch (err) {
         failure = err;
         stopped = true;
       }
+      if (answer instanceof Promise) {
+        // The caller works across turns of the event loop: no line is delivered until it is done.
+        parser.pause();
+        answer.then(
+          (stop) => {
+            if (stop === true) {
+              stopped = true;
+              parser.destroy();
+            } else parser.resume();
+          },
+          (err: unknown) => {
+            failure = err;
+            stopped = true;
+            parser.destroy();
+          },
+        );
+        return;
+      }
+      if (answer === true) stopped = true;
       if (stopped) parser.destroy();
     });
-    pipeline(source, new BlankLineFiller(), parser, (err) => {
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
       if (failure !== null) reject(failure);
       else if (err && !stopped) reject(err);
       else resolve({ lines, bytesRead: source.bytesRead, stopped });
+    };
+    pipeline(source, new BlankLineFiller(), parser, (err) => {
+      // The pipeline ends with the input; lines still buffered in a paused parser are delivered before 'end'.
+      if (err || stopped || parser.readableEnded) settle(err);
+      else {
+        parser.once('end', () => settle());
+        parser.once('close', () => settle());
+      }
     });
   });
 }
