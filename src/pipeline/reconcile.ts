@@ -16,6 +16,7 @@ import {
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
 import { ensureVisibleViews } from '../store/marks.js';
+import { cutAfterMs, lockReleased, lockTurn } from '../store/lockPace.js';
 import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
 import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
@@ -203,6 +204,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
 
   // A dry run rolls back each transaction, so work cut there would never be seen done: it is not cut.
   const maxLockMs = options.dryRun ? Infinity : rc.maxLockMs;
+  const cutAfter = cutAfterMs(maxLockMs);
   const clock = options.clock ?? (() => performance.now());
 
   /**
@@ -218,13 +220,14 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     let done = resumeCut?.line === line ? resumeCut.records : 0;
     resumeCut = null;
     for (;;) {
+      if (!options.dryRun) await lockTurn(maxLockMs);
       const delta = emptyTotals();
       let next = totals;
       let reached = done;
       const apply = () => {
         const started = clock();
         const audit: AuditCounts = new Map();
-        reached = applyRecords(batch, done, statements, asOf, delta, audit, () => clock() - started >= maxLockMs);
+        reached = applyRecords(batch, done, statements, asOf, delta, audit, () => clock() - started >= cutAfter);
         if (reached === batch.length) {
           // The batch's lines are counted once, with its last transaction.
           delta.linesRead = line - committedLine;
@@ -242,6 +245,8 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         else inTransaction.immediate(apply);
       } catch (err) {
         throw translateSqliteError(err, db.name);
+      } finally {
+        lockReleased();
       }
       Object.assign(totals, next);
       const whole = reached === batch.length;
@@ -249,8 +254,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
       if (whole) break;
       done = reached;
       logger.debug({ line, records: reached, of: batch.length }, 'apply: batch cut by reconcile.maxLockMs');
-      // The ingester's writes and this process's own timers (polls, the watchdog) get their turn.
-      await setImmediate();
+      // The ingester's writes and this process's own timers (polls, the watchdog) get their turn (lockTurn).
       if (options.signal?.aborted) return true;
     }
     for (const r of batchRejects) {

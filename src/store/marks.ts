@@ -1,7 +1,7 @@
-import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import type { JobType } from '../types.js';
 import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
+import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent as q } from './schemaInfo.js';
 import { resolveTables, type TableTarget } from './target.js';
@@ -85,7 +85,8 @@ export async function clearStaleMarks(
   for (const walk of [walkFirst, walkNext]) walk.pluck().safeIntegers(true);
   const maxLockMs = options.maxLockMs ?? config.reconcile.maxLockMs;
   const clock = options.clock ?? (() => performance.now());
-  let rows = options.pieceRows ?? 1024;
+  // Small at first: on the users type a piece also clears the cascaded marks of each user's tweets.
+  let rows = options.pieceRows ?? 64;
   let cleared = 0;
   for (const range of ranges) {
     // Short transactions, yielding in between: one transaction per range held the write lock for seconds on a
@@ -97,15 +98,20 @@ export async function clearStaleMarks(
     for (;;) {
       const end = walk.get({ from, last: range.lastId, skip: rows - 1 }) as bigint | string | undefined;
       const upTo = end === undefined ? range.lastId : String(end);
+      await lockTurn(maxLockMs);
       const started = clock();
-      cleared += clearRange({ first: from, last: upTo, before: cycleStartedAt });
+      try {
+        cleared += clearRange({ first: from, last: upTo, before: cycleStartedAt });
+      } finally {
+        lockReleased();
+      }
       const took = clock() - started;
       options.onCommit?.({ first: from, last: upTo });
-      await setImmediate();
       if (end === undefined) break;
-      // Aim at a quarter to a half of the bound: the next piece's rows may be slower (more marks among them).
-      if (took > maxLockMs / 2) rows = Math.max(1, Math.floor(rows / 2));
-      else if (took < maxLockMs / 4) rows = Math.min(rows * 2, 1 << 20);
+      // Aim at a quarter to a half of the bound (a piece is one statement, it cannot stop half-way): the next piece's
+      // rows may be slower (more marks among them, or an author with many tweets).
+      if (took > cutAfterMs(maxLockMs)) rows = Math.max(1, Math.floor(rows / 2));
+      else if (took < cutAfterMs(maxLockMs) / 2) rows = Math.min(rows * 2, 1 << 20);
       walk = walkNext;
       from = upTo;
     }
