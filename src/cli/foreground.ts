@@ -9,6 +9,8 @@ import type { RunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
 import { showProgress } from './progress.js';
 import { onStopSignals } from './signals.js';
+import { metricsFor } from '../metrics/serveMetrics.js';
+import type { MetricsServer } from '../metrics/server.js';
 
 /**
  * The logger of a command a person runs: on a terminal the progress display speaks and logs keep only warnings;
@@ -41,10 +43,13 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
   let lock: RunLock | undefined;
   let runtime: Runtime | undefined;
   let stopProgress: (() => void) | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     requireExistingStore(run.config); // before the lock file: a mistyped store.path leaves nothing behind
     lock = await run.takeLock(controller.signal);
-    runtime = openRuntime(run.config, run.logger, run.env, run.types);
+    const served = await metricsFor(run.config);
+    runtime = openRuntime(run.config, run.logger, run.env, { types: run.types, observer: served.metrics?.observer });
+    metricsServer = await served.start(runtime, () => run.config, run.logger);
     if (run.interactive) stopProgress = showProgress(runtime.events);
     const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, run.cycle);
     stopProgress?.();
@@ -52,6 +57,7 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     return report(summaries, runtime);
   } finally {
     stopProgress?.();
+    await metricsServer?.close();
     runtime?.close();
     lock?.release();
     stopSignals();

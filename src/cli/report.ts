@@ -2,7 +2,10 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { StoreError } from '../errors.js';
 import { ledgerState } from '../store/migrate.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { configFromOptions, openStoreReadOnly, print, printJson, withConfigOption } from './context.js';
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { AppError } from '../errors.js';
+import { configFromOptions, openStoreReadOnly, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -12,8 +15,9 @@ export function registerReport(program: Command): void {
       if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be a date like 2026-11-01 or 2026-11-01T00:00:00Z');
       return date;
     })
-    .addOption(new Option('--format <format>', 'output format').choices(['md', 'json']).default('md'))
-    .action((options: { config?: string; since?: Date; format: 'md' | 'json' }) => {
+    .addOption(new Option('--format <format>', 'output format (html: one self-contained page with charts)').choices(['md', 'json', 'html']).default('md'))
+    .option('--out <file>', 'write the report to this file instead of stdout')
+    .action(async (options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
       const config = configFromOptions(options);
       const db = openStoreReadOnly(config);
       try {
@@ -30,9 +34,17 @@ export function registerReport(program: Command): void {
         }
         const until = new Date();
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
-        const report = complianceReport(db, config, since, until);
-        if (options.format === 'json') printJson({ store: config.store.path, ...report });
-        else print(toMarkdown(config.store.path, report));
+        let text: string;
+        if (options.format === 'html') {
+          // Loaded only for this format: every other command starts without the page's code.
+          const [{ renderReportHtml }, { readReportPage }] = await Promise.all([import('../report/htmlReport.js'), import('../report/reportPage.js')]);
+          text = renderReportHtml(readReportPage(db, config, since, until));
+        } else {
+          const report = complianceReport(db, config, since, until);
+          text = options.format === 'json' ? `${JSON.stringify({ store: config.store.path, ...report }, null, 2)}\n` : `${toMarkdown(config.store.path, report)}\n`;
+        }
+        if (options.out) writeFileAtomically(options.out, text);
+        else process.stdout.write(text);
       } finally {
         db.close();
       }
@@ -78,4 +90,19 @@ function toMarkdown(store: string, report: ComplianceReport): string {
     }
   }
   return lines.join('\n');
+}
+
+/** A reader never sees half a report: written beside the target, then renamed over it. */
+function writeFileAtomically(file: string, text: string): void {
+  const target = path.resolve(file);
+  const temp = `${target}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, text);
+    renameSync(temp, target);
+  } catch (err) {
+    throw new AppError('report_write', `cannot write the report to ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      cause: err,
+      hint: 'choose a --out path in a folder that exists and that you can write to',
+    });
+  }
 }

@@ -5,6 +5,8 @@ import { ledgerState } from '../store/migrate.js';
 import { currentLockHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
+import { readSnapshot } from '../metrics/snapshot.js';
+import { HookDeliveries } from '../store/hookDeliveries.js';
 import { configFromOptions, openStoreReadOnly, print, printJson, table, withConfigOption } from './context.js';
 
 export function registerStatus(program: Command): void {
@@ -42,8 +44,11 @@ export function registerStatus(program: Command): void {
         );
         const inProgress = cyclesInProgress(db);
         const lastCycles = ledger.recentCycles(10);
+        // Named like the /metrics families (without the compliance_sync_ prefix).
+        const metrics = readSnapshot(db, config, new Date());
+        const hookDeliveries = new HookDeliveries(db).recent(10);
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries });
           return;
         }
         print(
@@ -57,6 +62,15 @@ export function registerStatus(program: Command): void {
               const s = schedule[type]!;
               return [`${type}`, `next run ${s.nextRunAt ?? '-'}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
             }),
+            ...JOB_TYPES.map((type) => {
+              const m = metrics.types[type];
+              const age = m.oldest_unchecked_age_seconds;
+              return [
+                `${type} coverage`,
+                `${(m.coverage_ratio * 100).toFixed(1)}% checked within ${metrics.audit_max_age}${age ? `; oldest unchecked row ${Math.round(age / 86_400)} days old` : ''}`,
+              ] as const;
+            }),
+            ['store size', `${metrics.store_size_bytes} bytes`],
           ]),
         );
         for (const cycle of inProgress) {
@@ -72,6 +86,11 @@ export function registerStatus(program: Command): void {
             ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards?.failed ? `, ${summary.shards.failed} shards failed` : ''}`
             : '';
           print(`  #${cycle.id} ${cycle.type} ${cycle.state} (${cycle.trigger}) started ${cycle.startedAt}${cycle.finishedAt ? `, finished ${cycle.finishedAt}` : ''}${detail}`);
+        }
+        if (hookDeliveries.length) print('\nrecent hook deliveries:');
+        for (const d of hookDeliveries) {
+          const outcome = d.state === 'failed' ? `FAILED after ${d.attempts} attempts: ${d.lastError ?? 'unknown'}${d.idsFile ? `; the IDs are in ${d.idsFile}` : ''}` : `${d.state} (${d.attempts} attempts)`;
+          print(`  ${d.hook} for cycle #${d.cycleId}: ${outcome}, ${d.updatedAt}`);
         }
       } finally {
         db.close();

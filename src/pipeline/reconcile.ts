@@ -104,14 +104,26 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const { db, config, type } = options;
   checkContentSchema(db, config.store.tables, type, config.reconcile.cascadeUsers);
   const target = resolveTarget(db, config);
-  if (!target.unenforceableForeignKeys.length) return applyToTarget(options, target);
-  // SQLite raises "foreign key mismatch" on every delete from the parent of such a key (the ingester that wrote them
-  // ran without enforcement); the relations are still acted on, by us, in the same order.
-  options.logger.warn({ foreignKeys: target.unenforceableForeignKeys }, 'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while applying');
-  const enforced = Number(db.pragma('foreign_keys', { simple: true })) === 1;
-  db.pragma('foreign_keys = OFF');
+  if (target.unenforceableForeignKeys.length) {
+    options.logger.warn(
+      { foreignKeys: target.unenforceableForeignKeys },
+      'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while a batch applies',
+    );
+  }
+  return applyToTarget(options, target);
+}
+
+/**
+ * Runs one batch's transaction with FK enforcement off when the store declares keys SQLite cannot enforce: it raises
+ * "foreign key mismatch" on every delete from their parent (the ingester that wrote them ran without enforcement).
+ * The relations are still acted on, by us, in the same order. Per batch, not per run: the batch is synchronous, so
+ * the other type's apply on the same connection can never see the setting changed.
+ */
+function withForeignKeysRelaxed(db: Db, relax: boolean, fn: () => void): void {
+  const enforced = relax && Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  if (enforced) db.pragma('foreign_keys = OFF');
   try {
-    return await applyToTarget(options, target);
+    fn();
   } finally {
     if (enforced) db.pragma('foreign_keys = ON');
   }
@@ -152,7 +164,12 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
       hint: 'the file was replaced since; start a new run of it',
     });
   }
-  const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
+  const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
+  let statements!: ContentStatements;
+  // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
+  withForeignKeysRelaxed(db, relaxForeignKeys, () => {
+    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
+  });
   if (!options.dryRun) ensureVisibleViews(db, target);
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
@@ -241,8 +258,10 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         ledger?.commit(cut ? committedLine : line, JSON.stringify(cut ? { ...next, cut } : next), audit, changes);
       };
       try {
-        if (options.dryRun) rollbackAfter(db, apply);
-        else inTransaction.immediate(apply);
+        withForeignKeysRelaxed(db, relaxForeignKeys, () => {
+          if (options.dryRun) rollbackAfter(db, apply);
+          else inTransaction.immediate(apply);
+        });
       } catch (err) {
         throw translateSqliteError(err, db.name);
       } finally {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { markApplyRunConfirmed } from '../store/applyRuns.js';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
@@ -293,6 +294,7 @@ export class ShardRunner {
       }
       if (summary.state !== 'interrupted') this.setState(shard, 'applied');
     } else if (summary.state === 'done') {
+      if (confirm) markApplyRunConfirmed(ctx.db, summary.runId!, ctx.now().toISOString());
       this.finishApply(shard, summary.runId!, 'applied');
     } else if (summary.state === 'held') {
       this.finishApply(

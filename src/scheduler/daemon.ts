@@ -10,6 +10,7 @@ import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
 import type { JobType } from '../types.js';
 import { missedRun, Schedule } from './schedule.js';
+import { deliverPendingHooks } from '../hooks/deliverHooks.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -21,7 +22,7 @@ export interface DaemonOptions {
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
-const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
+const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work', 'metrics.listen', 'metrics.allowNonLoopback'];
 
 /**
  * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a
@@ -37,6 +38,9 @@ export class Daemon {
   private readonly controller = new AbortController();
   private readonly log: Logger;
   private readonly env: NodeJS.ProcessEnv;
+  /** What each running cycle is doing, and how each type's last cycle ended: the STATUS= line says both. */
+  private readonly activity = new Map<JobType, string>();
+  private readonly lastEnded = new Map<JobType, string>();
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -46,8 +50,13 @@ export class Daemon {
 
   /** Schedules cycles, resumes unfinished ones and catches up a missed run. */
   start(): void {
+    this.followActivity();
     this.installSchedule();
     this.watchConfigFile();
+    // Deliveries a crash or a stop left pending (their cycles are closed).
+    deliverPendingHooks({ ...this.options.runtime.context(this.controller.signal), config: this.config }).catch((err: unknown) =>
+      this.log.error({ err: describeError(err) }, 'pending hook deliveries could not be read'),
+    );
     const now = new Date();
     for (const type of this.config.schedule.types) {
       const open = this.options.runtime.ledger.openCycle(type);
@@ -177,7 +186,32 @@ export class Daemon {
   private publishStatus(): void {
     const running = [...this.running.keys()];
     const next = this.schedule?.nextRun()?.toISOString() ?? 'none';
-    this.options.onStatus?.(running.length ? `running ${running.join(' and ')} cycle; next run ${next}` : `idle; next run ${next}`);
+    const doing = running.map((type) => `${type} ${this.activity.get(type) ?? 'cycle starting'}`);
+    const last = [...this.lastEnded].map(([type, ended]) => `${type} ${ended}`);
+    const parts = [running.length ? doing.join('; ') : 'idle', ...(last.length && !running.length ? [`last: ${last.join(', ')}`] : []), `next run ${next}`];
+    this.options.onStatus?.(parts.join('; '));
+  }
+
+  /** Keeps the STATUS= line current as cycles move (one update per shard transition, not per batch). */
+  private followActivity(): void {
+    const events = this.options.runtime.events;
+    events.on('cycle:started', ({ type, cycleId, shards, ids, resumed }) => {
+      this.activity.set(type, `cycle #${cycleId} ${resumed ? 'resumed' : 'started'}: ${ids} IDs in ${shards} shards`);
+      this.publishStatus();
+    });
+    events.on('shard:state', ({ type, cycleId, seq, shards, state }) => {
+      this.activity.set(type, `cycle #${cycleId}: shard ${seq}/${shards} ${state}`);
+      this.publishStatus();
+    });
+    events.on('job:status', ({ type, cycleId, seq, jobId, status }) => {
+      this.activity.set(type, `cycle #${cycleId}: shard ${seq} job ${jobId} ${status}`);
+      this.publishStatus();
+    });
+    events.on('cycle:ended', ({ type, outcome, dryRun }) => {
+      if (dryRun) return;
+      this.activity.delete(type);
+      this.lastEnded.set(type, `${outcome} ${new Date().toISOString().slice(0, 19)}Z`);
+    });
   }
 
   private watchConfigFile(): void {
