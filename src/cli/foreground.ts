@@ -1,6 +1,5 @@
-import pino from 'pino';
 import type { Config } from '../config/load.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, logDestination, type Logger } from '../log.js';
 import { runCycles, type CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { openRuntime, type Runtime } from '../pipeline/runtime.js';
@@ -17,7 +16,7 @@ import type { MetricsServer } from '../metrics/server.js';
  * otherwise one log line per state change. Logs go to stderr so that stdout carries only the command's output.
  */
 export function foregroundLogger(level: Config['log']['level'], interactive: boolean): Logger {
-  return createLogger(interactive ? 'warn' : level, pino.destination({ dest: 2, sync: true }));
+  return createLogger(interactive ? 'warn' : level, logDestination(2));
 }
 
 export interface ForegroundCycles {

@@ -1,11 +1,10 @@
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { StoreError } from '../errors.js';
+import { StoreError, UsageError } from '../errors.js';
 import { ledgerState } from '../store/migrate.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { AppError } from '../errors.js';
-import { configFromOptions, openStoreReadOnly, withConfigOption } from './context.js';
+import { configFromOptions, openStoreReadOnly, print, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -16,7 +15,7 @@ export function registerReport(program: Command): void {
       return date;
     })
     .addOption(new Option('--format <format>', 'output format (html: one self-contained page with charts)').choices(['md', 'json', 'html']).default('md'))
-    .option('--out <file>', 'write the report to this file instead of stdout')
+    .option('--out <file>', 'write the report to this file (replaced whole) instead of stdout')
     .action(async (options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
       const config = configFromOptions(options);
       const db = openStoreReadOnly(config);
@@ -41,14 +40,42 @@ export function registerReport(program: Command): void {
           text = renderReportHtml(readReportPage(db, config, since, until));
         } else {
           const report = complianceReport(db, config, since, until);
-          text = options.format === 'json' ? `${JSON.stringify({ store: config.store.path, ...report }, null, 2)}\n` : `${toMarkdown(config.store.path, report)}\n`;
+          text = options.format === 'json' ? jsonText({ store: config.store.path, ...report }) : toMarkdown(config.store.path, report);
         }
-        if (options.out) writeFileAtomically(options.out, text);
-        else process.stdout.write(text);
+        if (options.out) {
+          const file = path.resolve(options.out);
+          writeReport(file, text);
+          print(`report written to ${file}`);
+        } else print(text);
       } finally {
         db.close();
       }
     });
+}
+
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
+
+/** Through a temp file and a rename: a report that is there is whole. */
+function writeReport(file: string, text: string): void {
+  if (isFolder(file)) throw new UsageError(`--out ${file} is a folder; the report is one file`, { hint: 'pass a file name, e.g. --out report.md' });
+  const temp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(temp, text.endsWith('\n') ? text : `${text}\n`);
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function toMarkdown(store: string, report: ComplianceReport): string {
@@ -90,19 +117,4 @@ function toMarkdown(store: string, report: ComplianceReport): string {
     }
   }
   return lines.join('\n');
-}
-
-/** A reader never sees half a report: written beside the target, then renamed over it. */
-function writeFileAtomically(file: string, text: string): void {
-  const target = path.resolve(file);
-  const temp = `${target}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temp, text);
-    renameSync(temp, target);
-  } catch (err) {
-    throw new AppError('report_write', `cannot write the report to ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-      cause: err,
-      hint: 'choose a --out path in a folder that exists and that you can write to',
-    });
-  }
 }

@@ -125,7 +125,7 @@ export function isLoopbackListen(listen: string): boolean {
 
 export const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 
-/** What each reason does by default (design.md §4); config entries override or add reasons. */
+/** What each reason does by default (docs/architecture.md#what-a-result-does-to-the-store); config entries override or add reasons. */
 export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
   deleted: 'delete',
   deactivated: 'delete',
@@ -138,6 +138,7 @@ export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[num
 });
 
 export const configSchema = z.strictObject({
+  $comment: z.string().optional().describe('Free text for people reading the file (the demo explains its token and port here); ignored.'),
   $schema: z.string().optional().describe('Path or URL of config.schema.json, for editors.'),
   store: z.strictObject({
     path: z.string().min(1).describe('The SQLite store to keep compliant (relative paths are relative to the config file).'),

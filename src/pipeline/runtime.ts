@@ -33,7 +33,8 @@ export function openRuntime(
   options: { types?: readonly JobType[]; observer?: ApiObserver } = {},
 ): Runtime {
   const types = options.types ?? config.schedule.types;
-  const { token } = resolveBearerToken(config, env);
+  const { token, warning } = resolveBearerToken(config, env);
+  if (warning) logger.warn(warning);
   requireExistingStore(config);
   const db = openStore(config.store.path);
   try {

@@ -146,9 +146,25 @@ export class ComplianceClient {
     return this.observed('upload', withScopedSignal(signal, (scoped) => uploadFile(this.transfer, job, file, scoped)));
   }
 
-  /** Streams the results to `destFile` (via `destFile.part`, length checked, resumed with Range after a cut). */
+  /**
+   * Streams the results to `destFile` (via `destFile.part`, length checked, resumed with Range after a cut). A
+   * download URL the storage refuses (403, or its signature expired) while the job's download window is open is
+   * replaced once by a fresh one: the job is fetched again, as X signs a new URL on each GET.
+   */
   download(job: ComplianceJob, destFile: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return this.observed('download', withScopedSignal(signal, (scoped) => downloadFile(this.transfer, job, destFile, scoped)));
+    return this.observed(
+      'download',
+      withScopedSignal(signal, async (scoped) => {
+        try {
+          return await downloadFile(this.transfer, job, destFile, scoped);
+        } catch (error) {
+          if (!(error instanceof XApiError) || !refusedUrl(error)) throw error;
+          this.log.info({ job: job.id, status: error.status, code: error.code }, 'the download URL was refused; fetching the job again for a fresh URL');
+          const fresh = await this.getJob(job.id, scoped);
+          return downloadFile(this.transfer, fresh, destFile, scoped);
+        }
+      }),
+    );
   }
 
   private async observed<T>(transfer: 'upload' | 'download', work: Promise<T>): Promise<T> {
@@ -176,7 +192,7 @@ export class ComplianceClient {
     let limited = 0;
     for (;;) {
       const waitStarted = performance.now();
-      await this.budget.acquire(spec.endpoint, signal);
+      await this.budget.acquire(spec.endpoint, signal, this.log);
       const started = performance.now();
       // The budget answers at once while it has tokens; any real wait is spacing or a blocked window.
       if (started - waitStarted >= 1) this.observer?.rateLimitWait(spec.endpoint, (started - waitStarted) / 1000);
@@ -189,6 +205,7 @@ export class ComplianceClient {
         const failure = error instanceof XApiError ? error : fromGotError(error as Error);
         this.log.debug({ ...fields, error: failure.code, ms: elapsed(started) }, 'request failed');
         this.observer?.request(spec.endpoint, 'network');
+        if (failure.code !== 'network') throw failure;
         if (idempotent && faults < this.retries) {
           await this.sleep(backoffMs(++faults), signal);
           continue;
@@ -229,6 +246,11 @@ export class ComplianceClient {
         : undefined;
     return new XApiError(code, message, { ...extra, jobId: spec.jobId, ...(hint ? { hint } : {}) });
   }
+}
+
+/** The storage refused the URL itself (not the job's window, which downloadFile checks before asking). */
+function refusedUrl(error: XApiError): boolean {
+  return error.status !== undefined && ['forbidden', 'signature_mismatch', 'download_expired'].includes(error.code);
 }
 
 function dataOf(body: unknown): unknown {

@@ -26,7 +26,7 @@ describe('compliance-sync CLI (foundation)', () => {
     expect(runCli(['status', '--frob']).code).toBe(64);
   });
 
-  it('migrate --create creates the schema of design §5 (seen by the sqlite3 shell) and migrate is idempotent', () => {
+  it('migrate --create creates the default schema (seen by the sqlite3 shell) and migrate is idempotent', () => {
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'new/store.db' } });
     const first = runCli(['migrate', '--create', '--config', config]);
