@@ -59,6 +59,13 @@ export interface CascadeStatements {
   countTweets(): number;
   /** Tweets written by any of these authors: what deleting them would delete too. */
   countByAuthors(authors: readonly Id[]): number;
+  /**
+   * Deletes the author's tweets (each with its dependents, as a tweet's own deletion does) one at a time, asking
+   * `stop()` after each, so that the caller can commit and go on in a new transaction: one author may have written
+   * a large share of the store. Each tweet goes whole, so a cut (or a crash) between two leaves a valid store, and
+   * the next call simply finds fewer tweets. `complete` is true once the author has none left.
+   */
+  deleteTweetsOfAuthor(author: Id, stop: () => boolean): { deleted: number; complete: boolean };
   /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
   markByAuthor(author: Id, state: string, reason: string, at: string): number;
   scrubGeoByAuthor(author: Id): number;
@@ -206,11 +213,27 @@ export function prepareContentStatements(
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
           authorEncoding,
         );
+    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade'));
+    // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
+    const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
+    const bindAuthor = bind(authorEncoding);
+    const deleteTweetsOfAuthor = (key: Id, stop: () => boolean) => {
+      let deleted = 0;
+      for (;;) {
+        const ids = tweetsOfAuthor.all(bindAuthor(key)) as (bigint | string)[];
+        if (!ids.length) return { deleted, complete: true };
+        for (const tweet of ids) {
+          deleted += deleteTweet(String(tweet) as Id).own;
+          if (stop()) return { deleted, complete: false };
+        }
+      }
+    };
     const cascadeMarkCell = counter.cell(tw.table, 'cascade', 'marked');
     const cascadeScrubCell = counter.cell(tw.table, 'cascade', 'updated');
     cascade = {
       countTweets: () => countTweets(),
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
+      deleteTweetsOfAuthor,
       markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
       scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
     };
@@ -243,6 +266,16 @@ export function prepareContentStatements(
  */
 function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, lastDelete: { cascaded: number }): (key: Id) => number {
   const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result');
+  const run = prepareSteps(db, target, t, counter, steps);
+  return (key) => {
+    const { own, cascaded } = run(key);
+    lastDelete.cascaded = cascaded;
+    return own;
+  };
+}
+
+/** Runs a deletion's steps for one key: rows changed by its last step (the row itself) and the cascade's deletions. */
+function prepareSteps(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, steps: Step[]): (key: Id) => { own: number; cascaded: number } {
   const prepared = steps.map((step) => {
     const stmt = db.prepare(step.sql);
     return {
@@ -256,7 +289,11 @@ function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCo
   if (prepared.length === 1) {
     const run = own.run;
     const cell = own.cell!;
-    return (key) => counter.add(cell, run(key));
+    const cascades = own.cascaded;
+    return (key) => {
+      const n = counter.add(cell, run(key));
+      return { own: n, cascaded: cascades ? n : 0 };
+    };
   }
   return (key) => {
     let n = 0;
@@ -270,8 +307,7 @@ function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCo
       if (p.cell) counter.add(p.cell, n);
       if (p.cascaded) cascadedNow += n;
     }
-    lastDelete.cascaded = cascadedNow;
-    return n;
+    return { own: n, cascaded: cascadedNow };
   };
 }
 
