@@ -14,6 +14,7 @@ import {
 } from '../store/applyRuns.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
+import { ensureGuard } from '../store/guard.js';
 import { ensureVisibleViews } from '../store/marks.js';
 import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
@@ -137,7 +138,10 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     });
   }
   const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
-  if (!options.dryRun) ensureVisibleViews(db, target);
+  if (!options.dryRun) {
+    ensureVisibleViews(db, target);
+    ensureGuard(db, target, rc.guard);
+  }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
   const totals: Totals =
@@ -338,7 +342,7 @@ function applyBatch(records: ResultRecord[], statements: ContentStatements, asOf
       continue;
     }
     const found =
-      taken === 'delete' ? statements.delete(id) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
+      taken === 'delete' ? statements.delete(id, reason, asOf) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
     if (found) delta.applied[taken]++;
     else delta.notFound++;
     count(reason, found ? taken : 'not_found', 1);

@@ -40,9 +40,10 @@ export interface ContentStatements {
   countExisting(ids: readonly Id[]): number;
   /**
    * Deletes the row after what references it (FK children, link rows, self-references, and for users the author's
-   * tweets with theirs), all in the caller's transaction.
+   * tweets with theirs), all in the caller's transaction, and tombstones the ID and every row of a mapped table
+   * deleted with it (cs_tombstones: type, ID, reason, time; no content), in that same transaction.
    */
-  delete(id: Id): number;
+  delete(id: Id, reason: string, at: string): number;
   /** The author's tweets the last `delete` of a user removed (the cascade). */
   readonly lastDelete: { cascaded: number };
   mark(id: Id, state: string, reason: string, at: string): number;
@@ -137,6 +138,8 @@ interface Step {
   cause: ChangeCause;
   kind: ChangeKind;
   uncounted?: boolean;
+  /** A cs_tombstones insert: bound with (reason, at, key) instead of (key). */
+  tombstone?: boolean;
 }
 
 /** Prepares, once per apply run, every statement for one type from the resolved target. */
@@ -181,7 +184,7 @@ export function prepareContentStatements(
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
 
   const lastDelete = { cascaded: 0 };
-  const deleteRow = prepareDelete(db, target, t, counter, lastDelete);
+  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, options.runId);
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -241,29 +244,42 @@ export function prepareContentStatements(
  * rows first (deleted, recursively with their own dependents, or their reference cleared), then the row's ledger
  * mark, then the row. The default schema has no relations, so its deletion is the one DELETE (the fast path).
  */
-function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, lastDelete: { cascaded: number }): (key: Id) => number {
-  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result');
+function prepareDelete(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  counter: ChangeCounter,
+  lastDelete: { cascaded: number },
+  runId: number | null,
+): (key: Id, reason: string, at: string) => number {
+  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result', runId);
   const prepared = steps.map((step) => {
     const stmt = db.prepare(step.sql);
+    const bindKey = step.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
     return {
       step,
-      run: step.encoding === 'number' ? (key: Id) => stmt.run(BigInt(key)).changes : (key: Id) => stmt.run(key).changes,
+      run: step.tombstone
+        ? (key: Id, reason: string, at: string) => stmt.run(reason, at, bindKey(key)).changes
+        : (key: Id) => stmt.run(bindKey(key)).changes,
       cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
       cascaded: step.cause === 'cascade' && step.kind === 'deleted',
     };
   });
-  const own = prepared[prepared.length - 1]!;
-  if (prepared.length === 1) {
-    const run = own.run;
+  // The default schema's deletion: the tombstone and the one DELETE (the fast path).
+  if (prepared.length === 2 && prepared[0]!.step.tombstone) {
+    const [tomb, own] = prepared as [(typeof prepared)[0], (typeof prepared)[0]];
     const cell = own.cell!;
-    return (key) => counter.add(cell, run(key));
+    return (key, reason, at) => {
+      tomb.run(key, reason, at);
+      return counter.add(cell, own.run(key, reason, at));
+    };
   }
-  return (key) => {
+  return (key, reason, at) => {
     let n = 0;
     let cascadedNow = 0;
     for (const p of prepared) {
       try {
-        n = p.run(key);
+        n = p.run(key, reason, at);
       } catch (err) {
         throw explainConstraint(err, db, target, p.step, t, key);
       }
@@ -275,7 +291,10 @@ function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCo
   };
 }
 
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause): Step[] {
+/** What a tombstone's reason says about why the row went: the result's own reason, or how it followed one. */
+const TOMBSTONE_REASON: Record<ChangeCause, string> = { result: '?', cascade: `'${CASCADE_REASON_PREFIX}' || ?`, fk: "'dependent_' || ?", trigger: '?' };
+
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere: Where =
@@ -287,12 +306,22 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
             encoding: where.encoding,
           };
     if (relation.action === 'delete') {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk'));
+      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId));
     } else {
       steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
     }
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
+  if (mapped) {
+    // A result's own ID is tombstoned whether or not it is still stored: X says it is gone, so it must not come back.
+    const reason = TOMBSTONE_REASON[cause];
+    const run = runId ?? 'NULL';
+    const sql =
+      cause === 'result'
+        ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
+        : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${q(mapped.id)}, ${run} FROM ${q(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
+    steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
+  }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
     const ids = where.column !== null && same(where.column, mapped.id) ? '= ?' : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;

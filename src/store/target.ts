@@ -265,6 +265,8 @@ function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, 
     if (seen.has(table)) continue;
     seen.add(table);
     for (const trigger of schema.triggersOn(table)) {
+      // The ingest guard's triggers fire on inserts only, never on our deletes and updates.
+      if (trigger.name.toLowerCase().startsWith('cs_guard_')) continue;
       for (const target of triggerWrites(trigger.sql)) {
         if (isFts(target)) continue;
         const name = realName(schema, target);
