@@ -203,6 +203,12 @@ export const configSchema = z.strictObject({
         .boolean()
         .default(true)
         .describe('Leave no deleted text in the store files: secure_delete while applying, FTS optimize and a WAL checkpoint (TRUNCATE) when a cycle closes.'),
+      vacuum: z
+        .enum(['off', 'cycle'])
+        .default('off')
+        .describe(
+          "cycle: rebuild the store file (VACUUM) in the purge at each cycle's close, the only way to also clear copies of deleted rows that SQLite left in the free space of pages rebalanced before the deletion. Needs free disk for a full copy and locks the store while it runs.",
+        ),
     })
     .prefault({}),
   paths: z

@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { clearStaleMarks } from '../store/marks.js';
+import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
 import { StoredIds } from '../store/storedIds.js';
 import type { JobType } from '../types.js';
@@ -69,6 +70,10 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
   const cleared = dryRun ? 0 : await clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
   const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
   ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
+  if (!dryRun && ctx.config.reconcile.purge) {
+    const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle' });
+    log[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
+  }
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });

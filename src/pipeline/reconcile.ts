@@ -16,6 +16,7 @@ import { addChanges, type ChangeCount, type ChangesByTable } from '../store/chan
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
 import { ensureGuard } from '../store/guard.js';
 import { ensureVisibleViews } from '../store/marks.js';
+import { enableSecureDelete } from '../store/purge.js';
 import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
 import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
@@ -141,6 +142,8 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   if (!options.dryRun) {
     ensureVisibleViews(db, target);
     ensureGuard(db, target, rc.guard);
+    // Deleted rows and scrubbed values are zeroed in the file, not left in free space (purgeStore does the rest).
+    if (rc.purge) enableSecureDelete(db);
   }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
