@@ -327,6 +327,14 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
     const ids = where.column !== null && same(where.column, mapped.id) ? '= ?' : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
     steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
   }
+  // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
+  for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
+    const sql =
+      f.module === 'fts5'
+        ? `INSERT INTO ${q(f.fts)} (${q(f.fts)}, rowid, ${f.columns.map(q).join(', ')}) SELECT 'delete', ${q(f.rowid)}, ${f.columns.map(q).join(', ')} FROM ${q(table)} WHERE ${where.sql}`
+        : `DELETE FROM ${q(f.fts)} WHERE docid IN (SELECT ${q(f.rowid)} FROM ${q(table)} WHERE ${where.sql})`;
+    steps.push({ sql, encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
+  }
   steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
   return steps;
 }
