@@ -94,14 +94,22 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   // SQLite raises "foreign key mismatch" on every delete from the parent of such a key (the ingester that wrote them
   // ran without enforcement); the relations are still acted on, by us, in the same order.
   options.logger.warn({ foreignKeys: target.unenforceableForeignKeys }, 'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while applying');
-  const enforced = Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  // A cycle of each type may apply on one connection at the same time: enforcement comes back when the last leaves.
+  const holders = fkOffHolders.get(db) ?? { count: 0, enforced: Number(db.pragma('foreign_keys', { simple: true })) === 1 };
+  fkOffHolders.set(db, holders);
+  holders.count++;
   db.pragma('foreign_keys = OFF');
   try {
     return await applyToTarget(options, target);
   } finally {
-    if (enforced) db.pragma('foreign_keys = ON');
+    if (--holders.count === 0) {
+      fkOffHolders.delete(db);
+      if (holders.enforced) db.pragma('foreign_keys = ON');
+    }
   }
 }
+
+const fkOffHolders = new WeakMap<Db, { count: number; enforced: boolean }>();
 
 async function applyToTarget(options: ApplyOptions, target: Target): Promise<ApplySummary> {
   const started = performance.now();
@@ -138,7 +146,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
       hint: 'the file was replaced since; start a new run of it',
     });
   }
-  const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
+  const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null, tombstones: !options.dryRun });
   if (!options.dryRun) {
     ensureVisibleViews(db, target);
     ensureGuard(db, target, rc.guard);

@@ -147,7 +147,7 @@ export function prepareContentStatements(
   db: Db,
   target: Target,
   type: JobType,
-  options: { cascadeUsers: boolean; runId: number | null },
+  options: { cascadeUsers: boolean; runId: number | null; /** false for a dry run: the store may have no ledger yet. */ tombstones?: boolean },
 ): ContentStatements {
   const t = target[type];
   const table = q(t.table);
@@ -184,7 +184,7 @@ export function prepareContentStatements(
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
 
   const lastDelete = { cascaded: 0 };
-  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, options.runId);
+  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, options.tombstones === false ? undefined : options.runId);
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -250,7 +250,8 @@ function prepareDelete(
   t: TableTarget,
   counter: ChangeCounter,
   lastDelete: { cascaded: number },
-  runId: number | null,
+  /** undefined: no tombstones (a dry run). */
+  runId: number | null | undefined,
 ): (key: Id, reason: string, at: string) => number {
   const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result', runId);
   const prepared = steps.map((step) => {
@@ -294,7 +295,7 @@ function prepareDelete(
 /** What a tombstone's reason says about why the row went: the result's own reason, or how it followed one. */
 const TOMBSTONE_REASON: Record<ChangeCause, string> = { result: '?', cascade: `'${CASCADE_REASON_PREFIX}' || ?`, fk: "'dependent_' || ?", trigger: '?' };
 
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null): Step[] {
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere: Where =
@@ -312,7 +313,7 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
     }
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
-  if (mapped) {
+  if (mapped && runId !== undefined) {
     // A result's own ID is tombstoned whether or not it is still stored: X says it is gone, so it must not come back.
     const reason = TOMBSTONE_REASON[cause];
     const run = runId ?? 'NULL';

@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { Db } from './open.js';
 import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
-import type { TableTarget } from './target.js';
+import type { Relation, TableTarget, Target } from './target.js';
 
 export type GuardMode = Config['reconcile']['guard'];
 
@@ -53,12 +53,40 @@ END`,
 }
 
 /**
- * Brings the guard's triggers on both mapped tables in line with reconcile.guard: creates what is missing, replaces
+ * The guard on a table that references a mapped table's ID (a relation the deletion acts on): an ingester that
+ * writes a link row, a like, a user's tweet, a quote pointer for a tombstoned ID gets what the deletion would have
+ * done to it. Rows the deletion removes are not written (RAISE as for the mapped tables); a reference the deletion
+ * clears is cleared after the insert, so the row itself is kept.
+ */
+export function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
+  const out = new Map<string, string>();
+  if (mode === 'off' || relation.parentColumn.toLowerCase() !== parent.id.toLowerCase()) return out;
+  const child = q(relation.childTable);
+  const column = q(relation.childColumn);
+  const tombstoned = `EXISTS (SELECT 1 FROM cs_tombstones WHERE type = '${parent.type}' AND id = NEW.${column})`;
+  const name = `${GUARD_PREFIX}${relation.childTable}_${relation.childColumn}_${parent.type}`;
+  if (relation.action === 'delete') {
+    const raise = mode === 'ignore' ? 'RAISE(IGNORE)' : `RAISE(ABORT, ${quoteLiteral(GUARD_ABORT_MESSAGE)})`;
+    out.set(name, `CREATE TRIGGER ${q(name)} BEFORE INSERT ON ${child} WHEN ${tombstoned} BEGIN SELECT ${raise}; END`);
+  } else {
+    const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
+    out.set(name, `CREATE TRIGGER ${q(name)} AFTER INSERT ON ${child} WHEN ${tombstoned} BEGIN UPDATE ${child} SET ${column} = ${value} WHERE ${column} = NEW.${column}; END`);
+  }
+  return out;
+}
+
+/**
+ * Brings the guard's triggers (on both mapped tables and the tables referencing them) in line with reconcile.guard: creates what is missing, replaces
  * what changed (the mapping or the mode), drops what is no longer wanted. Cheap when nothing changed.
  */
-export function ensureGuard(db: Db, target: { tweets: TableTarget; users: TableTarget }, mode: GuardMode): void {
+export function ensureGuard(db: Db, target: Target, mode: GuardMode): void {
   const wanted = new Map<string, string>();
-  for (const t of [target.tweets, target.users]) for (const [name, sql] of guardTriggers(t, mode)) wanted.set(name, sql);
+  for (const t of [target.tweets, target.users]) {
+    for (const [name, sql] of guardTriggers(t, mode)) wanted.set(name, sql);
+    for (const relation of target.relations.get(t.table.toLowerCase()) ?? []) {
+      for (const [name, sql] of relationGuardTriggers(relation, t, mode)) wanted.set(name, sql);
+    }
+  }
   const existing = db
     .prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ${GUARD_PREFIX.length}) = '${GUARD_PREFIX}'`)
     .all() as { name: string; sql: string }[];

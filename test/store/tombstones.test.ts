@@ -5,6 +5,7 @@ import { GUARD_ABORT_MESSAGE } from '../../src/store/guard.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { cleanEnv } from '../helpers/cli.js';
+import { LAYOUT_SPECS, storeIntegrity } from '../helpers/layouts-check.js';
 import { buildLayoutStore, ingestDefault, LAYOUT_NAMES, layoutStoreConfig, makeArchive, reingest, type LayoutName } from '../helpers/layouts.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, insertTweets, insertUsers, makeStore, result, writeResults } from '../pipeline/helpers.js';
@@ -137,5 +138,7 @@ describe.each(LAYOUT_NAMES.filter((n): n is Exclude<LayoutName, 'default'> => n 
     // Nothing else was held back: the tweets still stored before are all there.
     expect(tweetIds(after).length).toBe(storedTweets.size - gone.size);
     after.close();
+    // Link rows, likes and pointers the ingester wrote for the deleted IDs were dropped or cleared by the guard.
+    expect(storeIntegrity(LAYOUT_SPECS[name], storePath)).toEqual([]);
   });
 });
