@@ -46,7 +46,7 @@ const AUTHORS = 200_000;
 const author = (random) => 100000000n + BigInt(Math.floor(random() * AUTHORS));
 
 /**
- * The child columns the work looks up by (issue 11 §4): created here by name so both the bench and a store without
+ * The child columns the work looks up by (issue 11, item 4): created here by name so both the bench and a store without
  * `migrate --create-indexes` have them; `migrate --create-indexes` is run afterwards and adds whatever else it wants.
  */
 const CHILD_INDEXES = [
@@ -174,7 +174,7 @@ function measure(layout, source, file, run) {
     db.close();
   }
   if (layout !== 'default') {
-    // The opt-in index step (issue 11 §4), timed apart: it is a one-off, not part of every apply.
+    // The opt-in index step (issue 11, item 4), timed apart: it is a one-off, not part of every apply.
     const indexes = cliRun(['migrate', '--create-indexes', '--config', config]);
     if (indexes.status !== 0) throw new Error(`migrate --create-indexes failed (exit ${indexes.status}): ${indexes.stderr.slice(-1500)}`);
   } else {

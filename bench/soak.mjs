@@ -4,7 +4,8 @@
 // of tweets and users, and the daemon on a schedule of every few seconds for both types; at each cycle's close it reads
 // the daemon's RSS from /proc and its live heap after a full GC (bench/lib/live-heap.mjs), then prints both per type
 // with their trend. The forced GCs flatten the RSS sawtooth a daemon otherwise shows between full collections.
-//   npm run bench:soak -- [--minutes 5] [--tweets 200000] [--users 20000] [--every 15]
+//   npm run bench:soak -- [--minutes 5] [--tweets 200000] [--users 20000] [--every 15] [--metrics]
+// --metrics turns metrics.listen on (loopback) and scrapes /metrics and /healthz every second, as Prometheus would.
 // The emulator's mix has no deletions, so every cycle sees the same store: a steady state, not a shrinking one.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const minutes = option('minutes', 5);
 const tweets = option('tweets', 200_000);
 const users = option('users', 20_000);
 const every = option('every', 15);
+const withMetrics = argv.includes('--metrics');
 const log = (line) => process.stderr.write(`${line}\n`);
 const fmt = (x) => x.toFixed(0);
 
@@ -46,6 +48,7 @@ writeFileSync(
     schedule: { cron: `*/${every} * * * * *`, types: ['tweets', 'users'] },
     jobs: { shardSize: 50_000, pollIntervalSeconds: 0.2 },
     paths: { work: path.join(dir, 'work') },
+    ...(withMetrics ? { metrics: { listen: '127.0.0.1:0' } } : {}),
   }),
 );
 
@@ -67,6 +70,8 @@ const sampler = setInterval(() => (peak = Math.max(peak, rssMb() || 0)), 250);
 sampler.unref();
 const closes = [];
 const started = Date.now();
+let scrapes = 0;
+let scraper;
 readline.createInterface({ input: daemon.stdout }).on('line', (line) => {
   let entry;
   try {
@@ -75,6 +80,15 @@ readline.createInterface({ input: daemon.stdout }).on('line', (line) => {
     return;
   }
   if (entry.level >= 50) log(`daemon: ${line}`);
+  if (entry.msg === 'metrics listening') {
+    const base = entry.url.replace(/\/metrics$/, '');
+    scraper = setInterval(() => {
+      Promise.all([fetch(`${base}/metrics`), fetch(`${base}/healthz`)])
+        .then((responses) => Promise.all(responses.map((r) => r.text())))
+        .then(() => scrapes++, (err) => log(`scrape failed: ${err.message}`));
+    }, 1000);
+    return;
+  }
   if (entry.msg === 'bench live heap') {
     // Two closes in quick succession can share one signal: the figure is then for both.
     for (const [n, close] of closes.entries()) {
@@ -93,6 +107,7 @@ readline.createInterface({ input: daemon.stdout }).on('line', (line) => {
 
 await new Promise((resolve) => setTimeout(resolve, minutes * 60_000));
 clearInterval(sampler);
+clearInterval(scraper);
 await stopProcess(daemon);
 await emulator.stop();
 rmSync(dir, { recursive: true, force: true });
@@ -111,7 +126,7 @@ const trend = (list, field) => {
 };
 const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
 console.log(`compliance-sync daemon soak — ${os.availableParallelism()} cores, Node ${process.version}`);
-console.log(`${tweets} tweets, ${users} users, both types every ${every} s, ${minutes} min: ${closes.length} cycles closed, peak RSS ${fmt(peak)} MB\n`);
+console.log(`${tweets} tweets, ${users} users, both types every ${every} s, ${minutes} min: ${closes.length} cycles closed, peak RSS ${fmt(peak)} MB${withMetrics ? `, metrics on (${scrapes} scrapes of /metrics and /healthz)` : ''}\n`);
 console.log('| type | cycles | RSS at first close, MB | RSS at later closes, MB (min / median / max) | RSS trend, MB per 10 cycles | live heap after GC, MB (2nd close → last) | live heap trend, MB per 10 cycles |');
 console.log('|---|--:|--:|---|--:|---|--:|');
 for (const type of ['tweets', 'users']) {

@@ -1,5 +1,5 @@
 /**
- * The domain's words (design.md §2) and the types that carry them.
+ * The domain's words (docs/architecture.md#words) and the types that carry them.
  *
  * - store:   the SQLite database being kept compliant: content tables plus this tool's ledger.
  * - type:    `tweets` or `users`, the two kinds of compliance job.

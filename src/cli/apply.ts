@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
-import { EXIT } from '../errors.js';
+import { EXIT, UsageError } from '../errors.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
 import { purgeStore } from '../store/purge.js';
 import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
@@ -13,6 +12,7 @@ import { acquireRunLock } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 import { configFromOptions, openCheckedStore, openMigratedStore, print, printJson, table, withConfigOption } from './context.js';
 import { foregroundLogger } from './foreground.js';
+import { showApplyProgress } from './progress.js';
 import { onStopSignals } from './signals.js';
 
 interface ApplyCliOptions {
@@ -46,6 +46,11 @@ export function registerApply(program: Command): void {
     .action(async (fileArg: string, options: ApplyCliOptions) => {
       const config = configFromOptions(options);
       const file = path.resolve(fileArg);
+      if (isFolder(file)) {
+        throw new UsageError(`${file} is a folder; apply takes one results file`, {
+          hint: `pass one results file: compliance-sync apply --type ${options.type} ${path.join(fileArg, '<results>.ndjson')}`,
+        });
+      }
       const interactive = process.stdout.isTTY === true && !options.json;
       const logger = foregroundLogger(config.log.level, interactive);
       // The preflight runs before anything is written. A dry run writes nothing at all: no migration, no switch to
@@ -62,7 +67,7 @@ export function registerApply(program: Command): void {
       }
       const controller = new AbortController();
       const stopSignals = onStopSignals(controller, logger);
-      const bar = interactive ? progressBar(file) : null;
+      const bar = interactive ? showApplyProgress(sizeOf(file)) : null;
       try {
         let resumable = options.dryRun ? null : findResumableApplyRun(db, options.type, file);
         if (resumable && resumable.sourceIdentity !== identityOf(file)) {
@@ -82,7 +87,7 @@ export function registerApply(program: Command): void {
           confirmDeletions: options.confirmDeletions ?? false,
           dryRun: options.dryRun ?? false,
           signal: controller.signal,
-          onProgress: bar ? (p) => bar.update(p.bytesRead, { phase: p.phase === 'scan' ? 'checking' : 'applying' }) : undefined,
+          onProgress: bar ? (p) => bar.update(p.bytesRead, p.phase === 'scan' ? 'checking' : 'applying') : undefined,
         });
         bar?.stop();
         if (!options.dryRun && config.reconcile.purge && summary.state === 'done') {
@@ -101,13 +106,20 @@ export function registerApply(program: Command): void {
     });
 }
 
-function progressBar(file: string): cliProgress.SingleBar {
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: '{phase} [{bar}] {percentage}% · {value}/{total} bytes · eta {eta_formatted}', hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(Math.max(1, statSync(file).size), 0, { phase: 'checking' });
-  return bar;
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** The exit code, with a line on stderr saying what to do when it is not 0. */

@@ -27,10 +27,10 @@ export function registerCheckConfig(program: Command): void {
     .action((options: { config?: string; json?: boolean; store?: boolean }) => {
       const config = configFromOptions(options);
       const store = options.store ? storePreflight(config) : undefined;
-      let token: { source: string; masked: string } | { error: string };
+      let token: { source: string; masked: string; warning?: string } | { error: string };
       try {
         const found = resolveBearerToken(config);
-        token = { source: found.source, masked: maskSecret(found.token) };
+        token = { source: found.source, masked: maskSecret(found.token), ...(found.warning ? { warning: found.warning } : {}) };
       } catch (err) {
         token = { error: (err as Error).message };
       }
@@ -41,6 +41,7 @@ export function registerCheckConfig(program: Command): void {
         print(`config ${config.configPath}: valid`);
         print(JSON.stringify(config, null, 2));
         print('error' in token ? `bearer token: missing — ${token.error}` : `bearer token: ${token.masked} from ${token.source}`);
+        if ('warning' in token) process.stderr.write(`compliance-sync: warning: ${token.warning}\n`);
         print(`next runs (${config.schedule.timezone}, "${config.schedule.cron}"):`);
         for (const run of runs) print(`  ${run}`);
         if (store) print(`\n${formatPreflight(store)}`);

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { rememberPaths } from '../errors.js';
 import { loadConfig, resolveConfigPath, type Config } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { migrate, type MigrationResult } from '../store/migrate.js';
@@ -13,7 +14,10 @@ export function withConfigOption(command: Command): Command {
 }
 
 export function configFromOptions(options: { config?: string }): Config {
-  return loadConfig(resolveConfigPath(options.config));
+  const config = loadConfig(resolveConfigPath(options.config));
+  // So that "disk full" and "permission denied" can name the store or work folder (src/errors.ts).
+  rememberPaths({ store: config.store.path, work: config.paths.work });
+  return config;
 }
 
 export function loggerFor(config: Config): Logger {

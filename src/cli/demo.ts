@@ -49,15 +49,26 @@ export function registerDemo(program: Command): void {
       const token = randomBytes(16).toString('hex');
       // A generous rate limit: X grants 150 requests per 15 minutes, which would make a demo of minutes out of seconds.
       const emulator = await startEmulator({ token, seed: SEED, processingMs: 300, rateLimit: { limit: 10_000 } });
+      // The token is a file beside the config (0600), so that the config runs again against a restarted emulator.
+      const tokenFile = path.join(dir, 'x-bearer-token');
+      rmSync(tokenFile, { force: true });
+      writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      const port = new URL(emulator.url).port;
       const raw = {
+        $comment:
+          `Written by \`compliance-sync demo\`. api.baseUrl is the built-in emulator of X's API that the demo started on a free port (${port}); ` +
+          `it stopped when the demo ended. x-bearer-token holds the random token the demo gave that emulator (not an X token). ` +
+          `To run this config again: compliance-sync emulator --port ${port} --token "$(cat ${path.relative(process.cwd(), tokenFile)})" ` +
+          `and, in another shell, compliance-sync reconcile --now --config ${path.relative(process.cwd(), path.join(dir, 'config.json'))}. ` +
+          `status and report need neither.`,
         store: { path: 'demo.db' },
-        api: { baseUrl: emulator.url, timeoutSeconds: 30 },
+        api: { baseUrl: emulator.url, bearerTokenFile: 'x-bearer-token', timeoutSeconds: 30 },
         jobs: { shardSize: 50_000, pollIntervalSeconds: 0.25 },
         paths: { work: 'work' },
       };
       const configPath = path.join(dir, 'config.json');
       writeFileSync(configPath, `${JSON.stringify(raw, null, 2)}\n`);
-      const env = { ...process.env, X_BEARER_TOKEN: token };
+      const env = process.env;
       const config = parseConfig(raw, configPath, env);
       print(`emulator listening on ${emulator.url}; running reconcile --now on both types …`);
 

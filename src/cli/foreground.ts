@@ -1,6 +1,5 @@
-import pino from 'pino';
 import type { Config } from '../config/load.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, logDestination, type Logger } from '../log.js';
 import { runCycles, type CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { openRuntime, type Runtime } from '../pipeline/runtime.js';
@@ -9,13 +8,15 @@ import type { RunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
 import { showProgress } from './progress.js';
 import { onStopSignals } from './signals.js';
+import { metricsFor } from '../metrics/serveMetrics.js';
+import type { MetricsServer } from '../metrics/server.js';
 
 /**
  * The logger of a command a person runs: on a terminal the progress display speaks and logs keep only warnings;
  * otherwise one log line per state change. Logs go to stderr so that stdout carries only the command's output.
  */
 export function foregroundLogger(level: Config['log']['level'], interactive: boolean): Logger {
-  return createLogger(interactive ? 'warn' : level, pino.destination({ dest: 2, sync: true }));
+  return createLogger(interactive ? 'warn' : level, logDestination(2));
 }
 
 export interface ForegroundCycles {
@@ -41,10 +42,13 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
   let lock: RunLock | undefined;
   let runtime: Runtime | undefined;
   let stopProgress: (() => void) | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     requireExistingStore(run.config); // before the lock file: a mistyped store.path leaves nothing behind
     lock = await run.takeLock(controller.signal);
-    runtime = openRuntime(run.config, run.logger, run.env, run.types);
+    const served = await metricsFor(run.config);
+    runtime = openRuntime(run.config, run.logger, run.env, { types: run.types, observer: served.metrics?.observer });
+    metricsServer = await served.start(runtime, () => run.config, run.logger);
     if (run.interactive) stopProgress = showProgress(runtime.events);
     const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, run.cycle);
     stopProgress?.();
@@ -52,6 +56,7 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     return report(summaries, runtime);
   } finally {
     stopProgress?.();
+    await metricsServer?.close();
     runtime?.close();
     lock?.release();
     stopSignals();

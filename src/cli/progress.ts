@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { divertTerminalLogs } from '../log.js';
 import type { CycleEvents } from '../pipeline/events.js';
 import type { JobType } from '../types.js';
 
@@ -59,5 +60,35 @@ export function showProgress(events: CycleEvents, stream: NodeJS.WriteStream = p
     render(e.type, 0, { lines: entry.linesBefore + e.linesRead });
   });
   events.on('cycle:closed', (e) => render(e.type, e.summary.shards.total, { state: 'closed' }));
-  return () => bars.stop();
+  // Warnings during the run appear above the bars, whole, instead of being drawn over.
+  divertTerminalLogs((text) => bars.log(text));
+  let stopped = false;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    bars.update();
+    divertTerminalLogs(null);
+    bars.stop();
+  };
+}
+
+/** The byte progress of `apply FILE` on a terminal; log lines appear above it, whole. */
+export function showApplyProgress(totalBytes: number, stream: NodeJS.WriteStream = process.stderr) {
+  const bars = new cliProgress.MultiBar(
+    { stream, format: '{phase} [{bar}] {percentage}% · {value}/{total} bytes · eta {eta_formatted}', hideCursor: true, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  const bar = bars.create(Math.max(1, totalBytes), 0, { phase: 'checking' });
+  divertTerminalLogs((text) => bars.log(text));
+  let stopped = false;
+  return {
+    update: (bytes: number, phase: string) => bar.update(bytes, { phase }),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      bars.update();
+      divertTerminalLogs(null);
+      bars.stop();
+    },
+  };
 }

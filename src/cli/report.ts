@@ -1,8 +1,10 @@
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { StoreError } from '../errors.js';
+import { StoreError, UsageError } from '../errors.js';
 import { ledgerState } from '../store/migrate.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
-import { configFromOptions, openStoreReadOnly, print, printJson, withConfigOption } from './context.js';
+import { configFromOptions, openStoreReadOnly, print, withConfigOption } from './context.js';
 
 export function registerReport(program: Command): void {
   withConfigOption(program.command('report'))
@@ -12,8 +14,9 @@ export function registerReport(program: Command): void {
       if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be a date like 2026-11-01 or 2026-11-01T00:00:00Z');
       return date;
     })
-    .addOption(new Option('--format <format>', 'output format').choices(['md', 'json']).default('md'))
-    .action((options: { config?: string; since?: Date; format: 'md' | 'json' }) => {
+    .addOption(new Option('--format <format>', 'output format (html: one self-contained page with charts)').choices(['md', 'json', 'html']).default('md'))
+    .option('--out <file>', 'write the report to this file (replaced whole) instead of stdout')
+    .action(async (options: { config?: string; since?: Date; format: 'md' | 'json' | 'html'; out?: string }) => {
       const config = configFromOptions(options);
       const db = openStoreReadOnly(config);
       try {
@@ -30,13 +33,49 @@ export function registerReport(program: Command): void {
         }
         const until = new Date();
         const since = options.since ?? new Date(until.getTime() - 30 * 86_400_000);
-        const report = complianceReport(db, config, since, until);
-        if (options.format === 'json') printJson({ store: config.store.path, ...report });
-        else print(toMarkdown(config.store.path, report));
+        let text: string;
+        if (options.format === 'html') {
+          // Loaded only for this format: every other command starts without the page's code.
+          const [{ renderReportHtml }, { readReportPage }] = await Promise.all([import('../report/htmlReport.js'), import('../report/reportPage.js')]);
+          text = renderReportHtml(readReportPage(db, config, since, until));
+        } else {
+          const report = complianceReport(db, config, since, until);
+          text = options.format === 'json' ? jsonText({ store: config.store.path, ...report }) : toMarkdown(config.store.path, report);
+        }
+        if (options.out) {
+          const file = path.resolve(options.out);
+          writeReport(file, text);
+          print(`report written to ${file}`);
+        } else print(text);
       } finally {
         db.close();
       }
     });
+}
+
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
+
+/** Through a temp file and a rename: a report that is there is whole. */
+function writeReport(file: string, text: string): void {
+  if (isFolder(file)) throw new UsageError(`--out ${file} is a folder; the report is one file`, { hint: 'pass a file name, e.g. --out report.md' });
+  const temp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(temp, text.endsWith('\n') ? text : `${text}\n`);
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function toMarkdown(store: string, report: ComplianceReport): string {

@@ -9,6 +9,8 @@ import { acquireRunLock } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
 import { onStopSignals } from './signals.js';
 import { SystemdNotifier } from './systemd.js';
+import { metricsFor } from '../metrics/serveMetrics.js';
+import type { MetricsServer } from '../metrics/server.js';
 
 /** Below the unit's TimeoutStopSec=90, so a stop always ends on our terms. */
 const STOP_DEADLINE_MS = 60_000;
@@ -31,11 +33,14 @@ export function registerRun(program: Command): void {
       const lock = acquireRunLock(config.store.path, 'run');
       let runtime: ReturnType<typeof openRuntime> | undefined;
       let daemon: Daemon | undefined;
+      let metricsServer: MetricsServer | undefined;
       let removeStopHandlers: (() => void) | undefined;
       try {
-        runtime = openRuntime(config, logger);
+        const served = await metricsFor(config);
+        runtime = openRuntime(config, logger, process.env, { observer: served.metrics?.observer });
         const started = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
         daemon = started;
+        metricsServer = await served.start(runtime, () => started.currentConfig, logger);
 
         // The shared two-stage stop: the first signal lets cycles finish their step, a second exits at once.
         const stopRequested = new AbortController();
@@ -75,6 +80,7 @@ export function registerRun(program: Command): void {
       } finally {
         // Also on a failed start: nothing may keep the process alive or the store locked.
         await daemon?.stop(0);
+        await metricsServer?.close();
         runtime?.close();
         lock.release();
         removeStopHandlers?.();

@@ -5,6 +5,8 @@ import { ledgerState } from '../store/migrate.js';
 import { currentLockHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
+import { readSnapshot } from '../metrics/snapshot.js';
+import { HookDeliveries } from '../store/hookDeliveries.js';
 import { configFromOptions, openStoreReadOnly, print, printJson, table, withConfigOption } from './context.js';
 
 export function registerStatus(program: Command): void {
@@ -42,8 +44,11 @@ export function registerStatus(program: Command): void {
         );
         const inProgress = cyclesInProgress(db);
         const lastCycles = ledger.recentCycles(10);
+        // Named like the /metrics families (without the compliance_sync_ prefix).
+        const metrics = readSnapshot(db, config, new Date());
+        const hookDeliveries = new HookDeliveries(db).recent(10);
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries });
           return;
         }
         print(
@@ -52,18 +57,35 @@ export function registerStatus(program: Command): void {
             ['store id', store.storeId ?? '-'],
             ['schema version', `${store.schemaVersion} (${store.migrations.map((m) => `${m.version}_${m.name}`).join(', ')})`],
             ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
-            ['daemon', daemonRunning ? `running (pid ${holder!.pid}, since ${holder!.since})` : holder ? `not running; store in use by ${holder.command} (pid ${holder.pid})` : 'not running'],
+            [
+              'daemon',
+              daemonRunning
+                ? `running (pid ${holder!.pid}, since ${holder!.since})`
+                : `not running, so no cycle is scheduled${holder ? `; store in use by ${holder.command} (pid ${holder.pid})` : ''} (start it: compliance-sync run, or systemctl start compliance-sync)`,
+            ],
             ...JOB_TYPES.map((type) => {
               const s = schedule[type]!;
-              return [`${type}`, `next run ${s.nextRunAt ?? '-'}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
+              const next = daemonRunning ? (s.nextRunAt ? `next run ${s.nextRunAt}` : 'not in schedule.types') : 'no daemon running';
+              return [`${type}`, `${next}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
             }),
+            ...JOB_TYPES.map((type) => {
+              const m = metrics.types[type];
+              const age = m.oldest_unchecked_age_seconds;
+              return [
+                `${type} coverage`,
+                `${(m.coverage_ratio * 100).toFixed(1)}% checked within ${metrics.audit_max_age}${age ? `; oldest unchecked row ${Math.round(age / 86_400)} days old` : ''}`,
+              ] as const;
+            }),
+            ['store size', `${metrics.store_size_bytes} bytes`],
           ]),
         );
         for (const cycle of inProgress) {
           const active = cycle.activeShard
             ? `; shard ${cycle.activeShard.seq} ${cycle.activeShard.state}${cycle.activeShard.job ? `, job ${cycle.activeShard.job.id} ${cycle.activeShard.job.status}` : ''}`
             : '';
-          print(`\nin progress: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
+          // An open cycle with no process holding the store is not progressing: it waits for the next run to resume it.
+          const label = holder ? 'in progress' : 'unfinished, no process is running it (the next run or `reconcile --now` resumes it)';
+          print(`\n${label}: ${cycle.type} cycle #${cycle.cycleId} (${cycle.trigger}, since ${cycle.startedAt}): ${cycle.shardsDone}/${cycle.shardsTotal} shards done${cycle.shardsHeld ? `, ${cycle.shardsHeld} held` : ''}${active}`);
         }
         print(lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
         for (const cycle of lastCycles) {
@@ -72,6 +94,11 @@ export function registerStatus(program: Command): void {
             ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards?.failed ? `, ${summary.shards.failed} shards failed` : ''}`
             : '';
           print(`  #${cycle.id} ${cycle.type} ${cycle.state} (${cycle.trigger}) started ${cycle.startedAt}${cycle.finishedAt ? `, finished ${cycle.finishedAt}` : ''}${detail}`);
+        }
+        if (hookDeliveries.length) print('\nrecent hook deliveries:');
+        for (const d of hookDeliveries) {
+          const outcome = d.state === 'failed' ? `FAILED after ${d.attempts} attempts: ${d.lastError ?? 'unknown'}${d.idsFile ? `; the IDs are in ${d.idsFile}` : ''}` : `${d.state} (${d.attempts} attempts)`;
+          print(`  ${d.hook} for cycle #${d.cycleId}: ${outcome}, ${d.updatedAt}`);
         }
       } finally {
         db.close();

@@ -64,6 +64,8 @@ export function parseConfig(raw: unknown, configPath: string, env: Env = process
     throw new ConfigError(`invalid config ${configPath}:\n  ${lines.join('\n  ')}`);
   }
   const parsed = result.data;
+  const tableProblems = tableMappingProblems(parsed.store.tables);
+  if (tableProblems.length) throw new ConfigError(`invalid config ${configPath}:\n  ${tableProblems.join('\n  ')}`);
   const base = path.dirname(path.resolve(configPath));
   // Under systemd the state lives in $STATE_DIRECTORY (the config folder is read-only there): a relative store path
   // means a file in it.
@@ -86,6 +88,25 @@ export function parseConfig(raw: unknown, configPath: string, env: Env = process
     reconcile: { ...parsed.reconcile, policy: { ...DEFAULT_POLICY, ...parsed.reconcile.policy } },
   };
   return deepFreeze(config) as Config;
+}
+
+/**
+ * Mappings the schema cannot see alone: one table for both types would make a users cycle delete tweets by user ID,
+ * and a `cs_*` table is the ledger itself.
+ */
+function tableMappingProblems(tables: ParsedConfig['store']['tables']): string[] {
+  const problems: string[] = [];
+  // SQLite table names are case-insensitive.
+  if (tables.tweets.table.toLowerCase() === tables.users.table.toLowerCase()) {
+    problems.push(`store.tables.users.table: must differ from store.tables.tweets.table (both are ${JSON.stringify(tables.users.table)}); tweets and users need tables of their own`);
+  }
+  for (const type of ['tweets', 'users'] as const) {
+    const table = tables[type].table;
+    if (/^cs_/i.test(table)) {
+      problems.push(`store.tables.${type}.table: ${JSON.stringify(table)} is a table of compliance-sync's own ledger (cs_*); name the table holding your ${type}`);
+    }
+  }
+  return problems;
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string {

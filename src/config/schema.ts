@@ -107,9 +107,28 @@ const timeZone = z.string().refine(
   { message: 'is not a known IANA time zone (e.g. "UTC", "Europe/Berlin")' },
 );
 
+/** A span of time like "90m", "36h", "30d" or "2w" (config/duration.ts reads it). */
+const duration = z.string().regex(/^[1-9][0-9]{0,5}(m|h|d|w)$/, { message: 'must be a whole number of m, h, d or w, e.g. "30d"' });
+
+/** Where a hook delivers: a command run without a shell (argv form), or a URL it is POSTed to. */
+const hook = z.union([
+  z.strictObject({
+    command: z.array(z.string().min(1)).min(1).describe('Program and arguments (no shell); the payload arrives as JSON on stdin.'),
+  }),
+  z.strictObject({
+    url: z.url({ protocol: /^https?$/ }).describe('Receives the payload by POST (Content-Type: application/json).'),
+  }),
+]);
+
+/** The host part of "host:port" is a loopback address. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
+}
+
 export const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 
-/** What each reason does by default (design.md §4); config entries override or add reasons. */
+/** What each reason does by default (docs/architecture.md#what-a-result-does-to-the-store); config entries override or add reasons. */
 export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
   deleted: 'delete',
   deactivated: 'delete',
@@ -122,6 +141,7 @@ export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[num
 });
 
 export const configSchema = z.strictObject({
+  $comment: z.string().optional().describe('Free text for people reading the file (the demo explains its token and port here); ignored.'),
   $schema: z.string().optional().describe('Path or URL of config.schema.json, for editors.'),
   store: z.strictObject({
     path: z.string().min(1).describe('The SQLite store to keep compliant (relative paths are relative to the config file).'),
@@ -218,6 +238,51 @@ export const configSchema = z.strictObject({
         .min(1)
         .optional()
         .describe('Directory for shard and result files. Default $CACHE_DIRECTORY, else <store>.work next to the store.'),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, { message: 'must be host:port, e.g. "127.0.0.1:9464" or "[::1]:9464"' })
+        .nullable()
+        .default(null)
+        .describe('Serve /metrics (Prometheus text format) and /healthz on this loopback address:port while the daemon runs. Off when null.'),
+      allowNonLoopback: z
+        .boolean()
+        .default(false)
+        .describe('Allow metrics.listen on an address other than loopback (the endpoint has no authentication).'),
+    })
+    .superRefine((metrics, ctx) => {
+      if (metrics.listen === null || metrics.allowNonLoopback || isLoopbackListen(metrics.listen)) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        input: metrics.listen,
+        message: 'must be a loopback address (127.0.0.1, [::1], localhost): the endpoint has no authentication; set metrics.allowNonLoopback to expose it',
+      });
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      maxAge: duration
+        .default('30d')
+        .describe('A stored ID counts as covered when a closed cycle checked it within this age ("90m", "36h", "30d", "2w").'),
+    })
+    .prefault({}),
+  hooks: z
+    .strictObject({
+      onCycleClosed: hook.optional().describe('Told about every closed cycle: its summary as JSON.'),
+      onDeletions: hook.optional().describe('Told which stored IDs a closed cycle deleted (only when it deleted some).'),
+      timeoutSeconds: z.number().min(0.1).max(600).default(10).describe('Time one delivery attempt may take.'),
+      maxAttempts: z.number().int().min(1).max(20).default(4).describe('Delivery attempts (with backoff between them) before a delivery counts as failed.'),
+      maxInlineIds: z
+        .number()
+        .int()
+        .min(0)
+        .max(1_000_000)
+        .default(10_000)
+        .describe('Above this many deleted IDs, the payload names a file of them (one per line) instead of listing them.'),
     })
     .prefault({}),
   log: z

@@ -27,7 +27,7 @@ export interface ApiRoute {
 
 const MAX_JSON_BODY = 64 * 1024;
 const ID_PATTERN = /^[0-9]{1,19}$/;
-/** The spec's enum plus `expired`, which real lists contain and node-twitter-api-v2 asks for (§6). */
+/** The spec's enum plus `expired`, which real lists contain and node-twitter-api-v2 asks for (docs/x-api.md#list-jobs). */
 const LIST_STATUSES = ['created', 'in_progress', 'failed', 'complete', 'expired'];
 const JOB_FIELDS = ['created_at', 'download_expires_at', 'download_url', 'id', 'name', 'resumable', 'status', 'type', 'upload_expires_at', 'upload_url'];
 const BODY_KEYS = ['type', 'name', 'resumable'];
@@ -110,7 +110,7 @@ function checkQuery(endpoint: Endpoint, query: URLSearchParams): InvalidParamete
   }
   const fields = query.get('compliance_job.fields');
   if (fields !== null) {
-    // Accepted and checked, not applied: whether X honours the parameter is unknown (§6), so every field is returned.
+    // Accepted and checked, not applied: whether X honours the parameter is unknown (docs/x-api.md#endpoints), so every field is returned.
     for (const field of fields.split(',')) {
       if (!JOB_FIELDS.includes(field)) {
         errors.push({
@@ -219,6 +219,6 @@ function list(ctx: EmulatorContext, res: ServerResponse, query: URLSearchParams)
   }
   if (errors.length) return sendJson(res, 400, invalidRequest(ctx.problemHost, errors));
   const jobs = ctx.jobs.all(ctx.app).filter((job) => job.type === type && (status === null || job.status === status));
-  // An empty list has no `data` (the spec's minItems: 1), as observed (§6).
+  // An empty list has no `data` (the spec's minItems: 1), as observed (docs/x-api.md#list-jobs).
   sendJson(res, 200, jobs.length ? { data: jobs.map(jobJson), meta: { result_count: jobs.length } } : { meta: { result_count: 0 } });
 }

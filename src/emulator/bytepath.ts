@@ -14,7 +14,7 @@ export interface BytepathRoute {
 const ACCEPTED_TYPES = ['text/plain', 'application/octet-stream'];
 
 /**
- * The 2026 api.x.com byte paths (§7.4, §9.1): `PUT …/jobs/{id}/upload?token=` and `GET …/jobs/{id}/download?token=`.
+ * The 2026 api.x.com byte paths (docs/x-api.md#byte-path-upload-2026, docs/x-api.md#results-transport): `PUT …/jobs/{id}/upload?token=` and `GET …/jobs/{id}/download?token=`.
  * The signed token is the credential (the docs PR says so; whether Bearer is also needed was undecided), single PUT only.
  */
 export async function handleBytepath(ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, route: BytepathRoute): Promise<void> {

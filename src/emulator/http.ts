@@ -87,7 +87,7 @@ export function sendXml(res: ServerResponse, status: number, xml: string): void 
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | null {
   if (!header) return null;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match) return null; // multi-range or another unit: ignoring the header is allowed (RFC 9110 §14.2)
+  if (!match) return null; // multi-range or another unit: ignoring the header is allowed (https://www.rfc-editor.org/rfc/rfc9110#section-14.2)
   const [, from, to] = match as unknown as [string, string, string];
   if (from === '' && to === '') return null;
   let start: number;

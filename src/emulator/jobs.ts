@@ -82,7 +82,7 @@ export interface NewJob {
 }
 
 /**
- * The jobs of every app, with the lazy state machine of §14: each read first applies what the clock says happened
+ * The jobs of every app, with the lazy state machine of docs/x-api.md#what-the-emulator-models: each read first applies what the clock says happened
  *   created --upload--> in_progress --(processing time)--> complete | failed (jobFail)
  *   created --(now > upload_expires_at)--> expired;  created | in_progress --cancel--> failed ("cancelled")
  */

@@ -6,9 +6,9 @@ import { parseId } from '../types.js';
  * What the emulator says about each uploaded ID. The outcome is a pure function of (type, id, seed, mix, rules),
  * so reruns, restarts and tests computing the expected store independently all agree.
  *
- * Vocabulary (GCS era, compliance-api.md §9.3): `delete` with reason `deleted`, `protected`, `suspended` or
- * `deactivated` (also for tweets, where design.md §4 deletes the row), and `scrub_geo`/`scrub_geo`.
- * The byte-path mode (§9.4) reports geo removal as `scrub_geo`/`geo_scrubbed`: see `forTransfer`.
+ * Vocabulary (GCS era, docs/x-api.md#gcs-era-vocabulary): `delete` with reason `deleted`, `protected`, `suspended` or
+ * `deactivated` (also for tweets, where the default policy deletes the row), and `scrub_geo`/`scrub_geo`.
+ * The byte-path mode (docs/x-api.md#byte-path-era-vocabulary) reports geo removal as `scrub_geo`/`geo_scrubbed`: see `forTransfer`.
  */
 export type OutcomeMix = { deleted: number; protected: number; suspended: number; deactivated: number; scrub_geo: number };
 
@@ -148,7 +148,7 @@ export function outcomeFor(
   return index < 0 ? null : { ...MIX_OUTCOMES[index]! };
 }
 
-/** The outcome in the vocabulary of a transfer mode: the 2026 byte-path flow says `geo_scrubbed` (§9.4). */
+/** The outcome in the vocabulary of a transfer mode: the 2026 byte-path flow says `geo_scrubbed` (docs/x-api.md#byte-path-era-vocabulary). */
 export function forTransfer(outcome: Outcome, transfer: 'gcs' | 'bytepath'): Outcome {
   if (transfer === 'bytepath' && outcome.action === 'scrub_geo' && outcome.reason === 'scrub_geo') {
     return { action: 'scrub_geo', reason: 'geo_scrubbed' };

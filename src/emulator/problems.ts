@@ -1,5 +1,5 @@
 /**
- * The error bodies the real service sends: v2 problem objects for the JSON API (§10.1), GCS XML for storage (§10.2).
+ * The error bodies the real service sends: v2 problem objects for the JSON API (docs/x-api.md#api-problems), GCS XML for storage (docs/x-api.md#storage-xml-errors).
  * Problem type URIs use api.twitter.com in the GCS era and api.x.com in the 2026 byte-path flow, as the specs of each
  * era do; clients match on the `/2/problems/<name>` suffix.
  */
@@ -48,7 +48,7 @@ export function conflict(host: ProblemHost, detail = 'You cannot create a new jo
   return { title: 'Conflict', detail, type: problemType(host, 'conflict'), status: 409 };
 }
 
-/** The body of an unknown job id (§14, as X's own mock answers it). */
+/** The body of an unknown job id (docs/x-api.md#get-one-job, as X's own mock answers it). */
 export function jobNotFound(host: ProblemHost, id: string): { errors: Record<string, string>[] } {
   return {
     errors: [

@@ -16,7 +16,7 @@ interface Window {
 }
 
 /**
- * X's limits as recorded (§11): fixed windows per (app, endpoint) that start at the first call, 150 per 15 minutes.
+ * X's limits as recorded (docs/x-api.md#rate-limits-and-headers): fixed windows per (app, endpoint) that start at the first call, 150 per 15 minutes.
  * Every request counts, refused ones too, so `maxPerWindow` shows whether a client ever overran its budget.
  */
 export class RateLimiter {

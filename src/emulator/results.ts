@@ -28,7 +28,7 @@ export function idCreatedAt(type: EmulatorJobType, id: string, seed: string): nu
   return TWITTER_START + Math.floor(unit * (SNOWFLAKE_START - TWITTER_START));
 }
 
-/** The per-type timestamp styles of real result files (§9.3): tweets `…39.022Z`, users `…59+00:00`. */
+/** The per-type timestamp styles of real result files (docs/x-api.md#results-format): tweets `…39.022Z`, users `…59+00:00`. */
 export function formatResultTime(type: EmulatorJobType, ms: number): string {
   const iso = new Date(ms).toISOString();
   return type === 'tweets' ? iso : `${iso.slice(0, 19)}+00:00`;

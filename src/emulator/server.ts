@@ -73,7 +73,7 @@ function appNumber(token: string): string {
   return `1${digits}`;
 }
 
-/** Starts the X batch compliance API emulator (compliance-api.md §14) on `host:port`. */
+/** Starts the X batch compliance API emulator (docs/x-api.md#what-the-emulator-models) on `host:port`. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const clock = options.clock ?? Date.now;
   const seed = options.seed ?? 'compliance-sync';

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { EmulatorJobType } from './outcomes.js';
 
-/** The real service account in X's signed URLs (§5): clients treating URLs as opaque see what they would in production. */
+/** The real service account in X's signed URLs (docs/x-api.md#signed-urls): clients treating URLs as opaque see what they would in production. */
 const CREDENTIAL_ACCOUNT = 'complianceapi-public-svc-acct@twttr-compliance-public-prod.iam.gserviceaccount.com';
 export const UPLOAD_EXPIRES_S = 900;
 export const DOWNLOAD_EXPIRES_S = 604_800;

@@ -23,7 +23,7 @@ function expiredXml(expiresAt: number): string {
   return storageErrorXml('ExpiredToken', 'Invalid argument.', `The provided token has expired. Request signature expired at: ${new Date(expiresAt).toISOString()}`);
 }
 
-/** The fake Google Cloud Storage of the GCS flow (§7.2, §7.3, §9.1): signed URLs, resumable sessions, ranged downloads. */
+/** The fake Google Cloud Storage of the GCS flow (docs/x-api.md#uploading-ids, docs/x-api.md#results-transport): signed URLs, resumable sessions, ranged downloads. */
 export async function handleStorage(ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, route: StorageRoute): Promise<void> {
   const check = ctx.signer.verifyStorage(route.objectPath, route.query);
   if (!check.ok) {
@@ -42,7 +42,7 @@ export async function handleStorage(ctx: EmulatorContext, req: IncomingMessage, 
     discardBody(req, res);
     return sendXml(res, 400, expiredXml(check.expiresAt));
   }
-  // The URL is signed over content-type: anything but exactly text/plain (e.g. fetch's ";charset=UTF-8") fails (§7.2).
+  // The URL is signed over content-type: anything but exactly text/plain (e.g. fetch's ";charset=UTF-8") fails (docs/x-api.md#simple-upload-gcs).
   if (ctx.strictContentType && req.headers['content-type'] !== 'text/plain') {
     discardBody(req, res);
     return sendXml(res, 403, storageErrorXml('SignatureDoesNotMatch', SIGNATURE_MESSAGE, `content-type must be exactly text/plain (got ${req.headers['content-type'] ?? 'none'})`));
@@ -105,7 +105,7 @@ function uploadDone(ctx: EmulatorContext, res: ServerResponse, job: Job, upload:
   res.end();
 }
 
-/** POST with `x-goog-resumable: start` → 201 and the session URI in Location (§7.3). */
+/** POST with `x-goog-resumable: start` → 201 and the session URI in Location (docs/x-api.md#resumable-upload-gcs). */
 function sessionStart(ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, job: Job): void {
   discardBody(req, res);
   if (!job.resumable) {
@@ -187,10 +187,12 @@ function download(ctx: EmulatorContext, req: IncomingMessage, res: ServerRespons
   if (!job || job.status !== 'complete') {
     return sendXml(res, 404, storageErrorXml('NoSuchKey', 'The specified key does not exist.', `No such object: ${route.objectPath.slice(1)}`));
   }
+  // The downloadForbidden fault: a signed URL the storage no longer honours (revoked key, rotated signer).
+  if (ctx.faults.fire('downloadForbidden')) return sendXml(res, 403, storageErrorXml('AccessDenied', 'Access denied.', 'The signed URL is no longer valid.'));
   serveResults(ctx, req, res, job);
 }
 
-/** The results object as GCS serves it (§9.1): octet-stream, never gzipped, with etag, last-modified and ranges. */
+/** The results object as GCS serves it (docs/x-api.md#results-transport): octet-stream, never gzipped, with etag, last-modified and ranges. */
 export function serveResults(ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, job: Job): void {
   const results = ctx.jobs.results(job);
   const cut = req.method !== 'HEAD' && results.body.length >= 2 && ctx.faults.fire('cutDownload') !== null;

@@ -5,8 +5,9 @@ import { clearStaleMarks } from '../store/marks.js';
 import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
 import { StoredIds } from '../store/storedIds.js';
-import type { JobType } from '../types.js';
-import { cycleWorkDir, type CycleContext } from './context.js';
+import type { Id, JobType } from '../types.js';
+import { deliverPendingHooks, recordHookDeliveries } from '../hooks/deliverHooks.js';
+import { cycleWorkDir, resultFile, type CycleContext } from './context.js';
 import type { CycleSummary } from './events.js';
 import { ShardRunner } from './shard.js';
 import type { ApplySummary } from './reconcile.js';
@@ -21,6 +22,18 @@ export interface CycleOptions {
  * is applied or failed. Returns the summary; a cycle with held shards or an interruption stays open for the next run.
  */
 export async function runCycle(ctx: CycleContext, type: JobType, options: CycleOptions): Promise<CycleSummary> {
+  const dryRun = options.dryRun ?? false;
+  try {
+    const summary = await runCycleSteps(ctx, type, options);
+    ctx.events.emit('cycle:ended', { type, outcome: summary.state, dryRun });
+    return summary;
+  } catch (err) {
+    ctx.events.emit('cycle:ended', { type, outcome: 'failed', dryRun });
+    throw err;
+  }
+}
+
+async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOptions): Promise<CycleSummary> {
   const dryRun = options.dryRun ?? false;
   // Before any API call or ledger write: the store may have changed since the process started (and a reloaded
   // config may map it differently). A failure throws a ConfigError naming the key; no cycle is opened.
@@ -69,6 +82,14 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
   // closed cycle has always cleared its marks. The files go last; a crash there leaves them for the sweep.
   const cleared = dryRun ? 0 : await clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
   const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
+  // The hooks' deliveries are recorded before the close (the deleted IDs are read from the results files, which go
+  // with the close) and delivered after it; a delivery never fails the cycle.
+  if (!dryRun) {
+    const results = applied
+      .filter((shard) => shard.applyRunId !== null)
+      .map((shard) => ({ file: resultFile(ctx.config, cycle.id, shard.seq), first: shard.firstId as Id, last: shard.lastId as Id }));
+    await recordHookDeliveries(ctx, summary, results);
+  }
   ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
   if (!dryRun && ctx.config.reconcile.purge) {
     const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle' });
@@ -77,6 +98,7 @@ export async function runCycle(ctx: CycleContext, type: JobType, options: CycleO
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
+  if (!dryRun) await deliverPendingHooks(ctx);
   return summary;
 }
 

@@ -10,6 +10,8 @@ export interface CycleEventMap {
   'job:status': [{ type: JobType; cycleId: number; seq: number; jobId: string; status: string }];
   'reconcile:batch': [{ type: JobType; cycleId: number; seq: number; linesRead: number; bytesRead: number }];
   'cycle:closed': [{ type: JobType; cycleId: number; summary: CycleSummary }];
+  /** Every end of runCycle, whatever the outcome (`failed`: it threw; the next run resumes the cycle). */
+  'cycle:ended': [{ type: JobType; outcome: CycleSummary['state'] | 'failed'; dryRun: boolean }];
 }
 
 export class CycleEvents extends EventEmitter<CycleEventMap> {}

@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../privateFiles.js';
 import type { StoredIds } from '../store/storedIds.js';
 
 const PAGE = 50_000;
@@ -11,9 +12,9 @@ const PAGE = 50_000;
  * leaves a half file under the real name). Returns how many IDs it wrote. Memory: one page of IDs.
  */
 export async function exportShard(ids: StoredIds, range: { firstId: string; lastId: string }, file: string, signal?: AbortSignal): Promise<number> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
   const temp = `${file}.tmp-${process.pid}`;
-  const out = createWriteStream(temp, { highWaterMark: 1 << 20 });
+  const out = createWriteStream(temp, { highWaterMark: 1 << 20, mode: PRIVATE_FILE_MODE });
   const failed = once(out, 'error').then(([err]) => Promise.reject(err as Error));
   failed.catch(() => undefined);
   let written = 0;

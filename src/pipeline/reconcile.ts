@@ -82,7 +82,7 @@ const emptyTotals = (): Totals => ({
 });
 
 /**
- * Applies a results file to the store (design.md §3.7, §4): streamed, validated line by line, applied in batches of
+ * Applies a results file to the store (docs/architecture.md#from-a-result-line-to-a-row-change): streamed, validated line by line, applied in batches of
  * `reconcile.batchSize`, each batch one transaction together with the run's checkpoint and audit. Nothing is applied
  * when the safety gate trips. Resolves with what was done; throws an AppError when the store or file cannot be used.
  */
@@ -90,26 +90,30 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const { db, config, type } = options;
   checkContentSchema(db, config.store.tables, type, config.reconcile.cascadeUsers);
   const target = resolveTarget(db, config);
-  if (!target.unenforceableForeignKeys.length) return applyToTarget(options, target);
-  // SQLite raises "foreign key mismatch" on every delete from the parent of such a key (the ingester that wrote them
-  // ran without enforcement); the relations are still acted on, by us, in the same order.
-  options.logger.warn({ foreignKeys: target.unenforceableForeignKeys }, 'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while applying');
-  // A cycle of each type may apply on one connection at the same time: enforcement comes back when the last leaves.
-  const holders = fkOffHolders.get(db) ?? { count: 0, enforced: Number(db.pragma('foreign_keys', { simple: true })) === 1 };
-  fkOffHolders.set(db, holders);
-  holders.count++;
-  db.pragma('foreign_keys = OFF');
-  try {
-    return await applyToTarget(options, target);
-  } finally {
-    if (--holders.count === 0) {
-      fkOffHolders.delete(db);
-      if (holders.enforced) db.pragma('foreign_keys = ON');
-    }
+  if (target.unenforceableForeignKeys.length) {
+    options.logger.warn(
+      { foreignKeys: target.unenforceableForeignKeys },
+      'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while a batch applies',
+    );
   }
+  return applyToTarget(options, target);
 }
 
-const fkOffHolders = new WeakMap<Db, { count: number; enforced: boolean }>();
+/**
+ * Runs one batch's transaction with FK enforcement off when the store declares keys SQLite cannot enforce: it raises
+ * "foreign key mismatch" on every delete from their parent (the ingester that wrote them ran without enforcement).
+ * The relations are still acted on, by us, in the same order. Per batch, not per run: the batch is synchronous, so
+ * the other type's apply on the same connection can never see the setting changed.
+ */
+function withForeignKeysRelaxed(db: Db, relax: boolean, fn: () => void): void {
+  const enforced = relax && Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  if (enforced) db.pragma('foreign_keys = OFF');
+  try {
+    fn();
+  } finally {
+    if (enforced) db.pragma('foreign_keys = ON');
+  }
+}
 
 async function applyToTarget(options: ApplyOptions, target: Target): Promise<ApplySummary> {
   const started = performance.now();
@@ -146,7 +150,12 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
       hint: 'the file was replaced since; start a new run of it',
     });
   }
-  const statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null, tombstones: !options.dryRun });
+  const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
+  let statements!: ContentStatements;
+  // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
+  withForeignKeysRelaxed(db, relaxForeignKeys, () => {
+    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null, tombstones: !options.dryRun });
+  });
   if (!options.dryRun) {
     ensureVisibleViews(db, target);
     ensureGuard(db, target, rc.guard);
@@ -212,8 +221,10 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     };
     rejects?.flush();
     try {
-      if (options.dryRun) rollbackAfter(db, apply);
-      else inTransaction.immediate(apply);
+      withForeignKeysRelaxed(db, relaxForeignKeys, () => {
+        if (options.dryRun) rollbackAfter(db, apply);
+        else inTransaction.immediate(apply);
+      });
     } catch (err) {
       throw translateSqliteError(err, db.name);
     }
@@ -333,7 +344,7 @@ function mergeChanges(a: ChangesByTable, b: ChangesByTable): ChangesByTable {
 
 /**
  * Applies one batch of records (inside the caller's transaction), adding what happened to `delta`. The batch runs in
- * ID order — one pass over the table's pages, the order conventions.md measured ~2x faster than file order — and the
+ * ID order — one pass over the table's pages, measured ~2x faster than file order on 1M- and 5M-row stores — and the
  * sort is stable, so an ID repeated in the batch is applied in file order: a mark after a delete finds nothing, and
  * the second of two identical records changes nothing.
  */

@@ -1,6 +1,7 @@
 import { closeSync, createReadStream, createWriteStream, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { PRIVATE_FILE_MODE } from '../privateFiles.js';
 import type { RejectKind } from './resultRecords.js';
 
 /** Where the rejected lines of a results file go: next to it, for inspection. */
@@ -42,7 +43,7 @@ export class RejectsWriter {
     const temp = `${path}.tmp`;
     try {
       const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-      const out = createWriteStream(temp);
+      const out = createWriteStream(temp, { mode: PRIVATE_FILE_MODE });
       for await (const text of lines) {
         const line = Number(/^\{"line":(\d+)/.exec(text)?.[1] ?? Infinity);
         if (line <= checkpointLine && !out.write(`${text}\n`)) await once(out, 'drain');
@@ -69,7 +70,7 @@ export class RejectsWriter {
 
   flush(): void {
     if (!this.pending) return;
-    this.fd ??= openSync(this.path, this.append ? 'a' : 'w');
+    this.fd ??= openSync(this.path, this.append ? 'a' : 'w', PRIVATE_FILE_MODE);
     writeSync(this.fd, this.pending);
     this.pending = '';
   }

@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { compareIds, parseId, type ActionTaken, type Id } from '../types.js';
 
-/** Why a line of a results file did nothing (design.md §4, last row). */
+/** Why a line of a results file did nothing (docs/architecture.md#what-a-result-does-to-the-store, last row). */
 export type RejectKind =
   | 'malformed_json'
   | 'not_an_object'
@@ -11,7 +11,7 @@ export type RejectKind =
   | 'missing_reason'
   | 'outside_shard';
 
-/** Actions X reports (compliance-api.md §9.3–9.4); `action` is an open set, so anything else is rejected, not guessed. */
+/** Actions X reports (docs/x-api.md#gcs-era-vocabulary, docs/x-api.md#byte-path-era-vocabulary); `action` is an open set, so anything else is rejected, not guessed. */
 export const KNOWN_ACTIONS = ['delete', 'scrub_geo', 'rehydrate'] as const;
 export type KnownAction = (typeof KNOWN_ACTIONS)[number];
 
@@ -44,7 +44,7 @@ export function toResultRecord(
   const v = value as Record<string, unknown>;
   const id = parseId(v.id);
   if (id === null) return 'invalid_id';
-  // The 2026 byte-path flow reports unusable input lines as error records (compliance-api.md §9.4).
+  // The 2026 byte-path flow reports unusable input lines as error records (docs/x-api.md#byte-path-era-vocabulary).
   if (v.error !== undefined && v.error !== null) return 'error_record';
   const action = v.action;
   if (typeof action !== 'string' || !(KNOWN_ACTIONS as readonly string[]).includes(action)) return 'unknown_action';

@@ -6,7 +6,7 @@ import { migrate } from '../store/migrate.js';
 import { openStore, requireExistingStore, type Db } from '../store/open.js';
 import { assertPreflight } from '../store/preflight.js';
 import type { JobType } from '../types.js';
-import { ComplianceClient } from '../xapi/client.js';
+import { ComplianceClient, type ApiObserver } from '../xapi/client.js';
 import { abortableSleep, RateBudget } from '../xapi/rateBudget.js';
 import type { CycleContext } from './context.js';
 import { CycleEvents } from './events.js';
@@ -26,8 +26,15 @@ export interface Runtime {
  * every cycle shares (so tweets and users polling together stay inside X's limits). The store must exist, and the
  * preflight of `types` must pass before the ledger is migrated: a bad mapping writes nothing.
  */
-export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env, types: readonly JobType[] = config.schedule.types): Runtime {
-  const { token } = resolveBearerToken(config, env);
+export function openRuntime(
+  config: Config,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { types?: readonly JobType[]; observer?: ApiObserver } = {},
+): Runtime {
+  const types = options.types ?? config.schedule.types;
+  const { token, warning } = resolveBearerToken(config, env);
+  if (warning) logger.warn(warning);
   requireExistingStore(config);
   const db = openStore(config.store.path);
   try {
@@ -44,6 +51,7 @@ export function openRuntime(config: Config, logger: Logger, env: NodeJS.ProcessE
     timeoutMs: config.api.timeoutSeconds * 1000,
     budget: new RateBudget(),
     logger,
+    observer: options.observer,
   });
   const events = new CycleEvents();
   return {

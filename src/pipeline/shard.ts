@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { markApplyRunConfirmed } from '../store/applyRuns.js';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
 import { XApiError } from '../xapi/errors.js';
+import { VisibleWait } from '../xapi/rateBudget.js';
 import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
 import { exportShard } from './export.js';
@@ -40,6 +42,8 @@ export class ShardRunner {
   async run(shardId: number): Promise<ShardOutcome> {
     const { ctx } = this;
     let temporaryFailures = 0;
+    // An outage (unreachable API, 5xx, rate limit past the client's retries) is reported while it lasts.
+    let outage: VisibleWait | null = null;
     for (;;) {
       if (ctx.signal.aborted) return 'interrupted';
       const shard = ctx.ledger.shard(shardId);
@@ -48,12 +52,16 @@ export class ShardRunner {
       try {
         await this.step(shard);
         temporaryFailures = 0;
+        outage?.over();
+        outage = null;
       } catch (err) {
         if (ctx.signal.aborted) return 'interrupted';
         if (err instanceof XApiError && err.temporary && ++temporaryFailures <= MAX_TEMPORARY_FAILURES) {
-          const waitMs = err.retryAt ? Math.max(1000, err.retryAt - Date.now()) : Math.min(60_000, 1000 * 2 ** temporaryFailures);
-          this.log(shard).warn({ code: err.code, err: err.message, waitMs }, 'temporary API failure; retrying the step');
-          await ctx.sleep(waitMs, ctx.signal).catch(() => undefined);
+          const now = ctx.now().getTime();
+          const waitMs = err.retryAt ? Math.max(1000, err.retryAt - now) : Math.min(60_000, 1000 * 2 ** temporaryFailures);
+          this.log(shard).warn({ code: err.code, err: err.message, waitMs, attempt: temporaryFailures }, 'temporary API failure; retrying the step');
+          outage ??= new VisibleWait(this.log(shard), err.code === 'rate_limited' ? 'the rate limit to reset' : 'the API to answer again', () => ctx.now().getTime(), { code: err.code });
+          await outage.sleep(ctx.sleep, waitMs, ctx.signal, now + waitMs).catch(() => undefined);
           continue;
         }
         throw err;
@@ -134,10 +142,12 @@ export class ShardRunner {
     const { ctx } = this;
     const storeId = ctx.ledger.storeId();
     let waitingLogged = false;
+    let slot: VisibleWait | null = null;
     for (;;) {
       let failure: XApiError;
       try {
         const job = await ctx.client.createJob({ type: this.cycle.type, name, resumable: ctx.config.jobs.resumableUpload }, ctx.signal);
+        slot?.over();
         return { job, adopted: false };
       } catch (err) {
         if (!(err instanceof XApiError) || !(err.code === 'conflict' || err.code === 'server_error' || err.code === 'network')) throw err;
@@ -154,7 +164,10 @@ export class ShardRunner {
         const uploadable = job.status === 'in_progress' || ctx.now().getTime() < Date.parse(job.upload_expires_at);
         return sameShard && !retired && uploadable;
       });
-      if (mine) return { job: mine, adopted: true };
+      if (mine) {
+        slot?.over();
+        return { job: mine, adopted: true };
+      }
       // No job was created after all: let the step's temporary-failure retry create it again.
       if (failure.code !== 'conflict') throw failure;
       const blocker = active[0];
@@ -168,7 +181,8 @@ export class ShardRunner {
         );
         waitingLogged = true;
       }
-      await ctx.sleep(this.pollDelayMs(0), ctx.signal);
+      slot ??= new VisibleWait(this.log(shard), `a ${this.cycle.type} job slot (job ${blocker?.id ?? 'unknown'} is active)`, () => ctx.now().getTime(), { job: blocker?.id, ours });
+      await slot.sleep(ctx.sleep, this.pollDelayMs(0), ctx.signal);
     }
   }
 
@@ -293,6 +307,7 @@ export class ShardRunner {
       }
       if (summary.state !== 'interrupted') this.setState(shard, 'applied');
     } else if (summary.state === 'done') {
+      if (confirm) markApplyRunConfirmed(ctx.db, summary.runId!, ctx.now().toISOString());
       this.finishApply(shard, summary.runId!, 'applied');
     } else if (summary.state === 'held') {
       this.finishApply(

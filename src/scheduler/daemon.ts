@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
-import { describeError } from '../errors.js';
+import { describeError, explainError, type AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
@@ -10,6 +10,7 @@ import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
 import type { JobType } from '../types.js';
 import { missedRun, Schedule } from './schedule.js';
+import { deliverPendingHooks } from '../hooks/deliverHooks.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -18,10 +19,12 @@ export interface DaemonOptions {
   /** Called whenever what the daemon is doing changes (for systemd's STATUS= line). */
   onStatus?: (status: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** First wait before a cycle that found the store locked runs again (doubling up to 15 min). Default 10 s. */
+  busyRetryMs?: number;
 }
 
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
-const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'];
+const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work', 'metrics.listen', 'metrics.allowNonLoopback'];
 
 /**
  * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a
@@ -34,9 +37,14 @@ export class Daemon {
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | undefined;
   private readonly running = new Map<JobType, Promise<void>>();
+  /** Cycles that found the store locked by another writer: how often in a row, and the timer of the next try. */
+  private readonly busyRetries = new Map<JobType, { attempts: number; timer?: NodeJS.Timeout }>();
   private readonly controller = new AbortController();
   private readonly log: Logger;
   private readonly env: NodeJS.ProcessEnv;
+  /** What each running cycle is doing, and how each type's last cycle ended: the STATUS= line says both. */
+  private readonly activity = new Map<JobType, string>();
+  private readonly lastEnded = new Map<JobType, string>();
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -46,8 +54,13 @@ export class Daemon {
 
   /** Schedules cycles, resumes unfinished ones and catches up a missed run. */
   start(): void {
+    this.followActivity();
     this.installSchedule();
     this.watchConfigFile();
+    // Deliveries a crash or a stop left pending (their cycles are closed).
+    deliverPendingHooks({ ...this.options.runtime.context(this.controller.signal), config: this.config }).catch((err: unknown) =>
+      this.log.error({ err: describeError(err) }, 'pending hook deliveries could not be read'),
+    );
     const now = new Date();
     for (const type of this.config.schedule.types) {
       const open = this.options.runtime.ledger.openCycle(type);
@@ -93,7 +106,9 @@ export class Daemon {
     const needRestart = changed.filter((key) => RESTART_ONLY.some((prefix) => key === prefix || key.startsWith(`${prefix}.`)));
     if (needRestart.length) this.log.warn({ keys: needRestart }, 'these settings take effect only after a restart');
     try {
-      this.options.runtime.client.setToken(resolveBearerToken(next, this.env).token);
+      const { token, warning } = resolveBearerToken(next, this.env);
+      if (warning) this.log.warn(warning);
+      this.options.runtime.client.setToken(token);
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
     }
@@ -113,6 +128,7 @@ export class Daemon {
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
     this.controller.abort(new Error('daemon stopping'));
+    for (const retry of this.busyRetries.values()) clearTimeout(retry.timer);
     this.persistNextRun(null);
     const all = Promise.allSettled([...this.running.values()]);
     let timer: NodeJS.Timeout | undefined;
@@ -151,13 +167,22 @@ export class Daemon {
     }
     const { runtime } = this.options;
     const config = this.config;
-    runtime.ledger.recordScheduleStart(type, new Date());
     const context = { ...runtime.context(this.controller.signal), config };
-    const run = runCycle(context, type, { trigger })
+    // Inside the promise: a store locked at the scheduled minute must reach the retry below, not the cron library
+    // (which swallows what its callbacks throw).
+    const run = Promise.resolve()
+      .then(() => {
+        runtime.ledger.recordScheduleStart(type, new Date());
+        return runCycle(context, type, { trigger });
+      })
       .then((summary: CycleSummary) => {
+        clearTimeout(this.busyRetries.get(type)?.timer);
+        this.busyRetries.delete(type);
         if (summary.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
       })
       .catch((err: unknown) => {
+        const known = explainError(err);
+        if (known?.code === 'store_busy' && !this.controller.signal.aborted) return this.retryWhenBusy(type, known);
         this.log.error({ type, err: describeError(err), code: (err as { code?: string }).code }, 'cycle failed; the next run resumes it');
       })
       .finally(() => {
@@ -166,6 +191,26 @@ export class Daemon {
       });
     this.running.set(type, run);
     this.publishStatus();
+  }
+
+  /**
+   * The store was locked by another writer (an ingester's long transaction): try again soon, backing off from 10 s to
+   * 15 min, instead of leaving the cycle for the next scheduled run. The retry is recorded as the type's next run for
+   * `status` when the store can be written (often it cannot yet: the log line says when).
+   */
+  private retryWhenBusy(type: JobType, err: AppError): void {
+    const retry = this.busyRetries.get(type) ?? { attempts: 0 };
+    retry.attempts += 1;
+    const delayMs = Math.min(15 * 60_000, (this.options.busyRetryMs ?? 10_000) * 2 ** (retry.attempts - 1));
+    const at = new Date(Date.now() + delayMs);
+    this.log.warn({ type, attempt: retry.attempts, retryAt: at.toISOString(), err: err.message }, 'the store is locked by another writer; retrying the cycle');
+    try {
+      this.options.runtime.ledger.recordNextRun(type, at.toISOString());
+    } catch {
+      // Still locked: the log line says when the retry comes.
+    }
+    retry.timer = setTimeout(() => this.startCycle(type, 'catch-up'), delayMs);
+    this.busyRetries.set(type, retry);
   }
 
   private persistNextRun(next: Date | null): void {
@@ -177,7 +222,32 @@ export class Daemon {
   private publishStatus(): void {
     const running = [...this.running.keys()];
     const next = this.schedule?.nextRun()?.toISOString() ?? 'none';
-    this.options.onStatus?.(running.length ? `running ${running.join(' and ')} cycle; next run ${next}` : `idle; next run ${next}`);
+    const doing = running.map((type) => `${type} ${this.activity.get(type) ?? 'cycle starting'}`);
+    const last = [...this.lastEnded].map(([type, ended]) => `${type} ${ended}`);
+    const parts = [running.length ? doing.join('; ') : 'idle', ...(last.length && !running.length ? [`last: ${last.join(', ')}`] : []), `next run ${next}`];
+    this.options.onStatus?.(parts.join('; '));
+  }
+
+  /** Keeps the STATUS= line current as cycles move (one update per shard transition, not per batch). */
+  private followActivity(): void {
+    const events = this.options.runtime.events;
+    events.on('cycle:started', ({ type, cycleId, shards, ids, resumed }) => {
+      this.activity.set(type, `cycle #${cycleId} ${resumed ? 'resumed' : 'started'}: ${ids} IDs in ${shards} shards`);
+      this.publishStatus();
+    });
+    events.on('shard:state', ({ type, cycleId, seq, shards, state }) => {
+      this.activity.set(type, `cycle #${cycleId}: shard ${seq}/${shards} ${state}`);
+      this.publishStatus();
+    });
+    events.on('job:status', ({ type, cycleId, seq, jobId, status }) => {
+      this.activity.set(type, `cycle #${cycleId}: shard ${seq} job ${jobId} ${status}`);
+      this.publishStatus();
+    });
+    events.on('cycle:ended', ({ type, outcome, dryRun }) => {
+      if (dryRun) return;
+      this.activity.delete(type);
+      this.lastEnded.set(type, `${outcome} ${new Date().toISOString().slice(0, 19)}Z`);
+    });
   }
 
   private watchConfigFile(): void {

@@ -138,3 +138,8 @@ export function readChangeCounts(db: Db, runId: number): ChangeCount[] {
     .all(runId) as { table_name: string; cause: ChangeCount['cause']; kind: ChangeCount['kind']; count: bigint }[];
   return rows.map((r) => ({ table: r.table_name, cause: r.cause, kind: r.kind, count: Number(r.count) }));
 }
+
+/** Records that a held run was applied on an operator's confirmation (--confirm-deletions). */
+export function markApplyRunConfirmed(db: Db, id: number, at: string): void {
+  db.prepare('UPDATE cs_apply_runs SET confirmed_at = ? WHERE id = ? AND confirmed_at IS NULL').run(at, id);
+}

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
+import { createPrivateFile } from '../privateFiles.js';
 import { translateSqliteError, useWal, type Db } from './open.js';
 
 /** The migrations shipped with this code: `migrations/NNNN_name.sql`, from both src/ (tests) and dist/ (installed). */
@@ -47,7 +48,7 @@ const EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
   1: ['187829abaea73d120d3bfa5e7e8bc6dc71df87c360af81c70c0a796d2d7b13bd'],
 };
 
-/** The default content tables of a new store (design §5): only `createStore` runs this, never a ledger migration. */
+/** The default content tables of a new store (docs/architecture.md#the-store-tables): only `createStore` runs this, never a ledger migration. */
 export const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
 
 export interface MigrateOptions {
@@ -148,6 +149,8 @@ export function createStore(file: string, migrations = loadMigrations()): Db {
   const createdDir = mkdirSync(path.dirname(file), { recursive: true });
   let db: Db | undefined;
   try {
+    // 0600 whatever the umask; SQLite gives the -wal and -shm files the same mode.
+    createPrivateFile(file);
     db = new Database(file);
     db.defaultSafeIntegers(true);
     db.pragma('busy_timeout = 10000');

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { ConfigError, StoreBusyError, StoreError } from '../errors.js';
+import { ConfigError, fromSqliteError, StoreError } from '../errors.js';
 
 export type Db = Database.Database;
 
@@ -71,23 +71,7 @@ export function useWal(db: Db): void {
   db.pragma('synchronous = NORMAL');
 }
 
-/** Maps SQLite's busy/locked/full/readonly failures to errors that say what to do. */
+/** Maps SQLite's busy/locked/full/readonly/not-a-database failures to errors that say what to do (src/errors.ts). */
 export function translateSqliteError(err: unknown, file: string): Error {
-  const code = (err as { code?: string }).code ?? '';
-  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new StoreBusyError(`the store ${file} is locked by another process`, {
-      cause: err,
-      hint: 'wait for the other writer to finish and retry',
-    });
-  }
-  if (code === 'SQLITE_FULL') {
-    return new StoreError('disk_full', `the disk holding ${file} is full`, { cause: err, hint: 'free space and rerun; progress is kept' });
-  }
-  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-    return new StoreError('store_readonly', `cannot write the store ${file} (${code})`, {
-      cause: err,
-      hint: 'check the permissions of the store file and its folder (SQLite writes -wal and -shm files beside it)',
-    });
-  }
-  return err instanceof Error ? err : new Error(String(err));
+  return fromSqliteError(err, file) ?? (err instanceof Error ? err : new Error(String(err)));
 }

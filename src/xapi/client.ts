@@ -30,6 +30,17 @@ export interface ComplianceClientOptions {
   uploadChunkBytes?: number;
   /** Content-Type of uploads: X signs `text/plain`, so anything else is refused (kept settable for tests). */
   uploadContentType?: string;
+  /** Told about every request and every wait for the rate budget (the daemon's metrics). */
+  observer?: ApiObserver;
+}
+
+/**
+ * What the client reports as it works. `status` is the HTTP status as text, or `network` when no response came;
+ * transfers (`upload`, `download`) report `ok` or the error code of their failure.
+ */
+export interface ApiObserver {
+  request(endpoint: Endpoint | 'upload' | 'download', status: string): void;
+  rateLimitWait(endpoint: Endpoint, seconds: number): void;
 }
 
 interface CallSpec {
@@ -62,6 +73,7 @@ export class ComplianceClient {
   private readonly rateLimitRetries: number;
   private readonly sleep: Sleep;
   private readonly transfer: TransferContext;
+  private readonly observer: ApiObserver | undefined;
 
   constructor(options: ComplianceClientOptions) {
     this.token = options.token;
@@ -73,6 +85,7 @@ export class ComplianceClient {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'xapi' });
     this.retries = Math.max(0, options.retries ?? 3);
     this.rateLimitRetries = Math.max(0, options.rateLimitRetries ?? 3);
+    this.observer = options.observer;
     const apiOrigin = new URL(this.baseUrl).origin;
     this.api = createApiGot(() => this.token, timeoutMs, apiOrigin);
     const chunk = options.uploadChunkBytes ?? 8 * 1024 * 1024;
@@ -130,12 +143,40 @@ export class ComplianceClient {
 
   /** Uploads the ID file: one PUT, or the GCS resumable protocol when `job.resumable`. */
   upload(job: ComplianceJob, file: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return withScopedSignal(signal, (scoped) => uploadFile(this.transfer, job, file, scoped));
+    return this.observed('upload', withScopedSignal(signal, (scoped) => uploadFile(this.transfer, job, file, scoped)));
   }
 
-  /** Streams the results to `destFile` (via `destFile.part`, length checked, resumed with Range after a cut). */
+  /**
+   * Streams the results to `destFile` (via `destFile.part`, length checked, resumed with Range after a cut). A
+   * download URL the storage refuses (403, or its signature expired) while the job's download window is open is
+   * replaced once by a fresh one: the job is fetched again, as X signs a new URL on each GET.
+   */
   download(job: ComplianceJob, destFile: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-    return withScopedSignal(signal, (scoped) => downloadFile(this.transfer, job, destFile, scoped));
+    return this.observed(
+      'download',
+      withScopedSignal(signal, async (scoped) => {
+        try {
+          return await downloadFile(this.transfer, job, destFile, scoped);
+        } catch (error) {
+          if (!(error instanceof XApiError) || !refusedUrl(error)) throw error;
+          this.log.info({ job: job.id, status: error.status, code: error.code }, 'the download URL was refused; fetching the job again for a fresh URL');
+          const fresh = await this.getJob(job.id, scoped);
+          return downloadFile(this.transfer, fresh, destFile, scoped);
+        }
+      }),
+    );
+  }
+
+  private async observed<T>(transfer: 'upload' | 'download', work: Promise<T>): Promise<T> {
+    if (!this.observer) return work;
+    try {
+      const result = await work;
+      this.observer.request(transfer, 'ok');
+      return result;
+    } catch (err) {
+      this.observer.request(transfer, err instanceof XApiError ? err.code : 'error');
+      throw err;
+    }
   }
 
   private call(spec: CallSpec, signal?: AbortSignal): Promise<unknown> {
@@ -150,8 +191,11 @@ export class ComplianceClient {
     let faults = 0;
     let limited = 0;
     for (;;) {
-      await this.budget.acquire(spec.endpoint, signal);
+      const waitStarted = performance.now();
+      await this.budget.acquire(spec.endpoint, signal, this.log);
       const started = performance.now();
+      // The budget answers at once while it has tokens; any real wait is spacing or a blocked window.
+      if (started - waitStarted >= 1) this.observer?.rateLimitWait(spec.endpoint, (started - waitStarted) / 1000);
       const fields = { method: spec.method, url: redactUrl(url), job: spec.jobId };
       let response;
       try {
@@ -160,6 +204,8 @@ export class ComplianceClient {
         if (signal?.aborted) throw signal.reason;
         const failure = error instanceof XApiError ? error : fromGotError(error as Error);
         this.log.debug({ ...fields, error: failure.code, ms: elapsed(started) }, 'request failed');
+        this.observer?.request(spec.endpoint, 'network');
+        if (failure.code !== 'network') throw failure;
         if (idempotent && faults < this.retries) {
           await this.sleep(backoffMs(++faults), signal);
           continue;
@@ -168,6 +214,7 @@ export class ComplianceClient {
       }
       const status = response.statusCode;
       this.log.debug({ ...fields, status, ms: elapsed(started) }, 'request');
+      this.observer?.request(spec.endpoint, String(status));
       this.budget.update(spec.endpoint, response.headers);
       const body = parseJsonText(response.body);
       if (status >= 200 && status < 300) {
@@ -199,6 +246,11 @@ export class ComplianceClient {
         : undefined;
     return new XApiError(code, message, { ...extra, jobId: spec.jobId, ...(hint ? { hint } : {}) });
   }
+}
+
+/** The storage refused the URL itself (not the job's window, which downloadFile checks before asking). */
+function refusedUrl(error: XApiError): boolean {
+  return error.status !== undefined && ['forbidden', 'signature_mismatch', 'download_expired'].includes(error.code);
 }
 
 function dataOf(body: unknown): unknown {

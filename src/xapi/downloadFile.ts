@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Got } from 'got';
 import { redactUrl } from '../log.js';
+import { PRIVATE_FILE_MODE } from '../privateFiles.js';
 import { problemOf, storageErrorCode, XApiError } from './errors.js';
 import { backoffMs, needsToken, readText, type TransferContext } from './http.js';
 import type { ComplianceJob } from './types.js';
@@ -32,7 +33,7 @@ export async function downloadFile(ctx: TransferContext, job: ComplianceJob, des
     throw new XApiError('download_expired', `job ${job.id}: its download window closed at ${job.download_expires_at}`, { jobId: job.id });
   }
   const part = `${destFile}.part`;
-  const handle = await open(part, 'w');
+  const handle = await open(part, 'w', PRIVATE_FILE_MODE);
   const progress = { have: 0 };
   let done = false;
   try {

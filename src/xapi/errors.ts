@@ -1,4 +1,4 @@
-import { AppError, EXIT, type ExitCode } from '../errors.js';
+import { AppError, EXIT, isUntrustedCertificate, UNTRUSTED_CERTIFICATE_HINT, type ExitCode } from '../errors.js';
 import { redactUrl } from '../log.js';
 
 /** Stable codes the cycle engine branches on; messages may change, these may not. */
@@ -15,6 +15,7 @@ export type XApiErrorCode =
   | 'server_error'
   | 'network'
   | 'upload_rejected'
+  | 'untrusted_certificate'
   | 'bad_response';
 
 export interface XApiErrorOptions {
@@ -30,7 +31,7 @@ export interface XApiErrorOptions {
 /** Codes worth trying again later (the same request may succeed): the CLI exits 75 for them. */
 const TEMPORARY: ReadonlySet<XApiErrorCode> = new Set(['rate_limited', 'server_error', 'network']);
 /** Codes a person must fix in the configuration (token, app access): exit 78 so systemd does not restart-loop. */
-const CONFIG: ReadonlySet<XApiErrorCode> = new Set(['unauthorized', 'forbidden']);
+const CONFIG: ReadonlySet<XApiErrorCode> = new Set(['unauthorized', 'forbidden', 'untrusted_certificate']);
 
 const DEFAULT_HINTS: Record<XApiErrorCode, string> = {
   unauthorized: 'check the bearer token (api.bearerTokenFile, $CREDENTIALS_DIRECTORY/x-bearer-token or $X_BEARER_TOKEN); it must be an app-only token',
@@ -45,6 +46,7 @@ const DEFAULT_HINTS: Record<XApiErrorCode, string> = {
   server_error: 'the server failed; try again later',
   network: 'check the network connection and api.baseUrl; try again later',
   upload_rejected: 'the storage server refused the upload; create a new job for this shard',
+  untrusted_certificate: UNTRUSTED_CERTIFICATE_HINT,
   bad_response: 'the server answered something this client does not understand; check api.baseUrl',
 };
 
@@ -177,6 +179,10 @@ export function storageErrorCode(direction: 'upload' | 'download', status: numbe
 export function fromGotError(error: Error & { code?: string; options?: { url?: URL | string } }): XApiError {
   const url = error.options?.url ? shortUrl(String(error.options.url)) : undefined;
   const summary = new Error(`${error.code ?? error.name}: ${scrubUrls(error.message)}`);
+  // Retrying cannot make a certificate trusted: fail at once instead of backing off for minutes.
+  if (isUntrustedCertificate(error.code)) {
+    return new XApiError('untrusted_certificate', `the TLS certificate of ${url ?? 'the server'} is not trusted: ${summary.message}`, { cause: summary });
+  }
   return new XApiError('network', `request ${url ? `to ${url} ` : ''}failed: ${summary.message}`, { cause: summary });
 }
 

@@ -52,7 +52,7 @@ export function createStorageGot(timeoutMs: number): Got {
   });
 }
 
-/** api.x.com byte-path transfers that asked for the token (§15): the storage instance's limits, plus the token. */
+/** api.x.com byte-path transfers that asked for the token (docs/x-api.md#authentication): the storage instance's limits, plus the token. */
 export function createBytePathGot(token: () => string, timeoutMs: number, apiOrigin: string): Got {
   return got.extend({
     ...common(),
@@ -91,7 +91,7 @@ export function needsToken(ctx: TransferContext, url: string, status: number): b
 
 /**
  * api.x.com byte-path URLs (2026 flow) live on the API host under /2/compliance/jobs/{id}/(upload|download): only
- * those may ever receive the bearer token, and only after the server asked for it (§15).
+ * those may ever receive the bearer token, and only after the server asked for it (docs/x-api.md#authentication).
  */
 export function isBytePath(url: string, apiOrigin: string): boolean {
   try {

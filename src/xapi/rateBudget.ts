@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from '../log.js';
 import type { Endpoint } from './types.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -12,6 +13,68 @@ export const abortableSleep: Sleep = async (ms, signal) => {
     throw signal?.aborted ? signal.reason : error;
   }
 };
+
+/** A wait longer than this says so, and says so again at this interval while it lasts. */
+export const WAIT_REPORT_MS = 30_000;
+
+/**
+ * A wait a person should see (a job slot, a rate-limit reset, an unreachable API), made of one or more sleeps: it
+ * logs what it waits for, since when and until when if known, every 30 s while it lasts — at once when a single
+ * sleep is known to take that long — and a last line when it is over. Waits shorter than 30 s stay silent.
+ */
+export class VisibleWait {
+  readonly since: number;
+  private reportedAt: number | null = null;
+
+  constructor(
+    private readonly log: Pick<Logger, 'warn' | 'info'>,
+    private readonly what: string,
+    private readonly clock: () => number = Date.now,
+    private readonly fields: Record<string, unknown> = {},
+  ) {
+    this.since = clock();
+  }
+
+  /** Sleeps `ms` (the wait ends at `until`, epoch ms, when known), in slices that end where a report is due. */
+  async sleep(sleep: Sleep, ms: number, signal?: AbortSignal, until?: number): Promise<void> {
+    const end = this.clock() + Math.max(0, ms);
+    if (this.reportedAt === null && ms >= WAIT_REPORT_MS) this.report(this.clock(), until);
+    for (;;) {
+      const now = this.clock();
+      if (now >= end) return;
+      const due = (this.reportedAt ?? this.since) + WAIT_REPORT_MS;
+      if (now >= due) {
+        this.report(now, until);
+        continue;
+      }
+      await sleep(Math.min(end, due) - now, signal);
+    }
+  }
+
+  /** The wait ended: one line, if it was ever reported. */
+  over(): void {
+    if (this.reportedAt === null) return;
+    this.log.info({ ...this.fields, since: iso(this.since), waitedS: Math.round((this.clock() - this.since) / 1000) }, `done waiting for ${this.what}`);
+    this.reportedAt = null;
+  }
+
+  private report(now: number, until: number | undefined): void {
+    this.reportedAt = now;
+    this.log.warn(
+      {
+        ...this.fields,
+        since: iso(this.since),
+        waitedS: Math.round((now - this.since) / 1000),
+        ...(until !== undefined && Number.isFinite(until) ? { until: iso(until) } : {}),
+      },
+      `waiting for ${this.what}`,
+    );
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
 
 export interface RateBudgetOptions {
   /** Requests per window per endpoint (X: 150) until the server's `x-rate-limit-limit` says otherwise. */
@@ -65,8 +128,12 @@ export class RateBudget {
     this.sleep = options.sleep ?? abortableSleep;
   }
 
-  /** Resolves when one call to `endpoint` may start, and counts it. Rejects with the signal's reason on abort. */
-  async acquire(endpoint: Endpoint, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when one call to `endpoint` may start, and counts it. Rejects with the signal's reason on abort.
+   * With a logger, a wait of 30 s or more (a rate-limit reset) is logged as it goes.
+   */
+  async acquire(endpoint: Endpoint, signal?: AbortSignal, log?: Pick<Logger, 'warn' | 'info'>): Promise<void> {
+    let wait: VisibleWait | undefined;
     for (;;) {
       signal?.throwIfAborted();
       const state = this.state(endpoint);
@@ -75,10 +142,18 @@ export class RateBudget {
       const blockedFor = state.blockedUntil - now;
       if (blockedFor <= 0 && state.tokens >= 1) {
         state.tokens -= 1;
+        wait?.over();
         return;
       }
       const tokenIn = state.tokens >= 1 ? 0 : (1 - state.tokens) / state.rate;
-      await this.sleep(Math.max(1, Math.ceil(Math.max(blockedFor, tokenIn))), signal);
+      const ms = Math.max(1, Math.ceil(Math.max(blockedFor, tokenIn)));
+      if (log && (wait || ms >= WAIT_REPORT_MS)) {
+        const what = blockedFor > 0 ? `the rate limit of the ${endpoint} endpoint to reset` : `a share of the ${endpoint} endpoint's rate limit`;
+        wait ??= new VisibleWait(log, what, this.clock, { endpoint });
+        await wait.sleep(this.sleep, ms, signal, blockedFor > 0 ? state.blockedUntil : now + ms);
+      } else {
+        await this.sleep(ms, signal);
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 import type { JobType } from '../types.js';
 
-/** X's documented statuses; the open tail keeps unknown future values instead of failing on them (§13.9). */
+/** X's documented statuses; the open tail keeps unknown future values instead of failing on them (docs/x-api.md#job-statuses). */
 export type ComplianceJobStatus = 'created' | 'in_progress' | 'complete' | 'failed' | 'expired' | (string & {});
 
 /**

@@ -9,7 +9,7 @@ import { problemOf, storageErrorCode, XApiError } from './errors.js';
 import { backoffMs, needsToken, type TransferContext } from './http.js';
 import type { ComplianceJob } from './types.js';
 
-/** Node reads files in 64 KiB chunks by default; 1 MiB uploads about 3x faster (conventions.md). */
+/** Node reads files in 64 KiB chunks by default; 1 MiB read chunks measured about 3x faster uploads. */
 const READ_CHUNK = 1024 * 1024;
 
 interface Answer {
@@ -57,7 +57,7 @@ async function simple(ctx: TransferContext, job: ComplianceJob, file: string, si
 }
 
 /**
- * GCS resumable protocol (§7.3): start a session, PUT chunks with Content-Range, and after a fault ask the session
+ * GCS resumable protocol (docs/x-api.md#resumable-upload-gcs): start a session, PUT chunks with Content-Range, and after a fault ask the session
  * how much it stored (`bytes *​/N` → 308 Range) and continue from there. The session URI is a credential: memory only.
  */
 async function resumable(ctx: TransferContext, job: ComplianceJob, file: string, size: number, signal?: AbortSignal): Promise<number> {

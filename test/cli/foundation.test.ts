@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { useTempDir, writeJson } from '../helpers/tmp.js';
+import { REPO_ROOT, useTempDir, writeJson } from '../helpers/tmp.js';
 
 const tempDir = useTempDir();
 
@@ -25,7 +26,7 @@ describe('compliance-sync CLI (foundation)', () => {
     expect(runCli(['status', '--frob']).code).toBe(64);
   });
 
-  it('migrate --create creates the schema of design §5 (seen by the sqlite3 shell) and migrate is idempotent', () => {
+  it('migrate --create creates the default schema (seen by the sqlite3 shell) and migrate is idempotent', () => {
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'new/store.db' } });
     const first = runCli(['migrate', '--create', '--config', config]);
@@ -55,7 +56,8 @@ describe('compliance-sync CLI (foundation)', () => {
     execFileSync('sqlite3', [path.join(dir, 'store.db'), 'PRAGMA user_version = 42']);
     const result = runCli(['migrate', '-c', config]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/version 42.*version \d+/);
+    const latest = readdirSync(path.join(REPO_ROOT, 'migrations')).filter((name) => /^\d{4}_\w+\.sql$/.test(name)).length;
+    expect(result.stderr).toMatch(new RegExp(`version 42.*version ${latest}\\)`));
     expect(result.stderr).toMatch(/^Try: /m);
   });
 

@@ -54,7 +54,7 @@ describe('emulator job lifecycle', () => {
       clock.advance(30_000);
       const done = await api(emulator, 'GET', `/2/compliance/jobs/${job.id}`);
       expect(done.json.data.status).toBe('complete');
-      // URLs are not re-signed on later reads (§5).
+      // URLs are not re-signed on later reads (docs/x-api.md#signed-urls).
       expect(done.json.data.upload_url).toBe(job.upload_url);
       expect(done.json.data.download_url).toBe(job.download_url);
 

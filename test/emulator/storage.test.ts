@@ -36,7 +36,7 @@ describe('signed storage URLs (GCS flow)', () => {
       expect(reply.status, String(contentType)).toBe(403);
       expect(reply.text).toContain('<Code>SignatureDoesNotMatch</Code>');
     }
-    // fetch adds ";charset=UTF-8" to a string body: the real pitfall of §13.1.
+    // fetch adds ";charset=UTF-8" to a string body: the real pitfall of docs/x-api.md#simple-upload-gcs.
     const pitfall = await fetch(job.upload_url, { method: 'PUT', body: '1\n2\n' });
     expect(pitfall.status).toBe(403);
     expect((await api(emulator, 'GET', `/2/compliance/jobs/${job.id}`)).json.data.status).toBe('created');

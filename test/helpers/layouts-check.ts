@@ -165,7 +165,7 @@ export interface Results {
   users: Map<string, ResultLine>;
 }
 
-/** design §4's default policy, restated here so the judge does not read it from the code it judges. */
+/** The default policy (docs/architecture.md#what-a-result-does-to-the-store), restated here so the judge does not read it from the code it judges. */
 const POLICY: Record<string, 'delete' | 'mark' | 'scrub_geo'> = {
   deleted: 'delete',
   deactivated: 'delete',

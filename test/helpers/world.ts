@@ -81,7 +81,7 @@ export function viewStore(db: Db): StoreView {
 }
 
 /**
- * The store design §4 says the emulator's outcomes lead to, computed from the seeded store and outcomeFor alone.
+ * The store docs/architecture.md#what-a-result-does-to-the-store says the emulator's outcomes lead to, computed from the seeded store and outcomeFor alone.
  * Marks are compared as "marked or not": when a tweet is reported and its author too, the two cycles may apply in
  * either order, and either mark hides it.
  */

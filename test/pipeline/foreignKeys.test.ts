@@ -412,6 +412,36 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
   });
 });
 
+describe('a layout whose FOREIGN KEYs SQLite cannot enforce, both types at once', () => {
+  it('tweets and users applied side by side on one connection (as a cycle does) never meet enforcement turned back on', async () => {
+    const dir = tempDir();
+    const { config, db } = foreignStore(dir, TWINT, {
+      store: {
+        path: 'store.db',
+        tables: {
+          tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
+          users: { complianceState: null, complianceReason: null, complianceAt: null },
+        },
+      },
+      reconcile: { batchSize: 100 },
+    });
+    db.pragma('foreign_keys = OFF'); // as the collector writes
+    db.exec("INSERT INTO tweets VALUES (12, '12', 'by bob', 2, NULL, NULL), (13, '13', 'by bob', 2, NULL, NULL); INSERT INTO retweets VALUES (2, 'bob', 12, 97)");
+    db.pragma('foreign_keys = ON');
+    const [users, tweets] = await Promise.all([
+      apply(db, config, 'users', writeResults(dir, 'u.ndjson', [result('1', 'suspended'), result('2', 'suspended'), result('3', 'deleted')])),
+      // Several read chunks long, so its last batches run after the users apply has finished.
+      apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [...Array.from({ length: 3000 }, (_, i) => result(String(1000 + i), 'deleted')), result('11', 'deleted'), result('12', 'deleted'), result('13', 'scrub_geo')])),
+    ]);
+    expect(users.applied).toMatchObject({ mark: 2 });
+    expect(tweets.applied).toMatchObject({ delete: 2, scrub_geo: 1 });
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[10], [13]]);
+    expect(column(db, 'SELECT tweet_id FROM retweets')).toEqual([[10]]);
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1n);
+    db.close();
+  });
+});
+
 describe('the default layout', () => {
   it('keeps its one-statement deletion and counts the result rows', async () => {
     const dir = tempDir();

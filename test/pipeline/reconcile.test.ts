@@ -19,7 +19,7 @@ const RAW = JSON.stringify({
   lang: 'fr',
 });
 
-describe('applyResultsFile: what each result does (design.md §4)', () => {
+describe('applyResultsFile: what each result does to the store', () => {
   it('tweets: delete reasons delete, protected/suspended mark, edits mark edited, geo is scrubbed', async () => {
     const dir = tempDir();
     const { config, db } = makeStore(dir);

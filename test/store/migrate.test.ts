@@ -94,6 +94,7 @@ describe('migrate', () => {
     const before = nonLedgerSchema(file);
     const db = openStore(file);
     const result = migrate(db);
+    expect(migrate(db)).toMatchObject({ from: result.to, to: result.to, applied: [] });
     db.close();
     expect(result).toMatchObject({ from: 0, to: loadMigrations().length });
     expect(nonLedgerSchema(file)).toBe(before);
