@@ -9,6 +9,7 @@ import { registerEmulator } from './cli/emulator.js';
 import { registerExport } from './cli/export.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerReconcile } from './cli/reconcile.js';
+import { registerReload } from './cli/reload.js';
 import { registerReport } from './cli/report.js';
 import { registerRun } from './cli/run.js';
 import { registerStatus } from './cli/status.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   // In the order a newcomer meets them: the daemon, the one-off run, the pieces, the views, the setup, the fakes.
   for (const register of [
     registerRun,
+    registerReload,
     registerReconcile,
     registerApply,
     registerExport,

@@ -1,5 +1,6 @@
 import { isatty } from 'node:tty';
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { redactSecrets } from './secrets.js';
 
 export type { Logger };
 
@@ -31,6 +32,8 @@ export function createLogger(level: LevelWithSilent = 'info', destination: Desti
       level,
       base: { pid: process.pid },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Whatever a field or message holds (a server's echo included), the written line carries no secret.
+      hooks: { streamWrite: redactSecrets },
       timestamp: pino.stdTimeFunctions.isoTime,
       // `pid` is in every line already (base): a call that names it again would write the key twice.
       formatters: { level: (label) => ({ level: label }), log: withoutPid },

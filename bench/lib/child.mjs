@@ -76,7 +76,7 @@ const stages = {
     return { ms: performance.now() - started, rows, bytes, shards };
   },
 
-  /** Ours: readResultLines (stream-json JSONL) and toResultRecord's validation → records. */
+  /** Ours: readResultLines (JSON lines split by hand, JSON.parse per line) and toResultRecord's validation → records. */
   async 'parse-ours'({ file, store }) {
     const { readResultLines, BadLine } = await load('pipeline/resultLines.js');
     const { toResultRecord } = await load('pipeline/resultRecords.js');

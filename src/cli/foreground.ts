@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import { createLogger, logDestination, type Logger } from '../log.js';
-import { runCycles, type CycleOptions } from '../pipeline/cycle.js';
+import { cycleSucceeded, runCycles, type CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { openRuntime, type Runtime } from '../pipeline/runtime.js';
 import { requireExistingStore } from '../store/open.js';
@@ -50,10 +50,13 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     runtime = openRuntime(run.config, run.logger, run.env, { types: run.types, observer: served.metrics?.observer });
     metricsServer = await served.start(runtime, () => run.config, run.logger);
     if (run.interactive) stopProgress = showProgress(runtime.events);
-    const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, run.cycle);
+    const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, { ...run.cycle, recover: true });
     stopProgress?.();
     stopProgress = undefined;
-    return report(summaries, runtime);
+    const reported = report(summaries, runtime);
+    // Only now has the run's outcome reached its caller; a rerun after a stop before this point reports these cycles.
+    runtime.ledger.markCyclesReported(summaries.map((summary) => summary.cycleId), new Date());
+    return reported;
   } finally {
     stopProgress?.();
     await metricsServer?.close();
@@ -65,5 +68,5 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
 
 /** What the exit code of a foreground run says: every shard of every cycle applied. */
 export function everyShardApplied(summaries: readonly CycleSummary[]): boolean {
-  return summaries.every((summary) => summary.state === 'closed' && summary.shards.failed === 0);
+  return summaries.every(cycleSucceeded);
 }

@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { openRuntime } from '../pipeline/runtime.js';
-import { Daemon } from '../scheduler/daemon.js';
+import { Daemon, type ReloadOutcome } from '../scheduler/daemon.js';
 import { requireExistingStore } from '../store/open.js';
-import { acquireRunLock } from '../store/runLock.js';
+import { acquireDaemonLock, type ReloadAck } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
 import { onStopSignals } from './signals.js';
 import { SystemdNotifier } from './systemd.js';
@@ -30,7 +30,8 @@ export function registerRun(program: Command): void {
       const logger = createLogger(config.log.level);
       const notifier = new SystemdNotifier();
       requireExistingStore(config); // before the lock file: a mistyped store.path leaves nothing behind
-      const lock = acquireRunLock(config.store.path, 'run');
+      // One daemon per store, for its whole life; the run lock it takes only while a cycle runs (see Daemon).
+      const lock = acquireDaemonLock(config.store.path);
       let runtime: ReturnType<typeof openRuntime> | undefined;
       let daemon: Daemon | undefined;
       let metricsServer: MetricsServer | undefined;
@@ -38,18 +39,47 @@ export function registerRun(program: Command): void {
       try {
         const served = await metricsFor(config);
         runtime = openRuntime(config, logger, process.env, { observer: served.metrics?.observer });
-        const started = new Daemon({ config, runtime, logger, onStatus: (status) => notifier.status(status) });
+        const started = new Daemon({
+          config,
+          runtime,
+          logger,
+          onStatus: (status) => {
+            void notifier.status(status);
+            lock.describe({ state: status });
+          },
+        });
         daemon = started;
         metricsServer = await served.start(runtime, () => started.currentConfig, logger);
 
         // The shared two-stage stop: the first signal lets cycles finish their step, a second exits at once.
         const stopRequested = new AbortController();
         removeStopHandlers = onStopSignals(stopRequested, logger);
-        const reload = guarded(logger, 'reload', () => {
-          notifier.reloading();
-          started.reload('SIGHUP');
-          notifier.ready(`reloaded; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
-        });
+        // One reload at a time, each bracketed by RELOADING=1 … READY=1 and then acknowledged in the daemon's lock
+        // record, where `compliance-sync reload` (the unit's ExecReload) waits for it: `systemctl reload` returns
+        // once the reload is done, and fails when it was refused. SIGHUPs that arrive while a reload waits to start
+        // are answered by that one reload, which reads the file after all of them.
+        const answer: ReloadAck = { requested: 0, done: 0, ok: true, message: 'started' };
+        let reloads = Promise.resolve();
+        let queued = false;
+        const reload = () => {
+          answer.requested += 1;
+          lock.describe({ reload: { ...answer } });
+          if (queued) return;
+          queued = true;
+          reloads = reloads
+            .then(async () => {
+              queued = false;
+              const upTo = answer.requested;
+              await notifier.reloading();
+              const outcome = guardedReload(logger, () => started.reload('SIGHUP'));
+              const next = `next run ${started.nextRun()?.toISOString() ?? 'none'}`;
+              await notifier.ready(outcome.ok ? `reloaded (${outcome.message}); ${next}` : `reload refused (the previous config stays in force); ${next}`);
+              Object.assign(answer, { done: upTo, ok: outcome.ok, message: outcome.message });
+              lock.describe({ reload: { ...answer } });
+            })
+            // A failure here (the record unwritable) must not end the chain, or every later reload would be skipped.
+            .catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
+        };
         const trigger = guarded(logger, 'trigger', () => started.trigger());
         process.off('SIGHUP', remember);
         process.off('SIGUSR1', remember);
@@ -69,13 +99,15 @@ export function registerRun(program: Command): void {
           },
           'daemon started',
         );
-        notifier.ready(`idle; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
+        lock.describe({ reload: { ...answer } });
+        void notifier.ready(`idle; next run ${started.nextRun()?.toISOString() ?? 'none'}`);
         for (const signal of early) (signal === 'SIGHUP' ? reload : trigger)();
 
         await once(stopRequested.signal, 'abort');
         logger.info({ deadlineMs: STOP_DEADLINE_MS }, 'stopping: cycles finish their current step');
-        notifier.stopping();
+        void notifier.stopping();
         await started.stop(STOP_DEADLINE_MS);
+        await notifier.flushed();
         logger.info('daemon stopped');
       } finally {
         // Also on a failed start: nothing may keep the process alive or the store locked.
@@ -86,6 +118,15 @@ export function registerRun(program: Command): void {
         removeStopHandlers?.();
       }
     });
+}
+
+function guardedReload(logger: Logger, reload: () => ReloadOutcome): ReloadOutcome {
+  try {
+    return reload();
+  } catch (err) {
+    logger.error({ err: describeError(err) }, 'reload failed');
+    return { ok: false, message: `failed: ${describeError(err)}` };
+  }
 }
 
 /** A signal handler that logs its failure (a busy store, say) instead of crashing the daemon. */

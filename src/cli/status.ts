@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { cyclesInProgress } from '../store/reports.js';
 import { Ledger } from '../store/ledger.js';
 import { ledgerState } from '../store/migrate.js';
-import { currentLockHolder } from '../store/runLock.js';
+import { currentDaemon, currentLockHolder, describeHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
 import { readSnapshot } from '../metrics/snapshot.js';
@@ -33,8 +33,10 @@ export function registerStatus(program: Command): void {
           return;
         }
         const ledger = new Ledger(db);
+        // The daemon holds its own lock for its whole life and the run lock only while a cycle runs.
+        const daemon = currentDaemon(config.store.path);
         const holder = currentLockHolder(config.store.path);
-        const daemonRunning = holder?.command === 'run';
+        const daemonRunning = daemon !== null;
         const schedule = Object.fromEntries(
           JOB_TYPES.map((type) => {
             const state = ledger.scheduleState(type);
@@ -48,7 +50,7 @@ export function registerStatus(program: Command): void {
         const metrics = readSnapshot(db, config, new Date());
         const hookDeliveries = new HookDeliveries(db).recent(10);
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, holder }, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, pid: daemon?.pid ?? null, since: daemon?.since ?? null, state: daemon?.state ?? null }, runLock: holder, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries });
           return;
         }
         print(
@@ -59,10 +61,11 @@ export function registerStatus(program: Command): void {
             ...store.tables.map(({ name, rows }) => [`rows in ${name}`, rows] as const),
             [
               'daemon',
-              daemonRunning
-                ? `running (pid ${holder!.pid}, since ${holder!.since})`
-                : `not running, so no cycle is scheduled${holder ? `; store in use by ${holder.command} (pid ${holder.pid})` : ''} (start it: compliance-sync run, or systemctl start compliance-sync)`,
+              daemon
+                ? `running (pid ${daemon.pid} on ${daemon.host}, since ${daemon.since}): ${daemon.state ?? 'starting'}`
+                : 'not running, so no cycle is scheduled (start it: compliance-sync run, or systemctl start compliance-sync)',
             ],
+            ['run lock', holder ? `held by ${describeHolder(holder)}` : 'free'],
             ...JOB_TYPES.map((type) => {
               const s = schedule[type]!;
               const next = daemonRunning ? (s.nextRunAt ? `next run ${s.nextRunAt}` : 'not in schedule.types') : 'no daemon running';

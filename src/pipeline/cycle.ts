@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
+import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
 import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
@@ -15,6 +16,12 @@ import type { ApplySummary } from './reconcile.js';
 export interface CycleOptions {
   trigger: CycleTrigger;
   dryRun?: boolean;
+  /**
+   * A run someone waits on (`reconcile --now`, `demo`): a cycle that closed in a run stopped before it reported is
+   * taken as this run's result instead of starting a new one — unless a scheduled run fell due since it started.
+   * The caller marks the summaries it reported (Ledger.markCyclesReported).
+   */
+  recover?: boolean;
 }
 
 /**
@@ -52,6 +59,10 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
     cycle = null;
   }
   await sweepFinishedCycleFiles(ctx);
+  if (!cycle && options.recover) {
+    const recovered = recoverClosedCycle(ctx, type, dryRun, now);
+    if (recovered) return recovered;
+  }
   const resumed = cycle !== null;
   cycle ??= ctx.ledger.startCycle(type, dryRun ? 'dry-run' : options.trigger, now);
   const ids = new StoredIds(ctx.db, ctx.config, type);
@@ -102,12 +113,38 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
   return summary;
 }
 
+/**
+ * The summary of the type's last cycle when it closed in a run that was stopped before reporting it (a crash, a kill
+ * after the close): rerunning that run must not pay for the same cycle again. Not when a scheduled run fell due
+ * since the cycle started, or it was of the other kind (dry run or real): then it is marked superseded and null
+ * returned, and a new cycle starts.
+ */
+function recoverClosedCycle(ctx: CycleContext, type: JobType, dryRun: boolean, now: Date): CycleSummary | null {
+  const closed = ctx.ledger.unreportedCycle(type);
+  if (!closed) return null;
+  const { cron, timezone } = ctx.config.schedule;
+  const due = missedRun(cron, timezone, new Date(closed.startedAt), now);
+  if (due || (closed.trigger === 'dry-run') !== dryRun || closed.summary === null) {
+    ctx.ledger.markCyclesReported([closed.id], now);
+    return null;
+  }
+  ctx.logger
+    .child({ type, cycle: closed.id })
+    .info({ finishedAt: closed.finishedAt }, 'this cycle closed in a run that was stopped before reporting it; reporting it instead of starting a new one');
+  return closed.summary as CycleSummary;
+}
+
 /** Runs the cycles of several types side by side (one job at a time per type, as X allows). */
 export async function runCycles(ctx: CycleContext, types: readonly JobType[], options: CycleOptions): Promise<CycleSummary[]> {
   const results = await Promise.allSettled(types.map((type) => runCycle(ctx, type, options)));
   const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failure) throw failure.reason;
   return results.map((result) => (result as PromiseFulfilledResult<CycleSummary>).value);
+}
+
+/** A cycle succeeded when it closed with every shard applied: the whole archive of its type was checked. */
+export function cycleSucceeded(summary: CycleSummary): boolean {
+  return summary.state === 'closed' && summary.shards.failed === 0 && summary.shards.applied === summary.shards.total;
 }
 
 function summarize(
@@ -130,6 +167,10 @@ function summarize(
   if (dryRun) {
     for (const run of dryRunSummaries) {
       for (const [action, n] of Object.entries(run.applied)) add(actions, action, n);
+      // The same names the audit gives a real run's cascades (cs_audit_counts.action_taken).
+      add(actions, 'cascade_delete', run.cascaded.deleted);
+      add(actions, 'cascade_mark', run.cascaded.marked);
+      add(actions, 'cascade_scrub_geo', run.cascaded.scrubbed);
       for (const [kind, n] of Object.entries(run.rejected)) add(rejected, kind, n);
       notFound += run.notFound;
     }

@@ -21,7 +21,7 @@ import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
 import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
 import { EDITED_STATE, toResultRecord, type RejectKind, type ResultRecord } from './resultRecords.js';
-import { BadLine, readResultLines } from './resultLines.js';
+import { BadLine, describeUnusableResults, readResultLines } from './resultLines.js';
 import { RejectsWriter, rejectsPathFor } from './rejects.js';
 import { countFileLines } from './lineCount.js';
 
@@ -123,6 +123,12 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   const stats = resultsFileStats(file);
   const fileSize = stats.size;
   const identity = fileIdentity(stats);
+  const unusable = describeUnusableResults(file);
+  if (unusable) {
+    throw new AppError('results_unusable', `the results file ${file} is ${unusable}`, {
+      hint: 'give a results file of JSON lines, one result object per line, as X returns it',
+    });
+  }
   const now = options.now ?? (() => new Date());
 
   let run: ApplyRun | null = null;
@@ -247,17 +253,17 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   try {
     read = await readResultLines(
       file,
-      (line, value) => {
+      (line, value, text) => {
         if (line <= checkpoint) return;
         if (value instanceof BadLine) {
           if (value.blank) return;
           batchRejects.push({ line, kind: 'malformed_json' });
-          rejects?.add(line, 'malformed_json', value.text);
+          rejects?.add(line, 'malformed_json', text);
         } else {
           const record = toResultRecord(value, line, policy, range);
           if (typeof record === 'string') {
             batchRejects.push({ line, kind: record });
-            rejects?.add(line, record, JSON.stringify(value));
+            rejects?.add(line, record, text);
           } else batch.push(record);
         }
         if (batch.length + batchRejects.length >= batchSize) {
@@ -276,6 +282,15 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   if (read.stopped) {
     logger.info({ checkpoint: committedLine }, 'apply: interrupted; rerun to resume from the checkpoint');
     return summary('interrupted', 0, rejectsFile);
+  }
+  const rejectedLines = Object.values(totals.rejected).reduce((sum, n) => sum + n, 0);
+  if (totals.records === 0 && rejectedLines > 0) {
+    // Nothing in the file could be used: that is a failed apply, not an empty result.
+    if (run) finishApplyRun(db, run.id, 'failed', JSON.stringify(totals), now().toISOString());
+    const kinds = Object.entries(totals.rejected).map(([kind, n]) => `${n} ${kind}`).join(', ');
+    throw new AppError('results_unusable', `every line of the results file ${file} was rejected (${kinds}); nothing was applied`, {
+      hint: rejectsFile ? `see what was wrong with each line in ${rejectsFile}` : 'check the file: one result object per line, as X returns it',
+    });
   }
   if (options.dryRun) {
     const held = (totals.applied.delete > deleteLimit || totals.cascaded.deleted > cascadeLimit) && !options.confirmDeletions;

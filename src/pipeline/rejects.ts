@@ -9,14 +9,14 @@ export function rejectsPathFor(input: string): string {
   return `${input}.rejects.ndjson`;
 }
 
-const MAX_TEXT = 1024;
+/** Longer lines are clipped (and say so): a results line is ~100 bytes, one of 64 KiB is not a result at all. */
+const MAX_TEXT = 64 * 1024;
 
 /**
- * The rejects file: `{"line":N,"kind":"…","text":"…"}` per rejected line. Entries are buffered per batch and written
- * just before the batch commits, and the file is created only when there is something to write.
- * `text` is the raw line for malformed JSON; for a line that parsed but failed validation it is the parsed value
- * serialised again (stream-json hands over values, not text): the line number is exact, so the original is one
- * `sed -n Np` away — which matters for a numeric id, already rounded by JSON.parse.
+ * The rejects file: `{"line":N,"kind":"…","text":"…"}` per rejected line, `text` being the line exactly as read
+ * (decoded, it is the line byte for byte: a numeric id keeps every digit), with `"clipped":true` past 64 KiB.
+ * Entries are buffered per batch and written just before the batch commits, and the file is created only when
+ * there is something to write.
  */
 export class RejectsWriter {
   private fd: number | null = null;
@@ -59,8 +59,8 @@ export class RejectsWriter {
   }
 
   add(line: number, kind: RejectKind, text: string): void {
-    const clipped = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
-    this.pending += `${JSON.stringify({ line, kind, text: clipped })}\n`;
+    const entry = text.length > MAX_TEXT ? { line, kind, text: text.slice(0, MAX_TEXT), clipped: true } : { line, kind, text };
+    this.pending += `${JSON.stringify(entry)}\n`;
   }
 
   /** True once anything was written: the summary names the file only then. */

@@ -1,7 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
-// CommonJS module: under ESM its default export is the JsonlParser class itself.
-import JsonlParser from 'stream-json/jsonl/Parser.js';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 /** A line that is not JSON: blank (or whitespace only, e.g. a CRLF blank line) or malformed. */
 export class BadLine {
@@ -20,90 +18,128 @@ export interface ReadLinesResult {
 }
 
 /**
- * Streams a JSON-lines file through stream-json's JSONL parser, calling `onLine(lineNumber, value)` for every
- * physical line (1-based), with a BadLine for blank and malformed lines; `onLine` returns true to stop reading.
- * It runs synchronously inside the parser's 'data' event, so a caller may apply a whole batch there and the file is
- * not read further meanwhile: memory stays flat whatever the file size.
+ * Streams a JSON-lines file, calling `onLine(lineNumber, value, text)` for every physical line (1-based): `value` is
+ * the parsed JSON, or a BadLine for blank and malformed lines; `text` is the line exactly as read (without its `\n`),
+ * so a rejected line can be kept as it was — a numeric id parsed by JSON.parse is already rounded. `onLine` returns
+ * true to stop reading. It runs synchronously inside the read stream's 'data' event, so a caller may apply a whole
+ * batch there and the file is not read further meanwhile: memory stays flat whatever the file size.
  *
- * Two things make stream-json's line numbering exact:
- * - its `errorIndicator` hook turns a line JSON.parse rejects into a BadLine instead of an uncaught exception (or, with
- *   `checkErrors`, a stream error ending the file), so every non-empty line is pushed and counted by its `key`;
- * - it drops empty lines without counting them, so the key would drift from the line number after the first blank
- *   line (real result files have one at line 3). BlankLineFiller puts one space on each empty line; the space fails
- *   JSON.parse, comes back through errorIndicator as a blank BadLine, and every physical line then has its key.
+ * Lines are split by hand rather than by a JSONL library: splitting and JSON.parse are all such a parser does, and
+ * none hands over the text of the lines it parsed (stream-json gives values only).
  */
 export function readResultLines(
   file: string,
-  onLine: (line: number, value: unknown) => boolean | void,
+  onLine: (line: number, value: unknown, text: string) => boolean | void,
   onBytes?: (bytesRead: number) => void,
 ): Promise<ReadLinesResult> {
   return new Promise((resolve, reject) => {
     const source = createReadStream(file, { highWaterMark: READ_CHUNK });
-    // errorIndicator is in stream-json 1.9 but missing from @types/stream-json.
-    const options: JsonlParser.JsonlParserOptions & { errorIndicator: typeof toBadLine } = { errorIndicator: toBadLine };
-    const parser = new JsonlParser(options);
+    const decoder = new StringDecoder('utf8');
+    let rest = '';
     let lines = 0;
     let stopped = false;
-    let failure: unknown = null;
-    source.on('data', () => onBytes?.(source.bytesRead));
-    parser.on('data', ({ key, value }: { key: number; value: unknown }) => {
-      if (stopped) return;
-      lines = key + 1;
-      try {
-        if (onLine(lines, value) === true) stopped = true;
-      } catch (err) {
-        failure = err;
-        stopped = true;
-      }
-      if (stopped) parser.destroy();
-    });
-    pipeline(source, new BlankLineFiller(), parser, (err) => {
-      if (failure !== null) reject(failure);
-      else if (err && !stopped) reject(err);
+    let settled = false;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      if (error !== undefined) reject(error);
       else resolve({ lines, bytesRead: source.bytesRead, stopped });
+    };
+    const emit = (text: string) => {
+      lines++;
+      if (onLine(lines, parseLine(text), text) === true) stopped = true;
+    };
+    source.on('data', (chunk: Buffer | string) => {
+      if (stopped) return;
+      onBytes?.(source.bytesRead);
+      try {
+        const parts = (rest + decoder.write(chunk as Buffer)).split('\n');
+        rest = parts.pop()!;
+        for (const text of parts) {
+          emit(text);
+          if (stopped) break;
+        }
+      } catch (err) {
+        source.destroy();
+        return settle(err);
+      }
+      if (stopped) {
+        source.destroy();
+        settle();
+      }
     });
+    source.on('end', () => {
+      try {
+        const tail = rest + decoder.end();
+        rest = '';
+        if (tail !== '') emit(tail);
+        settle();
+      } catch (err) {
+        settle(err);
+      }
+    });
+    source.on('error', (err) => settle(err));
   });
 }
 
-function toBadLine(_error: unknown, input: string): unknown {
-  // A byte-order mark is the one harmless reason a JSON line fails to parse.
-  if (input.charCodeAt(0) === 0xfeff) {
-    try {
-      return JSON.parse(input.slice(1));
-    } catch {
-      // fall through: malformed
+function parseLine(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // A byte-order mark is the one harmless reason a JSON line fails to parse.
+    if (text.charCodeAt(0) === 0xfeff) {
+      try {
+        return JSON.parse(text.slice(1));
+      } catch {
+        // fall through: malformed
+      }
     }
+    return new BadLine(text);
   }
-  return new BadLine(input);
 }
 
 /**
- * Each chunk becomes one string in the parser. Under V8's large-object size (128 KiB) that string and its lines die
- * young in a scavenge; at 1 MiB every chunk went to large-object space, kept until a full GC, and peak RSS of a 1M-line
- * apply swung between 160 and 230 MB. At 64 KiB the reader alone peaks at ~91 MB instead of ~118, at ~0.2 s more per
+ * Each chunk becomes one string. Under V8's large-object size (128 KiB) that string and its lines die young in a
+ * scavenge; at 1 MiB every chunk went to large-object space, kept until a full GC, and peak RSS of a 1M-line apply
+ * swung between 160 and 230 MB. At 64 KiB the reader alone peaks at ~91 MB instead of ~118, at ~0.2 s more per
  * million lines (bench/README.md).
  */
 export const READ_CHUNK = 64 * 1024;
 
-const NL = 0x0a;
-const SPACE = Buffer.from(' ');
+const SNIFF_BYTES = 64 * 1024;
 
-/** Puts a space on every empty line (see readResultLines). `\n` never occurs inside a UTF-8 sequence, so bytes are safe. */
-class BlankLineFiller extends Transform {
-  private afterNewline = true; // the file's start behaves like the start of a line
+/**
+ * Why a results file cannot be JSON lines at all, said the way its owner can act on it; null when it may be
+ * (an empty file is: X lists only IDs that need action). Looks at the first 64 KiB only: a file that starts as text
+ * and goes wrong later is judged line by line, and one whose every line is rejected fails after reading.
+ */
+export function describeUnusableResults(file: string): string | null {
+  const fd = openSync(file, 'r');
+  let head: Buffer;
+  try {
+    head = Buffer.alloc(SNIFF_BYTES);
+    head = head.subarray(0, readSync(fd, head, 0, SNIFF_BYTES, 0));
+  } finally {
+    closeSync(fd);
+  }
+  if (head.length === 0) return null;
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip-compressed: gunzip it first';
+  if (head.subarray(0, 4).equals(Buffer.from('PK\u0003\u0004', 'latin1'))) return 'a zip archive: unzip it first';
+  if (head.includes(0) || !isUtf8Prefix(head)) return 'binary, not text';
+  const text = head.toString('utf8').replace(/^\uFEFF/, '');
+  const first = text.trimStart();
+  if (first.startsWith('[')) return 'a JSON array, not JSON lines: write one object per line (e.g. jq -c \'.[]\')';
+  const firstLine = first.split('\n', 1)[0]!.trim();
+  if (firstLine === '{') return 'pretty-printed JSON (one object over several lines), not JSON lines: write one object per line (e.g. jq -c .)';
+  return null;
+}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (chunk.length === 0) return callback();
-    const parts: Buffer[] = [];
-    let from = 0;
-    if (this.afterNewline && chunk[0] === NL) parts.push(SPACE);
-    for (let at = chunk.indexOf('\n\n'); at !== -1; at = chunk.indexOf('\n\n', at + 1)) {
-      parts.push(chunk.subarray(from, at + 1), SPACE);
-      from = at + 1;
-    }
-    this.afterNewline = chunk[chunk.length - 1] === NL;
-    if (parts.length === 0) return callback(null, chunk);
-    parts.push(chunk.subarray(from));
-    callback(null, Buffer.concat(parts));
+/** Valid UTF-8, allowing a character cut at the end of the sample. */
+function isUtf8Prefix(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: true });
+    return true;
+  } catch {
+    return false;
   }
 }

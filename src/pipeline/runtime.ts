@@ -1,3 +1,4 @@
+import { realpathSync, statSync } from 'node:fs';
 import type { Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import type { Logger } from '../log.js';
@@ -45,6 +46,7 @@ export function openRuntime(
     throw err;
   }
   const ledger = new Ledger(db);
+  bindStoreIdentity(ledger, config.store.path, logger);
   const client = new ComplianceClient({
     baseUrl: config.api.baseUrl,
     token,
@@ -73,4 +75,19 @@ export function openRuntime(
     }),
     close: () => db.close(),
   };
+}
+
+/** The store's identity follows where it lives: a copy takes its own (see Ledger.bindIdentity), and says so. */
+function bindStoreIdentity(ledger: Ledger, storePath: string, logger: Logger): void {
+  const file = realpathSync(storePath);
+  const { dev, ino } = statSync(file, { bigint: true });
+  const { storeId, previous, boundPath } = ledger.bindIdentity({ path: file, file: `${dev}:${ino}` });
+  if (previous === null) return;
+  if (boundPath === null) logger.info({ storeId }, 'store identity bound to this file');
+  else {
+    logger.warn(
+      { storeId, previousStoreId: previous, boundPath, path: file },
+      'this store is a copy (or was moved): it takes a new identity for its job names, so it never uses the jobs of the store it was copied from; its ledger is kept',
+    );
+  }
 }

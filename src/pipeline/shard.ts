@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { markApplyRunConfirmed } from '../store/applyRuns.js';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
+import { AppError } from '../errors.js';
 import { XApiError } from '../xapi/errors.js';
 import { VisibleWait } from '../xapi/rateBudget.js';
 import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
 import { exportShard } from './export.js';
-import { jobName, parseJobName } from './jobNames.js';
+import { newJobName, parseJobName } from './jobNames.js';
 import { applyResultsFile, type ApplySummary } from './reconcile.js';
 
 export type ShardOutcome = 'applied' | 'failed' | 'held' | 'interrupted';
@@ -112,12 +115,12 @@ export class ShardRunner {
       return;
     }
     const attempt = shard.attempts + 1;
-    const name = jobName({ storeId: ctx.ledger.storeId(), type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, attempt });
+    const name = this.nextJobName(shard, attempt);
+    // An adopted job bears exactly the name recorded for this attempt: it is this attempt's job.
     const { job, adopted } = await this.createOrAdopt(shard, name);
-    const recordedAttempt = adopted ? (parseJobName(job.name)?.attempt ?? attempt) : attempt;
     ctx.ledger.recordJob(
       shard.id,
-      recordedAttempt,
+      attempt,
       {
         id: job.id,
         type: this.cycle.type,
@@ -130,13 +133,30 @@ export class ShardRunner {
       ctx.now(),
     );
     this.liveJob = job;
-    ctx.events.emit('job:created', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, attempt: recordedAttempt, adopted });
-    this.log(shard).info({ job: job.id, attempt: recordedAttempt, adopted }, adopted ? 'adopted our orphaned job' : 'job created');
+    ctx.events.emit('job:created', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, jobId: job.id, attempt, adopted });
+    this.log(shard).info({ job: job.id, attempt, adopted }, adopted ? 'adopted our orphaned job' : 'job created');
+  }
+
+  /**
+   * The name of the shard's next job: the one recorded before a create that a crash may have cut short (so its job
+   * can be adopted), else a new one, committed before the create call.
+   */
+  private nextJobName(shard: ShardRecord, attempt: number): string {
+    const { ctx } = this;
+    const storeId = ctx.ledger.storeId();
+    const recorded = parseJobName(shard.pendingJobName ?? undefined);
+    const current =
+      recorded?.storeId === storeId && recorded.type === this.cycle.type && recorded.cycleId === this.cycle.id && recorded.seq === shard.seq && recorded.attempt === attempt;
+    if (current && shard.pendingJobName) return shard.pendingJobName;
+    const name = newJobName({ storeId, type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, attempt });
+    ctx.ledger.setPendingJobName(shard.id, name, ctx.now());
+    return name;
   }
 
   /**
    * Creates the shard's job. A 409 (or a create that failed in a way that may have created it) means a job of this
-   * type is active: if its name shows it is this shard's (orphaned by a crash), adopt it; otherwise wait for it.
+   * type is active: if it bears exactly the name this store recorded before creating (orphaned by a crash), adopt
+   * it; otherwise wait for it, saying so at least every 30 s.
    */
   private async createOrAdopt(shard: ShardRecord, name: string): Promise<{ job: ComplianceJob; adopted: boolean }> {
     const { ctx } = this;
@@ -157,12 +177,10 @@ export class ShardRunner {
         (job) => job.status === 'created' || job.status === 'in_progress',
       );
       const mine = active.find((job) => {
-        const parts = parseJobName(job.name);
-        const sameShard = parts?.storeId === storeId && parts.cycleId === this.cycle.id && parts.seq === shard.seq;
         // A job we already gave up on (refused upload, window passed) is not an orphan: X just has not expired it yet.
         const retired = ['failed', 'expired'].includes(ctx.ledger.job(job.id)?.status ?? '');
         const uploadable = job.status === 'in_progress' || ctx.now().getTime() < Date.parse(job.upload_expires_at);
-        return sameShard && !retired && uploadable;
+        return job.name === name && !retired && uploadable;
       });
       if (mine) {
         slot?.over();
@@ -171,13 +189,13 @@ export class ShardRunner {
       // No job was created after all: let the step's temporary-failure retry create it again.
       if (failure.code !== 'conflict') throw failure;
       const blocker = active[0];
-      const ours = blocker && parseJobName(blocker.name)?.storeId === storeId;
+      const ours = blocker !== undefined && parseJobName(blocker.name)?.storeId === storeId;
       if (!waitingLogged) {
         this.log(shard).warn(
-          { job: blocker?.id, ours },
+          { job: blocker?.id, jobName: blocker?.name, status: blocker?.status, ours },
           ours
-            ? 'an older job of this store is still active (from an abandoned run); waiting for it to finish or expire'
-            : 'another job of this type is active for this app (not ours); waiting for it',
+            ? 'an older job of this store is still active (from an abandoned attempt); waiting for it to finish or expire'
+            : 'another job of this type is active for this app (another copy of this store, or another program); waiting for it',
         );
         waitingLogged = true;
       }
@@ -199,8 +217,10 @@ export class ShardRunner {
       await this.retire(shard, job.status === 'created' ? 'expired' : job.status, 'the upload window passed before the upload', job.status === 'created');
       return;
     }
+    const file = shardFile(ctx.config, this.cycle.id, shard.seq);
+    if (!existsSync(file)) await this.exportAgain(shard, file);
     try {
-      const { bytes } = await ctx.client.upload(job, shardFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      const { bytes } = await ctx.client.upload(job, file, ctx.signal);
       this.log(shard).info({ job: job.id, bytes }, 'uploaded');
     } catch (err) {
       if (err instanceof XApiError && ['upload_expired', 'signature_mismatch', 'upload_rejected'].includes(err.code)) {
@@ -210,6 +230,17 @@ export class ShardRunner {
       throw err;
     }
     this.setState(shard, 'uploaded');
+  }
+
+  /**
+   * The work directory was cleared (a cache wipe, a tmp cleaner) after the job was created: the shard's IDs are
+   * written again from the store, so the job gets its upload instead of the run failing on a missing file for ever.
+   */
+  private async exportAgain(shard: ShardRecord, file: string): Promise<void> {
+    const { ctx } = this;
+    const count = await exportShard(this.ids, shard, file, ctx.signal);
+    ctx.ledger.setShardIdCount(shard.id, count, ctx.now());
+    this.log(shard).warn({ ids: count }, 'the shard file was gone (work directory cleared); exported it again');
   }
 
   private async poll(shard: ShardRecord): Promise<void> {
@@ -240,8 +271,11 @@ export class ShardRunner {
     }
     const job = await this.currentJob(shard);
     if (!job) return;
+    const file = resultFile(ctx.config, this.cycle.id, shard.seq);
+    // The work directory may have been cleared since the cycle began: the download starts afresh in a new one.
+    await mkdir(dirname(file), { recursive: true });
     try {
-      const { bytes } = await ctx.client.download(job, resultFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
+      const { bytes } = await ctx.client.download(job, file, ctx.signal);
       this.log(shard).info({ job: job.id, bytes }, 'results downloaded');
       this.missingResults = 0;
     } catch (err) {
@@ -282,23 +316,18 @@ export class ShardRunner {
     const resumable = latest && (latest.state === 'running' || latest.state === 'held') ? latest.id : undefined;
     // Confirmation releases only shards that the gate actually held: it is not a licence for every shard of the run.
     const confirm = (ctx.confirmDeletions ?? false) && (shard.state === 'held' || latest?.state === 'held');
-    const summary = await applyResultsFile({
-      db: ctx.db,
-      config: ctx.config,
-      type: this.cycle.type,
-      file,
-      logger: ctx.logger.child({ cycle: this.cycle.id }),
-      runId: resumable,
-      shardId: shard.id,
-      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
-      submittedIds: shard.idCount,
-      confirmDeletions: confirm,
-      dryRun: this.dryRun,
-      signal: ctx.signal,
-      now: ctx.now,
-      onProgress: (progress) =>
-        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
-    });
+    let summary: ApplySummary;
+    try {
+      summary = await this.applyFile(shard, file, resumable, confirm);
+    } catch (err) {
+      // X's results for this shard cannot be read (compressed, binary, not JSON lines, every line rejected): nothing
+      // was applied, so the shard's IDs are unchecked — a failure the cycle reports, never an "applied" shard.
+      if (err instanceof AppError && err.code === 'results_unusable') {
+        this.setState(shard, 'failed', err.message);
+        return;
+      }
+      throw err;
+    }
     if (this.dryRun) {
       this.dryRunSummaries.push(summary);
       if (summary.state === 'held') {
@@ -318,6 +347,27 @@ export class ShardRunner {
       );
     }
     // 'interrupted': the signal is set; run() returns at the top of its loop.
+  }
+
+  private applyFile(shard: ShardRecord, file: string, runId: number | undefined, confirmDeletions: boolean): Promise<ApplySummary> {
+    const { ctx } = this;
+    return applyResultsFile({
+      db: ctx.db,
+      config: ctx.config,
+      type: this.cycle.type,
+      file,
+      logger: ctx.logger.child({ cycle: this.cycle.id }),
+      runId,
+      shardId: shard.id,
+      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
+      submittedIds: shard.idCount,
+      confirmDeletions,
+      dryRun: this.dryRun,
+      signal: ctx.signal,
+      now: ctx.now,
+      onProgress: (progress) =>
+        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
+    });
   }
 
   /** The shard's run and its transition, in one transaction. */

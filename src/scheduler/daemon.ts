@@ -1,14 +1,17 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import { describeError, explainError, type AppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { runCycle } from '../pipeline/cycle.js';
+import { cycleSucceeded, runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
+import { describeHolder } from '../store/runLock.js';
 import type { JobType } from '../types.js';
+import { RunLockGate } from './runLockGate.js';
 import { missedRun, Schedule } from './schedule.js';
 import { deliverPendingHooks } from '../hooks/deliverHooks.js';
 
@@ -23,13 +26,20 @@ export interface DaemonOptions {
   busyRetryMs?: number;
 }
 
+/** What became of a reload: applied, found unchanged, or refused (the previous config stays in force). */
+export interface ReloadOutcome {
+  ok: boolean;
+  message: string;
+}
+
 /** Settings that a reload cannot change in place: the open store and the API client are built from them. */
 const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work', 'metrics.listen', 'metrics.allowNonLoopback'];
 
 /**
  * The scheduler loop: cycles start on the cron schedule, on SIGUSR1, and at start for a run missed while down or a
- * cycle left unfinished. One cycle per type at a time; the store's run lock (taken by the caller) keeps
- * `reconcile --now` out. Reload swaps config and schedule in place; a running cycle keeps the config it began with.
+ * cycle left unfinished. One cycle per type at a time; the store's run lock is held while a cycle runs (and only
+ * then, so a `reconcile --now` between cycles runs). Reload swaps config and schedule in place; a running cycle keeps
+ * the config it began with.
  */
 export class Daemon {
   private config: Config;
@@ -45,11 +55,18 @@ export class Daemon {
   /** What each running cycle is doing, and how each type's last cycle ended: the STATUS= line says both. */
   private readonly activity = new Map<JobType, string>();
   private readonly lastEnded = new Map<JobType, string>();
+  private readonly runLock: RunLockGate;
+  /** Content hashes of the config file last loaded and last tried: one edit seen by the file watch and SIGHUP loads once. */
+  private loadedHash: string | null;
+  private triedHash: string | null;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.log = options.logger;
     this.env = options.env ?? process.env;
+    this.loadedHash = contentHash(this.config.configPath);
+    this.triedHash = this.loadedHash;
+    this.runLock = new RunLockGate({ storePath: this.config.store.path, logger: this.log, onChange: () => this.publishStatus() });
   }
 
   /** Schedules cycles, resumes unfinished ones and catches up a missed run. */
@@ -88,20 +105,30 @@ export class Daemon {
   requestReload(reason: string): void {
     if (this.controller.signal.aborted) return;
     clearTimeout(this.reloadTimer);
-    this.reloadTimer = setTimeout(() => this.reload(reason), 300);
+    this.reloadTimer = setTimeout(() => this.reload(reason, { onlyIfChanged: true }), 300);
   }
 
-  /** Re-reads and validates the config; applies it if valid, keeps the old one (and says why) if not. */
-  reload(reason: string): boolean {
+  /**
+   * Re-reads and validates the config; applies it if valid, keeps the old one (and says why) if not. With
+   * `onlyIfChanged` (the file watch), a content already tried is left alone; SIGHUP always re-reads the token.
+   */
+  reload(reason: string, options: { onlyIfChanged?: boolean } = {}): ReloadOutcome {
     // After a stop began, a reload must not bring the schedule back to life.
-    if (this.controller.signal.aborted) return false;
+    if (this.controller.signal.aborted) return { ok: false, message: 'the daemon is stopping' };
+    // A SIGHUP cancels a reload the file watch has pending: it reads the same file.
+    clearTimeout(this.reloadTimer);
+    const hash = contentHash(this.config.configPath);
+    if (options.onlyIfChanged && hash !== null && hash === this.triedHash) return { ok: true, message: 'config unchanged' };
+    this.triedHash = hash;
     let next: Config;
     try {
       next = loadConfig(this.config.configPath, this.env);
     } catch (err) {
       this.log.error({ reason, err: describeError(err) }, 'config reload refused; the previous config stays in force');
-      return false;
+      return { ok: false, message: `refused, the previous config stays in force: ${describeError(err)}` };
     }
+    const unchangedFile = hash !== null && hash === this.loadedHash;
+    this.loadedHash = hash;
     const changed = diffKeys(this.config, next);
     const needRestart = changed.filter((key) => RESTART_ONLY.some((prefix) => key === prefix || key.startsWith(`${prefix}.`)));
     if (needRestart.length) this.log.warn({ keys: needRestart }, 'these settings take effect only after a restart');
@@ -116,9 +143,12 @@ export class Daemon {
     this.config = withRestartOnly(next, this.config);
     this.log.level = next.log.level;
     if (scheduleChanged || !this.schedule) this.installSchedule();
-    this.log.info({ reason, changed, nextRun: this.schedule?.nextRun()?.toISOString() ?? null }, changed.length ? 'config reloaded' : 'config reloaded, nothing changed');
+    this.log.info(
+      { reason, changed, nextRun: this.schedule?.nextRun()?.toISOString() ?? null },
+      unchangedFile ? 'config already loaded; token re-read' : changed.length ? 'config reloaded' : 'config reloaded, nothing changed',
+    );
     this.publishStatus();
-    return true;
+    return { ok: true, message: unchangedFile ? 'the config file as it is now was already in force' : changed.length ? `changed: ${changed.join(', ')}` : 'nothing changed' };
   }
 
   /** First stop: running cycles finish their current step and stop; resolves when they have (or after `deadlineMs`). */
@@ -168,17 +198,23 @@ export class Daemon {
     const { runtime } = this.options;
     const config = this.config;
     const context = { ...runtime.context(this.controller.signal), config };
-    // Inside the promise: a store locked at the scheduled minute must reach the retry below, not the cron library
-    // (which swallows what its callbacks throw).
-    const run = Promise.resolve()
-      .then(() => {
+    // Inside the gate's promise: a store locked at the scheduled minute must reach the retry below, not the cron
+    // library (which swallows what its callbacks throw).
+    const run = this.runLock
+      .whileHeld(this.controller.signal, () => {
         runtime.ledger.recordScheduleStart(type, new Date());
         return runCycle(context, type, { trigger });
       })
-      .then((summary: CycleSummary) => {
+      .then((summary: CycleSummary | null) => {
         clearTimeout(this.busyRetries.get(type)?.timer);
         this.busyRetries.delete(type);
-        if (summary.state === 'closed') runtime.ledger.recordScheduleSuccess(type, new Date());
+        if (summary) {
+          // The daemon's log is where its cycles are reported.
+          runtime.ledger.markCyclesReported([summary.cycleId], new Date());
+          // Success means every shard was checked and applied: a closed cycle with failed shards left rows unchecked.
+          if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, new Date());
+          else if (summary.state === 'closed') this.log.warn({ type, cycle: summary.cycleId, failed: summary.shards.failed }, 'cycle closed with failed shards; not recorded as a success');
+        }
       })
       .catch((err: unknown) => {
         const known = explainError(err);
@@ -222,6 +258,12 @@ export class Daemon {
   private publishStatus(): void {
     const running = [...this.running.keys()];
     const next = this.schedule?.nextRun()?.toISOString() ?? 'none';
+    const wait = this.runLock.waiting;
+    if (wait) {
+      const holder = wait.holder ? describeHolder(wait.holder) : 'another process';
+      this.options.onStatus?.(`waiting for the store run lock held by ${holder} (${running.join(' and ')} cycle due; next try ${wait.nextTryAt.toISOString()}); next run ${next}`);
+      return;
+    }
     const doing = running.map((type) => `${type} ${this.activity.get(type) ?? 'cycle starting'}`);
     const last = [...this.lastEnded].map(([type, ended]) => `${type} ${ended}`);
     const parts = [running.length ? doing.join('; ') : 'idle', ...(last.length && !running.length ? [`last: ${last.join(', ')}`] : []), `next run ${next}`];
@@ -261,6 +303,14 @@ export class Daemon {
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'cannot watch the config file; reload with SIGHUP');
     }
+  }
+}
+
+function contentHash(file: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return null;
   }
 }
 

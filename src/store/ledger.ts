@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
 
@@ -32,6 +33,8 @@ export interface ShardRecord {
   jobId: string | null;
   applyRunId: number | null;
   error: string | null;
+  /** The name of the job the shard was about to create, recorded before the create call. */
+  pendingJobName: string | null;
 }
 
 export interface JobRecord {
@@ -74,6 +77,7 @@ const toShard = (row: Row): ShardRecord => ({
   jobId: (row.job_id as string | null) ?? null,
   applyRunId: row.apply_run_id === null ? null : Number(row.apply_run_id),
   error: (row.error as string | null) ?? null,
+  pendingJobName: (row.pending_job_name as string | null) ?? null,
 });
 
 const toJob = (row: Row): JobRecord => ({
@@ -98,6 +102,9 @@ export class Ledger {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       storeId: p('SELECT store_id FROM cs_store'),
+      identity: p('SELECT store_id, bound_path, bound_file FROM cs_store'),
+      bindIdentity: p('UPDATE cs_store SET store_id = ?, bound_path = ?, bound_file = ?'),
+      setPendingJobName: p('UPDATE cs_shards SET pending_job_name = ?, updated_at = ? WHERE id = ?'),
       openCycle: p("SELECT * FROM cs_cycles WHERE type = ? AND state IN ('planning', 'running')"),
       cycle: p('SELECT * FROM cs_cycles WHERE id = ?'),
       insertCycle: p("INSERT INTO cs_cycles (type, state, trigger, started_at) VALUES (?, 'planning', ?, ?)"),
@@ -105,6 +112,8 @@ export class Ledger {
       closeCycle: p("UPDATE cs_cycles SET state = 'closed', finished_at = ?, summary_json = ? WHERE id = ?"),
       abandonCycle: p("UPDATE cs_cycles SET state = 'abandoned', finished_at = ?, summary_json = ? WHERE id = ?"),
       recentCycles: p('SELECT * FROM cs_cycles ORDER BY id DESC LIMIT ?'),
+      unreportedCycle: p("SELECT * FROM cs_cycles WHERE type = ? AND state = 'closed' AND reported_at IS NULL ORDER BY id DESC LIMIT 1"),
+      markReported: p('UPDATE cs_cycles SET reported_at = ? WHERE id = ? AND reported_at IS NULL'),
       insertShard: p(
         "INSERT INTO cs_shards (cycle_id, seq, first_id, last_id, id_count, state, updated_at) VALUES (?, ?, ?, ?, ?, 'planned', ?)",
       ),
@@ -150,6 +159,26 @@ export class Ledger {
     return (this.s.storeId.get() as { store_id: string }).store_id;
   }
 
+  /**
+   * Binds the store's identity to where it lives (its real path and the device:inode of its file). A store found
+   * elsewhere than it was bound — a restored backup, a staging copy, a moved file — takes a new identity, so its job
+   * names can never be another copy's; its ledger is kept. A store never bound before (new, or from before
+   * binding existed) takes a new identity too: copies made before it was bound would otherwise share one.
+   * Returns the identity in force and, when it changed, the one before.
+   */
+  bindIdentity(location: { path: string; file: string }): { storeId: string; previous: string | null; boundPath: string | null } {
+    const row = this.s.identity.get() as { store_id: string; bound_path: string | null; bound_file: string | null };
+    if (row.bound_path === location.path && row.bound_file === location.file) return { storeId: row.store_id, previous: null, boundPath: row.bound_path };
+    const storeId = randomBytes(6).toString('hex');
+    this.s.bindIdentity.run(storeId, location.path, location.file);
+    return { storeId, previous: row.store_id, boundPath: row.bound_path };
+  }
+
+  /** Records the name of the job the shard is about to create (see cs_shards.pending_job_name). */
+  setPendingJobName(shardId: number, name: string, now: Date): void {
+    this.s.setPendingJobName.run(name, now.toISOString(), shardId);
+  }
+
   openCycle(type: JobType): CycleRecord | null {
     const row = this.s.openCycle.get(type) as Row | undefined;
     return row ? toCycle(row) : null;
@@ -170,6 +199,19 @@ export class Ledger {
       ...toCycle(row),
       summary: row.summary_json ? JSON.parse(row.summary_json as string) : null,
     }));
+  }
+
+  /** The latest closed cycle of the type whose outcome nobody has reported yet (its run was stopped first). */
+  unreportedCycle(type: JobType): (CycleRecord & { summary: unknown }) | null {
+    const row = this.s.unreportedCycle.get(type) as Row | undefined;
+    return row ? { ...toCycle(row), summary: row.summary_json ? JSON.parse(row.summary_json as string) : null } : null;
+  }
+
+  /** The cycles' outcomes reached whoever ran them. */
+  markCyclesReported(cycleIds: readonly number[], now: Date): void {
+    this.db.transaction(() => {
+      for (const id of cycleIds) this.s.markReported.run(now.toISOString(), id);
+    })();
   }
 
   startCycle(type: JobType, trigger: CycleTrigger, now: Date): CycleRecord {

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { redactUrl, type Logger } from '../log.js';
 import type { JobType } from '../types.js';
 import { downloadFile } from './downloadFile.js';
+import { rememberSecret } from '../secrets.js';
 import { codeOfStatus, fromGotError, problemOf, XApiError, type XApiErrorCode } from './errors.js';
 import { backoffMs, createApiGot, createBytePathGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
 import { parseJob, parseJobList } from './parseJob.js';
@@ -77,6 +78,7 @@ export class ComplianceClient {
 
   constructor(options: ComplianceClientOptions) {
     this.token = options.token;
+    rememberSecret(options.token);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     const timeoutMs = options.timeoutMs ?? 30_000;
     const clock = options.clock ?? Date.now;
@@ -105,6 +107,7 @@ export class ComplianceClient {
   /** The daemon re-reads the token on reload; the next request uses it. */
   setToken(token: string): void {
     this.token = token;
+    rememberSecret(token);
   }
 
   async createJob(input: { type: JobType; name?: string; resumable?: boolean }, signal?: AbortSignal): Promise<ComplianceJob> {

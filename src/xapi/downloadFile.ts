@@ -122,19 +122,25 @@ async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: bo
     const body = await readText(stream).catch(() => '');
     return { kind: 'refused', status, headers: response.headers, body };
   }
+  let inFlight: Promise<unknown> = Promise.resolve();
   const sink = new Writable({
     // 'have' counts only bytes whose write completed, so a resume never skips or repeats a byte.
     write(chunk: Buffer, _encoding, done) {
-      handle.write(chunk, 0, chunk.length, progress.have).then(
-        () => {
-          progress.have += chunk.length;
-          done();
-        },
-        (error: Error) => done(error),
-      );
+      const write = handle.write(chunk, 0, chunk.length, progress.have).then(() => {
+        progress.have += chunk.length;
+      });
+      inFlight = write.catch(() => undefined);
+      write.then(() => done(), (error: Error) => done(error));
     },
   });
-  await pipeline(stream, sink, signal ? { signal } : {});
+  try {
+    await pipeline(stream, sink, signal ? { signal } : {});
+  } finally {
+    // When the body fails, a write already handed to the file system still lands (and counts) later. It must land
+    // within this attempt: else the next attempt asks for a range from a stale 'have', and the late write counts as
+    // that attempt's progress — which earns back the fault allowance of a download that is not moving.
+    await inFlight;
+  }
   if (total !== undefined && progress.have !== total) {
     throw new Fault(`the body ended at byte ${progress.have} of ${total}`);
   }

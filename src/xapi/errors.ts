@@ -1,5 +1,6 @@
 import { AppError, EXIT, isUntrustedCertificate, UNTRUSTED_CERTIFICATE_HINT, type ExitCode } from '../errors.js';
 import { redactUrl } from '../log.js';
+import { redactSecrets } from '../secrets.js';
 
 /** Stable codes the cycle engine branches on; messages may change, these may not. */
 export type XApiErrorCode =
@@ -65,10 +66,11 @@ export class XApiError extends AppError {
   readonly jobId: string | undefined;
 
   constructor(code: XApiErrorCode, message: string, options: XApiErrorOptions = {}) {
-    super(code, message, { hint: options.hint ?? DEFAULT_HINTS[code], cause: options.cause, exitCode: exitCodeOf(code) });
+    // Messages quote the server's own words (title, detail, body), which may echo our Authorization header.
+    super(code, redactSecrets(message), { hint: options.hint ?? DEFAULT_HINTS[code], cause: options.cause, exitCode: exitCodeOf(code) });
     this.status = options.status;
-    this.title = options.title;
-    this.detail = options.detail;
+    this.title = options.title === undefined ? undefined : redactSecrets(options.title);
+    this.detail = options.detail === undefined ? undefined : redactSecrets(options.detail);
     this.retryAt = options.retryAt;
     this.jobId = options.jobId;
   }
@@ -178,7 +180,7 @@ export function storageErrorCode(direction: 'upload' | 'download', status: numbe
  */
 export function fromGotError(error: Error & { code?: string; options?: { url?: URL | string } }): XApiError {
   const url = error.options?.url ? shortUrl(String(error.options.url)) : undefined;
-  const summary = new Error(`${error.code ?? error.name}: ${scrubUrls(error.message)}`);
+  const summary = new Error(redactSecrets(`${error.code ?? error.name}: ${scrubUrls(error.message)}`));
   // Retrying cannot make a certificate trusted: fail at once instead of backing off for minutes.
   if (isUntrustedCertificate(error.code)) {
     return new XApiError('untrusted_certificate', `the TLS certificate of ${url ?? 'the server'} is not trusted: ${summary.message}`, { cause: summary });

@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore } from '../../src/store/open.js';
+import { acquireRunLock } from '../../src/store/runLock.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
 
@@ -131,14 +132,80 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await second.exit).code).toBe(0);
   });
 
-  it('reconcile --now exits 75 with the hint while the daemon holds the store', async () => {
-    const w = await world({ tweets: 10, users: 1 });
+  it('holds the run lock only while a cycle runs: reconcile --now works between cycles; one daemon per store', async () => {
+    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *' } } });
     const daemon = startDaemon(w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const run = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
-    expect((await run.exit).code).toBe(75);
-    expect(run.stderr()).toMatch(/in use by run \(pid \d+/);
-    expect(run.stderr()).toMatch(/Try: .*kill -USR1 \d+/);
+    const second = startDaemon(w);
+    expect((await second.exit).code).toBe(75);
+    expect(second.stderr()).toMatch(new RegExp(`a daemon already runs on the store .*pid ${daemon.child.pid}`));
+    const between = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
+    expect((await between.exit).code).toBe(0);
+    expect(await status(w)).toMatchObject({ daemon: { running: true }, runLock: null });
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('during a daemon cycle, reconcile --now exits 75 naming the daemon, and --wait gives up after its limit', async () => {
+    // Jobs that take far longer than the test: the cycle is surely running while the two runs try.
+    const w = await world({ tweets: 300, users: 20, emulator: { processingMs: 600_000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    daemon.child.kill('SIGUSR1');
+    await waitForOutput(daemon, (text) => text.includes('"state":"uploaded"'), 'stdout');
+    expect((await status(w)).runLock).toMatchObject({ pid: daemon.child.pid, command: 'run' });
+    const refused = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
+    expect((await refused.exit).code).toBe(75);
+    expect(refused.stderr()).toMatch(/in use by run \(pid \d+/);
+    expect(refused.stderr()).toMatch(/Try: the daemon is running a cycle .*--wait SECONDS/);
+    const waited = spawnCli(['reconcile', '--now', '--wait', '1', '--config', w.configPath], w.env);
+    expect((await waited.exit).code).toBe(75);
+    expect(waited.stderr()).toContain(`held by run (pid ${daemon.child.pid} on `);
+    expect(waited.stderr()).toMatch(/gave up after waiting 1 s for the run lock/);
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('a cycle due while another process holds the run lock waits, retries, and status says so', async () => {
+    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    // This test process plays the one-off run that holds the lock.
+    const manual = acquireRunLock(w.storePath, 'reconcile --now');
+    try {
+      daemon.child.kill('SIGUSR1');
+      await waitForOutput(daemon, (text) => text.includes('another process holds the store run lock; retrying'), 'stdout');
+      const s = await status(w);
+      expect(s.daemon.state).toMatch(new RegExp(`^waiting for the store run lock held by reconcile --now \\(pid ${process.pid} on .*next try `));
+      expect(daemon.stdout()).not.toContain('"msg":"cycle started"');
+    } finally {
+      manual.release();
+    }
+    await waitForOutput(daemon, (text) => text.includes('took the store run lock') && text.includes('"msg":"cycle closed"'), 'stdout');
+    daemon.child.kill('SIGTERM');
+    expect((await daemon.exit).code).toBe(0);
+  });
+
+  it('`reload` waits for the daemon and says how it went; one edit is loaded once', async () => {
+    const w = await world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(w);
+    await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    editConfig(w, (config) => (config.schedule.cron = '0 5 * * *'));
+    const reload = spawnCli(['reload', '--config', w.configPath], w.env);
+    expect((await reload.exit).code).toBe(0);
+    // Whichever came first, SIGHUP or the file watch, applied it; the other found it in force.
+    expect(reload.stdout()).toMatch(/^reloaded: (changed: schedule\.cron|the config file as it is now was already in force)$/m);
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
+    // The file watch saw the same edit; give it time to act, then the edit must have been applied once.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(count(daemon.stdout(), '"msg":"config reloaded"')).toBe(1);
+
+    editConfig(w, (config) => (config.schedule.cron = '61 * * * *'));
+    const refused = spawnCli(['reload', '--pid', String(daemon.child.pid), '--config', w.configPath], w.env);
+    expect((await refused.exit).code).toBe(78);
+    expect(refused.stderr()).toMatch(/schedule\.cron/);
+    await waitForOutput(daemon, (text) => text.includes('config reload refused'), 'stdout');
+    expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
   });

@@ -90,10 +90,13 @@ describe('compliance-sync reconcile --now (spawned)', () => {
           () => false,
         );
         const [{ code, signal }] = await Promise.all([run.exit, killed]);
-        if (signal === 'SIGKILL') {
+        // A run killed after it printed its summary had done its work (a person would not run it again); rerunning it
+        // would rightly start a new cycle. Killed before printing, the rerun reports or resumes what it left.
+        if (signal === 'SIGKILL' && run.stdout().trim() === '') {
           kills++;
           continue;
         }
+        if (signal === 'SIGKILL') break;
         expect(code).toBe(0);
         break;
       }
@@ -102,7 +105,8 @@ describe('compliance-sync reconcile --now (spawned)', () => {
     expect(dump(crashed.storePath)).toBe(dump(reference.storePath));
     // Jobs orphaned by a kill were adopted, uploads repeated to the same job: one job per shard, as uninterrupted.
     expect(crashed.emulator.stats().jobsCreated).toEqual(referenceJobs);
-  });
+    // Some 30 spawned runs: on a loaded two-core machine this takes minutes, not the suite's default minute.
+  }, 300_000);
 
   it('export writes the shard files alone', async () => {
     const w = await world({ tweets: 2500, users: 10 });

@@ -3,10 +3,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { outcomeFor, type OutcomeRules } from '../../src/emulator/outcomes.js';
 import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
-import { jobName } from '../../src/pipeline/jobNames.js';
+import { newJobName } from '../../src/pipeline/jobNames.js';
 import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/open.js';
+import { createLogger } from '../../src/log.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, type World } from '../helpers/world.js';
@@ -95,27 +96,24 @@ describe('cycle engine against the emulator', () => {
 
   it('adopts its own job orphaned by a crash between create and record (409), instead of waiting', async () => {
     const { world, runtime } = await setup({ tweets: 800, users: 10, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
-    const client = new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN });
-    // When the shard is exported, "another process" creates the job under the name this engine would use.
-    runtime.events.once('shard:state', (event) => {
-      expect(event.state).toBe('exported');
-    });
-    let orphan: string | null = null;
-    runtime.events.on('shard:state', (event) => {
-      if (event.state === 'exported' && !orphan) {
-        orphan = 'pending';
-        const name = jobName({ storeId: runtime.ledger.storeId(), type: 'tweets', cycleId: event.cycleId, seq: event.seq, attempt: 1 });
-        void client.createJob({ type: 'tweets', name }).then((job) => (orphan = job.id));
-      }
-    });
+    // The crashed process got as far as exporting the shard…
+    const first = new AbortController();
+    runtime.events.on('shard:state', (event) => event.state === 'exported' && first.abort());
+    expect((await runCycle(runtime.context(first.signal), 'tweets', { trigger: 'manual' })).state).toBe('interrupted');
+    runtime.events.removeAllListeners('shard:state');
+    // …recorded the name of the job it was about to create, and X created it, but the process died before recording it.
+    const cycle = runtime.ledger.openCycle('tweets')!;
+    const shard = runtime.ledger.shards(cycle.id)[0]!;
+    const name = newJobName({ storeId: runtime.ledger.storeId(), type: 'tweets', cycleId: cycle.id, seq: shard.seq, attempt: 1 });
+    runtime.ledger.setPendingJobName(shard.id, name, new Date());
+    const orphan = await new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN }).createJob({ type: 'tweets', name });
     const adopted: boolean[] = [];
     runtime.events.on('job:created', (event) => adopted.push(event.adopted));
-    // Let the orphan's create land first: the exported event fires before the engine's own create.
     const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
     expect(summary.state).toBe('closed');
     expect(world.emulator.stats().jobsCreated.tweets).toBe(1);
     expect(adopted).toEqual([true]);
-    expect(runtime.ledger.jobsOfCycle(summary.cycleId).map((job) => job.id)).toEqual([orphan]);
+    expect(runtime.ledger.jobsOfCycle(summary.cycleId).map((job) => job.id)).toEqual([orphan.id]);
   });
 
   it('waits for a foreign job of the same type to finish, then runs its own', async () => {
@@ -251,6 +249,14 @@ describe('cycle engine against the emulator', () => {
     expect(summaries.every((s) => s.dryRun && s.state === 'closed')).toBe(true);
     expect(summaries[0]!.actions.delete).toBeGreaterThan(0);
     expect(viewStore(runtime.db)).toEqual(before.view);
+  });
+
+  it("a dry run's summary counts the rows a users cycle would change through the cascade, as the real run then does", async () => {
+    const { runtime } = await setup({ tweets: 3000, users: 300 });
+    const dry = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual', dryRun: true });
+    const real = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual' });
+    expect(real.actions.cascade_delete).toBeGreaterThan(0);
+    expect(dry.actions).toEqual(real.actions);
   });
 });
 

@@ -21,7 +21,7 @@ async function lines(text: string | Buffer): Promise<{ seen: [number, unknown][]
   return { seen, total: read.lines };
 }
 
-describe('readResultLines (stream-json JSONL parser with exact line numbers)', () => {
+describe('readResultLines (JSON lines with exact line numbers and the text of each line)', () => {
   it('numbers every physical line: blank, whitespace, CRLF, malformed, BOM, no final newline', async () => {
     const { seen, total } = await lines('\uFEFF{"a":1}\n\n\r\n  \n{"b":2}\r\nnope\n\n{"c":3}');
     expect(seen).toEqual([

@@ -1,17 +1,36 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { StoreBusyError } from '../../src/errors.js';
-import { acquireRunLock, currentLockHolder } from '../../src/store/runLock.js';
-import { useTempDir } from '../helpers/tmp.js';
+import { createStore } from '../../src/store/migrate.js';
+import { acquireDaemonLock, acquireRunLock, currentDaemon, currentLockHolder, waitForRunLock } from '../../src/store/runLock.js';
+import { runCli } from '../helpers/cli.js';
+import { REPO_ROOT, useTempDir, writeJson } from '../helpers/tmp.js';
 
 const tempDir = useTempDir();
+const holders: ChildProcess[] = [];
+afterEach(async () => {
+  for (const child of holders.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  }
+});
 
-/** A PID that surely belongs to no running process: a child that has exited. */
-function deadPid(): number {
-  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+/** Another process that takes the run lock through the built module, says so, and keeps it until killed. */
+async function holdInAnotherProcess(base: string, command: string): Promise<ChildProcess> {
+  const module = path.join(REPO_ROOT, 'dist/store/runLock.js');
+  const script = `const { acquireRunLock } = await import(${JSON.stringify(module)});
+acquireRunLock(${JSON.stringify(base)}, ${JSON.stringify(command)});
+process.stdout.write('held\\n');
+setInterval(() => {}, 60_000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  holders.push(child);
+  await once(child.stdout!, 'data');
+  return child;
 }
 
 describe('the store run lock', () => {
@@ -26,18 +45,97 @@ describe('the store run lock', () => {
     acquireRunLock(store, 'reconcile --now').release();
   });
 
-  it('takes over a lock whose holder died (a SIGKILL leaves the file behind)', () => {
+  it('holds against another process, and a SIGKILL of the holder releases it', async () => {
     const store = path.join(tempDir(), 'store.db');
-    writeFileSync(`${store}.lock`, JSON.stringify({ pid: deadPid(), host: hostname(), command: 'run', since: '2026-01-01T00:00:00Z' }));
-    const lock = acquireRunLock(store, 'reconcile --now');
-    expect(JSON.parse(readFileSync(`${store}.lock`, 'utf8')).pid).toBe(process.pid);
+    const holder = await holdInAnotherProcess(store, 'reconcile --now');
+    expect(currentLockHolder(store)).toMatchObject({ pid: holder.pid, command: 'reconcile --now' });
+    expect(() => acquireRunLock(store, 'run')).toThrow(new RegExp(`in use by reconcile --now \\(pid ${holder.pid} on `));
+    holder.kill('SIGKILL');
+    await once(holder, 'exit');
+    // Its record is still there, and means nothing: the kernel dropped the lock with the process.
+    expect(existsSync(`${store}.lock.holder`)).toBe(true);
+    expect(currentLockHolder(store)).toBeNull();
+    const lock = acquireRunLock(store, 'run');
+    expect(currentLockHolder(store)).toMatchObject({ pid: process.pid, command: 'run' });
     lock.release();
   });
 
-  it('takes over a lock whose PID was reused by another process', () => {
+  it('does not depend on the holder being visible: a live holder whose record names a dead PID still holds', async () => {
+    // What a sandboxed unit sees (ProtectProc=invisible): no /proc entry for the holder. The record is not consulted.
     const store = path.join(tempDir(), 'store.db');
-    // Our own (live) PID, but a start time that is not ours: the holder is gone and the PID was reused.
-    writeFileSync(`${store}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), command: 'run', since: '2026-01-01T00:00:00Z', started: '1' }));
+    await holdInAnotherProcess(store, 'run');
+    writeFileSync(`${store}.lock.holder`, JSON.stringify({ pid: 999_999_999, host: 'elsewhere', command: 'run', since: '2026-01-01T00:00:00Z' }));
+    expect(() => acquireRunLock(store, 'reconcile --now')).toThrow(StoreBusyError);
+  });
+
+  it('takes over a stale record written under another hostname, and says how to check a live one there', async () => {
+    const store = path.join(tempDir(), 'store.db');
+    writeFileSync(`${store}.lock.holder`, JSON.stringify({ pid: 4242, host: 'old-container', command: 'run', since: '2026-01-01T00:00:00Z' }));
+    expect(currentLockHolder(store)).toBeNull();
+    const lock = acquireRunLock(store, 'reconcile --now');
+    expect(JSON.parse(readFileSync(`${store}.lock.holder`, 'utf8'))).toMatchObject({ pid: process.pid });
+    lock.release();
+
+    // A live holder that recorded another host: the message says where to look, and that nothing needs removing.
+    const holder = await holdInAnotherProcess(store, 'run');
+    writeFileSync(`${store}.lock.holder`, JSON.stringify({ pid: holder.pid, host: 'other-host', command: 'run', since: '2026-01-01T00:00:00Z' }));
+    try {
+      acquireRunLock(store, 'reconcile --now');
+      expect.unreachable();
+    } catch (err) {
+      expect((err as StoreBusyError).hint).toMatch(/another host \(other-host\).*ssh other-host ps -p \d+.*nothing needs removing/);
+    }
+  });
+
+  it('replaces the JSON lock file an earlier version left behind', () => {
+    const store = path.join(tempDir(), 'store.db');
+    writeFileSync(`${store}.lock`, JSON.stringify({ pid: 1, host: 'x', command: 'run', since: '2025-01-01T00:00:00Z' }));
     acquireRunLock(store, 'reconcile --now').release();
+  });
+
+  it('waits for the holder, says what it waits for, and gives up after its timeout', async () => {
+    const store = path.join(tempDir(), 'store.db');
+    const holder = await holdInAnotherProcess(store, 'run');
+    const heard: (string | undefined)[] = [];
+    const waiting = waitForRunLock(store, 'reconcile --now', { timeoutMs: 300, intervalMs: 50, onWaiting: (h) => heard.push(h?.command) });
+    await expect(waiting).rejects.toThrow(new RegExp(`gave up after waiting \\d+ s for the run lock: the store is in use by run \\(pid ${holder.pid}`));
+    expect(heard).toEqual(['run']);
+
+    const later = waitForRunLock(store, 'reconcile --now', { timeoutMs: 30_000, intervalMs: 50 });
+    holder.kill('SIGKILL');
+    const lock = await later;
+    expect(currentLockHolder(store)?.pid).toBe(process.pid);
+    lock.release();
+  });
+
+  it('the daemon lock is separate from the run lock: one daemon per store, and its record says what it does', () => {
+    const store = path.join(tempDir(), 'store.db');
+    const daemon = acquireDaemonLock(store);
+    daemon.describe({ state: 'idle; next run x' });
+    expect(currentDaemon(store)).toMatchObject({ pid: process.pid, state: 'idle; next run x' });
+    expect(() => acquireDaemonLock(store)).toThrow(/a daemon already runs on the store/);
+    acquireRunLock(store, 'reconcile --now').release();
+    daemon.release();
+    expect(currentDaemon(store)).toBeNull();
+  });
+});
+
+describe('reconcile --now --wait (spawned)', () => {
+  it('exits 75 after its timeout, naming what it waited for and who holds it', async () => {
+    const dir = tempDir();
+    const store = path.join(dir, 'store.db');
+    const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db' }, api: { baseUrl: 'http://127.0.0.1:9' } });
+    createStore(store).close();
+    const holder = await holdInAnotherProcess(store, 'run');
+    const run = runCli(['reconcile', '--now', '--wait', '1', '--config', config], { env: { X_BEARER_TOKEN: 'x' } });
+    expect(run.code).toBe(75);
+    expect(run.stderr).toContain(`waiting for the run lock of ${store}, held by run (pid ${holder.pid} on `);
+    expect(run.stderr).toMatch(/of at most 1 s/);
+    expect(run.stderr).toMatch(/gave up after waiting 1 s for the run lock: the store is in use by run/);
+    expect(run.stderr).toMatch(/^Try: the daemon is running a cycle/m);
+
+    const bad = runCli(['reconcile', '--now', '--wait', 'soon', '--config', config], { env: { X_BEARER_TOKEN: 'x' } });
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toMatch(/--wait takes a number of seconds \(got "soon"\)/);
   });
 });

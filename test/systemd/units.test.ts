@@ -59,7 +59,7 @@ function readUnit(name: string): { text: string; unit: Unit } {
 
 /**
  * Copies both units into a temp dir with the CLI path pointing at a stub executable, because `systemd-analyze verify`
- * fails on an ExecStart= binary that does not exist. The copy differs from the shipped unit in that path only.
+ * fails on an Exec*= binary that does not exist. The copy differs from the shipped unit in that path only.
  */
 function resolvableCopies(): string {
   const dir = tempDir();
@@ -71,7 +71,7 @@ function resolvableCopies(): string {
     const { text } = readUnit(name);
     const uses = text.split('\n').filter((line) => line.startsWith(`ExecStart=${INSTALLED_BIN} `));
     expect(uses, `${name}: exactly one ExecStart=${INSTALLED_BIN} …`).toHaveLength(1);
-    writeFileSync(path.join(dir, name), text.replaceAll(`ExecStart=${INSTALLED_BIN} `, `ExecStart=${bin} `));
+    writeFileSync(path.join(dir, name), text.replace(new RegExp(`^(Exec\\w+)=${INSTALLED_BIN} `, 'gm'), `$1=${bin} `));
   }
   return dir;
 }
@@ -127,7 +127,8 @@ describe('systemd unit contents', () => {
     // Readiness and watchdog pings come from a spawned systemd-notify, not the main PID.
     expect(one(daemon, 'NotifyAccess')).toBe('all');
     expect(one(daemon, 'ExecStart')).toBe(`${INSTALLED_BIN} run`);
-    expect(one(daemon, 'ExecReload')).toMatch(/^\/\S*kill -HUP \$MAINPID$/);
+    // A reload that waits for the daemon's answer (a bare kill returns before the reload is done).
+    expect(one(daemon, 'ExecReload')).toBe(`${INSTALLED_BIN} reload --pid $MAINPID`);
     expect(one(daemon, 'WatchdogSec')).toBeDefined();
     expect(one(daemon, 'Restart')).toBe('on-failure');
     expect(one(daemon, 'RestartPreventExitStatus')?.split(/\s+/)).toContain('78');
@@ -136,9 +137,10 @@ describe('systemd unit contents', () => {
     expect(daemon.Install?.WantedBy).toEqual(['multi-user.target']);
   });
 
-  it('the reconcile unit is a oneshot `reconcile --now --wait` without notify, watchdog or reload', () => {
+  it('the reconcile unit is a oneshot `reconcile --now --wait SECONDS` without notify, watchdog or reload', () => {
     expect(one(reconcile, 'Type')).toBe('oneshot');
-    expect(one(reconcile, 'ExecStart')).toBe(`${INSTALLED_BIN} reconcile --now --wait`);
+    // A bounded wait: the oneshot must not hang for ever behind the lock.
+    expect(one(reconcile, 'ExecStart')).toMatch(new RegExp(`^${INSTALLED_BIN} reconcile --now --wait \\d+$`));
     for (const key of ['NotifyAccess', 'WatchdogSec', 'ExecReload', 'Restart']) expect(one(reconcile, key), key).toBeUndefined();
     // A cycle can take hours; the oneshot default start timeout (90 s) would kill it.
     expect(one(reconcile, 'TimeoutStartSec')).toBe('infinity');

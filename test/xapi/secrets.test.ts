@@ -120,3 +120,42 @@ it('never logs or reports the token or a signed URL value', async () => {
   expect(lines.some((l) => l.includes('"status":429'))).toBe(true);
   expect(lines.some((l) => /"url":"http:\/\/127\.0\.0\.1:\d+\/2\/compliance\/jobs/.test(l))).toBe(true);
 });
+
+it('redacts the token from a server that echoes our headers in its error text (400, 401, 403, 500), in errors and logs', async () => {
+  const { createServer: createHttpServer } = await import('node:http');
+  const ECHOED = 'ECHOED-SECRET-token-abcdef-99999';
+  let status = 400;
+  const server = createHttpServer((req, res) => {
+    // The worst server: it quotes the Authorization header, raw and in a JSON dump of every header, and the URL.
+    const detail = `rejected Authorization: ${req.headers.authorization}; headers ${JSON.stringify(req.headers)}; token ${ECHOED}`;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ title: `Echo ${req.headers.authorization}`, detail, errors: [{ message: detail }] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  try {
+    const lines: string[] = [];
+    const logger = createLogger('trace', { write: (line: string) => void lines.push(line) });
+    const client = new ComplianceClient({ baseUrl: `http://127.0.0.1:${port}`, token: ECHOED, logger, retries: 1, sleep: async () => undefined });
+    const texts: string[] = [];
+    for (status of [400, 401, 403, 500]) {
+      const error = (await client.getJob('1').then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error;
+      expect(error).toBeInstanceOf(Error);
+      texts.push(error.message, JSON.stringify(error), inspect(error, { depth: 10 }));
+      // What the cycle engine does with a temporary failure: a warning with the error's text.
+      logger.warn({ err: error.message, detail: (error as { detail?: string }).detail }, `step failed: ${error.message}`);
+    }
+    // Second layer: a line built from a server's words without XApiError still comes out clean.
+    logger.warn({ echoed: `Authorization: Bearer ${ECHOED}`, url: `https://storage.example/x?X-Goog-Signature=abc123def&a=1` }, `raw ${ECHOED}`);
+    const everything = [...texts, ...lines].join('\n');
+    expect(texts.join('\n')).toContain('HTTP 403');
+    expect(everything).not.toContain(ECHOED);
+    expect(everything).not.toContain('abc123def');
+    expect(everything).toContain('[redacted]');
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

@@ -2,7 +2,9 @@
  * Upload and download against a tiny recording HTTP server on loopback: what exactly goes on the wire (headers,
  * ranges), which the emulator tests cannot see.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -157,6 +159,56 @@ describe('storage transfers', () => {
     expect(await client.download(job, dest)).toEqual({ bytes: content.length });
     expect((await readFile(dest)).equals(content)).toBe(true);
     expect(storage.seen.map((s) => s.headers.range)).toEqual([undefined, 'bytes=10000-', 'bytes=15000-', 'bytes=25000-']);
+  });
+
+  it("counts a cut attempt's late file write for that attempt, never as the next attempt's progress", async () => {
+    // The libuv thread pool that runs file writes is held — its threads blocked opening FIFOs that have no writer —
+    // from the moment the first body bytes go out: their write is still pending when the connection is cut, and
+    // lands only when the pool is released, which happens when the next attempt arrives (or after a second).
+    const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) => join(dir, `hold-${i}`));
+    execFileSync('mkfifo', fifos);
+    let held: Promise<FileHandle>[] = [];
+    const writers: number[] = [];
+    const release = () => {
+      if (writers.length === 0) for (const fifo of fifos) writers.push(openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK));
+    };
+    const content = Buffer.alloc(50_000, 'x');
+    let fallback: NodeJS.Timeout | undefined;
+    const storage = await serve((req, res) => {
+      const attempt = storage.seen.length;
+      if (attempt === 1) {
+        res.writeHead(200, { 'content-length': String(content.length) });
+        held = fifos.map((fifo) => open(fifo, 'r'));
+        res.write(content.subarray(0, 10_000));
+        setTimeout(() => res.socket?.destroy(), 50);
+        fallback = setTimeout(release, 1000);
+        return;
+      }
+      if (attempt === 2) {
+        release();
+        // Headers, no bytes, then a cut: an attempt that makes no progress at all.
+        const from = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        res.writeHead(from ? 206 : 200, from ? { 'content-range': `bytes ${from}-${content.length - 1}/${content.length}` } : { 'content-length': String(content.length) });
+        res.flushHeaders();
+        setTimeout(() => res.socket?.destroy(), 300);
+        return;
+      }
+      res.socket?.destroy();
+    });
+    try {
+      const client = new ComplianceClient({ baseUrl: 'http://127.0.0.1:9', token: TOKEN, sleep: noWait, retries: 2 });
+      const error = (await client.download(jobAt(`${storage.url}/u`, `${storage.url}/d`), join(dir, 'late.ndjson')).catch((e: unknown) => e)) as XApiError;
+      expect(error.code).toBe('network');
+      // The second attempt resumed after the bytes the first one wrote, and made no progress: with two retries,
+      // three attempts in all (a late write taken for progress earned the allowance back: a fourth).
+      expect(storage.seen[1]!.headers.range).toBe('bytes=10000-');
+      expect(storage.seen).toHaveLength(3);
+    } finally {
+      clearTimeout(fallback);
+      release();
+      for (const handle of await Promise.all(held)) await handle.close();
+      for (const fd of writers) closeSync(fd);
+    }
   });
 
   it('gives up on a download after the retries with a network error naming the job', async () => {

@@ -1,0 +1,101 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { resultFile } from '../../src/pipeline/context.js';
+import { runCycle } from '../../src/pipeline/cycle.js';
+import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openStore } from '../../src/store/open.js';
+import { runCli } from '../helpers/cli.js';
+import { useTempDir } from '../helpers/tmp.js';
+import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { insertTweets, makeStore, result } from './helpers.js';
+
+const tempDir = useTempDir();
+const worlds: { world: World; runtime: Runtime }[] = [];
+afterEach(async () => {
+  for (const { world, runtime } of worlds.splice(0)) {
+    runtime.close();
+    await world.close();
+  }
+});
+
+const IDS = ['1500000000000000001', '1500000000000000002', '1500000000000000003'];
+const GOOD = IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join('\n') + '\n';
+
+function storeWithTweets(dir: string): string {
+  const { db } = makeStore(dir);
+  insertTweets(db, IDS.map((id) => ({ id })));
+  db.close();
+  return path.join(dir, 'config.json');
+}
+
+function applyFile(content: string | Buffer) {
+  const dir = tempDir();
+  const config = storeWithTweets(dir);
+  const file = path.join(dir, 'results.ndjson');
+  writeFileSync(file, content);
+  const run = runCli(['apply', '--type', 'tweets', file, '--confirm-deletions', '--config', config]);
+  const db = openStore(path.join(dir, 'store.db'), { readonly: true });
+  const stored = Number(db.prepare('SELECT count(*) FROM tweets').pluck().get());
+  db.close();
+  return { ...run, file, stored, rejects: `${file}.rejects.ndjson` };
+}
+
+describe('a results file that cannot be used is a failure that says what the file is', () => {
+  it.each([
+    ['a JSON array', `[${IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join(',')}]\n`, /is a JSON array, not JSON lines/],
+    ['pretty-printed JSON', JSON.stringify(result(IDS[0]!, 'deleted'), null, 2), /pretty-printed JSON/],
+    ['gzip', gzipSync(GOOD), /is gzip-compressed: gunzip it first/],
+    ['binary', Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x80, 0x0a, 0x7b, 0x0a, 0xc3, 0x28, 0x0a]), /is binary, not text/],
+    ['every line rejected', 'not json\n{"id":1500000000000000001,"action":"delete","reason":"deleted"}\n{"id":"x"}\n', /every line .* was rejected \(1 malformed_json, 2 invalid_id\)/],
+  ])('%s: exit 1, nothing applied, no binary junk in a rejects file', (_name, content, message) => {
+    const run = applyFile(content);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).toMatch(/Try: /);
+    expect(run.stored).toBe(IDS.length);
+    if (existsSync(run.rejects)) expect(readFileSync(run.rejects, 'utf8')).not.toMatch(/\uFFFD|\u0000/);
+  });
+
+  it('an empty results file is legitimate: no ID needs action (exit 0)', () => {
+    expect(applyFile('').code).toBe(0);
+    expect(applyFile('\n\n').code).toBe(0);
+  });
+
+  it('a cycle fails the shard (not "applied") when X returns an unusable file', async () => {
+    const world = await makeWorld(tempDir(), { tweets: 300, users: 10, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    const runtime = openRuntime(world.config, quietLogger(), world.env);
+    worlds.push({ world, runtime });
+    runtime.events.on('shard:state', (event) => {
+      if (event.state === 'downloaded') {
+        const file = resultFile(world.config, event.cycleId, event.seq);
+        writeFileSync(file, gzipSync(readFileSync(file)));
+      }
+    });
+    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect(summary.shards).toMatchObject({ total: 1, applied: 0, failed: 1 });
+    expect(summary.failures[0]!.error).toMatch(/gzip-compressed/);
+    expect(summary.idsChecked).toBe(0);
+  });
+});
+
+describe('the rejects file keeps each rejected line byte for byte', () => {
+  it('numeric IDs keep every digit; spacing, key order and CRLF are kept', () => {
+    const rejected = [
+      '{"id":1500000000000000003,"action":"delete","reason":"deleted"}',
+      '{ "reason" : "deleted", "id": 15000000000000000031, "action":"delete" }\r',
+      '{"id":"1500000000000000002","action":"nuke","reason":"deleted"}',
+      'half a line {"id":',
+      '  [1500000000000000001, 2.50]  ',
+    ];
+    const run = applyFile([JSON.stringify(result(IDS[0]!, 'deleted')), ...rejected].join('\n') + '\n');
+    expect(run.code).toBe(0);
+    const entries = readFileSync(run.rejects, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { line: number; text: string });
+    expect(entries.map((entry) => entry.line)).toEqual([2, 3, 4, 5, 6]);
+    expect(entries.map((entry) => entry.text)).toEqual(rejected);
+  });
+});
