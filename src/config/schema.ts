@@ -199,6 +199,12 @@ export const configSchema = z.strictObject({
         .max(1_000_000)
         .default(50_000)
         .describe('Results applied per SQLite transaction, sorted by ID: larger batches touch each page fewer times.'),
+      maxLockMs: z
+        .number()
+        .int()
+        .min(1)
+        .default(200)
+        .describe("Longest a cycle's write transaction holds SQLite's write lock: work is cut by time as well as by count, so the archive's own ingester keeps writing."),
       cascadeUsers: z.boolean().default(true).describe("Apply a user's deletion, mark or geo scrub to that author's tweets."),
       maxDeleteFraction: z
         .number()

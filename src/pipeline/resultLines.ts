@@ -17,19 +17,23 @@ export interface ReadLinesResult {
   stopped: boolean;
 }
 
+export type LineAnswer = boolean | void | Promise<boolean | void>;
+
 /**
  * Streams a JSON-lines file, calling `onLine(lineNumber, value, text)` for every physical line (1-based): `value` is
  * the parsed JSON, or a BadLine for blank and malformed lines; `text` is the line exactly as read (without its `\n`),
  * so a rejected line can be kept as it was — a numeric id parsed by JSON.parse is already rounded. `onLine` returns
  * true to stop reading. It runs synchronously inside the read stream's 'data' event, so a caller may apply a whole
- * batch there and the file is not read further meanwhile: memory stays flat whatever the file size.
+ * batch there and the file is not read further meanwhile: memory stays flat whatever the file size. A caller that
+ * returns a promise (to let the event loop run between short transactions) gets the next line only once it settles;
+ * it resolves to true to stop.
  *
  * Lines are split by hand rather than by a JSONL library: splitting and JSON.parse are all such a parser does, and
  * none hands over the text of the lines it parsed (stream-json gives values only).
  */
 export function readResultLines(
   file: string,
-  onLine: (line: number, value: unknown, text: string) => boolean | void,
+  onLine: (line: number, value: unknown, text: string) => LineAnswer,
   onBytes?: (bytesRead: number) => void,
 ): Promise<ReadLinesResult> {
   return new Promise((resolve, reject) => {
@@ -38,6 +42,11 @@ export function readResultLines(
     let rest = '';
     let lines = 0;
     let stopped = false;
+    let ended = false;
+    /** Lines split from the chunks read but not delivered yet (only while a caller's promise is pending). */
+    let queue: string[] = [];
+    let next = 0;
+    let waiting = false;
     let settled = false;
     const settle = (error?: unknown) => {
       if (settled) return;
@@ -45,38 +54,57 @@ export function readResultLines(
       if (error !== undefined) reject(error);
       else resolve({ lines, bytesRead: source.bytesRead, stopped });
     };
-    const emit = (text: string) => {
-      lines++;
-      if (onLine(lines, parseLine(text), text) === true) stopped = true;
+    const fail = (error: unknown) => {
+      stopped = true;
+      source.destroy();
+      settle(error);
+    };
+    /** Delivers queued lines until one answers with a promise (then waits for it), the caller stops, or none is left. */
+    const deliver = (): void => {
+      while (next < queue.length && !stopped) {
+        const text = queue[next++]!;
+        lines++;
+        let answer: LineAnswer;
+        try {
+          answer = onLine(lines, parseLine(text), text);
+        } catch (err) {
+          return fail(err);
+        }
+        if (answer instanceof Promise) {
+          waiting = true;
+          source.pause();
+          answer.then((stop) => {
+            waiting = false;
+            if (stop === true) stopped = true;
+            deliver();
+          }, fail);
+          return;
+        }
+        if (answer === true) stopped = true;
+      }
+      queue = [];
+      next = 0;
+      if (stopped) {
+        source.destroy();
+        settle();
+      } else if (ended) settle();
+      else source.resume();
     };
     source.on('data', (chunk: Buffer | string) => {
       if (stopped) return;
       onBytes?.(source.bytesRead);
-      try {
-        const parts = (rest + decoder.write(chunk as Buffer)).split('\n');
-        rest = parts.pop()!;
-        for (const text of parts) {
-          emit(text);
-          if (stopped) break;
-        }
-      } catch (err) {
-        source.destroy();
-        return settle(err);
-      }
-      if (stopped) {
-        source.destroy();
-        settle();
-      }
+      const parts = (rest + decoder.write(chunk as Buffer)).split('\n');
+      rest = parts.pop()!;
+      queue = next < queue.length ? queue.slice(next).concat(parts) : parts;
+      next = 0;
+      if (!waiting) deliver();
     });
     source.on('end', () => {
-      try {
-        const tail = rest + decoder.end();
-        rest = '';
-        if (tail !== '') emit(tail);
-        settle();
-      } catch (err) {
-        settle(err);
-      }
+      const tail = rest + decoder.end();
+      rest = '';
+      if (tail !== '') queue.push(tail);
+      ended = true;
+      if (!waiting) deliver();
     });
     source.on('error', (err) => settle(err));
   });

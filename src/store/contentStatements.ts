@@ -60,6 +60,13 @@ export interface CascadeStatements {
   countTweets(): number;
   /** Tweets written by any of these authors: what deleting them would delete too. */
   countByAuthors(authors: readonly Id[]): number;
+  /**
+   * Deletes the author's tweets (each with its dependents, as a tweet's own deletion does) one at a time, asking
+   * `stop()` after each, so that the caller can commit and go on in a new transaction: one author may have written
+   * a large share of the store. Each tweet goes whole, so a cut (or a crash) between two leaves a valid store, and
+   * the next call simply finds fewer tweets. `complete` is true once the author has none left.
+   */
+  deleteTweetsOfAuthor(author: Id, reason: string, at: string, stop: () => boolean): { deleted: number; complete: boolean };
   /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
   markByAuthor(author: Id, state: string, reason: string, at: string): number;
   scrubGeoByAuthor(author: Id): number;
@@ -184,7 +191,8 @@ export function prepareContentStatements(
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
 
   const lastDelete = { cascaded: 0 };
-  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, options.tombstones === false ? undefined : options.runId);
+  const tombstoneRun = options.tombstones === false ? undefined : options.runId;
+  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -209,11 +217,27 @@ export function prepareContentStatements(
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
           authorEncoding,
         );
+    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade', tombstoneRun));
+    // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
+    const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
+    const bindAuthor = bind(authorEncoding);
+    const deleteTweetsOfAuthor = (key: Id, reason: string, at: string, stop: () => boolean) => {
+      let deleted = 0;
+      for (;;) {
+        const ids = tweetsOfAuthor.all(bindAuthor(key)) as (bigint | string)[];
+        if (!ids.length) return { deleted, complete: true };
+        for (const tweet of ids) {
+          deleted += deleteTweet(String(tweet) as Id, reason, at).own;
+          if (stop()) return { deleted, complete: false };
+        }
+      }
+    };
     const cascadeMarkCell = counter.cell(tw.table, 'cascade', 'marked');
     const cascadeScrubCell = counter.cell(tw.table, 'cascade', 'updated');
     cascade = {
       countTweets: () => countTweets(),
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
+      deleteTweetsOfAuthor,
       markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
       scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
     };
@@ -254,6 +278,22 @@ function prepareDelete(
   runId: number | null | undefined,
 ): (key: Id, reason: string, at: string) => number {
   const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result', runId);
+  const run = prepareSteps(db, target, t, counter, steps);
+  return (key, reason, at) => {
+    const { own, cascaded } = run(key, reason, at);
+    lastDelete.cascaded = cascaded;
+    return own;
+  };
+}
+
+/** Runs a deletion's steps for one key: rows changed by its last step (the row itself) and the cascade's deletions. */
+function prepareSteps(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  counter: ChangeCounter,
+  steps: Step[],
+): (key: Id, reason: string, at: string) => { own: number; cascaded: number } {
   const prepared = steps.map((step) => {
     const stmt = db.prepare(step.sql);
     const bindKey = step.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
@@ -270,9 +310,11 @@ function prepareDelete(
   if (prepared.length === 2 && prepared[0]!.step.tombstone) {
     const [tomb, own] = prepared as [(typeof prepared)[0], (typeof prepared)[0]];
     const cell = own.cell!;
+    const cascades = own.cascaded;
     return (key, reason, at) => {
       tomb.run(key, reason, at);
-      return counter.add(cell, own.run(key, reason, at));
+      const n = counter.add(cell, own.run(key, reason, at));
+      return { own: n, cascaded: cascades ? n : 0 };
     };
   }
   return (key, reason, at) => {
@@ -287,8 +329,7 @@ function prepareDelete(
       if (p.cell) counter.add(p.cell, n);
       if (p.cascaded) cascadedNow += n;
     }
-    lastDelete.cascaded = cascadedNow;
-    return n;
+    return { own: n, cascaded: cascadedNow };
   };
 }
 

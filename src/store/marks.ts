@@ -1,7 +1,7 @@
-import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import type { JobType } from '../types.js';
 import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
+import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent as q } from './schemaInfo.js';
 import { resolveTables, type TableTarget } from './target.js';
@@ -54,6 +54,7 @@ export async function clearStaleMarks(
   type: JobType,
   ranges: readonly { firstId: string; lastId: string }[],
   cycleStartedAt: string,
+  options: ClearOptions = {},
 ): Promise<number> {
   const { tweets, users } = resolveTables(db, config);
   const own = type === 'tweets' ? tweets : users;
@@ -76,15 +77,57 @@ export async function clearStaleMarks(
       return sum + (s.counts ? changes : 0);
     }, 0),
   );
+  // Pieces of a range are cut at the mapped table's own IDs, counted `rows` at a time: the rows-th ID after the last
+  // piece's end (an index walk), so a piece covers a known number of rows wherever IDs are dense or sparse.
+  const id = q(own.id);
+  const walkFirst = db.prepare(`SELECT ${id} FROM ${q(own.table)} WHERE ${id} >= @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkNext = db.prepare(`SELECT ${id} FROM ${q(own.table)} WHERE ${id} > @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  for (const walk of [walkFirst, walkNext]) walk.pluck().safeIntegers(true);
+  const maxLockMs = options.maxLockMs ?? config.reconcile.maxLockMs;
+  const clock = options.clock ?? (() => performance.now());
+  // Small at first: on the users type a piece also clears the cascaded marks of each user's tweets.
+  let rows = options.pieceRows ?? 64;
   let cleared = 0;
   for (const range of ranges) {
-    // One short transaction per shard range, yielding in between: on a store of hundreds of millions of rows one
-    // transaction would hold the write lock and block the event loop (and systemd's watchdog) for minutes. Each
-    // clear is idempotent, so a crash part-way only means the next attempt finds less to clear.
-    cleared += clearRange({ first: range.firstId, last: range.lastId, before: cycleStartedAt });
-    await setImmediate();
+    // Short transactions, yielding in between: one transaction per range held the write lock for seconds on a
+    // store of a million rows (the archive's ingester waits meanwhile) and blocked the event loop. Pieces are
+    // contiguous (each begins at the previous one's last ID, which clears nothing twice: a clear is idempotent), so
+    // a crash part-way only means the next attempt finds less to clear.
+    let walk = walkFirst;
+    let from = range.firstId;
+    for (;;) {
+      const end = walk.get({ from, last: range.lastId, skip: rows - 1 }) as bigint | string | undefined;
+      const upTo = end === undefined ? range.lastId : String(end);
+      await lockTurn(maxLockMs);
+      const started = clock();
+      try {
+        cleared += clearRange({ first: from, last: upTo, before: cycleStartedAt });
+      } finally {
+        lockReleased();
+      }
+      const took = clock() - started;
+      options.onCommit?.({ first: from, last: upTo });
+      if (end === undefined) break;
+      // Aim at a quarter to a half of the bound (a piece is one statement, it cannot stop half-way): the next piece's
+      // rows may be slower (more marks among them, or an author with many tweets).
+      if (took > cutAfterMs(maxLockMs)) rows = Math.max(1, Math.floor(rows / 2));
+      else if (took < cutAfterMs(maxLockMs) / 2) rows = Math.min(rows * 2, 1 << 20);
+      walk = walkNext;
+      from = upTo;
+    }
   }
   return cleared;
+}
+
+export interface ClearOptions {
+  /** Default: the config's reconcile.maxLockMs. */
+  maxLockMs?: number;
+  /** Milliseconds (default performance.now): tests inject one. */
+  clock?: () => number;
+  /** Rows of the mapped table in the first piece (then adapted to the bound). */
+  pieceRows?: number;
+  /** Called after each piece's commit, with the IDs it covered. */
+  onCommit?: (piece: { first: string; last: string }) => void;
 }
 
 type Statement = ReturnType<Db['prepare']>;

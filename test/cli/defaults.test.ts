@@ -38,7 +38,8 @@ describe('safe defaults for files', () => {
     expect(readdirSync(out).map((name) => modeOf(path.join(out, name)))).toEqual([0o600]);
 
     const results = path.join(dir, 'results.ndjson');
-    writeFileSync(results, 'not json\n');
+    // One usable line beside the rejected one: a file whose every line is rejected is a failure, not a run.
+    writeFileSync(results, '{"id":"1460716588177498114","action":"scrub_geo","created_at":"2021-11-16T21:00:00.000Z","reason":"scrub_geo"}\nnot json\n');
     expect(runWithUmask0(['apply', '--type', 'tweets', '--config', config, results]).status).toBe(0);
     expect(modeOf(`${results}.rejects.ndjson`)).toBe(0o600);
   });

@@ -8,6 +8,8 @@ import { createLogger } from '../../src/log.js';
 import { seedStore } from '../../src/store/demoData.js';
 import { createStore } from '../../src/store/migrate.js';
 import type { Db } from '../../src/store/open.js';
+import { afterEach } from 'vitest';
+import type { Runtime } from '../../src/pipeline/runtime.js';
 import { cleanEnv } from './cli.js';
 import { CLI, writeJson } from './tmp.js';
 
@@ -56,6 +58,18 @@ export async function makeWorld(
 }
 
 export const quietLogger = () => createLogger('silent');
+
+/** The worlds (and their runtimes) a test opens: push them here and they are closed after each test. */
+export function useOpenWorlds(): { world: World; runtime?: Runtime }[] {
+  const open: { world: World; runtime?: Runtime }[] = [];
+  afterEach(async () => {
+    for (const { world, runtime } of open.splice(0)) {
+      runtime?.close();
+      await world.close();
+    }
+  });
+  return open;
+}
 
 /** What the store holds, reduced to what compliance changes, in a comparable form. */
 export interface StoreView {

@@ -1,25 +1,18 @@
 import { getEventListeners } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { outcomeFor, type OutcomeRules } from '../../src/emulator/outcomes.js';
 import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
 import { newJobName } from '../../src/pipeline/jobNames.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/open.js';
-import { createLogger } from '../../src/log.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, type World } from '../helpers/world.js';
+import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const open: { world: World; runtime?: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of open.splice(0)) {
-    runtime?.close();
-    await world.close();
-  }
-});
+const open = useOpenWorlds();
 
 async function setup(options: Parameters<typeof makeWorld>[1] = {}) {
   const world = await makeWorld(tempDir(), options);

@@ -1,17 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const open: { world: World; runtime: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of open.splice(0)) {
-    runtime.close();
-    await world.close();
-  }
-});
+const open = useOpenWorlds();
 
 const DAY = 86_400_000;
 

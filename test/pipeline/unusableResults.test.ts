@@ -1,24 +1,18 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resultFile } from '../../src/pipeline/context.js';
 import { runCycle } from '../../src/pipeline/cycle.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import { openStore } from '../../src/store/open.js';
 import { runCli } from '../helpers/cli.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
 import { insertTweets, makeStore, result } from './helpers.js';
 
 const tempDir = useTempDir();
-const worlds: { world: World; runtime: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of worlds.splice(0)) {
-    runtime.close();
-    await world.close();
-  }
-});
+const worlds = useOpenWorlds();
 
 const IDS = ['1500000000000000001', '1500000000000000002', '1500000000000000003'];
 const GOOD = IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join('\n') + '\n';

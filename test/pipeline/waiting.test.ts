@@ -2,25 +2,19 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as realDelay } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { CycleContext } from '../../src/pipeline/context.js';
 import { runCycle } from '../../src/pipeline/cycle.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
 import { XApiError } from '../../src/xapi/errors.js';
 import { RateBudget } from '../../src/xapi/rateBudget.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, TOKEN, type World } from '../helpers/world.js';
+import { makeWorld, TOKEN, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const open: { world: World; runtime: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of open.splice(0)) {
-    runtime.close();
-    await world.close();
-  }
-});
+const open = useOpenWorlds();
 
 interface LogLine {
   level: string;

@@ -1,19 +1,13 @@
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCycle } from '../../src/pipeline/cycle.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import type { ShardState } from '../../src/store/ledger.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const open: { world: World; runtime: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of open.splice(0)) {
-    runtime.close();
-    await world.close();
-  }
-});
+const open = useOpenWorlds();
 
 describe('an emptied work directory', () => {
   it.each<ShardState>(['job_created', 'uploaded', 'complete', 'downloaded'])(

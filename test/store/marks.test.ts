@@ -136,3 +136,51 @@ describe.each([
     db.close();
   });
 });
+
+describe('clearing marks in pieces (reconcile.maxLockMs)', () => {
+  it('clears a range in several transactions, each a contiguous piece of IDs, with the same result as one piece', async () => {
+    const runs = [] as { pieces: { first: string; last: string }[]; cleared: number; rows: unknown[] }[];
+    for (const pieceRows of [10, 1_000_000]) {
+      const { db, config, tweet } = setup();
+      for (let id = 1; id <= 95; id++) tweet.run(id, null, 'protected', 'protected', id % 10 === 0 ? CYCLE_START : BEFORE);
+      tweet.run(200, null, 'protected', 'protected', BEFORE); // outside the range
+      const pieces: { first: string; last: string }[] = [];
+      // A clock that never advances: every piece is fast, so pieces grow (10, 20, 40, …).
+      const cleared = await clearStaleMarks(db, config, 'tweets', [{ firstId: '1', lastId: '150' }], CYCLE_START, {
+        pieceRows,
+        clock: () => 0,
+        onCommit: (piece) => pieces.push(piece),
+      });
+      runs.push({ pieces, cleared, rows: db.prepare('SELECT id, compliance_state FROM tweets ORDER BY id').all() });
+      db.close();
+    }
+    const [cut, whole] = runs;
+    expect(whole!.pieces).toEqual([{ first: '1', last: '150' }]);
+    expect(cut!.pieces).toEqual([
+      { first: '1', last: '10' },
+      { first: '10', last: '30' },
+      { first: '30', last: '70' },
+      { first: '70', last: '150' },
+    ]);
+    expect(cut!.cleared).toBe(86);
+    expect(cut!.cleared).toBe(whole!.cleared);
+    expect(cut!.rows).toEqual(whole!.rows);
+  });
+
+  it('makes pieces smaller when one takes more than half the bound', async () => {
+    const { db, config, tweet } = setup();
+    for (let id = 1; id <= 20; id++) tweet.run(id, null, 'protected', 'protected', BEFORE);
+    const pieces: string[] = [];
+    let t = 0;
+    // Each reading advances 150 ms: every piece "took" 150 ms of a 200 ms bound, so the next one is half as big.
+    await clearStaleMarks(db, config, 'tweets', [{ firstId: '1', lastId: '20' }], CYCLE_START, {
+      pieceRows: 8,
+      clock: () => (t += 150),
+      onCommit: (piece) => pieces.push(`${piece.first}-${piece.last}`),
+    });
+    expect(pieces.slice(0, 4)).toEqual(['1-8', '8-12', '12-14', '14-15']);
+    expect(pieces.slice(-2)).toEqual(['19-20', '20-20']); // the last piece runs to the range's end
+    expect(db.prepare('SELECT count(*) FROM tweets WHERE compliance_state IS NOT NULL').pluck().get()).toBe(0n);
+    db.close();
+  });
+});

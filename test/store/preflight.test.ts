@@ -1,25 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { runCycle } from '../../src/pipeline/cycle.js';
-import { openRuntime, type Runtime } from '../../src/pipeline/runtime.js';
+import { openRuntime } from '../../src/pipeline/runtime.js';
 import { createStore } from '../../src/store/migrate.js';
 import { openStore } from '../../src/store/open.js';
 import { createIndexStatement, createMissingIndexes, missingIndexes, preflight } from '../../src/store/preflight.js';
 import { SchemaInfo } from '../../src/store/schemaInfo.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const open: { world: World; runtime: Runtime }[] = [];
-afterEach(async () => {
-  for (const { world, runtime } of open.splice(0)) {
-    runtime.close();
-    await world.close();
-  }
-});
+const open = useOpenWorlds();
 
 const sqlite = (file: string, sql: string) => execFileSync('sqlite3', [file, sql], { encoding: 'utf8' }).trim();
 

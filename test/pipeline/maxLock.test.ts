@@ -1,0 +1,146 @@
+import { copyFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { getApplyRun, readAuditCounts, readChangeCounts } from '../../src/store/applyRuns.js';
+import { openStore, type Db } from '../../src/store/open.js';
+import type { ApplySummary, Cut } from '../../src/pipeline/reconcile.js';
+import { useTempDir } from '../helpers/tmp.js';
+import { apply, insertTweets, insertUsers, makeStore, result, rowsOf, writeResults } from './helpers.js';
+
+const tempDir = useTempDir();
+
+/** A clock that advances 1 ms per reading: with maxLockMs N, a transaction is cut after about N rows, every time. */
+const ticking = () => {
+  let t = 0;
+  return () => ++t;
+};
+
+/**
+ * Users 1 (60 tweets, each liked twice), 2 (3 tweets), 3, 4 and 5 (a tweet with geo), in a store whose `likes` table
+ * references tweets: a user's deletion cascades to the tweets and from them to the likes.
+ */
+function usersStore(dir: string, reconcile: Record<string, unknown>) {
+  const { config, db } = makeStore(dir, { reconcile });
+  db.exec('CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL); CREATE INDEX likes_tweet ON likes (tweet_id)');
+  insertUsers(db, ['1', '2', '3', '4', '5']);
+  const tweets = Array.from({ length: 60 }, (_, i) => ({ id: String(1000 + i), author_id: '1' }));
+  insertTweets(db, [
+    ...tweets,
+    { id: '2000', author_id: '2' },
+    { id: '2001', author_id: '2' },
+    { id: '2002', author_id: '2' },
+    { id: '3000', author_id: '3' },
+    { id: '5000', author_id: '5', geo_lat: 1, geo_lon: 2, place_id: 'p' },
+  ]);
+  const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
+  for (const t of tweets) for (const liker of [7n, 8n]) like.run(BigInt(t.id), liker);
+  const file = writeResults(dir, 'users.ndjson', [
+    result('3', 'protected'),
+    result('1', 'deleted'),
+    'not json',
+    result('5', 'scrub_geo'),
+    result('2', 'deactivated'),
+    result('4', 'suspended'),
+  ]);
+  db.close();
+  copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+  return { config, file, straight: openStore(path.join(dir, 'straight.db')), store: openStore(config.store.path) };
+}
+
+const stateOf = (db: Db) => ({ tweets: rowsOf(db, 'tweets'), users: rowsOf(db, 'users'), likes: db.prepare('SELECT * FROM likes ORDER BY tweet_id, liker').all() });
+const totalsOf = ({ elapsedMs: _e, runId: _r, rejectsFile: _f, ...totals }: ApplySummary) => totals;
+
+describe('reconcile.maxLockMs: write transactions cut by time', () => {
+  it("applies a user with many tweets in several transactions, with the same store and counts as one transaction", async () => {
+    const dir = tempDir();
+    const { config, file, straight, store } = usersStore(dir, { maxLockMs: 10 });
+    const cuts: (Cut | null)[] = [];
+    const summary = await apply(store, config, 'users', file, { clock: ticking(), onCommit: (c) => cuts.push(c.cut) });
+    // 60 tweets at ~10 per transaction: the user's deletion alone needs 6 or more; only the last commit is whole.
+    expect(cuts.length).toBeGreaterThanOrEqual(6);
+    expect(cuts.slice(0, -1).every((c) => c !== null && c.line === 6)).toBe(true);
+    expect(cuts.at(-1)).toBeNull();
+
+    const once: (Cut | null)[] = [];
+    const unbounded = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'users', file, {
+      clock: ticking(),
+      onCommit: (c) => once.push(c.cut),
+    });
+    expect(once).toEqual([null]);
+    expect(stateOf(store)).toEqual(stateOf(straight));
+    expect(totalsOf(summary)).toEqual(totalsOf(unbounded));
+    expect(summary).toMatchObject({ state: 'done', applied: { delete: 2, mark: 2, scrub_geo: 1 }, cascaded: { deleted: 63, marked: 1, scrubbed: 1 } });
+    expect(readAuditCounts(store, summary.runId!)).toEqual(readAuditCounts(straight, unbounded.runId!));
+    expect(readChangeCounts(store, summary.runId!)).toEqual(readChangeCounts(straight, unbounded.runId!));
+    expect(stateOf(store).likes).toEqual([]);
+    store.close();
+    straight.close();
+  });
+
+  it('resumes a run interrupted between two cuts exactly where it stopped: the same store, totals, audit and rejects', async () => {
+    const dir = tempDir();
+    const { config, file, straight, store } = usersStore(dir, { maxLockMs: 3 });
+    const controller = new AbortController();
+    let commits = 0;
+    const first = await apply(store, config, 'users', file, {
+      clock: ticking(),
+      signal: controller.signal,
+      // Stop after the third cut: the first user's tweets are partly deleted, their count partly committed.
+      onCommit: () => ++commits === 3 && controller.abort(),
+    });
+    expect(first.state).toBe('interrupted');
+    const run = getApplyRun(store, first.runId!)!;
+    expect(run.checkpointLine).toBe(0);
+    expect(JSON.parse(run.countsJson!).cut).toMatchObject({ line: 6 });
+    const left = store.prepare("SELECT count(*) FROM tweets WHERE author_id = 1").pluck().get() as bigint;
+    expect(left).toBeGreaterThan(0n);
+    expect(left).toBeLessThan(60n);
+
+    // Interrupted again, this time after a cut that ended between two records (the first user is done).
+    const again = new AbortController();
+    const second = await apply(store, config, 'users', file, {
+      runId: first.runId!,
+      clock: ticking(),
+      signal: again.signal,
+      onCommit: (c) => (c.cut?.records ?? 0) >= 2 && again.abort(),
+    });
+    expect(second.state).toBe('interrupted');
+    expect(JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut.records).toBeGreaterThanOrEqual(2);
+
+    const resumed = await apply(store, config, 'users', file, { runId: first.runId!, clock: ticking() });
+    const once = await apply(straight, config, 'users', file, { clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(stateOf(store)).toEqual(stateOf(straight));
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    expect(resumed).toMatchObject({ linesRead: 6, records: 5, rejected: { malformed_json: 1 }, cascaded: { deleted: 63 } });
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    store.close();
+    straight.close();
+  });
+
+  it('a tweets file cut between records resumes with the batch re-read in the same order, whatever batchSize says then', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 3, batchSize: 40 } });
+    insertTweets(db, Array.from({ length: 50 }, (_, i) => ({ id: String(100 + i), author_id: '1', geo_lat: 1 })));
+    const reasons = ['deleted', 'suspended', 'scrub_geo', 'protected'];
+    const file = writeResults(dir, 'r.ndjson', Array.from({ length: 50 }, (_, i) => result(String(100 + ((i * 7) % 50)), reasons[i % 4]!)));
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+    const store = openStore(config.store.path);
+    const controller = new AbortController();
+    let commits = 0;
+    const first = await apply(store, config, 'tweets', file, { clock: ticking(), signal: controller.signal, onCommit: () => ++commits === 5 && controller.abort() });
+    expect(first.state).toBe('interrupted');
+    expect(JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut).toMatchObject({ line: 40 });
+    const smaller = { ...config, reconcile: { ...config.reconcile, batchSize: 7 } };
+    const resumed = await apply(store, smaller, 'tweets', file, { runId: first.runId!, clock: ticking() });
+    const straight = openStore(path.join(dir, 'straight.db'));
+    const once = await apply(straight, config, 'tweets', file, { clock: ticking() });
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    store.close();
+    straight.close();
+  });
+});
