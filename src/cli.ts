@@ -13,6 +13,7 @@ import { registerReload } from './cli/reload.js';
 import { registerReport } from './cli/report.js';
 import { registerRun } from './cli/run.js';
 import { registerStatus } from './cli/status.js';
+import { registerTombstones } from './cli/tombstones.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     registerExport,
     registerStatus,
     registerReport,
+    registerTombstones,
     registerCheckConfig,
     registerMigrate,
     registerEmulator,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../errors.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
+import { purgeStore } from '../store/purge.js';
 import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
 import type { Db } from '../store/open.js';
 import { assertPreflight } from '../store/preflight.js';
@@ -89,6 +90,10 @@ export function registerApply(program: Command): void {
           onProgress: bar ? (p) => bar.update(p.bytesRead, p.phase === 'scan' ? 'checking' : 'applying') : undefined,
         });
         bar?.stop();
+        if (!options.dryRun && config.reconcile.purge && summary.state === 'done') {
+          const purge = purgeStore(db, { vacuum: config.reconcile.vacuum === 'cycle' });
+          logger[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
+        }
         if (options.json) printJson(summary);
         else print(formatApplySummary(summary, options.type, options.dryRun ?? false));
         process.exitCode = reportOutcome(summary, options, config.reconcile.maxDeleteFraction);

@@ -79,6 +79,9 @@ const usersTable = z
   .describe('Where users live in the store: table and column names.');
 
 /** What is done to the rows of a relation when the row they reference is deleted. */
+/** reconcile.guard: what the ingest guard's triggers do with a write of a tombstoned ID. */
+export const GUARD_MODES = ['off', 'ignore', 'abort'] as const;
+
 export const RELATION_ACTIONS = ['delete', 'set_null'] as const;
 
 const dependent = z.strictObject({
@@ -216,6 +219,22 @@ export const configSchema = z.strictObject({
         )
         .default({})
         .describe('Action taken per reason, on top of the defaults.'),
+      guard: z
+        .enum(GUARD_MODES)
+        .default('ignore')
+        .describe(
+          'Ingest guard: triggers on the mapped tables keep a tombstoned (deleted for compliance) ID from being written back. ignore: the write is skipped silently; abort: it fails with an error naming compliance-sync; off: no triggers.',
+        ),
+      purge: z
+        .boolean()
+        .default(true)
+        .describe('Leave no deleted text in the store files: secure_delete while applying, FTS optimize and a WAL checkpoint (TRUNCATE) when a cycle closes.'),
+      vacuum: z
+        .enum(['off', 'cycle'])
+        .default('off')
+        .describe(
+          "cycle: rebuild the store file (VACUUM) in the purge at each cycle's close, the only way to also clear copies of deleted rows that SQLite left in the free space of pages rebalanced before the deletion. Needs free disk for a full copy and locks the store while it runs.",
+        ),
     })
     .prefault({}),
   paths: z

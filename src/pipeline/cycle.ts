@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
+import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
 import { StoredIds } from '../store/storedIds.js';
 import type { Id, JobType } from '../types.js';
@@ -101,6 +102,10 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
     await recordHookDeliveries(ctx, summary, results);
   }
   ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
+  if (!dryRun && ctx.config.reconcile.purge) {
+    const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle' });
+    log[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
+  }
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });

@@ -15,8 +15,10 @@ import {
 } from '../store/applyRuns.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
+import { ensureGuard } from '../store/guard.js';
 import { ensureVisibleViews } from '../store/marks.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../store/lockPace.js';
+import { enableSecureDelete } from '../store/purge.js';
 import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
 import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
@@ -174,9 +176,14 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {
-    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null });
+    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId: run?.id ?? null, tombstones: !options.dryRun });
   });
-  if (!options.dryRun) ensureVisibleViews(db, target);
+  if (!options.dryRun) {
+    ensureVisibleViews(db, target);
+    ensureGuard(db, target, rc.guard);
+    // Deleted rows and scrubbed values are zeroed in the file, not left in free space (purgeStore does the rest).
+    if (rc.purge) enableSecureDelete(db);
+  }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
   const saved = run?.countsJson ? (JSON.parse(run.countsJson) as Totals & { cut?: Cut }) : null;
@@ -438,13 +445,13 @@ function applyRecords(
     } else {
       if (taken === 'delete' && cascade) {
         // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
-        const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, overTime);
+        const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, reason, asOf, overTime);
         delta.cascaded.deleted += deleted;
         if (deleted) count(reason, 'cascade_delete', deleted);
         if (!complete) return i;
       }
       const found =
-        taken === 'delete' ? statements.delete(id) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
+        taken === 'delete' ? statements.delete(id, reason, asOf) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
       if (found) delta.applied[taken]++;
       else delta.notFound++;
       count(reason, found ? taken : 'not_found', 1);

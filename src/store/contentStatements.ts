@@ -40,9 +40,10 @@ export interface ContentStatements {
   countExisting(ids: readonly Id[]): number;
   /**
    * Deletes the row after what references it (FK children, link rows, self-references, and for users the author's
-   * tweets with theirs), all in the caller's transaction.
+   * tweets with theirs), all in the caller's transaction, and tombstones the ID and every row of a mapped table
+   * deleted with it (cs_tombstones: type, ID, reason, time; no content), in that same transaction.
    */
-  delete(id: Id): number;
+  delete(id: Id, reason: string, at: string): number;
   /** The author's tweets the last `delete` of a user removed (the cascade). */
   readonly lastDelete: { cascaded: number };
   mark(id: Id, state: string, reason: string, at: string): number;
@@ -65,7 +66,7 @@ export interface CascadeStatements {
    * a large share of the store. Each tweet goes whole, so a cut (or a crash) between two leaves a valid store, and
    * the next call simply finds fewer tweets. `complete` is true once the author has none left.
    */
-  deleteTweetsOfAuthor(author: Id, stop: () => boolean): { deleted: number; complete: boolean };
+  deleteTweetsOfAuthor(author: Id, reason: string, at: string, stop: () => boolean): { deleted: number; complete: boolean };
   /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
   markByAuthor(author: Id, state: string, reason: string, at: string): number;
   scrubGeoByAuthor(author: Id): number;
@@ -144,6 +145,8 @@ interface Step {
   cause: ChangeCause;
   kind: ChangeKind;
   uncounted?: boolean;
+  /** A cs_tombstones insert: bound with (reason, at, key) instead of (key). */
+  tombstone?: boolean;
 }
 
 /** Prepares, once per apply run, every statement for one type from the resolved target. */
@@ -151,7 +154,7 @@ export function prepareContentStatements(
   db: Db,
   target: Target,
   type: JobType,
-  options: { cascadeUsers: boolean; runId: number | null },
+  options: { cascadeUsers: boolean; runId: number | null; /** false for a dry run: the store may have no ledger yet. */ tombstones?: boolean },
 ): ContentStatements {
   const t = target[type];
   const table = q(t.table);
@@ -188,7 +191,8 @@ export function prepareContentStatements(
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
 
   const lastDelete = { cascaded: 0 };
-  const deleteRow = prepareDelete(db, target, t, counter, lastDelete);
+  const tombstoneRun = options.tombstones === false ? undefined : options.runId;
+  const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -213,17 +217,17 @@ export function prepareContentStatements(
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
           authorEncoding,
         );
-    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade'));
+    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade', tombstoneRun));
     // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
     const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
     const bindAuthor = bind(authorEncoding);
-    const deleteTweetsOfAuthor = (key: Id, stop: () => boolean) => {
+    const deleteTweetsOfAuthor = (key: Id, reason: string, at: string, stop: () => boolean) => {
       let deleted = 0;
       for (;;) {
         const ids = tweetsOfAuthor.all(bindAuthor(key)) as (bigint | string)[];
         if (!ids.length) return { deleted, complete: true };
         for (const tweet of ids) {
-          deleted += deleteTweet(String(tweet) as Id).own;
+          deleted += deleteTweet(String(tweet) as Id, reason, at).own;
           if (stop()) return { deleted, complete: false };
         }
       }
@@ -264,43 +268,61 @@ export function prepareContentStatements(
  * rows first (deleted, recursively with their own dependents, or their reference cleared), then the row's ledger
  * mark, then the row. The default schema has no relations, so its deletion is the one DELETE (the fast path).
  */
-function prepareDelete(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, lastDelete: { cascaded: number }): (key: Id) => number {
-  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result');
+function prepareDelete(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  counter: ChangeCounter,
+  lastDelete: { cascaded: number },
+  /** undefined: no tombstones (a dry run). */
+  runId: number | null | undefined,
+): (key: Id, reason: string, at: string) => number {
+  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result', runId);
   const run = prepareSteps(db, target, t, counter, steps);
-  return (key) => {
-    const { own, cascaded } = run(key);
+  return (key, reason, at) => {
+    const { own, cascaded } = run(key, reason, at);
     lastDelete.cascaded = cascaded;
     return own;
   };
 }
 
 /** Runs a deletion's steps for one key: rows changed by its last step (the row itself) and the cascade's deletions. */
-function prepareSteps(db: Db, target: Target, t: TableTarget, counter: ChangeCounter, steps: Step[]): (key: Id) => { own: number; cascaded: number } {
+function prepareSteps(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  counter: ChangeCounter,
+  steps: Step[],
+): (key: Id, reason: string, at: string) => { own: number; cascaded: number } {
   const prepared = steps.map((step) => {
     const stmt = db.prepare(step.sql);
+    const bindKey = step.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
     return {
       step,
-      run: step.encoding === 'number' ? (key: Id) => stmt.run(BigInt(key)).changes : (key: Id) => stmt.run(key).changes,
+      run: step.tombstone
+        ? (key: Id, reason: string, at: string) => stmt.run(reason, at, bindKey(key)).changes
+        : (key: Id) => stmt.run(bindKey(key)).changes,
       cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
       cascaded: step.cause === 'cascade' && step.kind === 'deleted',
     };
   });
-  const own = prepared[prepared.length - 1]!;
-  if (prepared.length === 1) {
-    const run = own.run;
+  // The default schema's deletion: the tombstone and the one DELETE (the fast path).
+  if (prepared.length === 2 && prepared[0]!.step.tombstone) {
+    const [tomb, own] = prepared as [(typeof prepared)[0], (typeof prepared)[0]];
     const cell = own.cell!;
     const cascades = own.cascaded;
-    return (key) => {
-      const n = counter.add(cell, run(key));
+    return (key, reason, at) => {
+      tomb.run(key, reason, at);
+      const n = counter.add(cell, own.run(key, reason, at));
       return { own: n, cascaded: cascades ? n : 0 };
     };
   }
-  return (key) => {
+  return (key, reason, at) => {
     let n = 0;
     let cascadedNow = 0;
     for (const p of prepared) {
       try {
-        n = p.run(key);
+        n = p.run(key, reason, at);
       } catch (err) {
         throw explainConstraint(err, db, target, p.step, t, key);
       }
@@ -311,7 +333,10 @@ function prepareSteps(db: Db, target: Target, t: TableTarget, counter: ChangeCou
   };
 }
 
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause): Step[] {
+/** What a tombstone's reason says about why the row went: the result's own reason, or how it followed one. */
+const TOMBSTONE_REASON: Record<ChangeCause, string> = { result: '?', cascade: `'${CASCADE_REASON_PREFIX}' || ?`, fk: "'dependent_' || ?", trigger: '?' };
+
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere: Where =
@@ -323,16 +348,34 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
             encoding: where.encoding,
           };
     if (relation.action === 'delete') {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk'));
+      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId));
     } else {
       steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
     }
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
+  if (mapped && runId !== undefined) {
+    // A result's own ID is tombstoned whether or not it is still stored: X says it is gone, so it must not come back.
+    const reason = TOMBSTONE_REASON[cause];
+    const run = runId ?? 'NULL';
+    const sql =
+      cause === 'result'
+        ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
+        : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${q(mapped.id)}, ${run} FROM ${q(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
+    steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
+  }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
     const ids = where.column !== null && same(where.column, mapped.id) ? '= ?' : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
     steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
+  }
+  // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
+  for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
+    const sql =
+      f.module === 'fts5'
+        ? `INSERT INTO ${q(f.fts)} (${q(f.fts)}, rowid, ${f.columns.map(q).join(', ')}) SELECT 'delete', ${q(f.rowid)}, ${f.columns.map(q).join(', ')} FROM ${q(table)} WHERE ${where.sql}`
+        : `DELETE FROM ${q(f.fts)} WHERE docid IN (SELECT ${q(f.rowid)} FROM ${q(table)} WHERE ${where.sql})`;
+    steps.push({ sql, encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
   }
   steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
   return steps;

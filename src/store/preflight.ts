@@ -312,7 +312,7 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
       const keptBy = triggers.filter((t) => t.event !== 'INSERT' && new RegExp(`\\b${escapeRegExp(fts.name)}\\b`, 'i').test(t.sql)).map((t) => t.name);
       report.fts.push({ name: fts.name, module: fts.module, contentTable: fts.contentTable!, keptByTriggers: keptBy });
       if (keptBy.length === 0) {
-        warnings.push(`full-text table "${fts.name}" indexes "${realTable}" but no DELETE or UPDATE trigger on it writes "${fts.name}": deleted rows stay searchable there until it is rebuilt`);
+        warnings.push(`full-text table "${fts.name}" indexes "${realTable}" but no DELETE or UPDATE trigger on it writes "${fts.name}": compliance-sync removes the entries of the rows it deletes, but rows others change stay stale there until it is rebuilt`);
       }
     }
   }

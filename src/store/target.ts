@@ -23,6 +23,19 @@ export interface Target {
   readonly triggerTargets: readonly string[];
   /** Declared FKs SQLite cannot enforce (their parent key is not unique): enforcement is off while we apply. */
   readonly unenforceableForeignKeys: readonly string[];
+  /**
+   * Per table we delete from (lower-case name): its external-content FTS indexes that no trigger of the store keeps
+   * in step on DELETE. Their entries would outlive the row (and stay searchable), so the deletion removes them first.
+   */
+  readonly ftsDeletes: ReadonlyMap<string, readonly FtsDelete[]>;
+}
+
+export interface FtsDelete {
+  readonly fts: string;
+  readonly module: 'fts4' | 'fts5';
+  /** The content table's column that is the FTS rowid ('rowid' unless content_rowid= names one). */
+  readonly rowid: string;
+  readonly columns: readonly string[];
 }
 
 /** What one column stores IDs as: decides how an ID is bound (never as a JS number). */
@@ -104,7 +117,24 @@ export function resolveTarget(db: Db, config: Config): Target {
     geo,
     triggerTargets: triggerTargets(schema, relations, tweets, users),
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
+    ftsDeletes: untriggeredFts(schema, relations, tweets, users),
   };
+}
+
+/** External-content FTS4/5 indexes over the tables we delete from that no DELETE trigger on that table updates. */
+function untriggeredFts(schema: SchemaInfo, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): Map<string, FtsDelete[]> {
+  const out = new Map<string, FtsDelete[]>();
+  const tables = new Set([tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)].map((t) => t.toLowerCase()));
+  for (const table of tables) {
+    const kept = schema.triggersOn(table, 'DELETE').flatMap((t) => triggerWrites(t.sql).map((w) => w.toLowerCase()));
+    const list: FtsDelete[] = [];
+    for (const fts of schema.ftsOver(table)) {
+      if (fts.content !== 'external' || fts.module === 'fts3' || kept.includes(fts.name.toLowerCase())) continue;
+      list.push({ fts: fts.name, module: fts.module, rowid: fts.contentRowid ?? 'rowid', columns: fts.columns });
+    }
+    if (list.length) out.set(table, list);
+  }
+  return out;
 }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
@@ -265,6 +295,8 @@ function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, 
     if (seen.has(table)) continue;
     seen.add(table);
     for (const trigger of schema.triggersOn(table)) {
+      // The ingest guard's triggers fire on inserts only, never on our deletes and updates.
+      if (trigger.name.toLowerCase().startsWith('cs_guard_')) continue;
       for (const target of triggerWrites(trigger.sql)) {
         if (isFts(target)) continue;
         const name = realName(schema, target);

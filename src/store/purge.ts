@@ -1,0 +1,52 @@
+import type { Db } from './open.js';
+import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
+
+/**
+ * Deleted content is overwritten with zeros instead of left in free space and free pages (SQLite's secure_delete),
+ * for everything this connection deletes or rewrites from now on: rows, index entries, FTS segments, overflow pages.
+ */
+export function enableSecureDelete(db: Db): void {
+  db.pragma('secure_delete = ON');
+}
+
+export interface PurgeOptions {
+  /**
+   * Rebuild the file (VACUUM). secure_delete zeroes what is deleted from now on, but SQLite leaves copies of cells in
+   * the free space of pages it rebalanced earlier (while the ingester wrote them, long before the deletion): only a
+   * rebuild rewrites every page. Costs a full copy of the store and an exclusive lock while it runs.
+   */
+  vacuum?: boolean;
+}
+
+export interface PurgeResult {
+  /** FTS tables whose segments were merged (deleted entries dropped). */
+  ftsOptimized: string[];
+  vacuumed: boolean;
+  /** The WAL was not emptied because another connection was reading: its old page versions stay until the next purge. */
+  walBusy: boolean;
+  elapsedMs: number;
+}
+
+/**
+ * What a cycle leaves behind once its rows are gone, cleared: every FTS3/4/5 index of the store is optimized (its
+ * segments merged into one, so a deleted row's terms and delete markers leave the older segments; the store's
+ * triggers may feed any of them), with secure_delete on so the freed segment pages are zeroed; then the WAL is
+ * checkpointed into the main file and truncated, so old versions of the changed pages do not linger there. With
+ * `vacuum` the file is rebuilt in between (see PurgeOptions).
+ */
+export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
+  const started = performance.now();
+  enableSecureDelete(db);
+  const ftsOptimized: string[] = [];
+  for (const fts of new SchemaInfo(db).ftsTables()) {
+    db.prepare(`INSERT INTO ${q(fts.name)} (${q(fts.name)}) VALUES ('optimize')`).run();
+    ftsOptimized.push(fts.name);
+  }
+  if (options.vacuum) db.exec('VACUUM');
+  let walBusy = false;
+  if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
+    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number | bigint }[];
+    walBusy = Number(row?.busy ?? 0) !== 0;
+  }
+  return { ftsOptimized, vacuumed: options.vacuum ?? false, walBusy, elapsedMs: Math.round(performance.now() - started) };
+}
