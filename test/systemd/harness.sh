@@ -80,8 +80,11 @@ inside() {
   local scratch=$1 repo=$2 node=$3
   mount -t cgroup2 cgroup2 /sys/fs/cgroup
   mount -t tmpfs -o mode=755 tmpfs /run
-  mkdir -p /run/cs-harness/host
+  mkdir -p /run/cs-harness/host /run/cs-harness/repo
   mount --bind "$scratch" /run/cs-harness/host
+  # The checkout may itself live under /tmp (a CI clone), which the tmpfs below hides: reach it through /run.
+  mount --bind "$repo" /run/cs-harness/repo
+  repo=/run/cs-harness/repo
   local dir
   for dir in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$dir"; done
   for dir in /var/lib /var/cache /var/log; do mount -t tmpfs -o mode=755 tmpfs "$dir"; done

@@ -105,7 +105,7 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
     expect(boot.status, boot.stderr).toBe(0);
     pid = boot.stdout.trim();
 
-    const emulator = `systemd-run --unit=cs-emulator -p Type=exec ${process.execPath} ${REPO_ROOT}/dist/cli.js emulator --port ${PORT} --token ${TOKEN} --processing-ms 3000 --rate-limit 100000 --log-level warn`;
+    const emulator = `systemd-run --unit=cs-emulator -p Type=exec /usr/bin/compliance-sync emulator --port ${PORT} --token ${TOKEN} --processing-ms 3000 --rate-limit 100000 --log-level warn`;
     expect(sh(emulator).code).toBe(0);
     await until(() => sh(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/${PORT}'`).code === 0, 'the emulator listens');
     writeFileSync(path.join(scratch, 'status.json'), JSON.stringify({ store: { path: STORE } }));
@@ -193,7 +193,7 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
 
   it('during a daemon cycle the oneshot waits without taking the lock; systemctl stop exits 0; then the oneshot runs', async () => {
     // A second emulator whose jobs take ten minutes: the daemon's cycle surely holds the lock while this is checked.
-    const slow = `systemd-run --unit=cs-emulator-slow -p Type=exec ${process.execPath} ${REPO_ROOT}/dist/cli.js emulator --port ${SLOW_PORT} --token ${TOKEN} --processing-ms 600000 --rate-limit 100000 --log-level warn`;
+    const slow = `systemd-run --unit=cs-emulator-slow -p Type=exec /usr/bin/compliance-sync emulator --port ${SLOW_PORT} --token ${TOKEN} --processing-ms 600000 --rate-limit 100000 --log-level warn`;
     expect(sh(slow).code).toBe(0);
     await until(() => sh(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/${SLOW_PORT}'`).code === 0, 'the slow emulator listens');
     setConfig({}, SLOW_PORT);
