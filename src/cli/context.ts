@@ -65,7 +65,7 @@ export function print(text: string): void {
 }
 
 export function printJson(value: unknown): void {
-  print(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  print(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
 }
 
 /** Left-aligned two-column text, for summaries. */

@@ -54,7 +54,7 @@ export function registerReport(program: Command): void {
 }
 
 function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
 }
 
 /** Through a temp file and a rename: a report that is there is whole. */

@@ -40,7 +40,7 @@ export function loadConfig(configPath: string, env: Env = process.env): Config {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(
-      code === 'ENOENT' ? `config file not found: ${configPath}` : `cannot read config file ${configPath}: ${code ?? err}`,
+      code === 'ENOENT' ? `config file not found: ${configPath}` : `cannot read config file ${configPath}: ${code ?? String(err)}`,
       { cause: err, hint: 'pass --config FILE, or set COMPLIANCE_SYNC_CONFIG; config.example.json is a starting point' },
     );
   }

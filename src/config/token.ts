@@ -23,7 +23,7 @@ export function resolveBearerToken(config: Config, env: Env = process.env): Bear
     try {
       token = readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new ConfigError(`cannot read the bearer token file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      throw new ConfigError(`cannot read the bearer token file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
         cause: err,
         hint: 'create the file (mode 0600) with the app-only bearer token, or fix api.bearerTokenFile',
       });

@@ -362,7 +362,7 @@ function resultsFileStats(file: string): { size: number; mtimeMs: number; ino: n
   try {
     return statSync(file);
   } catch (err) {
-    throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+    throw new AppError('results_unreadable', `cannot read the results file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
       cause: err,
       hint: 'check the path of the results file',
     });
@@ -433,7 +433,7 @@ function applyRecords(
 ): number {
   const count = (reason: string, action: string, n: number) => {
     let byAction = audit.get(reason);
-    if (!byAction) audit.set(reason, (byAction = new Map()));
+    if (!byAction) audit.set(reason, (byAction = new Map<string, number>()));
     byAction.set(action, (byAction.get(action) ?? 0) + n);
   };
   const cascade = statements.cascade;

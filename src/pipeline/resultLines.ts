@@ -51,6 +51,7 @@ export function readResultLines(
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on the stream's own error unchanged
       if (error !== undefined) reject(error);
       else resolve({ lines, bytesRead: source.bytesRead, stopped });
     };

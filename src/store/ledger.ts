@@ -197,7 +197,7 @@ export class Ledger {
   recentCycles(limit: number): (CycleRecord & { summary: unknown })[] {
     return (this.s.recentCycles.all(limit) as Row[]).map((row) => ({
       ...toCycle(row),
-      summary: row.summary_json ? JSON.parse(row.summary_json as string) : null,
+      summary: row.summary_json ? (JSON.parse(row.summary_json as string) as unknown) : null,
     }));
   }
 

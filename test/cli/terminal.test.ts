@@ -21,6 +21,7 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv, columns: number): Pr
 
 /** Terminal output without colours, cursor movements and line ends: what was written, in order, as one string. */
 function plain(screen: string): string {
+  // eslint-disable-next-line no-control-regex -- matching the ESC of ANSI sequences is the point
   return screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\r\n]/g, '');
 }
 

@@ -126,7 +126,7 @@ describe('layouts-check judges a twitter-to-sqlite store', () => {
       file,
       `UPDATE tweets SET quoted_status = ${deleted} WHERE id = ${JSON.parse(kept[0])[0]};
        UPDATE tweets SET coordinates = '{"type": "Point", "coordinates": [1, 2]}' WHERE id = ${JSON.parse(scrubbed[0])[0]};
-       DELETE FROM users WHERE id = ${[...before.tables.get('users')!.rows.values()].find((u) => !expected.deletedIds.users.has(String(u.id)))!.id};`,
+       DELETE FROM users WHERE id = ${String([...before.tables.get('users')!.rows.values()].find((u) => !expected.deletedIds.users.has(String(u.id)))!.id)};`,
     );
     const problems = checkStore(spec, file, before, expected).join('\n');
     expect(problems).toMatch(/tweets wrong content: .*quoted_status=/);

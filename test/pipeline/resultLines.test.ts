@@ -66,6 +66,7 @@ describe('toResultRecord', () => {
   const policy = { ...DEFAULT_POLICY };
   it('validates id, action and reason, and maps the action taken', () => {
     expect(toResultRecord({ id: '0012', action: 'delete', reason: 'deleted' }, 1, policy)).toMatchObject({ id: '12', taken: 'delete' });
+    // eslint-disable-next-line no-loss-of-precision -- a JSON number ID past 2^53 is the invalid input under test
     expect(toResultRecord({ id: 9007199254740993, action: 'delete', reason: 'deleted' }, 1, policy)).toBe('invalid_id');
     expect(toResultRecord({ id: '9223372036854775808', action: 'delete', reason: 'deleted' }, 1, policy)).toBe('invalid_id');
     expect(toResultRecord({ id: '1', action: 'nuke', reason: 'deleted' }, 1, policy)).toBe('unknown_action');

@@ -49,6 +49,7 @@ describe('a results file that cannot be used is a failure that says what the fil
     expect(run.stderr).toMatch(message);
     expect(run.stderr).toMatch(/Try: /);
     expect(run.stored).toBe(IDS.length);
+    // eslint-disable-next-line no-control-regex -- a NUL in the rejects file is the corruption under test
     if (existsSync(run.rejects)) expect(readFileSync(run.rejects, 'utf8')).not.toMatch(/\uFFFD|\u0000/);
   });
 
