@@ -19,17 +19,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { idAt, makeResults, makeStore, prng } from './lib/data.mjs';
+import { argv, option } from './lib/args.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const dist = path.join(root, 'dist');
 const cli = path.join(dist, 'cli.js');
 
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at === -1 ? fallback : argv[at + 1];
-};
 const size = Number(option('size', 200_000));
 const repeat = Number(option('repeat', 3));
 const dataDir = path.resolve(option('dir', path.join(here, 'data')));

@@ -16,14 +16,10 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cli, startEmulator, TOKEN } from './lib/emulator.mjs';
+import { argv, option } from './lib/args.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at === -1 ? fallback : argv[at + 1];
-};
 
 if (argv[0] === '--child') await ingest(argv[1], Number(argv[2]));
 else await main();

@@ -14,14 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { idAt, makeStore } from './lib/data.mjs';
+import { option } from './lib/args.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at === -1 ? fallback : argv[at + 1];
-};
 const rows = Number(option('rows', 1_000_000));
 const fraction = Number(option('delete-fraction', 0.05));
 const dataDir = path.resolve(option('dir', path.join(here, 'data')));

@@ -10,18 +10,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeIdFile, makeResults, makeStore } from './lib/data.mjs';
 import { cli, startEmulator, TOKEN } from './lib/emulator.mjs';
+import { argv, option } from './lib/args.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const dist = path.join(root, 'dist');
 const childScript = path.join(here, 'lib', 'child.mjs');
 
-const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at === -1 ? fallback : argv[at + 1];
-};
 const quick = flag('quick');
 const dataDir = path.resolve(option('dir', path.join(here, 'data')));
 const only = new Set(option('only', 'export,parse,apply,download,cycle').split(','));
