@@ -1,21 +1,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore } from '../../src/store/open.js';
 import { acquireRunLock } from '../../src/store/runLock.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
+import { makeWorld, spawnCli, waitForOutput, type Spawned, type World, useDaemonWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const worlds: World[] = [];
-const daemons: Spawned[] = [];
-afterEach(async () => {
-  for (const daemon of daemons.splice(0)) {
-    if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
-    await daemon.exit;
-  }
-  for (const world of worlds.splice(0)) await world.close();
-});
+const { worlds, daemons } = useDaemonWorlds();
 
 async function world(options: Parameters<typeof makeWorld>[1] = {}) {
   const w = await makeWorld(tempDir(), options);

@@ -59,6 +59,20 @@ export async function makeWorld(
 
 export const quietLogger = () => createLogger('silent');
 
+/** Spawned daemons and their worlds: after each test the daemons still running are killed, then the worlds closed. */
+export function useDaemonWorlds(): { worlds: World[]; daemons: Spawned[] } {
+  const worlds: World[] = [];
+  const daemons: Spawned[] = [];
+  afterEach(async () => {
+    for (const daemon of daemons.splice(0)) {
+      if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
+      await daemon.exit;
+    }
+    for (const world of worlds.splice(0)) await world.close();
+  });
+  return { worlds, daemons };
+}
+
 /** The worlds (and their runtimes) a test opens: push them here and they are closed after each test. */
 export function useOpenWorlds(): { world: World; runtime?: Runtime }[] {
   const open: { world: World; runtime?: Runtime }[] = [];

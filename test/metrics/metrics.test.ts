@@ -1,22 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { durationMs } from '../../src/config/duration.js';
 import { parseConfig } from '../../src/config/load.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/promText.js';
 import { REPO_ROOT, useTempDir } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
+import { makeWorld, spawnCli, waitForOutput, useDaemonWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
-const worlds: World[] = [];
-const daemons: Spawned[] = [];
-afterEach(async () => {
-  for (const daemon of daemons.splice(0)) {
-    if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
-    await daemon.exit;
-  }
-  for (const world of worlds.splice(0)) await world.close();
-});
+const { worlds, daemons } = useDaemonWorlds();
 
 const FAMILIES = [
   'compliance_sync_cycles_total',
