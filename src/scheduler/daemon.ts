@@ -10,7 +10,8 @@ import { cycleSucceeded, runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
-import { describeHolder } from '../store/runLock.js';
+import { vacuumSpace, purgeStore } from '../store/purge.js';
+import { currentLockHolder, describeHolder, tryAcquireRunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
 import { busyRetryDelayMs, STORE_BUSY_BACKOFF, type StoreBusyBackoff } from './backoff.js';
 import { RunLockGate } from './runLockGate.js';
@@ -46,6 +47,7 @@ const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'
 export class Daemon {
   private config: Config;
   private schedule: Schedule | null = null;
+  private vacuumWindow: Schedule | null = null;
   private watcher: FSWatcher | null = null;
   private cancelReload: () => void = () => undefined;
   private readonly running = new Map<JobType, Promise<void>>();
@@ -85,6 +87,7 @@ export class Daemon {
   start(): void {
     this.followActivity();
     this.installSchedule();
+    this.installVacuumWindow();
     this.watchConfigFile();
     // Deliveries a crash or a stop left pending (their cycles are closed).
     deliverPendingHooks({ ...this.options.runtime.context(this.controller.signal), config: this.config }).catch((err: unknown) =>
@@ -152,9 +155,11 @@ export class Daemon {
       this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
     }
     const scheduleChanged = next.schedule.cron !== this.config.schedule.cron || next.schedule.timezone !== this.config.schedule.timezone;
+    const vacuumChanged = next.reconcile.vacuum !== this.config.reconcile.vacuum || next.schedule.timezone !== this.config.schedule.timezone;
     this.config = withRestartOnly(next, this.config);
     this.log.level = next.log.level;
     if (scheduleChanged || !this.schedule) this.installSchedule();
+    if (vacuumChanged) this.installVacuumWindow();
     this.log.info(
       { reason, changed, nextRun: this.schedule?.nextRun()?.toISOString() ?? null },
       unchangedFile ? 'config already loaded; token re-read' : changed.length ? 'config reloaded' : 'config reloaded, nothing changed',
@@ -167,6 +172,8 @@ export class Daemon {
   async stop(deadlineMs: number): Promise<void> {
     this.schedule?.stop();
     this.schedule = null;
+    this.vacuumWindow?.stop();
+    this.vacuumWindow = null;
     this.watcher?.close();
     this.cancelReload();
     this.controller.abort(new Error('daemon stopping'));
@@ -194,6 +201,43 @@ export class Daemon {
     this.schedule?.stop();
     this.schedule = new Schedule(this.config.schedule.cron, this.config.schedule.timezone, () => this.onTick(), this.log, this.clock);
     this.persistNextRun(this.schedule.nextRun());
+  }
+
+  /** `reconcile.vacuum` as a cron expression: the store file is rebuilt in that window, not at each cycle's close. */
+  private installVacuumWindow(): void {
+    this.vacuumWindow?.stop();
+    this.vacuumWindow = null;
+    const { vacuum } = this.config.reconcile;
+    if (vacuum === 'off' || vacuum === 'cycle') return;
+    this.vacuumWindow = new Schedule(vacuum, this.config.schedule.timezone, () => this.onVacuumWindow(), this.log, this.clock);
+  }
+
+  /**
+   * Rebuilds the store file (VACUUM, with the rest of the purge) holding the run lock, so no cycle of this daemon or
+   * of another process runs meanwhile. A window that finds a cycle running, the run lock held, or too little free
+   * disk for the copy is skipped with a log line: the next window tries again.
+   */
+  private onVacuumWindow(): void {
+    if (this.controller.signal.aborted) return;
+    const nextWindow = this.vacuumWindow?.nextRun()?.toISOString() ?? null;
+    const skip = (reason: string, fields: Record<string, unknown> = {}) => this.log.warn({ reason, nextWindow, ...fields }, 'VACUUM window skipped');
+    if (this.running.size) return skip(`a ${[...this.running.keys()].join(' and ')} cycle is running`);
+    const space = vacuumSpace(this.config.store.path);
+    if (space.freeBytes < space.needBytes) return skip('not enough free disk for a rebuilt copy of the store', { ...space });
+    const lock = tryAcquireRunLock(this.config.store.path, 'run (VACUUM window)');
+    if (!lock) {
+      const holder = currentLockHolder(this.config.store.path);
+      return skip(`the store run lock is held by ${holder ? describeHolder(holder) : 'another process'}`);
+    }
+    try {
+      this.log.info('VACUUM window: rebuilding the store file');
+      const { elapsedMs, walBusy } = purgeStore(this.options.runtime.db, { vacuum: true });
+      this.log.info({ elapsedMs, walBusy, nextWindow }, 'VACUUM window: store file rebuilt');
+    } catch (err) {
+      this.log.error({ err: describeError(err), nextWindow }, 'VACUUM window failed; the next window tries again');
+    } finally {
+      lock.release();
+    }
   }
 
   private onTick(): void {

@@ -1,5 +1,7 @@
+import { statfsSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { acquireRunLock } from '../../src/store/runLock.js';
+import { vacuumSpace } from '../../src/store/purge.js';
+import { acquireRunLock, currentLockHolder } from '../../src/store/runLock.js';
 import { useInProcessDaemons } from '../helpers/daemon.js';
 
 const daemonFor = useInProcessDaemons();
@@ -76,5 +78,66 @@ describe('the daemon on a fake clock', () => {
     healthy.daemon.trigger();
     await healthy.clock.until(() => healthy.runtime.ledger.scheduleState('tweets').lastSuccessAt !== null, 'the healthy cycle to be recorded');
     expect(healthy.runtime.ledger.recentCycles(1)[0]!.state).toBe('closed');
+  });
+});
+
+describe('the VACUUM window (reconcile.vacuum as a cron expression)', () => {
+  const freePages = (d: { runtime: { db: { pragma(sql: string, options: { simple: true }): unknown } } }) => Number(d.runtime.db.pragma('freelist_count', { simple: true }));
+
+  it('rebuilds the store file at the window holding the run lock, and skips a window while another process holds it', async () => {
+    const d = await daemonFor({ start: new Date('2026-06-01T03:59:30Z'), tweets: 600, users: 20, config: { schedule: { cron: '0 3 1 1 *' }, reconcile: { vacuum: '0 4 * * *' } } });
+    // Free pages for the VACUUM to reclaim, as deletions leave them.
+    d.runtime.db.exec('DELETE FROM tweets WHERE rowid % 2 = 0');
+    expect(freePages(d)).toBeGreaterThan(0);
+    d.daemon.start();
+    await d.clock.advance(29_000);
+    expect(d.count('VACUUM window: store file rebuilt')).toBe(0);
+    await d.clock.advanceTo(new Date('2026-06-01T04:00:00Z'));
+    expect(d.count('VACUUM window: store file rebuilt')).toBe(1);
+    expect(freePages(d)).toBe(0);
+    expect(currentLockHolder(d.world.storePath)).toBeNull();
+
+    const manual = acquireRunLock(d.world.storePath, 'reconcile --now');
+    try {
+      await d.clock.advanceTo(new Date('2026-06-02T04:00:00Z'));
+    } finally {
+      manual.release();
+    }
+    const skipped = d.lines.filter((line) => line.msg === 'VACUUM window skipped');
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]).toMatchObject({ reason: expect.stringMatching(/^the store run lock is held by reconcile --now \(pid \d+/), nextWindow: '2026-06-03T04:00:00.000Z' });
+    expect(d.count('VACUUM window: store file rebuilt')).toBe(1);
+  });
+
+  it('skips a window that finds a cycle running, and runs none with "cycle" (the purge at the close does it)', async () => {
+    const d = await daemonFor({
+      start: new Date('2026-06-01T03:58:30Z'),
+      tweets: 300,
+      users: 20,
+      // Jobs take half an hour on the emulator's (fake) clock: the cycle started at 03:59 still runs at 04:00.
+      emulator: { processingMs: 30 * 60_000 },
+      config: { schedule: { cron: '59 3 * * *', types: ['tweets'] }, reconcile: { vacuum: '0 4 * * *' } },
+    });
+    d.daemon.start();
+    await d.clock.advanceTo(new Date('2026-06-01T03:59:00Z'));
+    await d.clock.until(() => d.lines.some((line) => line.msg === 'shard state' || line.msg === 'cycle started'), 'the cycle to start');
+    await d.clock.advanceTo(new Date('2026-06-01T04:00:00Z'));
+    expect(d.lines.filter((line) => line.msg === 'VACUUM window skipped').map((line) => line.reason)).toEqual(['a tweets cycle is running']);
+    expect(d.count('VACUUM window: store file rebuilt')).toBe(0);
+
+    const cycleMode = await daemonFor({ start: new Date('2026-06-01T03:59:30Z'), tweets: 10, users: 1, config: { reconcile: { vacuum: 'cycle' } } });
+    cycleMode.daemon.start();
+    await cycleMode.clock.advance(86_400_000);
+    expect(cycleMode.lines.some((line) => line.msg.startsWith('VACUUM window'))).toBe(false);
+  });
+});
+
+describe('the disk check before a VACUUM', () => {
+  it('asks for twice the store file and reports the free space of its file system', async () => {
+    const d = await daemonFor({ tweets: 200, users: 20 });
+    const space = vacuumSpace(d.world.storePath);
+    expect(space.needBytes).toBe(2 * statSync(d.world.storePath).size);
+    const { bavail, bsize } = statfsSync(d.world.dir);
+    expect(space.freeBytes).toBe(bavail * bsize);
   });
 });
