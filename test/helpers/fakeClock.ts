@@ -93,6 +93,16 @@ export class FakeClock implements Clock {
     }
   }
 
+  /** Drives the clock as until() does while `work` runs; resolves or rejects as it does. */
+  async run<T>(work: Promise<T>, what: string, options: { maxStepMs?: number; realTimeoutMs?: number } = {}): Promise<T> {
+    let settled = false;
+    const done = work.finally(() => (settled = true));
+    // Reported by `await done` below, not here.
+    done.catch(() => undefined);
+    await this.until(() => settled, what, options);
+    return done;
+  }
+
   private fire(timer: FakeTimer): void {
     this.timers.delete(timer.seq);
     this.ms = Math.max(this.ms, timer.at);
