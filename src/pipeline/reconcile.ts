@@ -58,12 +58,20 @@ export interface ApplyOptions {
 
 /**
  * Where a batch was cut by `reconcile.maxLockMs`: the batch ending at `line` has its first `records` records (in the
- * batch's ID order) applied, and the next record may be part-done (some of a user's tweets deleted). The checkpoint
- * line stays at the batch's start; a resumed run re-reads the same lines, sorts them the same way, and goes on.
+ * batch's ID order) applied, and the next record may be part-done: some of a user's tweets deleted, or — `after` set —
+ * a user's mark or geo scrub applied to their tweets up to that tweet ID. The checkpoint line stays at the batch's
+ * start; a resumed run re-reads the same lines, sorts them the same way, and goes on.
  */
 export interface Cut {
   line: number;
   records: number;
+  after?: Id;
+}
+
+/** Where applyRecords stops: the first record not wholly applied, and how far its cascade over tweets got. */
+interface Reached {
+  records: number;
+  after: Id | null;
 }
 
 /** The run's totals; committed as counts_json with each checkpoint, so a resumed run reports the whole file. */
@@ -247,7 +255,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     // ID order: one pass over the table's pages (see applyRecords); the sort is stable, so a resumed run sees the
     // batch in the same order and can skip what a cut committed.
     batch.sort((a, b) => compareIds(a.id, b.id));
-    let done = resumeCut?.line === line ? resumeCut.records : 0;
+    let done: Reached = resumeCut?.line === line ? { records: resumeCut.records, after: resumeCut.after ?? null } : { records: 0, after: null };
     resumeCut = null;
     for (;;) {
       if (!options.dryRun) await lockTurn(maxLockMs);
@@ -258,7 +266,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         const started = clock();
         const audit: AuditCounts = new Map();
         reached = applyRecords(batch, done, statements, asOf, delta, audit, () => clock() - started >= cutAfter);
-        if (reached === batch.length) {
+        if (reached.records === batch.length) {
           // The batch's lines are counted once, with its last transaction.
           delta.linesRead = line - committedLine;
           delta.records = batch.length;
@@ -267,7 +275,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         const changes: ChangeCount[] = statements.drainChanges();
         addChanges(delta.changes, changes);
         next = addTotals(totals, delta);
-        const cut = reached < batch.length ? { line, records: reached } : null;
+        const cut = reached.records < batch.length ? cutAt(line, reached) : null;
         ledger?.commit(cut ? committedLine : line, JSON.stringify(cut ? { ...next, cut } : next), audit, changes);
       };
       try {
@@ -281,11 +289,11 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         lockReleased();
       }
       Object.assign(totals, next);
-      const whole = reached === batch.length;
-      options.onCommit?.({ checkpointLine: whole ? line : committedLine, cut: whole ? null : { line, records: reached } });
+      const whole = reached.records === batch.length;
+      options.onCommit?.({ checkpointLine: whole ? line : committedLine, cut: whole ? null : cutAt(line, reached) });
       if (whole) break;
       done = reached;
-      logger.debug({ line, records: reached, of: batch.length }, 'apply: batch cut by reconcile.maxLockMs');
+      logger.debug({ line, records: reached.records, after: reached.after, of: batch.length }, 'apply: batch cut by reconcile.maxLockMs');
       // The ingester's writes and this process's own timers (polls, the watchdog) get their turn (lockTurn).
       if (options.signal?.aborted) return true;
     }
@@ -358,6 +366,10 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   return summary('done', totals.applied.delete + totals.cascaded.deleted, rejectsFile);
 }
 
+function cutAt(line: number, reached: Reached): Cut {
+  return reached.after === null ? { line, records: reached.records } : { line, records: reached.records, after: reached.after };
+}
+
 function resultsFileStats(file: string): { size: number; mtimeMs: number; ino: number } {
   try {
     return statSync(file);
@@ -414,31 +426,35 @@ function mergeChanges(a: ChangesByTable, b: ChangesByTable): ChangesByTable {
 }
 
 /**
- * Applies records of a batch already sorted by ID (inside the caller's transaction) from index `from`, adding what
+ * Applies records of a batch already sorted by ID (inside the caller's transaction) from `from`, adding what
  * happened to `delta` and `audit`, until the batch ends or `overTime()` says the transaction has held the write lock
- * long enough; returns the index of the first record not wholly applied. ID order is one pass over the table's pages,
+ * long enough; returns where it stopped: the first record not wholly applied (and how far its cascade got). ID order is one pass over the table's pages,
  * measured ~2x faster than file order on 1M- and 5M-row stores; an ID repeated in the batch is applied in file order
  * (the sort is stable): a mark after a delete finds nothing, and the second of two identical records changes nothing.
  * A users deletion with the cascade deletes the author's tweets first, possibly across several transactions (each
- * tweet whole, counted when committed); the user row goes, and the record counts, once none is left.
+ * tweet whole, counted when committed); the user row goes, and the record counts, once none is left. A user's mark or
+ * geo scrub goes over their tweets in pieces of tweet IDs the same way (each piece counted when committed), then
+ * the user row is marked or scrubbed.
  */
 function applyRecords(
   records: readonly ResultRecord[],
-  from: number,
+  from: Reached,
   statements: ContentStatements,
   asOf: string,
   delta: Totals,
   audit: AuditCounts,
   overTime: () => boolean,
-): number {
+): Reached {
   const count = (reason: string, action: string, n: number) => {
     let byAction = audit.get(reason);
     if (!byAction) audit.set(reason, (byAction = new Map<string, number>()));
     byAction.set(action, (byAction.get(action) ?? 0) + n);
   };
   const cascade = statements.cascade;
-  for (let i = from; i < records.length; ) {
+  for (let i = from.records; i < records.length; ) {
     const { id, taken, state, reason } = records[i]!;
+    /** Where this record's cascade over tweets resumes (a cut in it). */
+    const after = i === from.records ? from.after : null;
     if (taken === 'ignore') {
       delta.applied.ignore++;
       count(reason, 'ignore', 1);
@@ -448,7 +464,17 @@ function applyRecords(
         const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, reason, asOf, overTime);
         delta.cascaded.deleted += deleted;
         if (deleted) count(reason, 'cascade_delete', deleted);
-        if (!complete) return i;
+        if (!complete) return { records: i, after: null };
+      } else if (taken === 'mark' && cascade && state !== EDITED_STATE) {
+        const { changed, after: stopped } = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf, after, overTime);
+        delta.cascaded.marked += changed;
+        if (changed) count(reason, 'cascade_mark', changed);
+        if (stopped !== null) return { records: i, after: stopped };
+      } else if (taken === 'scrub_geo' && cascade) {
+        const { changed, after: stopped } = cascade.scrubGeoByAuthor(id, after, overTime);
+        delta.cascaded.scrubbed += changed;
+        if (changed) count(reason, 'cascade_scrub_geo', changed);
+        if (stopped !== null) return { records: i, after: stopped };
       }
       const found =
         taken === 'delete' ? statements.delete(id, reason, asOf) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
@@ -460,20 +486,12 @@ function applyRecords(
         const n = statements.lastDelete.cascaded;
         delta.cascaded.deleted += n;
         if (n) count(reason, 'cascade_delete', n);
-      } else if (cascade && taken === 'mark' && state !== EDITED_STATE) {
-        const n = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf);
-        delta.cascaded.marked += n;
-        if (n) count(reason, 'cascade_mark', n);
-      } else if (cascade && taken === 'scrub_geo') {
-        const n = cascade.scrubGeoByAuthor(id);
-        delta.cascaded.scrubbed += n;
-        if (n) count(reason, 'cascade_scrub_geo', n);
       }
     }
     i++;
-    if (i < records.length && overTime()) return i;
+    if (i < records.length && overTime()) return { records: i, after: null };
   }
-  return records.length;
+  return { records: records.length, after: null };
 }
 
 /**

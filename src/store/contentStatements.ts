@@ -67,9 +67,21 @@ export interface CascadeStatements {
    * the next call simply finds fewer tweets. `complete` is true once the author has none left.
    */
   deleteTweetsOfAuthor(author: Id, reason: string, at: string, stop: () => boolean): { deleted: number; complete: boolean };
-  /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
-  markByAuthor(author: Id, state: string, reason: string, at: string): number;
-  scrubGeoByAuthor(author: Id): number;
+  /**
+   * Marks the author's tweets, except those carrying a mark of their own (see the SQL), in pieces of consecutive tweet
+   * IDs after `after` (null: from the first), asking `stop()` after each piece: one author may have written a large
+   * share of the store. `after` of the result is the last tweet ID of the last piece done, null once the author has
+   * no tweets left after it; the caller commits it with the count and resumes from it.
+   */
+  markByAuthor(author: Id, state: string, reason: string, at: string, after: Id | null, stop: () => boolean): AuthorPieces;
+  /** The geo scrub of the author's tweets, in pieces as markByAuthor. */
+  scrubGeoByAuthor(author: Id, after: Id | null, stop: () => boolean): AuthorPieces;
+}
+
+/** What a pieced statement over an author's tweets did: rows changed, and where it stopped (null: it is complete). */
+export interface AuthorPieces {
+  changed: number;
+  after: Id | null;
 }
 
 /** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
@@ -200,23 +212,19 @@ export function prepareContentStatements(
     const authorCol = q(target.authorId);
     const author = `${authorCol} = ?`;
     const authorEncoding = target.authorEncoding;
-    const scrubByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
     const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${authorCol} ${IN_LIST}`);
     // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
     // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
-    const markByAuthor = tw.marks
-      ? byId(
-          `UPDATE ${tweets} SET ${q(tw.marks.state)} = ?, ${q(tw.marks.reason)} = ?, ${q(tw.marks.at)} = ?` +
-            ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${author}`,
-          authorEncoding,
-        )
-      : byId(
-          `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${author}
+    const markOfAuthor = (where: string) =>
+      tw.marks
+        ? `UPDATE ${tweets} SET ${q(tw.marks.state)} = @state, ${q(tw.marks.reason)} = @reason, ${q(tw.marks.at)} = @at` +
+          ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${where}`
+        : `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, @state, @reason, @at, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${where}
            ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
-           WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
-          authorEncoding,
-        );
+           WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
+    const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
+    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where}`) : null;
     const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade', tombstoneRun));
     // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
     const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
@@ -238,8 +246,17 @@ export function prepareContentStatements(
       countTweets: () => countTweets(),
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
       deleteTweetsOfAuthor,
-      markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
-      scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
+      markByAuthor: (key, state, reason, at, after, stop) => {
+        const done = markPieces(bindAuthor(key), { state, reason, at }, after, stop);
+        counter.add(cascadeMarkCell, done.changed);
+        return done;
+      },
+      scrubGeoByAuthor: (key, after, stop) => {
+        if (!scrubPieces) return { changed: 0, after: null };
+        const done = scrubPieces(bindAuthor(key), {}, after, stop);
+        counter.add(cascadeScrubCell, done.changed);
+        return done;
+      },
     };
   }
 
@@ -261,6 +278,50 @@ export function prepareContentStatements(
       return changes;
     },
   };
+}
+
+/**
+ * An update of one author's tweets (`sqlFor` makes it from a WHERE condition with @author, @after and @upTo) run in
+ * pieces of consecutive tweet IDs, (after, upTo], upTo found by an index walk of a piece's row count: a cut or a
+ * crash between two pieces leaves whole pieces done, and the call resumed with the last piece's end goes on from there.
+ * Pieces grow from 64 to 4,096 tweets while `stop()` says there is time; the last one runs to the author's last
+ * tweet (including one written meanwhile, as a single UPDATE would).
+ */
+function authorPieces(
+  db: Db,
+  tweets: string,
+  authorCol: string,
+  tw: TableTarget,
+  sqlFor: (where: string) => string,
+): (author: unknown, params: Record<string, unknown>, after: Id | null, stop: () => boolean) => AuthorPieces {
+  const id = q(tw.id);
+  const first = db.prepare(sqlFor(`${authorCol} = @author AND ${id} <= @upTo`));
+  const next = db.prepare(sqlFor(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`));
+  const walkFirst = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkNext = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author AND ${id} > @after ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkLast = db.prepare(`SELECT max(${id}) FROM ${tweets} WHERE ${authorCol} = @author`);
+  // Integers come back as BigInt and are bound back as such: an ID never passes through a JS number.
+  for (const walk of [walkFirst, walkNext, walkLast]) walk.pluck().safeIntegers(true);
+  const bindTweet = tw.idEncoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
+  return (author, params, after, stop) => {
+    let changed = 0;
+    let from: bigint | string | null = after === null ? null : bindTweet(after);
+    for (let rows = 64; ; rows = Math.min(rows * 2, 4096)) {
+      const walked = (from === null ? walkFirst.get({ author, skip: rows - 1 }) : walkNext.get({ author, after: from, skip: rows - 1 })) as bigint | string | undefined;
+      const upTo = walked ?? (walkLast.get({ author }) as bigint | string | null);
+      // Nothing after `from` (the last piece ended at the author's last tweet, or there are none).
+      if (upTo === null || (from !== null && walked === undefined && compareKeys(upTo, from) <= 0)) return { changed, after: null };
+      changed += (from === null ? first.run({ ...params, author, upTo }) : next.run({ ...params, author, after: from, upTo })).changes;
+      from = upTo;
+      if (walked === undefined) return { changed, after: null };
+      if (stop()) return { changed, after: String(upTo) as Id };
+    }
+  };
+}
+
+/** SQLite's order of two keys of one column (both integers, or both text). */
+function compareKeys(a: bigint | string, b: bigint | string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

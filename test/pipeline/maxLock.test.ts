@@ -143,4 +143,63 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     store.close();
     straight.close();
   });
+
+  it.each([
+    ['in the tables\' own columns', {}],
+    ['in the ledger (cs_marks)', { tweets: { complianceState: null, complianceReason: null, complianceAt: null } }],
+  ])("cuts a user's mark and geo scrub over many tweets between pieces of tweet IDs, and resumes inside them (marks %s)", async (_label, tables) => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 }, store: { path: 'store.db', tables } });
+    insertUsers(db, ['6', '7', '8']);
+    // 300 tweets by 6 (one with a mark of its own, which outranks the author's), 250 with geo by 7, interleaved IDs.
+    insertTweets(db, [
+      ...Array.from({ length: 300 }, (_, i) => ({ id: String(10_000 + 2 * i), author_id: '6', ...(i === 100 ? { compliance_state: 'suspended', compliance_reason: 'suspended' } : {}) })),
+      ...Array.from({ length: 250 }, (_, i) => ({ id: String(10_001 + 2 * i), author_id: '7', geo_lat: 1, geo_lon: 2, place_id: 'p' })),
+      { id: '20000', author_id: '8' },
+    ]);
+    if (Object.keys(tables).length) db.prepare("INSERT INTO cs_marks (type, id, state, reason, at) VALUES ('tweets', '10200', 'suspended', 'suspended', '2026-01-01')").run();
+    const file = writeResults(dir, 'users.ndjson', [result('6', 'protected'), result('7', 'scrub_geo'), result('8', 'suspended')]);
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+    const store = openStore(config.store.path);
+    const straight = openStore(path.join(dir, 'straight.db'));
+    const marksOf = (d: Db) => d.prepare('SELECT type, id, state, reason FROM cs_marks ORDER BY type, id').all();
+
+    const controller = new AbortController();
+    const cuts: Cut[] = [];
+    const first = await apply(store, config, 'users', file, {
+      clock: ticking(),
+      signal: controller.signal,
+      // Stop after the second cut inside the scrub of user 7's tweets: user 6's marks are all committed.
+      onCommit: (c) => {
+        if (c.cut) cuts.push(c.cut);
+        if (cuts.filter((cut) => cut.records === 1 && cut.after !== undefined).length === 2) controller.abort();
+      },
+    });
+    expect(first.state).toBe('interrupted');
+    // Pieces of user 6's mark were committed with the tweet ID they reached, before the user row was marked.
+    expect(cuts.some((c) => c.records === 0 && c.after !== undefined)).toBe(true);
+    const saved = JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut as Cut;
+    expect(saved).toMatchObject({ line: 3, records: 1 });
+    const scrubbed = store.prepare('SELECT count(*) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get() as bigint;
+    expect(scrubbed).toBeGreaterThan(0n);
+    expect(scrubbed).toBeLessThan(250n);
+    expect(store.prepare('SELECT max(id) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get()).toBe(BigInt(saved.after!));
+
+    const resumed = await apply(store, config, 'users', file, { runId: first.runId!, clock: ticking() });
+    const once = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'users', file, { clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(rowsOf(store, 'users')).toEqual(rowsOf(straight, 'users'));
+    expect(marksOf(store)).toEqual(marksOf(straight));
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    // 299 of user 6's tweets (one keeps its own mark) and user 8's one.
+    expect(resumed).toMatchObject({ applied: { mark: 2, scrub_geo: 1 }, cascaded: { marked: 300, scrubbed: 250 } });
+    const own = Object.keys(tables).length ? marksOf(store).find((m) => (m as { id: string }).id === '10200') : rowsOf(store, 'tweets')['10200'];
+    expect(JSON.stringify(own)).toContain('"suspended"');
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    store.close();
+    straight.close();
+  });
 });
