@@ -195,8 +195,9 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
     // 299 of user 6's tweets (one keeps its own mark) and user 8's one.
     expect(resumed).toMatchObject({ applied: { mark: 2, scrub_geo: 1 }, cascaded: { marked: 300, scrubbed: 250 } });
-    const own = Object.keys(tables).length ? marksOf(store).find((m) => (m as { id: string }).id === '10200') : rowsOf(store, 'tweets')['10200'];
-    expect(JSON.stringify(own)).toContain('"suspended"');
+    const ledger = Object.keys(tables).length > 0;
+    const own = ledger ? marksOf(store).find((m) => String((m as { id: unknown }).id) === '10200') : rowsOf(store, 'tweets')['10200'];
+    expect(own).toMatchObject(ledger ? { state: 'suspended' } : { compliance_state: 'suspended' });
     expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
     expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
     store.close();
