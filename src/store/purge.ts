@@ -45,6 +45,10 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
   if (options.vacuum) db.exec('VACUUM');
   let walBusy = false;
   if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
+    // TRUNCATE holds the write lock while it copies the WAL into the file (an ingester waits meanwhile): after a cycle
+    // that can be hundreds of MB. A PASSIVE checkpoint copies it without blocking writers, so TRUNCATE is left only
+    // what was written since.
+    db.pragma('wal_checkpoint(PASSIVE)');
     const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number | bigint }[];
     walBusy = Number(row?.busy ?? 0) !== 0;
   }
