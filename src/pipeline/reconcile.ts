@@ -477,16 +477,22 @@ function applyRecords(
         if (stopped !== null) return { records: i, after: stopped };
       }
       const found =
-        taken === 'delete' ? statements.delete(id, reason, asOf) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
-      if (found) delta.applied[taken]++;
-      else delta.notFound++;
-      count(reason, found ? taken : 'not_found', 1);
+        taken === 'delete'
+          ? statements.delete(id, reason, asOf, overTime)
+          : taken === 'mark'
+            ? statements.mark(id, state!, reason, asOf)
+            : statements.scrubGeo(id);
       if (cascade && taken === 'delete') {
         // Tweets the author's deletion still found (none unless written meanwhile).
         const n = statements.lastDelete.cascaded;
         delta.cascaded.deleted += n;
         if (n) count(reason, 'cascade_delete', n);
       }
+      // A row with many dependents: a piece of them went in this transaction, the row waits for the next one.
+      if (taken === 'delete' && !statements.lastDelete.complete) return { records: i, after: null };
+      if (found) delta.applied[taken]++;
+      else delta.notFound++;
+      count(reason, found ? taken : 'not_found', 1);
     }
     i++;
     if (i < records.length && overTime()) return { records: i, after: null };

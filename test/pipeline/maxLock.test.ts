@@ -203,4 +203,56 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     store.close();
     straight.close();
   });
+
+  it('deletes a row with many dependents in pieces of them, the row itself in the last transaction, and resumes inside it', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
+    db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
+             CREATE INDEX likes_tweet ON likes (tweet_id);
+             CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
+             CREATE INDEX replies_to ON replies (in_reply_to);`);
+    insertTweets(db, [{ id: '100', author_id: '1' }, { id: '200', author_id: '1' }, { id: '300', author_id: '1' }]);
+    const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
+    const reply = db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < 600; i++) like.run(100n, BigInt(i));
+      for (let i = 0; i < 3; i++) like.run(200n, BigInt(i));
+      for (let i = 0; i < 300; i++) reply.run(BigInt(i + 1), 100n);
+    })();
+    const file = writeResults(dir, 'tweets.ndjson', [result('100', 'deleted'), result('200', 'deleted'), result('300', 'suspended')]);
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+    const store = openStore(config.store.path);
+    const straight = openStore(path.join(dir, 'straight.db'));
+    const dependentsOf = (d: Db) => ({
+      likes: d.prepare('SELECT tweet_id, count(*) AS n FROM likes GROUP BY tweet_id ORDER BY tweet_id').all(),
+      replies: d.prepare('SELECT in_reply_to, count(*) AS n FROM replies GROUP BY in_reply_to ORDER BY in_reply_to').all(),
+    });
+
+    const controller = new AbortController();
+    const cuts: Cut[] = [];
+    const first = await apply(store, config, 'tweets', file, {
+      clock: ticking(),
+      signal: controller.signal,
+      onCommit: (c) => c.cut && cuts.push(c.cut) === 3 && controller.abort(),
+    });
+    expect(first.state).toBe('interrupted');
+    // Two pieces of tweet 100's likes, then one of its replies: the tweet is still stored, its dependents partly gone.
+    expect(cuts).toEqual([{ line: 3, records: 0 }, { line: 3, records: 0 }, { line: 3, records: 0 }]);
+    expect(store.prepare('SELECT count(*) FROM tweets WHERE id = 100').pluck().get()).toBe(1n);
+    expect(dependentsOf(store)).toEqual({ likes: [{ tweet_id: 100n, n: 88n }, { tweet_id: 200n, n: 3n }], replies: [{ in_reply_to: null, n: 256n }, { in_reply_to: 100n, n: 44n }] });
+
+    const resumed = await apply(store, config, 'tweets', file, { runId: first.runId!, clock: ticking() });
+    const once = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'tweets', file, { clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(dependentsOf(store)).toEqual(dependentsOf(straight));
+    expect(dependentsOf(store)).toEqual({ likes: [], replies: [{ in_reply_to: null, n: 300n }] });
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    expect(resumed.changes).toMatchObject({ likes: { deleted: { fk: 603 } }, replies: { updated: { fk: 300 } } });
+    store.close();
+    straight.close();
+  });
 });
