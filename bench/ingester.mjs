@@ -58,8 +58,9 @@ async function ingest(store, rate) {
     else if (k % 64 === 0) await new Promise((r) => setImmediate(r)); // behind schedule: catch up, but hear 'stop'
     const id = maxId + 1n + BigInt(k % 50_000); // a re-ingest after 50,000 rows: REPLACE of rows it wrote
     const t0 = performance.now();
-    let locked = t0;
-    let written = t0;
+    // A write that never got the lock (BUSY) waited for it all along.
+    let locked = null;
+    let written = null;
     try {
       begin.run();
       locked = performance.now();
@@ -77,7 +78,7 @@ async function ingest(store, rate) {
     }
     const t1 = performance.now();
     waits.push(t1 - t0);
-    if (t1 - t0 > 100) slow.push({ at: performance.timeOrigin + t0, ms: t1 - t0, lockMs: locked - t0, commitMs: t1 - written });
+    if (t1 - t0 > 100) slow.push({ at: performance.timeOrigin + t0, ms: t1 - t0, lockMs: (locked ?? t1) - t0, commitMs: written === null ? 0 : t1 - written });
   }
   const seconds = (performance.now() - started) / 1000;
   db.close();

@@ -12,7 +12,7 @@ import { deliverPendingHooks, recordHookDeliveries } from '../hooks/deliverHooks
 import { cycleWorkDir, resultFile, type CycleContext } from './context.js';
 import type { CycleSummary } from './events.js';
 import { ShardRunner } from './shard.js';
-import type { ApplySummary } from './reconcile.js';
+import type { ApplySummary } from './apply/applyFile.js';
 
 export interface CycleOptions {
   trigger: CycleTrigger;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getApplyRun, readAuditCounts, readChangeCounts } from '../../src/store/applyRuns.js';
 import { openStore, type Db } from '../../src/store/open.js';
-import type { ApplySummary, Cut } from '../../src/pipeline/reconcile.js';
+import type { ApplySummary, Cut } from '../../src/pipeline/apply/applyFile.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, insertTweets, insertUsers, makeStore, result, rowsOf, writeResults } from './helpers.js';
 
