@@ -364,7 +364,7 @@ export class ShardRunner {
       signal: ctx.signal,
       now: ctx.now,
       onProgress: (progress) =>
-        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
+        ctx.events.emit('apply:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
     });
   }
 
