@@ -231,7 +231,7 @@ export class Daemon {
     }
     try {
       this.log.info('VACUUM window: rebuilding the store file');
-      const { elapsedMs, walBusy } = purgeStore(this.options.runtime.db, { vacuum: true });
+      const { elapsedMs, walBusy } = purgeStore(this.options.runtime.db, { vacuum: true, maxLockMs: this.config.reconcile.maxLockMs });
       this.log.info({ elapsedMs, walBusy, nextWindow }, 'VACUUM window: store file rebuilt');
     } catch (err) {
       this.log.error({ err: describeError(err), nextWindow }, 'VACUUM window failed; the next window tries again');

@@ -2,6 +2,9 @@ import type { Logger } from '../log.js';
 import { abortableSleep, type Sleep } from '../clock.js';
 import type { Endpoint } from './types.js';
 
+// The API's modules have long taken these from here; they live in src/clock.ts with the Clock.
+export { abortableSleep, type Sleep };
+
 /** A wait longer than this says so, and says so again at this interval while it lasts. */
 export const WAIT_REPORT_MS = 30_000;
 
