@@ -189,6 +189,16 @@ export function prepareContentStatements(
   const scrubSet = scrubAssignments(target.geo);
   const scrubCell = counter.cell(tw.table, 'result', 'updated');
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
+  // Which tweets were scrubbed (ID and time, no content), in the scrub's own transaction: `audit` checks them later.
+  const recordScrubs = (where: string, encoding: IdEncoding) =>
+    options.tombstones === false
+      ? () => 0
+      : byId(
+          `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT 'tweets', ${q(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
+           FROM ${q(tw.table)} WHERE ${where} ON CONFLICT (type, id) DO UPDATE SET scrubbed_at = excluded.scrubbed_at, run_id = excluded.run_id`,
+          encoding,
+        );
+  const recordScrub = type === 'tweets' && scrubSet ? recordScrubs(`${q(tw.id)} = ?`, t.idEncoding) : () => 0;
 
   const lastDelete = { cascaded: 0 };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
@@ -201,6 +211,7 @@ export function prepareContentStatements(
     const author = `${authorCol} = ?`;
     const authorEncoding = target.authorEncoding;
     const scrubByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
+    const recordScrubByAuthor = scrubSet ? recordScrubs(author, authorEncoding) : () => 0;
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
     const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${authorCol} ${IN_LIST}`);
     // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
@@ -239,7 +250,10 @@ export function prepareContentStatements(
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
       deleteTweetsOfAuthor,
       markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
-      scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
+      scrubGeoByAuthor: (key) => {
+        recordScrubByAuthor(key);
+        return counter.add(cascadeScrubCell, scrubByAuthor(key));
+      },
     };
   }
 
@@ -253,7 +267,11 @@ export function prepareContentStatements(
     lastDelete,
     mark: (key, state, reason, at) => counter.add(markCell, markRow(key, state, reason, at)),
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
-    scrubGeo: (key) => (scrubTweet ? counter.add(scrubCell, scrubTweet(key)) : exists(key)),
+    scrubGeo: (key) => {
+      if (!scrubTweet) return exists(key);
+      recordScrub(key);
+      return counter.add(scrubCell, scrubTweet(key));
+    },
     cascade,
     drainChanges: () => {
       const changes = counter.drain();
