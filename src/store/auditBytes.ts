@@ -101,7 +101,8 @@ export function scanDeletedBytes(db: Db, storePath: string, schema: SchemaInfo, 
   if (existsSync(`${storePath}-journal`)) result.notes.push(`${storePath}-journal exists (an interrupted transaction): not scanned`);
 
   // Which of the numbers found are tombstoned IDs.
-  const isTombstoned = db.prepare('SELECT 1 FROM cs_tombstones WHERE id = ? LIMIT 1').pluck();
+  // The type prefix lets the lookup use the (type, id) primary key instead of scanning every tombstone.
+  const isTombstoned = db.prepare("SELECT 1 FROM cs_tombstones WHERE type IN ('tweets', 'users') AND id = ? LIMIT 1").pluck();
   for (const [digits, places] of candidates) {
     if (digits.length === MAX_DIGITS && digits > '9223372036854775807') continue;
     if (!isTombstoned.get(BigInt(digits))) continue;
