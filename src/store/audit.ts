@@ -76,10 +76,10 @@ export class Findings {
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /** A tombstone's ID as the column compares: INTEGER as it is, TEXT as its decimal text (so the column's index serves). */
-const tombstoneId = (encoding: IdEncoding, column = 't.id') => (encoding === 'text' ? `CAST(${column} AS TEXT)` : column);
+export const tombstoneId = (encoding: IdEncoding, column = 't.id') => (encoding === 'text' ? `CAST(${column} AS TEXT)` : column);
 
-/** count(*) and the first examples of a query that selects one ID column named `id`. */
-function countAndExamples(db: Db, sql: string, params: unknown[], limit: number): { count: number; ids: bigint[] } {
+/** count(*) and the first examples of a query that selects one column (an ID). */
+export function countAndExamples(db: Db, sql: string, params: unknown[], limit: number): { count: number; ids: bigint[] } {
   const count = Number(db.prepare(`SELECT count(*) FROM (${sql})`).pluck().get(...params) as bigint);
   const ids = count && limit ? (db.prepare(`${sql} LIMIT ${limit}`).pluck().all(...params) as bigint[]) : [];
   return { count, ids };

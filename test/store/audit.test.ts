@@ -138,6 +138,10 @@ describe('audit', () => {
     // Both runs are recorded, the last one without the byte scan; the report names it.
     const report2 = runCli(['report', '--config', config.configPath]);
     expect(report2.stdout).toMatch(/## Last audit\s+Audit #2 at \S+: \*\*findings\*\*, \d+ findings\./);
+    expect(report2.stdout).toMatch(/\| tombstoned_rows \| 1 tombstoned IDs still stored \|/);
+    const html = runCli(['report', '--format', 'html', '--config', config.configPath]);
+    expect(html.stdout).not.toContain('No audit recorded.');
+    expect(html.stdout).toMatch(new RegExp(`<td>dependents</td><td>1 rows still referencing a deleted row</td><td>hashtags.tweet_id: 1</td><td><code>${T(1)}</code>`));
   });
 
   it('a check that cannot run makes the audit incomplete, and the others still run; the audit is recorded', async () => {
