@@ -123,7 +123,8 @@ const dependents: AuditCheck = {
           found.note(`${relation.childTable}.${relation.childColumn} references ${relation.parentTable}, whose deleted rows are not tombstoned: not checked`);
           continue;
         }
-        if (!same(relation.parentColumn, parent.id) && !(relation.parentColumn === 'rowid' && ctx.schema.table(parent.table)?.rowidAlias && same(ctx.schema.table(parent.table)!.rowidAlias!, parent.id))) {
+        const rowidIsId = same(ctx.schema.table(parent.table)?.rowidAlias ?? '', parent.id);
+        if (!same(relation.parentColumn, parent.id) && !(relation.parentColumn === 'rowid' && rowidIsId)) {
           found.note(`${relation.childTable}.${relation.childColumn} references ${parent.table}.${relation.parentColumn}, not its ID: not checked`);
           continue;
         }
