@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import type { Relation, TableTarget, Target } from './target.js';
 
 export type GuardMode = Config['reconcile']['guard'];
@@ -87,9 +87,7 @@ export function ensureGuard(db: Db, target: Target, mode: GuardMode): void {
       for (const [name, sql] of relationGuardTriggers(relation, t, mode)) wanted.set(name, sql);
     }
   }
-  const existing = db
-    .prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ${GUARD_PREFIX.length}) = '${GUARD_PREFIX}'`)
-    .all() as { name: string; sql: string }[];
+  const existing = new SchemaInfo(db).triggers().filter((t) => t.name.startsWith(GUARD_PREFIX));
   const stale = existing.filter((e) => wanted.get(e.name) !== e.sql);
   const missing = [...wanted].filter(([name]) => !existing.some((e) => e.name === name && e.sql === wanted.get(name)));
   if (!stale.length && !missing.length) return;

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { createPrivateFile } from '../privateFiles.js';
 import { translateSqliteError, useWal, type Db } from './open.js';
+import { SchemaInfo } from './schemaInfo.js';
 
 /** The migrations shipped with this code: `migrations/NNNN_name.sql`, from both src/ (tests) and dist/ (installed). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -126,8 +127,7 @@ export function ledgerState(db: Db, migrations = loadMigrations()): LedgerState 
 }
 
 function recordedMigrations(db: Db): { version: number; name: string; checksum: string }[] {
-  const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_migrations'").get();
-  if (!exists) return [];
+  if (!new SchemaInfo(db).table('cs_migrations')) return [];
   return (db.prepare('SELECT version, name, checksum FROM cs_migrations ORDER BY version').all() as { version: bigint; name: string; checksum: string }[]).map(
     (row) => ({ version: Number(row.version), name: row.name, checksum: row.checksum }),
   );

@@ -1,4 +1,4 @@
-import { quoteIdent } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 import type { Db } from './open.js';
 
 export interface MigrationRow {
@@ -20,8 +20,12 @@ export interface StoreStatus {
  * reads, and works on a store without a ledger yet.
  */
 export function readStoreStatus(db: Db, contentTables: readonly string[]): StoreStatus {
+  const schema = new SchemaInfo(db);
   const existing = new Set(
-    (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as { name: string }[]).map((row) => row.name.toLowerCase()),
+    schema
+      .tables()
+      .filter((t) => t.kind !== 'view')
+      .map((t) => t.name.toLowerCase()),
   );
   const storeId = existing.has('cs_store') ? ((db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string } | undefined)?.store_id ?? null) : null;
   const migrations = (
