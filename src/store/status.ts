@@ -27,7 +27,7 @@ export function readStoreStatus(db: Db, contentTables: readonly string[]): Store
       .filter((t) => t.kind !== 'view')
       .map((t) => t.name.toLowerCase()),
   );
-  const storeId = existing.has('cs_store') ? ((db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string } | undefined)?.store_id ?? null) : null;
+  const storeId = existing.has('cs_store') ? readStoreId(db) : null;
   const migrations = (
     (existing.has('cs_migrations') ? db.prepare('SELECT version, name, applied_at FROM cs_migrations ORDER BY version').all() : []) as {
       version: bigint;
@@ -42,4 +42,10 @@ export function readStoreStatus(db: Db, contentTables: readonly string[]): Store
       rows: String((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as { n: bigint }).n),
     }));
   return { storeId, schemaVersion: Number(db.pragma('user_version', { simple: true })), migrations, tables };
+}
+
+/** The store's identity (cs_store, written by the first migration); null when the row is missing. */
+export function readStoreId(db: Db): string | null {
+  const id = db.prepare('SELECT store_id FROM cs_store').pluck().get() as string | undefined;
+  return id ?? null;
 }
