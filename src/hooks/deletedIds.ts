@@ -24,7 +24,7 @@ export interface DeletedIds {
 }
 
 /** Where a cycle's list of deleted IDs is kept until its hook has it (outside the cycle folder, which goes at close). */
-export function deletedIdsFile(config: Config, type: JobType, cycleId: number): string {
+function deletedIdsFile(config: Config, type: JobType, cycleId: number): string {
   return path.join(config.paths.work, 'hooks', `${type}-cycle-${cycleId}.deleted.ids`);
 }
 

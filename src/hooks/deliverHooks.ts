@@ -155,7 +155,7 @@ async function deliverOne(ctx: HookContext, deliveries: HookDeliveries, delivery
 }
 
 /** A target as logs and `status` may show it: the program, or the URL with its secret query values redacted. */
-export function describeTarget(target: HookTarget): string {
+function describeTarget(target: HookTarget): string {
   return 'command' in target ? target.command[0]! : redactUrl(target.url);
 }
 

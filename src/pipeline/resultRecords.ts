@@ -12,8 +12,8 @@ export type RejectKind =
   | 'outside_shard';
 
 /** Actions X reports (docs/x-api.md#gcs-era-vocabulary, docs/x-api.md#byte-path-era-vocabulary); `action` is an open set, so anything else is rejected, not guessed. */
-export const KNOWN_ACTIONS = ['delete', 'scrub_geo', 'rehydrate'] as const;
-export type KnownAction = (typeof KNOWN_ACTIONS)[number];
+const KNOWN_ACTIONS = ['delete', 'scrub_geo', 'rehydrate'] as const;
+type KnownAction = (typeof KNOWN_ACTIONS)[number];
 
 /** A validated result with what it will do to the store. */
 export interface ResultRecord {

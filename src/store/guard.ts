@@ -18,7 +18,7 @@ const GUARD_PREFIX = 'cs_guard_';
  * table's own columns, an INSERT OR REPLACE would write the row back without them: the mark is handed over through
  * cs_guard_marks (saved before the insert while the old row is still there, restored after it).
  */
-export function guardTriggers(t: TableTarget, mode: GuardMode): Map<string, string> {
+function guardTriggers(t: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off') return out;
   const table = q(t.table);
@@ -58,7 +58,7 @@ END`,
  * done to it. Rows the deletion removes are not written (RAISE as for the mapped tables); a reference the deletion
  * clears is cleared after the insert, so the row itself is kept.
  */
-export function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
+function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off' || relation.parentColumn.toLowerCase() !== parent.id.toLowerCase()) return out;
   const child = q(relation.childTable);

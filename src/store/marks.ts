@@ -15,7 +15,7 @@ export function visibleViewName(table: string): string {
 }
 
 /** The SQL of a type's visible view, for the marks where the mapping keeps them. */
-export function visibleViewSql(t: TableTarget): string {
+function visibleViewSql(t: TableTarget): string {
   const hidden = t.marks
     ? `t.${q(t.marks.state)} IS NOT NULL AND t.${q(t.marks.state)} NOT IN (${kept})`
     : `EXISTS (SELECT 1 FROM cs_marks AS m WHERE m.type = '${t.type}' AND m.id = t.${q(t.id)} AND m.state NOT IN (${kept}))`;

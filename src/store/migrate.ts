@@ -50,7 +50,7 @@ const EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
 };
 
 /** The default content tables of a new store (docs/architecture.md#the-store-tables): only `createStore` runs this, never a ledger migration. */
-export const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
+const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
 
 export interface MigrateOptions {
   /** SQL run first in the same transaction: the default content tables of a new store. */

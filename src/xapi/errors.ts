@@ -152,7 +152,7 @@ export function codeOfStatus(status: number, problem: Problem = {}): XApiErrorCo
 }
 
 /** The `<Code>` of a GCS XML error body. */
-export function storageCodeOf(body: string): string | undefined {
+function storageCodeOf(body: string): string | undefined {
   return body.match(/<Code>\s*([A-Za-z]+)\s*<\/Code>/)?.[1];
 }
 
@@ -215,7 +215,7 @@ export function fromGotError(error: Error & { code?: string; options?: { url?: U
 }
 
 /** Origin and path only: enough to say what failed, and signed URLs' long queries stay out of messages. */
-export function shortUrl(url: string): string {
+function shortUrl(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.origin}${parsed.pathname}`;
@@ -225,6 +225,6 @@ export function shortUrl(url: string): string {
 }
 
 /** Redacts anything URL-shaped in free text (got and Node put URLs in some messages). */
-export function scrubUrls(text: string): string {
+function scrubUrls(text: string): string {
   return text.replace(/https?:\/\/[^\s'"<>]+/g, (url) => redactUrl(url));
 }

@@ -15,7 +15,7 @@ export const abortableSleep: Sleep = async (ms, signal) => {
 };
 
 /** A wait longer than this says so, and says so again at this interval while it lasts. */
-export const WAIT_REPORT_MS = 30_000;
+const WAIT_REPORT_MS = 30_000;
 
 /**
  * A wait a person should see (a job slot, a rate-limit reset, an unreachable API), made of one or more sleeps: it

@@ -165,7 +165,7 @@ export function checkWindow(ctx: TransferContext, direction: Direction, job: Com
 }
 
 /** The storage answered 401/403 on a byte-path URL: the one case where the transfer is retried with the token. */
-export function needsToken(ctx: TransferContext, url: string, status: number): boolean {
+function needsToken(ctx: TransferContext, url: string, status: number): boolean {
   return (status === 401 || status === 403) && isBytePath(url, ctx.apiOrigin);
 }
 
