@@ -46,8 +46,8 @@ export async function collectDeletedIds(config: Config, type: JobType, cycleId: 
         continue;
       }
       const pending: string[] = [];
-      await readResultLines(shard.file, (line, value) => {
-        const record = toResultRecord(value, line, config.reconcile.policy, { first: shard.first, last: shard.last });
+      await readResultLines(shard.file, (_line, value) => {
+        const record = toResultRecord(value, config.reconcile.policy, { first: shard.first, last: shard.last });
         if (typeof record !== 'string' && record.taken === 'delete') pending.push(record.id);
       });
       if (pending.length && !out.write(`${pending.join('\n')}\n`)) await once(out, 'drain');
