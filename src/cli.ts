@@ -18,7 +18,7 @@ import { registerTombstones } from './cli/tombstones.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('compliance-sync')
     .description("Keeps a local SQLite archive of Tweets and users compliant with X's batch compliance API.")
     .version(pkg.version)

@@ -135,7 +135,7 @@ export function fromSqliteError(err: unknown, file: string | undefined = knownPa
 }
 
 /** Node's file-system failures (disk full, permissions) as errors naming the file; null for any other error. */
-export function fromFileError(err: unknown): AppError | null {
+function fromFileError(err: unknown): AppError | null {
   const { code, path: file } = (err ?? {}) as NodeJS.ErrnoException;
   const where = file ?? knownPaths.work ?? 'the work folder';
   const options = { cause: err };

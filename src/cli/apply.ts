@@ -144,7 +144,7 @@ function reportOutcome(summary: ApplySummary, options: ApplyCliOptions, fraction
 }
 
 /** The end-of-apply table: what was read, what each action did, what was rejected and why, how fast. */
-export function formatApplySummary(summary: ApplySummary, type: JobType, dryRun: boolean): string {
+function formatApplySummary(summary: ApplySummary, type: JobType, dryRun: boolean): string {
   const verb = dryRun ? 'would be ' : '';
   const seconds = summary.elapsedMs / 1000;
   const rows: [string, string][] = [

@@ -73,7 +73,7 @@ const ACTION_WORDS: Record<RelationPlan['action'], string> = {
 };
 
 /** What a cycle would do to the store, as text. */
-export function formatPreflight(p: Preflight): string {
+function formatPreflight(p: Preflight): string {
   const lines: string[] = [];
   const ledger = p.ledger.version === 0 ? 'not migrated yet (the first cycle adds the cs_* ledger tables; nothing else)' : p.ledger.tooNew ? `schema ${p.ledger.version}, newer than this compliance-sync` : p.ledger.pending.length ? `schema ${p.ledger.version}; migrations pending: ${p.ledger.pending.join(', ')}` : `schema ${p.ledger.version}, up to date`;
   lines.push(`store ${p.store}`, `  ledger: ${ledger}`);

@@ -1,7 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { rememberPaths } from '../errors.js';
 import { loadConfig, resolveConfigPath, type Config } from '../config/load.js';
-import { createLogger, type Logger } from '../log.js';
 import { migrate, type MigrationResult } from '../store/migrate.js';
 import { openStore, requireExistingStore, type Db } from '../store/open.js';
 
@@ -18,10 +17,6 @@ export function configFromOptions(options: { config?: string }): Config {
   // So that "disk full" and "permission denied" can name the store or work folder (src/errors.ts).
   rememberPaths({ store: config.store.path, work: config.paths.work });
   return config;
-}
-
-export function loggerFor(config: Config): Logger {
-  return createLogger(config.log.level);
 }
 
 /**

@@ -6,7 +6,7 @@ import { parseConfig } from '../config/load.js';
 import { outcomeFor } from '../emulator/outcomes.js';
 import { startEmulator } from '../emulator/server.js';
 import { EXIT } from '../errors.js';
-import { seedStore } from '../store/demoData.js';
+import { demoTweet, firstDemoTweets, seedStore, type DemoTweet } from '../store/demoData.js';
 import { createStore } from '../store/migrate.js';
 import type { Db } from '../store/open.js';
 import { acquireRunLock } from '../store/runLock.js';
@@ -43,7 +43,7 @@ export function registerDemo(program: Command): void {
       const seedDb = createStore(path.join(dir, 'demo.db'));
       seedStore(seedDb, { tweets, users, seed: 2026 });
       const examples = pickExamples(seedDb);
-      const before = examples.map((example) => ({ ...example, row: tweetRow(seedDb, example.id) }));
+      const before = examples.map((example) => ({ ...example, row: demoTweet(seedDb, example.id) }));
       seedDb.close();
 
       const token = randomBytes(16).toString('hex');
@@ -91,7 +91,7 @@ export function registerDemo(program: Command): void {
             for (const example of before) {
               print(`\n  ${example.label} (the emulator reported: ${example.outcome})`);
               print(`    before: ${describeRow(example.row)}`);
-              print(`    after:  ${describeRow(tweetRow(runtime.db, example.id))}`);
+              print(`    after:  ${describeRow(demoTweet(runtime.db, example.id))}`);
             }
             print(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Look around:`);
             print(`  node dist/cli.js status --config ${path.relative(process.cwd(), configPath)}`);
@@ -119,7 +119,7 @@ function pickExamples(db: Db): Example[] {
     ['a geo-tagged tweet whose location was scrubbed', (_reason, action) => action === 'scrub_geo'],
     ['a tweet of a protected account', (reason) => reason === 'protected'],
   ];
-  const rows = db.prepare('SELECT id, author_id, geo_lat FROM tweets ORDER BY id LIMIT 20000').all() as { id: bigint; author_id: bigint; geo_lat: number | null }[];
+  const rows = firstDemoTweets(db, 20_000);
   const examples: Example[] = [];
   for (const [label, matches] of wanted) {
     const row = rows.find((r) => {
@@ -136,13 +136,7 @@ function pickExamples(db: Db): Example[] {
   return examples;
 }
 
-type TweetRow = { id: bigint; text: string; geo_lat: number | null; geo_lon: number | null; place_id: string | null; compliance_state: string | null } | undefined;
-
-function tweetRow(db: Db, id: string): TweetRow {
-  return db.prepare('SELECT id, text, geo_lat, geo_lon, place_id, compliance_state FROM tweets WHERE id = ?').get(id) as TweetRow;
-}
-
-function describeRow(row: TweetRow): string {
+function describeRow(row: DemoTweet | undefined): string {
   if (!row) return '(row deleted)';
   const geo = row.geo_lat === null ? 'no geo' : `geo ${row.geo_lat},${row.geo_lon} place ${row.place_id}`;
   return `id ${row.id} "${row.text}" · ${geo} · compliance_state ${row.compliance_state ?? 'NULL'}`;

@@ -32,7 +32,7 @@ function integer(flag: string, value: string, min: number, max = Number.MAX_SAFE
 }
 
 /** `deleted=0.05,protected=0.02` → the mix, checked (shares in [0, 1], sum ≤ 1). */
-export function parseMix(text: string): Partial<OutcomeMix> {
+function parseMix(text: string): Partial<OutcomeMix> {
   const mix: Record<string, number> = {};
   for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
     const match = /^([a-z_]+)=([0-9]*\.?[0-9]+)$/.exec(item);
@@ -56,7 +56,7 @@ function readPem(flag: string, file: string): Buffer {
 }
 
 /** Turns the flags into emulator options; every bad flag is a UsageError (exit 64). */
-export function emulatorOptionsFromFlags(flags: EmulatorFlags): EmulatorOptions {
+function emulatorOptionsFromFlags(flags: EmulatorFlags): EmulatorOptions {
   if (flags.transfer !== 'gcs' && flags.transfer !== 'bytepath') throw new UsageError(`--transfer: expected gcs or bytepath (got "${flags.transfer}")`);
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
   if (flags.token !== undefined && !/^[\x21-\x7e]+$/.test(flags.token)) throw new UsageError('--token: expected printable characters without spaces');

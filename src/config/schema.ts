@@ -3,7 +3,7 @@ import cron from 'node-cron';
 import { JOB_TYPES } from '../types.js';
 
 /** Table and column names are spliced into SQL, so only plain identifiers pass. */
-export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 const identifier = z
   .string()
@@ -28,7 +28,7 @@ const complianceColumnsMessage = {
 };
 
 /** A JSON path json_remove understands: `$`, then `.key` or `[index]` steps. */
-export const JSON_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+$/;
+const JSON_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+$/;
 
 /** What a geo scrub removes from a raw JSON column by default: X's v1.1 tweet shape and the v2 response shape. */
 export const DEFAULT_RAW_JSON_GEO_PATHS = ['$.geo', '$.coordinates', '$.place', '$.data.geo', '$.includes.places'] as const;
@@ -80,7 +80,7 @@ const usersTable = z
 
 /** What is done to the rows of a relation when the row they reference is deleted. */
 /** reconcile.guard: what the ingest guard's triggers do with a write of a tombstoned ID. */
-export const GUARD_MODES = ['off', 'ignore', 'abort'] as const;
+const GUARD_MODES = ['off', 'ignore', 'abort'] as const;
 
 export const RELATION_ACTIONS = ['delete', 'set_null'] as const;
 
@@ -121,12 +121,12 @@ const hook = z.union([
 ]);
 
 /** The host part of "host:port" is a loopback address. */
-export function isLoopbackListen(listen: string): boolean {
+function isLoopbackListen(listen: string): boolean {
   const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
 }
 
-export const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
+const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 
 /** What each reason does by default (docs/architecture.md#what-a-result-does-to-the-store); config entries override or add reasons. */
 export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
@@ -301,7 +301,6 @@ export const configSchema = z.strictObject({
     .prefault({}),
 });
 
-export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 
 /** The JSON Schema for editors; config.schema.json is this, written by scripts/write-config-schema.mjs. */

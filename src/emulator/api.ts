@@ -161,7 +161,7 @@ function shown(value: unknown): string {
 }
 
 /** The body schema of CreateComplianceJobsRequest (additionalProperties: false), plus the byte-path flow's refusal of resumable. */
-export function validateCreate(body: unknown, bytepath: boolean): InvalidParameter[] {
+function validateCreate(body: unknown, bytepath: boolean): InvalidParameter[] {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return [{ parameters: {}, message: 'The request body must be a JSON object: {"type": "tweets" | "users", "name"?, "resumable"?}' }];
   }

@@ -15,7 +15,7 @@ export type FaultSpec =
       factor?: number;
     };
 
-export const FAULT_NAMES = ['api5xx', 'rate429', 'jobFail', 'slowProcessing', 'cutDownload', 'uploadReject', 'downloadForbidden'] as const;
+const FAULT_NAMES = ['api5xx', 'rate429', 'jobFail', 'slowProcessing', 'cutDownload', 'uploadReject', 'downloadForbidden'] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
 export type FaultOptions = Partial<Record<FaultName, FaultSpec>> & {

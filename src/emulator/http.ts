@@ -8,7 +8,7 @@ export class BodyTooLargeError extends Error {
 }
 
 /** The client went away before sending the whole body. */
-export class BodyAbortedError extends Error {
+class BodyAbortedError extends Error {
   constructor() {
     super('request aborted before the body was complete');
   }
@@ -84,7 +84,7 @@ export function sendXml(res: ServerResponse, status: number, xml: string): void 
 }
 
 /** A parsed `Range` header: a satisfiable [start, end] (inclusive), `unsatisfiable`, or null to send the whole body. */
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | null {
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | null {
   if (!header) return null;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match) return null; // multi-range or another unit: ignoring the header is allowed (https://www.rfc-editor.org/rfc/rfc9110#section-14.2)

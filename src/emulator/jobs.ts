@@ -9,8 +9,8 @@ export type Transfer = 'gcs' | 'bytepath';
 const SNOWFLAKE_EPOCH = 1288834974657n;
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
-export const UPLOAD_WINDOW_MS = 15 * MINUTE;
-export const DOWNLOAD_WINDOW_MS = 7 * DAY;
+const UPLOAD_WINDOW_MS = 15 * MINUTE;
+const DOWNLOAD_WINDOW_MS = 7 * DAY;
 /** Jobs stay listed a week past their download window, then are forgotten (the real list keeps "recent" jobs). */
 const RETENTION_MS = DOWNLOAD_WINDOW_MS + 7 * DAY;
 

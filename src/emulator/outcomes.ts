@@ -171,7 +171,7 @@ export function loadRulesFile(path: string): OutcomeRules {
 }
 
 /** Validates rules given as a plain object (the rules file's content). */
-export function parseRules(value: unknown, where = 'rules'): OutcomeRules {
+function parseRules(value: unknown, where = 'rules'): OutcomeRules {
   const fail = (message: string): never => {
     throw new UsageError(`${where}: ${message}`, { hint: 'map each ID to {"action": "...", "reason": "..."} or null' });
   };

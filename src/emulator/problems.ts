@@ -14,7 +14,7 @@ export interface Problem {
 
 export type ProblemHost = 'https://api.twitter.com' | 'https://api.x.com';
 
-export function problemType(host: ProblemHost, name: string): string {
+function problemType(host: ProblemHost, name: string): string {
   return `${host}/2/problems/${name}`;
 }
 

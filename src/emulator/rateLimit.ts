@@ -1,6 +1,6 @@
 /** The rate-limited API endpoints (storage URLs are not limited). */
 export type Endpoint = 'create' | 'get' | 'list' | 'cancel';
-export const ENDPOINTS: readonly Endpoint[] = ['create', 'get', 'list', 'cancel'];
+const ENDPOINTS: readonly Endpoint[] = ['create', 'get', 'list', 'cancel'];
 
 export interface RateDecision {
   allowed: boolean;

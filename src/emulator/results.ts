@@ -22,20 +22,20 @@ export interface ResultsInput {
 }
 
 /** created_at of an ID in epoch ms: its snowflake time, or a stable pseudo-random pre-snowflake time. */
-export function idCreatedAt(type: EmulatorJobType, id: string, seed: string): number {
+function idCreatedAt(type: EmulatorJobType, id: string, seed: string): number {
   if (id.length >= SNOWFLAKE_MIN_DIGITS) return Number((BigInt(id) >> 22n) + SNOWFLAKE_EPOCH);
   const unit = hashStringUnit(hashStart(`${seed}\u0000${type}\u0000created\u0000`), id);
   return TWITTER_START + Math.floor(unit * (SNOWFLAKE_START - TWITTER_START));
 }
 
 /** The per-type timestamp styles of real result files (docs/x-api.md#results-format): tweets `…39.022Z`, users `…59+00:00`. */
-export function formatResultTime(type: EmulatorJobType, ms: number): string {
+function formatResultTime(type: EmulatorJobType, ms: number): string {
   const iso = new Date(ms).toISOString();
   return type === 'tweets' ? iso : `${iso.slice(0, 19)}+00:00`;
 }
 
 /** One record, keys in the order real files use. */
-export function resultRecord(
+function resultRecord(
   type: EmulatorJobType,
   id: string,
   outcome: OutcomeRecordFields,

@@ -3,12 +3,12 @@ import type { EmulatorJobType } from './outcomes.js';
 
 /** The real service account in X's signed URLs (docs/x-api.md#signed-urls): clients treating URLs as opaque see what they would in production. */
 const CREDENTIAL_ACCOUNT = 'complianceapi-public-svc-acct@twttr-compliance-public-prod.iam.gserviceaccount.com';
-export const UPLOAD_EXPIRES_S = 900;
-export const DOWNLOAD_EXPIRES_S = 604_800;
+const UPLOAD_EXPIRES_S = 900;
+const DOWNLOAD_EXPIRES_S = 604_800;
 
 export type StorageKind = 'submission' | 'delivery';
 
-export function bucketFor(type: EmulatorJobType): string {
+function bucketFor(type: EmulatorJobType): string {
   return type === 'tweets' ? 'twttr-tweet-compliance' : 'twttr-user-compliance';
 }
 

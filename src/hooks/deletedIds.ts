@@ -24,7 +24,7 @@ export interface DeletedIds {
 }
 
 /** Where a cycle's list of deleted IDs is kept until its hook has it (outside the cycle folder, which goes at close). */
-export function deletedIdsFile(config: Config, type: JobType, cycleId: number): string {
+function deletedIdsFile(config: Config, type: JobType, cycleId: number): string {
   return path.join(config.paths.work, 'hooks', `${type}-cycle-${cycleId}.deleted.ids`);
 }
 
@@ -46,8 +46,8 @@ export async function collectDeletedIds(config: Config, type: JobType, cycleId: 
         continue;
       }
       const pending: string[] = [];
-      await readResultLines(shard.file, (line, value) => {
-        const record = toResultRecord(value, line, config.reconcile.policy, { first: shard.first, last: shard.last });
+      await readResultLines(shard.file, (_line, value) => {
+        const record = toResultRecord(value, config.reconcile.policy, { first: shard.first, last: shard.last });
         if (typeof record !== 'string' && record.taken === 'delete') pending.push(record.id);
       });
       if (pending.length && !out.write(`${pending.join('\n')}\n`)) await once(out, 'drain');

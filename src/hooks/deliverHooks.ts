@@ -6,6 +6,7 @@ import { redactUrl, type Logger } from '../log.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { HookDeliveries, type HookDelivery, type HookName } from '../store/hookDeliveries.js';
 import type { Db } from '../store/open.js';
+import { readStoreId } from '../store/status.js';
 import { abortableSleep, type Sleep } from '../clock.js';
 import { collectDeletedIds, type ShardResults } from './deletedIds.js';
 
@@ -66,7 +67,7 @@ export async function recordHookDeliveries(ctx: HookContext, summary: CycleSumma
 async function recordDeliveries(ctx: HookContext, summary: CycleSummary, shards: readonly ShardResults[]): Promise<void> {
   const { hooks } = ctx.config;
   const deliveries = new HookDeliveries(ctx.db);
-  const storeId = String(ctx.db.prepare('SELECT store_id FROM cs_store').pluck().get());
+  const storeId = readStoreId(ctx.db) ?? 'unknown';
   const base = { store: ctx.config.store.path, storeId, type: summary.type, cycleId: summary.cycleId };
   const now = ctx.now();
   if (hooks.onCycleClosed) {
@@ -154,7 +155,7 @@ async function deliverOne(ctx: HookContext, deliveries: HookDeliveries, delivery
 }
 
 /** A target as logs and `status` may show it: the program, or the URL with its secret query values redacted. */
-export function describeTarget(target: HookTarget): string {
+function describeTarget(target: HookTarget): string {
   return 'command' in target ? target.command[0]! : redactUrl(target.url);
 }
 

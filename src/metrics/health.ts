@@ -22,7 +22,7 @@ export interface HealthInput {
 }
 
 /** Time between two consecutive runs of the schedule, from the next two it will make. */
-export function scheduleIntervalMs(expression: string, timezone: string, from: Date): number {
+function scheduleIntervalMs(expression: string, timezone: string, from: Date): number {
   const task = cron.createTask(expression, () => undefined, { timezone });
   try {
     const runs = task.getNextRuns(2).filter((run) => run >= from);

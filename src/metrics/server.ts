@@ -11,7 +11,7 @@ export interface MetricsServer {
 }
 
 /** Splits "host:port" (IPv6 hosts in brackets). */
-export function parseListen(listen: string): { host: string; port: number } {
+function parseListen(listen: string): { host: string; port: number } {
   const at = listen.lastIndexOf(':');
   return { host: listen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(listen.slice(at + 1)) };
 }

@@ -63,11 +63,6 @@ export class RejectsWriter {
     this.pending += `${JSON.stringify(entry)}\n`;
   }
 
-  /** True once anything was written: the summary names the file only then. */
-  get used(): boolean {
-    return this.fd !== null;
-  }
-
   flush(): void {
     if (!this.pending) return;
     this.fd ??= openSync(this.path, this.append ? 'a' : 'w', PRIVATE_FILE_MODE);

@@ -12,12 +12,11 @@ export type RejectKind =
   | 'outside_shard';
 
 /** Actions X reports (docs/x-api.md#gcs-era-vocabulary, docs/x-api.md#byte-path-era-vocabulary); `action` is an open set, so anything else is rejected, not guessed. */
-export const KNOWN_ACTIONS = ['delete', 'scrub_geo', 'rehydrate'] as const;
-export type KnownAction = (typeof KNOWN_ACTIONS)[number];
+const KNOWN_ACTIONS = ['delete', 'scrub_geo', 'rehydrate'] as const;
+type KnownAction = (typeof KNOWN_ACTIONS)[number];
 
 /** A validated result with what it will do to the store. */
 export interface ResultRecord {
-  line: number;
   id: Id;
   reason: string;
   taken: ActionTaken;
@@ -36,7 +35,6 @@ export const EDITED_STATE = 'edited';
  */
 export function toResultRecord(
   value: unknown,
-  line: number,
   policy: Policy,
   range?: { first: Id; last: Id },
 ): ResultRecord | RejectKind {
@@ -53,7 +51,7 @@ export function toResultRecord(
   if (range && (compareIds(id, range.first) < 0 || compareIds(id, range.last) > 0)) return 'outside_shard';
   const taken = actionTaken(action as KnownAction, reason, policy);
   const state = taken === 'mark' ? (action === 'rehydrate' || reason === 'tweet_edited' ? EDITED_STATE : reason) : null;
-  return { line, id, reason, taken, state };
+  return { id, reason, taken, state };
 }
 
 /** The policy decides per reason; a reason it does not name falls back on what the action says. */

@@ -6,6 +6,7 @@ import { HookDeliveries, type HookDelivery } from '../store/hookDeliveries.js';
 import type { Db } from '../store/open.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
 import { readReportHistory, type ReportHistory } from '../store/reportHistory.js';
+import { readStoreId } from '../store/status.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 
 /** Everything the HTML report shows, read from the store in one go. */
@@ -32,7 +33,7 @@ export function readReportPage(db: Db, config: Config, since: Date, until: Date)
   ) as ReportPage['types'];
   return {
     store: config.store.path,
-    storeId: String(db.prepare('SELECT store_id FROM cs_store').pluck().get()),
+    storeId: readStoreId(db) ?? 'unknown',
     generatedAt: until.toISOString(),
     report,
     auditMaxAge: config.audit.maxAge,

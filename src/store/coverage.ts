@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { snowflakeTime, type JobType } from '../types.js';
 import type { Db } from './open.js';
+import { quoteIdent } from './schemaInfo.js';
 
 export interface Coverage {
   storedRows: number;
@@ -32,10 +33,11 @@ export function coverageOf(db: Db, config: Config, type: JobType, checkedSince: 
     if (top && range.first_id <= top.last + 1n) top.last = range.last_id > top.last ? range.last_id : top.last;
     else merged.push({ first: range.first_id, last: range.last_id });
   }
-  const countIn = db.prepare(`SELECT count(*) FROM "${table}" WHERE "${id}" BETWEEN ? AND ?`).pluck();
-  const idsBetween = db.prepare(`SELECT "${id}" FROM "${table}" WHERE "${id}" > ? AND "${id}" < ? ORDER BY "${id}" LIMIT ?`).pluck();
-  const idsAbove = db.prepare(`SELECT "${id}" FROM "${table}" WHERE "${id}" > ? ORDER BY "${id}" LIMIT ?`).pluck();
-  const storedRows = Number(db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get());
+  const [t, i] = [quoteIdent(table), quoteIdent(id)];
+  const countIn = db.prepare(`SELECT count(*) FROM ${t} WHERE ${i} BETWEEN ? AND ?`).pluck();
+  const idsBetween = db.prepare(`SELECT ${i} FROM ${t} WHERE ${i} > ? AND ${i} < ? ORDER BY ${i} LIMIT ?`).pluck();
+  const idsAbove = db.prepare(`SELECT ${i} FROM ${t} WHERE ${i} > ? ORDER BY ${i} LIMIT ?`).pluck();
+  const storedRows = Number(db.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
   const checkedRows = merged.reduce((sum, range) => sum + Number(countIn.get(range.first, range.last)), 0);
 
   const oldest: bigint[] = [];

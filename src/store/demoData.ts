@@ -79,3 +79,23 @@ export function seedStore(db: Db, options: SeedOptions): { tweets: number; users
   const count = (table: string) => Number(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get());
   return { tweets: count('tweets'), users: count('users') };
 }
+
+/** A demo tweet as `demo` shows it, before and after a cycle. */
+export interface DemoTweet {
+  id: bigint;
+  text: string;
+  geo_lat: number | null;
+  geo_lon: number | null;
+  place_id: string | null;
+  compliance_state: string | null;
+}
+
+/** The first `limit` demo tweets by ID, with what `demo` picks its examples by: the author and whether it has a location. */
+export function firstDemoTweets(db: Db, limit: number): { id: bigint; author_id: bigint; geo_lat: number | null }[] {
+  return db.prepare('SELECT id, author_id, geo_lat FROM tweets ORDER BY id LIMIT ?').all(limit) as { id: bigint; author_id: bigint; geo_lat: number | null }[];
+}
+
+/** One demo tweet; undefined once deleted. */
+export function demoTweet(db: Db, id: string): DemoTweet | undefined {
+  return db.prepare('SELECT id, text, geo_lat, geo_lon, place_id, compliance_state FROM tweets WHERE id = ?').get(id) as DemoTweet | undefined;
+}

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import type { Relation, TableTarget, Target } from './target.js';
 
 export type GuardMode = Config['reconcile']['guard'];
@@ -18,7 +18,7 @@ const GUARD_PREFIX = 'cs_guard_';
  * table's own columns, an INSERT OR REPLACE would write the row back without them: the mark is handed over through
  * cs_guard_marks (saved before the insert while the old row is still there, restored after it).
  */
-export function guardTriggers(t: TableTarget, mode: GuardMode): Map<string, string> {
+function guardTriggers(t: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off') return out;
   const table = q(t.table);
@@ -58,7 +58,7 @@ END`,
  * done to it. Rows the deletion removes are not written (RAISE as for the mapped tables); a reference the deletion
  * clears is cleared after the insert, so the row itself is kept.
  */
-export function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
+function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off' || relation.parentColumn.toLowerCase() !== parent.id.toLowerCase()) return out;
   const child = q(relation.childTable);
@@ -87,9 +87,7 @@ export function ensureGuard(db: Db, target: Target, mode: GuardMode): void {
       for (const [name, sql] of relationGuardTriggers(relation, t, mode)) wanted.set(name, sql);
     }
   }
-  const existing = db
-    .prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ${GUARD_PREFIX.length}) = '${GUARD_PREFIX}'`)
-    .all() as { name: string; sql: string }[];
+  const existing = new SchemaInfo(db).triggers().filter((t) => t.name.startsWith(GUARD_PREFIX));
   const stale = existing.filter((e) => wanted.get(e.name) !== e.sql);
   const missing = [...wanted].filter(([name]) => !existing.some((e) => e.name === name && e.sql === wanted.get(name)));
   if (!stale.length && !missing.length) return;

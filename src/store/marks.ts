@@ -3,7 +3,7 @@ import type { JobType } from '../types.js';
 import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
-import { quoteIdent as q } from './schemaInfo.js';
+import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
 import { resolveTables, type TableTarget } from './target.js';
 
 const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
@@ -15,7 +15,7 @@ export function visibleViewName(table: string): string {
 }
 
 /** The SQL of a type's visible view, for the marks where the mapping keeps them. */
-export function visibleViewSql(t: TableTarget): string {
+function visibleViewSql(t: TableTarget): string {
   const hidden = t.marks
     ? `t.${q(t.marks.state)} IS NOT NULL AND t.${q(t.marks.state)} NOT IN (${kept})`
     : `EXISTS (SELECT 1 FROM cs_marks AS m WHERE m.type = '${t.type}' AND m.id = t.${q(t.id)} AND m.state NOT IN (${kept}))`;
@@ -24,17 +24,17 @@ export function visibleViewSql(t: TableTarget): string {
 
 /**
  * Creates (or, when the mapping changed, replaces) the views `cs_visible_<table>` over both mapped tables. A table of
- * that name the owner made is left alone. Cheap when nothing changed: one read of sqlite_schema per view.
+ * that name the owner made is left alone. Cheap when nothing changed: one read of the schema.
  */
 export function ensureVisibleViews(db: Db, target: { tweets: TableTarget; users: TableTarget }): void {
-  const existing = db.prepare("SELECT type, sql FROM sqlite_schema WHERE name = ? COLLATE NOCASE");
-  const tableExists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE").pluck();
+  const schema = new SchemaInfo(db);
   for (const t of [target.tweets, target.users]) {
-    if (tableExists.get(t.table) === undefined) continue;
+    const mapped = schema.table(t.table);
+    if (!mapped || mapped.kind === 'view') continue;
     const name = visibleViewName(t.table);
     const sql = visibleViewSql(t);
-    const found = existing.get(name) as { type: string; sql: string } | undefined;
-    if (found && (found.type !== 'view' || found.sql === sql)) continue;
+    const found = schema.table(name);
+    if (found && (found.kind !== 'view' || found.sql === sql)) continue;
     db.transaction(() => {
       if (found) db.exec(`DROP VIEW ${q(name)}`);
       db.exec(sql);

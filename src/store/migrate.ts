@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { createPrivateFile } from '../privateFiles.js';
 import { translateSqliteError, useWal, type Db } from './open.js';
+import { SchemaInfo } from './schemaInfo.js';
 
 /** The migrations shipped with this code: `migrations/NNNN_name.sql`, from both src/ (tests) and dist/ (installed). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -49,7 +50,7 @@ const EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
 };
 
 /** The default content tables of a new store (docs/architecture.md#the-store-tables): only `createStore` runs this, never a ledger migration. */
-export const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
+const DEFAULT_CONTENT_SQL_FILE = `${MIGRATIONS_DIR}content/default_tables.sql`;
 
 export interface MigrateOptions {
   /** SQL run first in the same transaction: the default content tables of a new store. */
@@ -126,8 +127,7 @@ export function ledgerState(db: Db, migrations = loadMigrations()): LedgerState 
 }
 
 function recordedMigrations(db: Db): { version: number; name: string; checksum: string }[] {
-  const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_migrations'").get();
-  if (!exists) return [];
+  if (!new SchemaInfo(db).table('cs_migrations')) return [];
   return (db.prepare('SELECT version, name, checksum FROM cs_migrations ORDER BY version').all() as { version: bigint; name: string; checksum: string }[]).map(
     (row) => ({ version: Number(row.version), name: row.name, checksum: row.checksum }),
   );

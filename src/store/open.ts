@@ -75,3 +75,19 @@ export function useWal(db: Db): void {
 export function translateSqliteError(err: unknown, file: string): Error {
   return fromSqliteError(err, file) ?? (err instanceof Error ? err : new Error(String(err)));
 }
+
+/**
+ * Runs one batch's transaction with FK enforcement off when the store declares keys SQLite cannot enforce: it raises
+ * "foreign key mismatch" on every delete from their parent (the ingester that wrote them ran without enforcement).
+ * The relations are still acted on, by us, in the same order. Per batch, not per run: the batch is synchronous, so
+ * the other type's apply on the same connection can never see the setting changed.
+ */
+export function withForeignKeysRelaxed(db: Db, relax: boolean, fn: () => void): void {
+  const enforced = relax && Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  if (enforced) db.pragma('foreign_keys = OFF');
+  try {
+    fn();
+  } finally {
+    if (enforced) db.pragma('foreign_keys = ON');
+  }
+}

@@ -15,10 +15,10 @@ import { resolveTarget, type Relation, type Target } from './target.js';
  */
 
 /** The ledger's side table for marks when a mapping has no compliance columns (store.tables.T.compliance* null). */
-export const MARKS_SIDE_TABLE = 'cs_marks';
+const MARKS_SIDE_TABLE = 'cs_marks';
 
 /** Prefix of the indexes `migrate --create-indexes` makes, so they are recognisable as this tool's. */
-export const INDEX_PREFIX = 'cs_idx_';
+const INDEX_PREFIX = 'cs_idx_';
 
 export interface ColumnCheck {
   /** The config key that names the column, e.g. store.tables.tweets.authorId. */
@@ -133,7 +133,7 @@ const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCas
  * too), as the apply engine resolves them (src/store/target.ts): store.dependents first, then the declared ON DELETE
  * action, then by shape.
  */
-export function plannedRelations(target: Target, config: Config, type: JobType): RelationPlan[] {
+function plannedRelations(target: Target, config: Config, type: JobType): RelationPlan[] {
   const plans: RelationPlan[] = [];
   const queue = [target[type].table];
   const seen = new Set<string>();

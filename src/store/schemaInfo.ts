@@ -106,7 +106,7 @@ export class SchemaInfo {
   private readonly cachedColumns = new Map<string, ColumnFact[]>();
   private cachedForeignKeys: ForeignKeyFact[] | undefined;
   private readonly cachedIndexes = new Map<string, IndexFact[]>();
-  private readonly cachedTriggers = new Map<string, TriggerFact[]>();
+  private cachedTriggers: TriggerFact[] | undefined;
   private cachedFts: FtsFact[] | undefined;
 
   constructor(private readonly db: Db) {}
@@ -255,14 +255,17 @@ export class SchemaInfo {
 
   /** Triggers on the table, optionally only those fired by one event. */
   triggersOn(table: string, event?: TriggerEvent): TriggerFact[] {
-    const key = table.toLowerCase();
-    let triggers = this.cachedTriggers.get(key);
-    if (!triggers) this.cachedTriggers.set(key, (triggers = this.readTriggers(table)));
-    return triggers.filter((t) => !event || t.event === event);
+    return this.triggers().filter((t) => same(t.table, table) && (!event || t.event === event));
   }
 
-  private readTriggers(table: string): TriggerFact[] {
-    const rows = this.db.prepare("SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE ORDER BY name").all(table) as {
+  /** Every trigger of the main schema, by name. */
+  triggers(): TriggerFact[] {
+    this.cachedTriggers ??= this.readTriggers();
+    return [...this.cachedTriggers];
+  }
+
+  private readTriggers(): TriggerFact[] {
+    const rows = this.db.prepare("SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name").all() as {
       name: string;
       tbl_name: string;
       sql: string;

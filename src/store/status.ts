@@ -1,4 +1,4 @@
-import { quoteIdent } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 import type { Db } from './open.js';
 
 export interface MigrationRow {
@@ -20,10 +20,14 @@ export interface StoreStatus {
  * reads, and works on a store without a ledger yet.
  */
 export function readStoreStatus(db: Db, contentTables: readonly string[]): StoreStatus {
+  const schema = new SchemaInfo(db);
   const existing = new Set(
-    (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as { name: string }[]).map((row) => row.name.toLowerCase()),
+    schema
+      .tables()
+      .filter((t) => t.kind !== 'view')
+      .map((t) => t.name.toLowerCase()),
   );
-  const storeId = existing.has('cs_store') ? ((db.prepare('SELECT store_id FROM cs_store').get() as { store_id: string } | undefined)?.store_id ?? null) : null;
+  const storeId = existing.has('cs_store') ? readStoreId(db) : null;
   const migrations = (
     (existing.has('cs_migrations') ? db.prepare('SELECT version, name, applied_at FROM cs_migrations ORDER BY version').all() : []) as {
       version: bigint;
@@ -38,4 +42,10 @@ export function readStoreStatus(db: Db, contentTables: readonly string[]): Store
       rows: String((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as { n: bigint }).n),
     }));
   return { storeId, schemaVersion: Number(db.pragma('user_version', { simple: true })), migrations, tables };
+}
+
+/** The store's identity (cs_store, written by the first migration); null when the row is missing. */
+export function readStoreId(db: Db): string | null {
+  const id = db.prepare('SELECT store_id FROM cs_store').pluck().get() as string | undefined;
+  return id ?? null;
 }

@@ -3,6 +3,7 @@ import type { Config } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 
 export interface ShardPlan {
   /** The highest stored ID when planned: the cycle covers IDs up to it. Null for an empty table. */
@@ -24,17 +25,15 @@ export class StoredIds {
   constructor(db: Db, config: Config, type: JobType) {
     const mapping = config.store.tables[type];
     // Shards are numeric ID ranges: a TEXT column would order "100" before "42" and split ranges wrongly.
-    const declared = db.prepare('SELECT type FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE').pluck().get(mapping.table, mapping.id) as
-      | string
-      | undefined;
+    const declared = new SchemaInfo(db).column(mapping.table, mapping.id)?.type;
     if (declared === undefined || !/INT/i.test(declared)) {
       throw new ConfigError(
         `store.tables.${type}.id: cycles need an INTEGER id column, but "${mapping.table}"."${mapping.id}" is ${declared === undefined ? 'missing' : `declared "${declared}"`}`,
         { hint: 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not' },
       );
     }
-    const t = `"${mapping.table}"`;
-    const id = `"${mapping.id}"`;
+    const t = quoteIdent(mapping.table);
+    const id = quoteIdent(mapping.id);
     // OFFSET steps through the rowid B-tree in order (reading its pages); it never sorts.
     this.boundary = db.prepare(`SELECT ${id} FROM ${t} WHERE ${id} > ? ORDER BY ${id} LIMIT 1 OFFSET ?`).pluck();
     this.page = db.prepare(`SELECT ${id} FROM ${t} WHERE ${id} > ? AND ${id} <= ? ORDER BY ${id} LIMIT ?`).pluck();

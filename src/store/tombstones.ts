@@ -24,11 +24,3 @@ export function* readTombstones(db: Db, filter: { type?: JobType; since?: string
     yield { type: row.type, id: row.id.toString() as Id, reason: row.reason, deletedAt: row.deleted_at };
   }
 }
-
-/** Tombstones per type: what `report` and `audit` quote. */
-export function countTombstones(db: Db): Record<JobType, number> {
-  const rows = db.prepare('SELECT type, count(*) AS n FROM cs_tombstones GROUP BY type').all() as { type: JobType; n: bigint | number }[];
-  const out: Record<JobType, number> = { tweets: 0, users: 0 };
-  for (const row of rows) out[row.type] = Number(row.n);
-  return out;
-}

@@ -6,10 +6,11 @@ import type { JobType } from '../types.js';
 import { downloadFile } from './downloadFile.js';
 import { rememberSecret } from '../secrets.js';
 import { codeOfStatus, fromGotError, problemOf, XApiError, type XApiErrorCode } from './errors.js';
-import { backoffMs, createApiGot, createBytePathGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
+import { backoffMs, createApiGot, createBytePathGot, createStorageGot, withScopedSignal } from './http.js';
 import { parseJob, parseJobList } from './parseJob.js';
 import { abortableSleep, type Sleep } from '../clock.js';
 import { RateBudget } from './rateBudget.js';
+import type { TransferContext } from './transfer.js';
 import type { ComplianceJob, Endpoint } from './types.js';
 import { uploadFile } from './uploadFile.js';
 

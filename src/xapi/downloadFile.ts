@@ -4,22 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Got } from 'got';
-import { redactUrl } from '../log.js';
 import { PRIVATE_FILE_MODE } from '../privateFiles.js';
-import { problemOf, storageErrorCode, XApiError } from './errors.js';
-import { backoffMs, needsToken, readText, type TransferContext } from './http.js';
+import { checkWindow, Fault, header, logRequest, readBody, retryTransfer, type Attempt, type Headers, type TransferContext } from './transfer.js';
 import type { ComplianceJob } from './types.js';
-
-type Headers = Record<string, string | string[] | undefined>;
-
-type Attempt =
-  | { kind: 'done' }
-  /** The server sent bytes from another offset than asked: start over. */
-  | { kind: 'restart' }
-  | { kind: 'refused'; status: number; headers: Headers; body: string };
-
-/** The body ended before content-length, or a 5xx: worth another attempt. */
-class Fault extends Error {}
 
 /**
  * Streams the job's results to `destFile + '.part'`, checks the length against content-length, then fsyncs and
@@ -28,54 +15,24 @@ class Fault extends Error {}
  * exactly what was written, whatever the state of a failed stream.
  */
 export async function downloadFile(ctx: TransferContext, job: ComplianceJob, destFile: string, signal?: AbortSignal): Promise<{ bytes: number }> {
-  const expiresAt = Date.parse(job.download_expires_at);
-  if (Number.isFinite(expiresAt) && ctx.clock() >= expiresAt) {
-    throw new XApiError('download_expired', `job ${job.id}: its download window closed at ${job.download_expires_at}`, { jobId: job.id });
-  }
+  checkWindow(ctx, 'download', job);
   const part = `${destFile}.part`;
   const handle = await open(part, 'w', PRIVATE_FILE_MODE);
   const progress = { have: 0 };
   let done = false;
   try {
-    let faults = 0;
-    let withToken = false;
-    for (;;) {
-      let attempt: Attempt;
-      const before = progress.have;
-      try {
-        attempt = await fetchInto(ctx, job, withToken, handle, progress, signal);
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        if (!isFault(error)) throw error;
-        // Progress earns back the fault allowance: only a download that stops moving gives up.
-        if (progress.have > before) faults = 0;
-        const reason = error instanceof Error ? error.message : String(error);
-        ctx.log.debug({ job: job.id, have: progress.have, faults: faults + 1, reason }, 'download cut');
-        if (++faults > ctx.retries) {
-          throw new XApiError('network', `downloading job ${job.id} failed after ${faults} attempts: ${reason}`, {
-            jobId: job.id,
-            hint: 'try again later; the download URL stays valid 7 days after the job was created',
-          });
-        }
-        await ctx.sleep(backoffMs(faults), signal);
-        continue;
-      }
-      if (attempt.kind === 'done') break;
-      if (attempt.kind === 'restart') {
-        progress.have = 0;
-        continue;
-      }
-      if (!withToken && needsToken(ctx, job.download_url, attempt.status)) {
-        withToken = true;
-        continue;
-      }
-      const error = downloadError(job, attempt);
-      if (error.code === 'server_error' && faults < ctx.retries) {
-        await ctx.sleep(backoffMs(++faults), signal);
-        continue;
-      }
-      throw error;
-    }
+    await retryTransfer(
+      ctx,
+      {
+        direction: 'download',
+        job,
+        url: job.download_url,
+        checkWindow: true,
+        progress: () => progress.have,
+        attempt: (client) => fetchInto(ctx, client, job, handle, progress, signal),
+      },
+      signal,
+    );
     await handle.truncate(progress.have);
     await handle.sync();
     done = true;
@@ -89,8 +46,11 @@ export async function downloadFile(ctx: TransferContext, job: ComplianceJob, des
   return { bytes: progress.have };
 }
 
-async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: boolean, handle: FileHandle, progress: { have: number }, signal?: AbortSignal): Promise<Attempt> {
-  const client: Got = withToken ? ctx.bytePath : ctx.storage;
+/**
+ * One GET: from `progress.have` on when something is already written. The server started over (200), resumed (206),
+ * or had nothing past our end (416); restarting, when it sent another range than asked, is another attempt.
+ */
+async function fetchInto(ctx: TransferContext, client: Got, job: ComplianceJob, handle: FileHandle, progress: { have: number }, signal?: AbortSignal): Promise<Attempt<void>> {
   const started = performance.now();
   const headers = progress.have > 0 ? { range: `bytes=${progress.have}-` } : {};
   const stream = client.stream(job.download_url, { headers, signal });
@@ -99,13 +59,13 @@ async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: bo
     stream.once('error', reject);
   });
   const status = response.statusCode;
-  ctx.log.debug({ job: job.id, method: 'GET', url: redactUrl(job.download_url), status, from: progress.have, ms: Math.round(performance.now() - started) }, 'storage request');
+  logRequest(ctx, job, 'GET', job.download_url, started, { status, from: progress.have });
   let total: number | undefined;
   if (status === 206) {
     const range = header(response.headers['content-range'])?.match(/^bytes (\d+)-\d+\/(\d+|\*)/);
     if (!range || Number(range[1]) !== progress.have) {
       stream.destroy();
-      return { kind: 'restart' };
+      return restart(progress);
     }
     total = range[2] === '*' ? undefined : Number(range[2]);
   } else if (status === 200) {
@@ -117,10 +77,11 @@ async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: bo
     // Asked for bytes past the end: either we already hold the whole object, or it changed; start over then.
     stream.destroy();
     const size = header(response.headers['content-range'])?.match(/^bytes \*\/(\d+)$/)?.[1];
-    return Number(size) === progress.have ? { kind: 'done' } : { kind: 'restart' };
+    return Number(size) === progress.have ? DONE : restart(progress);
   } else {
-    const body = await readText(stream).catch(() => '');
-    return { kind: 'refused', status, headers: response.headers, body };
+    const answer = { status, headers: response.headers, body: '' };
+    await readBody(stream, answer).catch(() => undefined);
+    return { kind: 'refused', answer };
   }
   let inFlight: Promise<unknown> = Promise.resolve();
   const sink = new Writable({
@@ -142,36 +103,17 @@ async function fetchInto(ctx: TransferContext, job: ComplianceJob, withToken: bo
     await inFlight;
   }
   if (total !== undefined && progress.have !== total) {
-    throw new Fault(`the body ended at byte ${progress.have} of ${total}`);
+    throw new Fault('network', `the body ended at byte ${progress.have} of ${total}`);
   }
-  return { kind: 'done' };
+  return DONE;
 }
 
-function isFault(error: unknown): boolean {
-  if (error instanceof Fault) return true;
-  if (error instanceof XApiError) return error.code === 'network';
-  const code = (error as { code?: unknown })?.code;
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE';
-}
+const DONE: Attempt<void> = { kind: 'done', value: undefined };
 
-function downloadError(job: ComplianceJob, answer: { status: number; body: string }): XApiError {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(answer.body);
-  } catch {
-    parsed = undefined;
-  }
-  const problem = problemOf(parsed);
-  const code = storageErrorCode('download', answer.status, answer.body, problem);
-  const what = problem.detail ?? problem.title ?? answer.body.match(/<Message>([^<]*)<\/Message>/)?.[1] ?? '';
-  const hint = code === 'not_found' ? 'the results are not ready yet: poll the job until its status is complete, then download' : undefined;
-  return new XApiError(code, `downloading job ${job.id} failed: HTTP ${answer.status}${what ? ` ${what}` : ''}`, {
-    jobId: job.id,
-    status: answer.status,
-    title: problem.title,
-    detail: problem.detail,
-    ...(hint ? { hint } : {}),
-  });
+/** The server sent bytes from another offset than asked: start over from byte 0. */
+function restart(progress: { have: number }): Attempt<void> {
+  progress.have = 0;
+  return { kind: 'again' };
 }
 
 /** Makes the rename durable: without it a crash could bring back the old directory entry. */
@@ -184,8 +126,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-function header(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -152,7 +152,7 @@ export function codeOfStatus(status: number, problem: Problem = {}): XApiErrorCo
 }
 
 /** The `<Code>` of a GCS XML error body. */
-export function storageCodeOf(body: string): string | undefined {
+function storageCodeOf(body: string): string | undefined {
   return body.match(/<Code>\s*([A-Za-z]+)\s*<\/Code>/)?.[1];
 }
 
@@ -175,6 +175,32 @@ export function storageErrorCode(direction: 'upload' | 'download', status: numbe
 }
 
 /**
+ * A storage server's refusal as an XApiError: the code from storageErrorCode, and the server's own words (problem
+ * detail or title, or the XML `<Message>`) in the message.
+ */
+export function storageError(direction: 'upload' | 'download', jobId: string, answer: { status: number; body: string }): XApiError {
+  const problem = problemOf(parseJson(answer.body));
+  const code = storageErrorCode(direction, answer.status, answer.body, problem);
+  const what = problem.detail ?? problem.title ?? answer.body.match(/<Message>([^<]*)<\/Message>/)?.[1] ?? '';
+  const hint = direction === 'download' && code === 'not_found' ? 'the results are not ready yet: poll the job until its status is complete, then download' : undefined;
+  return new XApiError(code, `${direction}ing job ${jobId} failed: HTTP ${answer.status}${what ? ` ${what}` : ''}`, {
+    jobId,
+    status: answer.status,
+    title: problem.title,
+    detail: problem.detail,
+    ...(hint ? { hint } : {}),
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A got error turned into an XApiError for got's `beforeError` hook: got's own errors hold `options` (with the
  * Authorization header) and the full URL, so neither is kept; the cause is a bare summary.
  */
@@ -189,7 +215,7 @@ export function fromGotError(error: Error & { code?: string; options?: { url?: U
 }
 
 /** Origin and path only: enough to say what failed, and signed URLs' long queries stay out of messages. */
-export function shortUrl(url: string): string {
+function shortUrl(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.origin}${parsed.pathname}`;
@@ -199,6 +225,6 @@ export function shortUrl(url: string): string {
 }
 
 /** Redacts anything URL-shaped in free text (got and Node put URLs in some messages). */
-export function scrubUrls(text: string): string {
+function scrubUrls(text: string): string {
   return text.replace(/https?:\/\/[^\s'"<>]+/g, (url) => redactUrl(url));
 }

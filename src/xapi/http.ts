@@ -1,7 +1,5 @@
 import got, { type Got } from 'got';
-import type { Logger } from '../log.js';
 import { fromGotError } from './errors.js';
-import type { Sleep } from '../clock.js';
 
 /**
  * got retries are off on both instances: a retry must pass through the shared rate budget (X counts it), a stream
@@ -63,30 +61,10 @@ export function createBytePathGot(token: () => string, timeoutMs: number, apiOri
   });
 }
 
-/** What upload and download need from the client. */
-export interface TransferContext {
-  storage: Got;
-  /** For byte-path URLs that answered 401/403 without the token. */
-  bytePath: Got;
-  apiOrigin: string;
-  log: Logger;
-  sleep: Sleep;
-  clock: () => number;
-  /** Retries after a network fault or 5xx, each after a backoff. */
-  retries: number;
-  chunkBytes: number;
-  contentType: string;
-}
-
 /** Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 60 s. */
 export function backoffMs(attempt: number): number {
   const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
   return Math.round(base * (1 + Math.random() * 0.25));
-}
-
-/** The storage answered 401/403 on a byte-path URL: the one case where the transfer is retried with the token. */
-export function needsToken(ctx: TransferContext, url: string, status: number): boolean {
-  return (status === 401 || status === 403) && isBytePath(url, ctx.apiOrigin);
 }
 
 /**
@@ -100,15 +78,6 @@ export function isBytePath(url: string, apiOrigin: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Reads at most `cap` bytes of a (error) body as text: enough for an XML or problem message. */
-export async function readText(stream: AsyncIterable<Buffer | string>, cap = 64 * 1024): Promise<string> {
-  let text = '';
-  for await (const chunk of stream) {
-    if (text.length < cap) text += chunk.toString();
-  }
-  return text.slice(0, cap);
 }
 
 /**

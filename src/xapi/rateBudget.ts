@@ -6,7 +6,7 @@ import type { Endpoint } from './types.js';
 export { abortableSleep, type Sleep };
 
 /** A wait longer than this says so, and says so again at this interval while it lasts. */
-export const WAIT_REPORT_MS = 30_000;
+const WAIT_REPORT_MS = 30_000;
 
 /**
  * A wait a person should see (a job slot, a rate-limit reset, an unreachable API), made of one or more sleeps: it

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { quoteIdent as q } from '../../src/store/schemaInfo.js';
 import type { LayoutName } from './layouts.js';
 
 /**
@@ -123,7 +124,6 @@ function ftsObjects(db: Db): Set<string> {
 }
 
 const isOwn = (name: string) => name.startsWith('cs_') || name.startsWith('sqlite_');
-const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** Every row of every content table (not compliance-sync's cs_* tables, not FTS internals), IDs as decimal text. */
 export function snapshot(file: string): Snapshot {

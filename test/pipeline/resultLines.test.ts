@@ -65,17 +65,17 @@ describe('readResultLines (JSON lines with exact line numbers and the text of ea
 describe('toResultRecord', () => {
   const policy = { ...DEFAULT_POLICY };
   it('validates id, action and reason, and maps the action taken', () => {
-    expect(toResultRecord({ id: '0012', action: 'delete', reason: 'deleted' }, 1, policy)).toMatchObject({ id: '12', taken: 'delete' });
+    expect(toResultRecord({ id: '0012', action: 'delete', reason: 'deleted' }, policy)).toMatchObject({ id: '12', taken: 'delete' });
     // eslint-disable-next-line no-loss-of-precision -- a JSON number ID past 2^53 is the invalid input under test
-    expect(toResultRecord({ id: 9007199254740993, action: 'delete', reason: 'deleted' }, 1, policy)).toBe('invalid_id');
-    expect(toResultRecord({ id: '9223372036854775808', action: 'delete', reason: 'deleted' }, 1, policy)).toBe('invalid_id');
-    expect(toResultRecord({ id: '1', action: 'nuke', reason: 'deleted' }, 1, policy)).toBe('unknown_action');
-    expect(toResultRecord({ id: '1', action: 'delete' }, 1, policy)).toBe('missing_reason');
-    expect(toResultRecord(null, 1, policy)).toBe('not_an_object');
-    expect(toResultRecord({ id: '1', action: 'delete', reason: 'mystery' }, 1, policy)).toMatchObject({ taken: 'delete' });
-    expect(toResultRecord({ id: '1', action: 'scrub_geo', reason: 'mystery' }, 1, policy)).toMatchObject({ taken: 'scrub_geo' });
-    expect(toResultRecord({ id: '1', action: 'rehydrate', reason: 'mystery' }, 1, policy)).toMatchObject({ taken: 'mark', state: 'edited' });
-    expect(toResultRecord({ id: '1', action: 'delete', reason: 'constructor' }, 1, policy)).toMatchObject({ taken: 'delete' });
+    expect(toResultRecord({ id: 9007199254740993, action: 'delete', reason: 'deleted' }, policy)).toBe('invalid_id');
+    expect(toResultRecord({ id: '9223372036854775808', action: 'delete', reason: 'deleted' }, policy)).toBe('invalid_id');
+    expect(toResultRecord({ id: '1', action: 'nuke', reason: 'deleted' }, policy)).toBe('unknown_action');
+    expect(toResultRecord({ id: '1', action: 'delete' }, policy)).toBe('missing_reason');
+    expect(toResultRecord(null, policy)).toBe('not_an_object');
+    expect(toResultRecord({ id: '1', action: 'delete', reason: 'mystery' }, policy)).toMatchObject({ taken: 'delete' });
+    expect(toResultRecord({ id: '1', action: 'scrub_geo', reason: 'mystery' }, policy)).toMatchObject({ taken: 'scrub_geo' });
+    expect(toResultRecord({ id: '1', action: 'rehydrate', reason: 'mystery' }, policy)).toMatchObject({ taken: 'mark', state: 'edited' });
+    expect(toResultRecord({ id: '1', action: 'delete', reason: 'constructor' }, policy)).toMatchObject({ taken: 'delete' });
   });
 });
 

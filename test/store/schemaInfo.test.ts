@@ -140,6 +140,10 @@ describe('SchemaInfo on a foreign archive (read-only connection)', () => {
     expect(info.triggersOn('tweets', 'DELETE').map((t) => t.name)).toEqual(['tweets after delete']);
     expect(triggers[0]!.sql).toMatch(/^CREATE TRIGGER "tweets after delete"/);
     expect(info.triggersOn('users')).toEqual([]);
+    // Every trigger of the store at once (the guard finds its own by name), in name order.
+    const all = info.triggers();
+    expect(all.filter((t) => t.table.toLowerCase() === 'tweets')).toEqual(triggers);
+    expect(all.map((t) => t.name)).toEqual(all.map((t) => t.name).sort());
   });
 
   it('finds FTS3/4/5 tables, their content table and content_rowid, and their shadow tables', () => {

@@ -267,6 +267,33 @@ describe('storage transfers', () => {
     expect(storage.seen.every((s) => s.headers.authorization === undefined)).toBe(true);
   });
 
+  it('gives up on a resumable session that stores nothing, after the retries, with server_error', async () => {
+    const storage = await serve((req, res) => {
+      if (req.method === 'POST') return void res.writeHead(201, { location: `${req.url}?upload_id=stuck` }).end();
+      res.writeHead(308).end();
+    });
+    const waits: number[] = [];
+    const client = new ComplianceClient({ baseUrl: 'http://127.0.0.1:9', token: TOKEN, retries: 2, sleep: async (ms) => void waits.push(ms) });
+    const file = join(dir, 'ids.txt');
+    await writeFile(file, '1\n2\n');
+    const job = jobAt(`${storage.url}/b/1/submission/x`, `${storage.url}/d`, { resumable: true });
+    const error = (await client.upload(job, file).catch((e: unknown) => e)) as XApiError;
+    expect(error.code).toBe('server_error');
+    expect(error.message).toContain('stored nothing past byte 0');
+    expect(storage.seen.map((s) => s.method)).toEqual(['POST', 'PUT', 'PUT', 'PUT']);
+    expect(waits).toHaveLength(2);
+  });
+
+  it('does not retry a local file error: it is not the network', async () => {
+    const storage = await serve((_req, res) => res.end());
+    const waits: number[] = [];
+    const client = new ComplianceClient({ baseUrl: 'http://127.0.0.1:9', token: TOKEN, sleep: async (ms) => void waits.push(ms) });
+    // A folder passes stat() and fails on the first read (EISDIR).
+    const error = (await client.upload(jobAt(`${storage.url}/u`, `${storage.url}/d`), dir).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+    expect(error.code).toBe('EISDIR');
+    expect(waits).toHaveLength(0);
+  });
+
   it('refuses an expired upload URL without a request', async () => {
     const storage = await serve((_req, res) => res.end());
     const client = new ComplianceClient({ baseUrl: 'http://127.0.0.1:9', token: TOKEN, clock: () => Date.now() + 16 * 60_000 });

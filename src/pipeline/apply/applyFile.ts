@@ -82,7 +82,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
           if (value.blank) return;
           applier.addReject(line, 'malformed_json', text);
         } else {
-          const record = toResultRecord(value, line, policy, range);
+          const record = toResultRecord(value, policy, range);
           if (typeof record === 'string') applier.addReject(line, record, text);
           else applier.addRecord(record);
         }

@@ -4,12 +4,11 @@ import type { AuditCounts, prepareRunLedger } from '../../store/applyRuns.js';
 import { addChanges, type ChangeCount } from '../../store/changeCounts.js';
 import type { ContentStatements } from '../../store/contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../../store/lockPace.js';
-import { translateSqliteError, type Db } from '../../store/open.js';
+import { translateSqliteError, withForeignKeysRelaxed, type Db } from '../../store/open.js';
 import { compareIds } from '../../types.js';
 import type { RejectKind, ResultRecord } from '../resultRecords.js';
 import type { RejectsWriter } from '../rejects.js';
 import { applyRecords, type Reached } from './records.js';
-import { withForeignKeysRelaxed } from './target.js';
 import { addTotals, emptyTotals } from './totals.js';
 import type { ApplyOptions, Cut, Totals } from './types.js';
 

@@ -82,7 +82,7 @@ async function scanDeletes(
         if (options.signal?.aborted) return true;
       }
       if (value instanceof BadLine) return;
-      const record = toResultRecord(value, line, policy, options.shard?.idRange);
+      const record = toResultRecord(value, policy, options.shard?.idRange);
       if (typeof record === 'string' || record.taken !== 'delete') return;
       if (!statements) {
         deletions++;

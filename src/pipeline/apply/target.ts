@@ -1,7 +1,7 @@
 import { checkContentSchema, prepareContentStatements, type ContentStatements } from '../../store/contentStatements.js';
 import { ensureGuard } from '../../store/guard.js';
 import { ensureVisibleViews } from '../../store/marks.js';
-import type { Db } from '../../store/open.js';
+import { withForeignKeysRelaxed } from '../../store/open.js';
 import { enableSecureDelete } from '../../store/purge.js';
 import { resolveTarget, type Target } from '../../store/target.js';
 import type { ApplyOptions } from './types.js';
@@ -50,20 +50,4 @@ export function prepareApplyTarget(options: ApplyOptions, target: Target, runId:
     if (rc.purge) enableSecureDelete(db);
   }
   return { statements, relaxForeignKeys };
-}
-
-/**
- * Runs one batch's transaction with FK enforcement off when the store declares keys SQLite cannot enforce: it raises
- * "foreign key mismatch" on every delete from their parent (the ingester that wrote them ran without enforcement).
- * The relations are still acted on, by us, in the same order. Per batch, not per run: the batch is synchronous, so
- * the other type's apply on the same connection can never see the setting changed.
- */
-export function withForeignKeysRelaxed(db: Db, relax: boolean, fn: () => void): void {
-  const enforced = relax && Number(db.pragma('foreign_keys', { simple: true })) === 1;
-  if (enforced) db.pragma('foreign_keys = OFF');
-  try {
-    fn();
-  } finally {
-    if (enforced) db.pragma('foreign_keys = ON');
-  }
 }
