@@ -4,15 +4,8 @@ import { setImmediate } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import { AppError, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  createApplyRun,
-  fileIdentity,
-  finishApplyRun,
-  prepareRunLedger,
-  reopenApplyRun,
-  type ApplyRun,
-  type AuditCounts,
-} from '../store/applyRuns.js';
+import { applyRunsOf, fileIdentity, runRolledBack, type ApplyRun, type BatchRecord } from '../store/applyRuns.js';
+import { actionTotalsOf, countAudit, emptyActionTotals, type ActionTotals, type AuditCounts } from '../store/auditCounts.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
 import { ensureGuard } from '../store/guard.js';
@@ -21,7 +14,7 @@ import { cutAfterMs, lockReleased, lockTurn } from '../store/lockPace.js';
 import { enableSecureDelete } from '../store/purge.js';
 import { resolveTarget, type Target } from '../store/target.js';
 import { translateSqliteError, type Db } from '../store/open.js';
-import { compareIds, type ActionTaken, type Id, type JobType } from '../types.js';
+import { compareIds, type AuditAction, type Id, type JobType } from '../types.js';
 import { EDITED_STATE, toResultRecord, type RejectKind, type ResultRecord } from './resultRecords.js';
 import { BadLine, describeUnusableResults, readResultLines } from './resultLines.js';
 import { RejectsWriter, rejectsPathFor } from './rejects.js';
@@ -66,14 +59,15 @@ export interface Cut {
   records: number;
 }
 
-/** The run's totals; committed as counts_json with each checkpoint, so a resumed run reports the whole file. */
-interface Totals {
+/**
+ * The run's totals. Committed with each checkpoint: lines, records and rejects as counts_json, what was done as the
+ * audit (from which `applied`, `notFound` and `cascaded` are derived) and `changes` as cs_change_counts, so a resumed
+ * run reports the whole file.
+ */
+interface Totals extends ActionTotals {
   linesRead: number;
   records: number;
-  applied: Record<ActionTaken, number>;
-  notFound: number;
   rejected: Record<string, number>;
-  cascaded: { deleted: number; marked: number; scrubbed: number };
   /** Every row changed, per table, kind and cause (FK actions, the cascade and the store's triggers included). */
   changes: ChangesByTable;
 }
@@ -87,15 +81,10 @@ export interface ApplySummary extends Totals {
   rejectsFile: string | null;
 }
 
-const emptyTotals = (): Totals => ({
-  linesRead: 0,
-  records: 0,
-  applied: { delete: 0, mark: 0, scrub_geo: 0, ignore: 0 },
-  notFound: 0,
-  rejected: {},
-  cascaded: { deleted: 0, marked: 0, scrubbed: 0 },
-  changes: {},
-});
+const emptyTotals = (): Totals => {
+  const { applied, notFound, cascaded } = emptyActionTotals();
+  return { linesRead: 0, records: 0, applied, notFound, rejected: {}, cascaded, changes: {} };
+};
 
 /**
  * Applies a results file to the store (docs/architecture.md#from-a-result-line-to-a-row-change): streamed, validated line by line, applied in batches of
@@ -148,11 +137,12 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   const now = options.now ?? (() => new Date());
 
   let run: ApplyRun | null = null;
-  if (!options.dryRun) {
+  const runs = options.dryRun ? null : applyRunsOf(db);
+  if (runs) {
     run =
       options.runId !== undefined
-        ? reopenApplyRun(db, options.runId, type)
-        : createApplyRun(db, {
+        ? runs.reopen(options.runId, type)
+        : runs.create({
             type,
             source: file,
             sourceIdentity: identity,
@@ -186,10 +176,13 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   }
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shardId !== undefined ? { shard: options.shardId } : {}) });
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
-  const saved = run?.countsJson ? (JSON.parse(run.countsJson) as Totals & { cut?: Cut }) : null;
+  const saved = run?.counts ?? null;
   let resumeCut: Cut | null = saved?.cut ?? null;
-  if (saved) delete saved.cut;
-  const totals: Totals = saved && (run!.checkpointLine > 0 || resumeCut) ? { ...emptyTotals(), ...saved } : emptyTotals();
+  let totals: Totals = emptyTotals();
+  if (saved && (run!.checkpointLine > 0 || resumeCut)) {
+    const { applied, notFound, cascaded, changes } = runs!.totals(run!);
+    totals = { linesRead: saved.linesRead, records: saved.records, applied, notFound, rejected: saved.rejected, cascaded, changes };
+  }
   const checkpoint = run?.checkpointLine ?? 0;
   /** Part of the file (or of a batch) is applied already: the gate ran, and the rejects file holds entries. */
   const resumed = checkpoint > 0 || resumeCut !== null;
@@ -213,7 +206,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     if (gate === 'interrupted') return summary('interrupted', 0, null);
     if (gate.deletions > deleteLimit || gate.cascaded > cascadeLimit) {
       totals.linesRead = gate.lines;
-      finishApplyRun(db, run!.id, 'held', JSON.stringify(totals), now().toISOString());
+      runs!.finish(run!.id, 'held', totals, now().toISOString());
       logger.warn(
         { wouldDelete: gate.deletions, limit: Math.floor(deleteLimit), cascaded: gate.cascaded, cascadeLimit: Math.floor(cascadeLimit) },
         'apply: held by the safety gate, nothing applied',
@@ -223,8 +216,6 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   }
 
   const rejects = options.dryRun ? null : resumed ? await RejectsWriter.resumed(file, checkpoint) : RejectsWriter.fresh(file);
-  const ledger = run ? prepareRunLedger(db, run.id) : null;
-  const inTransaction = db.transaction((fn: () => void) => fn());
   const batchSize = rc.batchSize;
   const loggedKinds = new Set<string>();
   let batch: ResultRecord[] = [];
@@ -251,13 +242,13 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     resumeCut = null;
     for (;;) {
       if (!options.dryRun) await lockTurn(maxLockMs);
-      const delta = emptyTotals();
       let next = totals;
       let reached = done;
-      const apply = () => {
+      const apply = (): BatchRecord => {
         const started = clock();
         const audit: AuditCounts = new Map();
-        reached = applyRecords(batch, done, statements, asOf, delta, audit, () => clock() - started >= cutAfter);
+        reached = applyRecords(batch, done, statements, asOf, audit, () => clock() - started >= cutAfter);
+        const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
         if (reached === batch.length) {
           // The batch's lines are counted once, with its last transaction.
           delta.linesRead = line - committedLine;
@@ -268,12 +259,12 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         addChanges(delta.changes, changes);
         next = addTotals(totals, delta);
         const cut = reached < batch.length ? { line, records: reached } : null;
-        ledger?.commit(cut ? committedLine : line, JSON.stringify(cut ? { ...next, cut } : next), audit, changes);
+        return { checkpointLine: cut ? committedLine : line, counts: cut ? { ...next, cut } : next, audit, changes };
       };
       try {
         withForeignKeysRelaxed(db, relaxForeignKeys, () => {
-          if (options.dryRun) rollbackAfter(db, apply);
-          else inTransaction.immediate(apply);
+          if (runs) runs.commitBatch(run!.id, apply);
+          else runRolledBack(db, apply);
         });
       } catch (err) {
         throw translateSqliteError(err, db.name);
@@ -342,7 +333,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
   const rejectedLines = Object.values(totals.rejected).reduce((sum, n) => sum + n, 0);
   if (totals.records === 0 && rejectedLines > 0) {
     // Nothing in the file could be used: that is a failed apply, not an empty result.
-    if (run) finishApplyRun(db, run.id, 'failed', JSON.stringify(totals), now().toISOString());
+    if (run) runs!.finish(run.id, 'failed', totals, now().toISOString());
     const kinds = Object.entries(totals.rejected).map(([kind, n]) => `${n} ${kind}`).join(', ');
     throw new AppError('results_unusable', `every line of the results file ${file} was rejected (${kinds}); nothing was applied`, {
       hint: rejectsFile ? `see what was wrong with each line in ${rejectsFile}` : 'check the file: one result object per line, as X returns it',
@@ -353,7 +344,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     logger.info({ ...totals, held }, 'apply: dry run finished, nothing written');
     return summary(held ? 'held' : 'done', totals.applied.delete + totals.cascaded.deleted, null);
   }
-  finishApplyRun(db, run!.id, 'done', JSON.stringify(totals), now().toISOString());
+  runs!.finish(run!.id, 'done', totals, now().toISOString());
   logger.info({ ...totals }, 'apply: done');
   return summary('done', totals.applied.delete + totals.cascaded.deleted, rejectsFile);
 }
@@ -366,15 +357,6 @@ function resultsFileStats(file: string): { size: number; mtimeMs: number; ino: n
       cause: err,
       hint: 'check the path of the results file',
     });
-  }
-}
-
-function rollbackAfter(db: Db, fn: () => void): void {
-  db.exec('BEGIN');
-  try {
-    fn();
-  } finally {
-    db.exec('ROLLBACK');
   }
 }
 
@@ -415,7 +397,7 @@ function mergeChanges(a: ChangesByTable, b: ChangesByTable): ChangesByTable {
 
 /**
  * Applies records of a batch already sorted by ID (inside the caller's transaction) from index `from`, adding what
- * happened to `delta` and `audit`, until the batch ends or `overTime()` says the transaction has held the write lock
+ * happened to `audit` (the one count of it), until the batch ends or `overTime()` says the transaction has held the write lock
  * long enough; returns the index of the first record not wholly applied. ID order is one pass over the table's pages,
  * measured ~2x faster than file order on 1M- and 5M-row stores; an ID repeated in the batch is applied in file order
  * (the sort is stable): a mark after a delete finds nothing, and the second of two identical records changes nothing.
@@ -427,46 +409,34 @@ function applyRecords(
   from: number,
   statements: ContentStatements,
   asOf: string,
-  delta: Totals,
   audit: AuditCounts,
   overTime: () => boolean,
 ): number {
-  const count = (reason: string, action: string, n: number) => {
-    let byAction = audit.get(reason);
-    if (!byAction) audit.set(reason, (byAction = new Map<string, number>()));
-    byAction.set(action, (byAction.get(action) ?? 0) + n);
-  };
+  const count = (reason: string, action: AuditAction, n: number) => countAudit(audit, reason, action, n);
   const cascade = statements.cascade;
   for (let i = from; i < records.length; ) {
     const { id, taken, state, reason } = records[i]!;
     if (taken === 'ignore') {
-      delta.applied.ignore++;
       count(reason, 'ignore', 1);
     } else {
       if (taken === 'delete' && cascade) {
         // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
         const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, reason, asOf, overTime);
-        delta.cascaded.deleted += deleted;
         if (deleted) count(reason, 'cascade_delete', deleted);
         if (!complete) return i;
       }
       const found =
         taken === 'delete' ? statements.delete(id, reason, asOf) : taken === 'mark' ? statements.mark(id, state!, reason, asOf) : statements.scrubGeo(id);
-      if (found) delta.applied[taken]++;
-      else delta.notFound++;
       count(reason, found ? taken : 'not_found', 1);
       if (cascade && taken === 'delete') {
         // Tweets the author's deletion still found (none unless written meanwhile).
         const n = statements.lastDelete.cascaded;
-        delta.cascaded.deleted += n;
         if (n) count(reason, 'cascade_delete', n);
       } else if (cascade && taken === 'mark' && state !== EDITED_STATE) {
         const n = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf);
-        delta.cascaded.marked += n;
         if (n) count(reason, 'cascade_mark', n);
       } else if (cascade && taken === 'scrub_geo') {
         const n = cascade.scrubGeoByAuthor(id);
-        delta.cascaded.scrubbed += n;
         if (n) count(reason, 'cascade_scrub_geo', n);
       }
     }

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readAuditCounts, getApplyRun } from '../../src/store/applyRuns.js';
+import { applyRunsOf } from '../../src/store/applyRuns.js';
 import { openStore } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, AS_OF, insertTweets, insertUsers, makeStore, result, rowsOf, writeResults } from './helpers.js';
@@ -61,11 +61,11 @@ describe('applyResultsFile: what each result does to the store', () => {
       rejected: {},
       rejectsFile: null,
     });
-    const audit = readAuditCounts(db, summary.runId!);
+    const audit = applyRunsOf(db).auditCounts(summary.runId!);
     expect(audit).toContainEqual({ reason: 'deleted', actionTaken: 'delete', count: 1 });
     expect(audit).toContainEqual({ reason: 'deleted', actionTaken: 'not_found', count: 1 });
     expect(audit).toContainEqual({ reason: 'tweet_edited', actionTaken: 'mark', count: 1 });
-    expect(getApplyRun(db, summary.runId!)).toMatchObject({ state: 'done', checkpointLine: 10, asOf: AS_OF });
+    expect(applyRunsOf(db).get(summary.runId!)).toMatchObject({ state: 'done', checkpointLine: 10, asOf: AS_OF });
     db.close();
   });
 
@@ -132,7 +132,7 @@ describe('applyResultsFile: what each result does to the store', () => {
       notFound: 1,
       cascaded: { deleted: 4, marked: 2, scrubbed: 1 },
     });
-    expect(readAuditCounts(db, summary.runId!)).toContainEqual({ reason: 'deleted', actionTaken: 'cascade_delete', count: 3 });
+    expect(applyRunsOf(db).auditCounts(summary.runId!)).toContainEqual({ reason: 'deleted', actionTaken: 'cascade_delete', count: 3 });
     db.close();
   });
 
@@ -232,7 +232,7 @@ describe('applyResultsFile: odd input', () => {
     const summary = await apply(db, config, 'tweets', file, { idRange: { first: '10' as never, last: '100' as never }, shardId: 3 });
     expect(Object.keys(rowsOf(db, 'tweets'))).toEqual(['5', '500']);
     expect(summary.rejected).toEqual({ outside_shard: 2 });
-    expect(getApplyRun(db, summary.runId!)).toMatchObject({ shardId: 3 });
+    expect(applyRunsOf(db).get(summary.runId!)).toMatchObject({ shardId: 3 });
     db.close();
   });
 
@@ -262,7 +262,7 @@ describe('applyResultsFile: safety gate and dry run', () => {
     const held = await apply(db, config, 'tweets', file, { confirmDeletions: false });
     expect(held).toMatchObject({ state: 'held', wouldDelete: 6, applied: { delete: 0, mark: 0 } });
     expect(rowsOf(db, 'tweets')).toEqual(before);
-    expect(getApplyRun(db, held.runId!)).toMatchObject({ state: 'held', checkpointLine: 0 });
+    expect(applyRunsOf(db).get(held.runId!)).toMatchObject({ state: 'held', checkpointLine: 0 });
     expect(existsSync(`${file}.rejects.ndjson`)).toBe(false);
     const confirmed = await apply(db, config, 'tweets', file, { confirmDeletions: true });
     expect(confirmed).toMatchObject({ state: 'done', applied: { delete: 6, mark: 1 } });
@@ -328,7 +328,7 @@ describe('applyResultsFile: checkpoints', () => {
       onProgress: (p) => p.phase === 'apply' && p.linesRead >= 10 && controller.abort(),
     });
     expect(first.state).toBe('interrupted');
-    const run = getApplyRun(interrupted, first.runId!)!;
+    const run = applyRunsOf(interrupted).get(first.runId!)!;
     expect(run.state).toBe('running');
     expect(run.checkpointLine).toBeGreaterThanOrEqual(10);
     expect(run.checkpointLine).toBeLessThan(32);
@@ -338,7 +338,7 @@ describe('applyResultsFile: checkpoints', () => {
     const straight = openStore(path.join(dir, 'copy.db'));
     const once = await apply(straight, config, 'tweets', file);
     expect(rowsOf(interrupted, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
-    expect(readAuditCounts(interrupted, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(applyRunsOf(interrupted).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
     const { elapsedMs: _a, runId: _b, ...resumedTotals } = resumed;
     const { elapsedMs: _c, runId: _d, ...onceTotals } = once;
     expect({ ...resumedTotals, rejectsFile: null }).toEqual({ ...onceTotals, rejectsFile: null });
