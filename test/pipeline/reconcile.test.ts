@@ -310,6 +310,39 @@ describe('applyResultsFile: safety gate and dry run', () => {
 });
 
 describe('applyResultsFile: checkpoints', () => {
+  it('resumes a run whose checkpoint an older version wrote (counts_json with its own copy of the action counts)', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { batchSize: 4 } });
+    insertTweets(db, Array.from({ length: 20 }, (_, i) => ({ id: String(100 + i), author_id: '1', raw_json: '{"geo":1}', geo_lat: 3 })));
+    const reasons = ['deleted', 'suspended', 'scrub_geo', 'protected'];
+    const file = writeResults(dir, 'r.ndjson', Array.from({ length: 20 }, (_, i) => result(String(100 + i), reasons[i % 4]!)));
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'copy.db'));
+
+    const store = openStore(config.store.path);
+    const controller = new AbortController();
+    const first = await apply(store, config, 'tweets', file, {
+      signal: controller.signal,
+      onProgress: (p) => p.phase === 'apply' && p.linesRead >= 8 && controller.abort(),
+    });
+    expect(first.state).toBe('interrupted');
+    // The shape counts_json had before the audit became the one count: every total, the changes included.
+    const { linesRead, records, applied, notFound, rejected, cascaded, changes } = first;
+    expect(applied.delete + applied.mark + applied.scrub_geo).toBeGreaterThan(0);
+    const oldShape = JSON.stringify({ linesRead, records, applied, notFound, rejected, cascaded, changes });
+    store.prepare('UPDATE cs_apply_runs SET counts_json = ? WHERE id = ?').run(oldShape, first.runId!);
+    expect(applyRunsOf(store).get(first.runId!)!.counts).toEqual({ linesRead, records, rejected });
+
+    const resumed = await apply(store, config, 'tweets', file, { runId: first.runId! });
+    const straight = openStore(path.join(dir, 'copy.db'));
+    const once = await apply(straight, config, 'tweets', file);
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    const { elapsedMs: _a, runId: _b, ...resumedTotals } = resumed;
+    const { elapsedMs: _c, runId: _d, ...onceTotals } = once;
+    expect(resumedTotals).toEqual(onceTotals);
+    expect(applyRunsOf(store).get(first.runId!)!.counts).toEqual({ linesRead: 20, records: 20, rejected: {} });
+  });
+
   it('stops after the current batch when aborted, and resuming the run gives the uninterrupted result', async () => {
     const dir = tempDir();
     const { config, db } = makeStore(dir, { reconcile: { batchSize: 4 } });
