@@ -4,6 +4,7 @@ import { addToActionTotals, emptyActionTotals, type ActionTotals, type AuditCoun
 import { addChanges, type ChangeCause, type ChangeCount, type ChangeKind, type ChangesByTable } from './changeCounts.js';
 import { applyRunCountsSchema, parseLedgerJson, type ApplyRunCounts } from './ledgerJson.js';
 import type { Db } from './open.js';
+import { perConnection } from './perConnection.js';
 
 /** A run's state in cs_apply_runs: `running` is also what an interrupted run looks like (it resumes from its checkpoint). */
 export type ApplyRunState = 'running' | 'done' | 'held' | 'failed';
@@ -102,17 +103,11 @@ function prepareStatements(db: Db) {
   };
 }
 
-const byConnection = new WeakMap<Db, ApplyRuns>();
-
 /**
  * The apply runs of one connection (cs_apply_runs with their audit and change counts), prepared on first use. Not
- * prepared for a dry run: the store it reads may have no ledger yet.
+ * asked for by a dry run: the store it reads may have no ledger yet.
  */
-export function applyRunsOf(db: Db): ApplyRuns {
-  let runs = byConnection.get(db);
-  if (!runs) byConnection.set(db, (runs = new ApplyRuns(db)));
-  return runs;
-}
+export const applyRunsOf = perConnection((db) => new ApplyRuns(db));
 
 /** Every statement on cs_apply_runs, cs_audit_counts and cs_change_counts; get one with applyRunsOf. */
 export class ApplyRuns {

@@ -6,7 +6,7 @@ export type AuditCounts = Map<string, Map<AuditAction, number>>;
 /** Adds n to the audit's count of (reason, action). */
 export function countAudit(audit: AuditCounts, reason: string, action: AuditAction, n: number): void {
   let byAction = audit.get(reason);
-  if (!byAction) audit.set(reason, (byAction = new Map()));
+  if (!byAction) audit.set(reason, (byAction = new Map<AuditAction, number>()));
   byAction.set(action, (byAction.get(action) ?? 0) + n);
 }
 

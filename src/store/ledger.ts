@@ -3,6 +3,7 @@ import type { AuditAction, JobType } from '../types.js';
 import { applyRunsOf, type ApplyRuns } from './applyRuns.js';
 import { abandonedCycleSchema, applyRunCountsSchema, cycleSummarySchema, parseLedgerJson, type AbandonedCycle, type ApplyRunCounts, type CycleSummary } from './ledgerJson.js';
 import type { Db } from './open.js';
+import { perConnection } from './perConnection.js';
 
 /** A shard's position in the pipeline; every transition is committed before the next side effect. */
 export const SHARD_STATES = ['planned', 'exported', 'job_created', 'uploaded', 'complete', 'downloaded', 'applied', 'held', 'failed'] as const;
@@ -244,14 +245,8 @@ function prepareStatements(db: Db) {
   };
 }
 
-const byConnection = new WeakMap<Db, Ledger>();
-
 /** The ledger of one connection, its statements prepared on first use and kept with it. */
-export function ledgerOf(db: Db): Ledger {
-  let ledger = byConnection.get(db);
-  if (!ledger) byConnection.set(db, (ledger = new Ledger(db)));
-  return ledger;
-}
+export const ledgerOf = perConnection((db) => new Ledger(db));
 
 /**
  * Every statement on the cycle, shard, job and schedule tables, prepared once per connection (get it with ledgerOf);
