@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { StoreError } from '../errors.js';
-import { JOB_TYPES } from '../types.js';
+import { JOB_TYPES, parseId, type Id } from '../types.js';
 
 /**
  * The JSON the ledger keeps in a column, one schema per column: what is written is what the schema describes, and
@@ -19,8 +19,17 @@ export const applyRunCountsSchema = z.object({
   records: z.number().int().nonnegative(),
   /** Lines rejected, per kind (see RejectKind). */
   rejected: countsByKey,
-  /** Set when the last transaction ended inside a batch (reconcile.maxLockMs): its first `records` are applied. */
-  cut: z.object({ line: z.number().int().positive(), records: z.number().int().nonnegative() }).optional(),
+  /**
+   * Set when the last transaction ended inside a batch (reconcile.maxLockMs): its first `records` are applied, and
+   * with `after` the next one is, over its tweets, up to that tweet ID.
+   */
+  cut: z
+    .object({
+      line: z.number().int().positive(),
+      records: z.number().int().nonnegative(),
+      after: z.custom<Id>((value) => typeof value === 'string' && parseId(value) === value, 'must be an ID as a decimal string').optional(),
+    })
+    .optional(),
 });
 export type ApplyRunCounts = z.infer<typeof applyRunCountsSchema>;
 

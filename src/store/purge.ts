@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 
 /**
  * Deleted content is overwritten with zeros instead of left in free space and free pages (SQLite's secure_delete),
@@ -39,7 +39,7 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
   enableSecureDelete(db);
   const ftsOptimized: string[] = [];
   for (const fts of new SchemaInfo(db).ftsTables()) {
-    db.prepare(`INSERT INTO ${q(fts.name)} (${q(fts.name)}) VALUES ('optimize')`).run();
+    db.prepare(`INSERT INTO ${quoteIdent(fts.name)} (${quoteIdent(fts.name)}) VALUES ('optimize')`).run();
     ftsOptimized.push(fts.name);
   }
   if (options.vacuum) db.exec('VACUUM');
