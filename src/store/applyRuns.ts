@@ -7,7 +7,8 @@ import type { Db } from './open.js';
 import { perConnection } from './perConnection.js';
 
 /** A run's state in cs_apply_runs: `running` is also what an interrupted run looks like (it resumes from its checkpoint). */
-export type ApplyRunState = 'running' | 'done' | 'held' | 'failed';
+export const APPLY_RUN_STATES = ['running', 'done', 'held', 'failed'] as const;
+export type ApplyRunState = (typeof APPLY_RUN_STATES)[number];
 
 export interface ApplyRun {
   id: number;

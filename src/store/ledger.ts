@@ -9,8 +9,16 @@ import { perConnection } from './perConnection.js';
 export const SHARD_STATES = ['planned', 'exported', 'job_created', 'uploaded', 'complete', 'downloaded', 'applied', 'held', 'failed'] as const;
 export type ShardState = (typeof SHARD_STATES)[number];
 
-export type CycleState = 'planning' | 'running' | 'closed' | 'abandoned';
-export type CycleTrigger = 'schedule' | 'catch-up' | 'manual' | 'dry-run';
+/** A cycle is `planning` until its shards are recorded, `running` until every shard is applied or failed. */
+export const CYCLE_STATES = ['planning', 'running', 'closed', 'abandoned'] as const;
+export type CycleState = (typeof CYCLE_STATES)[number];
+
+/**
+ * What started a cycle: the daemon's `schedule`, a `catch-up` of a run missed while down (or retried after the store
+ * was busy), an operator's `manual` run (`reconcile --now`, `demo`, SIGUSR1), or a `dry-run` (never counted as a check).
+ */
+export const CYCLE_TRIGGERS = ['schedule', 'catch-up', 'manual', 'dry-run'] as const;
+export type CycleTrigger = (typeof CYCLE_TRIGGERS)[number];
 
 export interface CycleRecord {
   id: number;

@@ -56,7 +56,7 @@ export function readOperations(db: Db, config: Config): Record<JobType, TypeOper
     const finished = lastSuccess.get(type) ?? null;
     const shards: Record<string, number> = {};
     for (const row of shardStates.all(type)) shards[row.state] = Number(row.n);
-    const j = jobs.get(type)!;
+    const jobCounts = jobs.get(type)!;
     const resultLines = audit.all(type).map((row) => ({
       reason: row.reason,
       action: row.action_taken,
@@ -80,7 +80,7 @@ export function readOperations(db: Db, config: Config): Record<JobType, TypeOper
     result[type] = {
       lastSuccessTimestampSeconds: finished ? Date.parse(finished) / 1000 : null,
       shards,
-      jobs: { created: Number(j.created), failed: Number(j.failed ?? 0), expired: Number(j.expired ?? 0) },
+      jobs: { created: Number(jobCounts.created), failed: Number(jobCounts.failed ?? 0), expired: Number(jobCounts.expired ?? 0) },
       resultLines,
       rowsChanged: [...changed].map(([key, count]) => {
         const [table, cause] = key.split('\u0000') as [string, string];

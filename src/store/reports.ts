@@ -21,18 +21,18 @@ export interface CycleProgress {
 export function cyclesInProgress(db: Db): CycleProgress[] {
   const { openCycles, shardCounts, activeShard } = statementsOf(db);
   return openCycles.all().map((cycle) => {
-    const c = shardCounts.get(cycle.id)!;
-    const a = activeShard.get(cycle.id);
+    const shards = shardCounts.get(cycle.id)!;
+    const active = activeShard.get(cycle.id);
     return {
       type: cycle.type,
       cycleId: Number(cycle.id),
       trigger: cycle.trigger,
       startedAt: cycle.started_at,
-      shardsDone: Number(c.done ?? 0),
+      shardsDone: Number(shards.done ?? 0),
       shardsTotal: Number(cycle.shard_count ?? 0),
-      shardsHeld: Number(c.held ?? 0),
-      activeShard: a
-        ? { seq: Number(a.seq), state: a.state, job: a.job_id ? { id: a.job_id, status: a.job_status ?? 'unknown' } : null }
+      shardsHeld: Number(shards.held ?? 0),
+      activeShard: active
+        ? { seq: Number(active.seq), state: active.state, job: active.job_id ? { id: active.job_id, status: active.job_status ?? 'unknown' } : null }
         : null,
     };
   });
@@ -100,12 +100,12 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       if (top && range.first_id <= top.last + 1n) top.last = range.last_id > top.last ? range.last_id : top.last;
       else merged.push({ first: range.first_id, last: range.last_id });
     }
-    const [t, c] = [quoteIdent(table), quoteIdent(id)];
-    const countIn = db.prepare(`SELECT count(*) FROM ${t} WHERE ${c} BETWEEN ? AND ?`).pluck();
-    const firstAbove = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ? AND ${c} < ?`).pluck();
-    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
+    const [mappedTable, idColumn] = [quoteIdent(table), quoteIdent(id)];
+    const countIn = db.prepare(`SELECT count(*) FROM ${mappedTable} WHERE ${idColumn} BETWEEN ? AND ?`).pluck();
+    const firstAbove = db.prepare(`SELECT min(${idColumn}) FROM ${mappedTable} WHERE ${idColumn} > ? AND ${idColumn} < ?`).pluck();
+    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${mappedTable}`).pluck().get());
     const checkedRows = merged.reduce((sum, r) => sum + Number(countIn.get(r.first, r.last)), 0);
-    const firstAfter = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ?`).pluck();
+    const firstAfter = db.prepare(`SELECT min(${idColumn}) FROM ${mappedTable} WHERE ${idColumn} > ?`).pluck();
     let oldest: bigint | null = null;
     let below = -1n;
     for (const range of merged) {
