@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { JOB_TYPES, snowflakeTime, type AuditAction, type JobType } from '../types.js';
+import { lastAudit, type RecordedAudit } from './audit.js';
 import { addChanges, type ChangeCause, type ChangeKind, type ChangesByTable } from './changeCounts.js';
 import { cycleSummarySchema, parseLedgerJson } from './ledgerJson.js';
 import type { Db } from './open.js';
@@ -54,6 +55,8 @@ export interface ComplianceReport {
   since: string;
   until: string;
   types: TypeReport[];
+  /** The last `compliance-sync audit` (whenever it ran), or null when none is recorded. */
+  lastAudit: RecordedAudit | null;
 }
 
 /**
@@ -130,7 +133,7 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       },
     };
   });
-  return { since: from, until: to, types };
+  return { since: from, until: to, types, lastAudit: lastAudit(db) };
 }
 
 type Period = [type: JobType, from: string, to: string];
