@@ -37,9 +37,20 @@ export function compareIds(a: Id, b: Id): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** What the reconciler does for one result. */
+/** What the reconciler does for one result (also what `reconcile.policy` maps a reason to). */
 export const ACTIONS_TAKEN = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
 export type ActionTaken = (typeof ACTIONS_TAKEN)[number];
+
+/** With `reconcile.cascadeUsers`, a users result's action repeated on the author's tweets, as the audit names it. */
+export const CASCADE_ACTIONS = { delete: 'cascade_delete', mark: 'cascade_mark', scrub_geo: 'cascade_scrub_geo' } as const;
+export type CascadeAction = (typeof CASCADE_ACTIONS)[keyof typeof CASCADE_ACTIONS];
+
+/**
+ * What the audit counts per reason (cs_audit_counts.action_taken): the action taken on a stored row, `not_found`
+ * when the result's row is not stored, and the cascade's actions (counted in tweets, not in results).
+ */
+export const AUDIT_ACTIONS = [...ACTIONS_TAKEN, 'not_found', ...Object.values(CASCADE_ACTIONS)] as readonly AuditAction[];
+export type AuditAction = ActionTaken | 'not_found' | CascadeAction;
 
 /** X's snowflake epoch (2010-11-04T01:42:54.657Z): an ID's top bits are milliseconds since then. */
 const TWITTER_EPOCH = 1288834974657n;

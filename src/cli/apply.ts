@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../errors.js';
 import { applyResultsFile, type ApplySummary } from '../pipeline/apply/applyFile.js';
 import { purgeStore } from '../store/purge.js';
-import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
+import { applyRunsOf, fileIdentity } from '../store/applyRuns.js';
 import type { Db } from '../store/open.js';
 import { assertPreflight } from '../store/preflight.js';
 import { acquireRunLock } from '../store/runLock.js';
@@ -69,10 +69,10 @@ export function registerApply(program: Command): void {
       const stopSignals = onStopSignals(controller, logger);
       const bar = interactive ? showApplyProgress(sizeOf(file)) : null;
       try {
-        let resumable = options.dryRun ? null : findResumableApplyRun(db, options.type, file);
+        let resumable = options.dryRun ? null : applyRunsOf(db).findResumable(options.type, file);
         if (resumable && resumable.sourceIdentity !== identityOf(file)) {
           // Same path, another file (this week's results over last week's): its checkpoint means nothing here.
-          abandonApplyRun(db, resumable.id, new Date().toISOString());
+          applyRunsOf(db).giveUp(resumable.id, new Date().toISOString());
           if (!options.json) print(`apply run #${resumable.id} was of an earlier file at this path; starting over`);
           resumable = null;
         }

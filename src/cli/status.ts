@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { cyclesInProgress } from '../store/reports.js';
-import { Ledger } from '../store/ledger.js';
+import { ledgerOf } from '../store/ledger.js';
 import { ledgerState } from '../store/migrate.js';
 import { currentDaemon, currentLockHolder, describeHolder } from '../store/runLock.js';
 import { readStoreStatus } from '../store/status.js';
@@ -33,7 +33,7 @@ export function registerStatus(program: Command): void {
           print(`no cycle information until the ledger is up to date: ${todo}`);
           return;
         }
-        const ledger = new Ledger(db);
+        const ledger = ledgerOf(db);
         // The daemon holds its own lock for its whole life and the run lock only while a cycle runs.
         const daemon = currentDaemon(config.store.path);
         const holder = currentLockHolder(config.store.path);
@@ -99,9 +99,9 @@ export function registerStatus(program: Command): void {
         }
         print(lastCycles.length ? '\nrecent cycles:' : '\nno cycles yet');
         for (const cycle of lastCycles) {
-          const summary = cycle.summary as { idsChecked?: number; jobsUsed?: number; actions?: Record<string, number>; shards?: { failed: number } } | null;
-          const detail = summary?.idsChecked !== undefined
-            ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards?.failed ? `, ${summary.shards.failed} shards failed` : ''}`
+          const summary = cycle.summary && 'idsChecked' in cycle.summary ? cycle.summary : null;
+          const detail = summary
+            ? `: ${summary.idsChecked} IDs checked, ${summary.jobsUsed} jobs, ${Object.entries(summary.actions).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'}${summary.shards.failed ? `, ${summary.shards.failed} shards failed` : ''}`
             : '';
           print(`  #${cycle.id} ${cycle.type} ${cycle.state} (${cycle.trigger}) started ${cycle.startedAt}${cycle.finishedAt ? `, finished ${cycle.finishedAt}` : ''}${detail}`);
         }

@@ -1,4 +1,5 @@
 import type { CycleSummary } from '../pipeline/events.js';
+import type { AuditAction } from '../types.js';
 
 /** The end-of-run table: one column per type. */
 export function formatCycleSummaries(summaries: readonly CycleSummary[]): string {
@@ -14,7 +15,7 @@ export function formatCycleSummaries(summaries: readonly CycleSummary[]): string
     ['shards failed', ...summaries.map((s) => String(s.shards.failed))],
     ['shards held', ...summaries.map((s) => String(s.shards.held))],
     ['jobs used', ...summaries.map((s) => String(s.jobsUsed))],
-    ...actionKeys.map((key): [string, ...string[]] => [`${s(key)}`, ...summaries.map((sum) => String(sum.actions[key] ?? 0))]),
+    ...actionKeys.map((key): [string, ...string[]] => [actionLabel(key), ...summaries.map((sum) => String(sum.actions[key] ?? 0))]),
     ['not in store', ...summaries.map((s) => String(s.notFound))],
     ...rejectKeys.map((key): [string, ...string[]] => [`rejected: ${key}`, ...summaries.map((sum) => String(sum.rejected[key] ?? 0))]),
     ['marks cleared', ...summaries.map((s) => String(s.marksCleared))],
@@ -28,15 +29,18 @@ export function formatCycleSummaries(summaries: readonly CycleSummary[]): string
   return lines.join('\n');
 }
 
-function s(action: string): string {
-  const labels: Record<string, string> = {
-    delete: 'rows deleted',
-    mark: 'rows marked',
-    scrub_geo: 'geo scrubbed',
-    ignore: 'ignored by policy',
-    cascade_delete: "authors' tweets deleted",
-    cascade_mark: "authors' tweets marked",
-    cascade_scrub_geo: "authors' tweets geo-scrubbed",
-  };
-  return labels[action] ?? action;
+/** How the end-of-run table names each audit action. */
+const ACTION_LABELS: Record<AuditAction, string> = {
+  delete: 'rows deleted',
+  mark: 'rows marked',
+  scrub_geo: 'geo scrubbed',
+  ignore: 'ignored by policy',
+  not_found: 'not in store',
+  cascade_delete: "authors' tweets deleted",
+  cascade_mark: "authors' tweets marked",
+  cascade_scrub_geo: "authors' tweets geo-scrubbed",
+};
+
+function actionLabel(action: string): string {
+  return ACTION_LABELS[action as AuditAction] ?? action;
 }

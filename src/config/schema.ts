@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import cron from 'node-cron';
-import { JOB_TYPES } from '../types.js';
+import { ACTIONS_TAKEN, JOB_TYPES, type ActionTaken } from '../types.js';
 
 /** Table and column names are spliced into SQL, so only plain identifiers pass. */
 const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -126,10 +126,8 @@ function isLoopbackListen(listen: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
 }
 
-const POLICY_ACTIONS = ['delete', 'mark', 'scrub_geo', 'ignore'] as const;
-
 /** What each reason does by default (docs/architecture.md#what-a-result-does-to-the-store); config entries override or add reasons. */
-export const DEFAULT_POLICY: Readonly<Record<string, (typeof POLICY_ACTIONS)[number]>> = Object.freeze({
+export const DEFAULT_POLICY: Readonly<Record<string, ActionTaken>> = Object.freeze({
   deleted: 'delete',
   deactivated: 'delete',
   bounced: 'delete',
@@ -215,7 +213,7 @@ export const configSchema = z.strictObject({
       policy: z
         .record(
           z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { message: 'reason names are lower-case words' }),
-          z.enum(POLICY_ACTIONS),
+          z.enum(ACTIONS_TAKEN),
         )
         .default({})
         .describe('Action taken per reason, on top of the defaults.'),

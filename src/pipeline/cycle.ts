@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
+import { auditActionsOf } from '../store/auditCounts.js';
 import { lockPacing } from '../store/lockPace.js';
 import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
@@ -55,7 +56,7 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
       });
     }
     // A dry run changed nothing in the content tables: a real cycle may simply replace it.
-    ctx.ledger.closeCycle(cycle.id, { abandoned: 'replaced by a real cycle' }, now, true);
+    ctx.ledger.abandonCycle(cycle.id, 'replaced by a real cycle', now);
     await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
     cycle = null;
   }
@@ -135,7 +136,7 @@ function recoverClosedCycle(ctx: CycleContext, type: JobType, dryRun: boolean, n
   ctx.logger
     .child({ type, cycle: closed.id })
     .info({ finishedAt: closed.finishedAt }, 'this cycle closed in a run that was stopped before reporting it; reporting it instead of starting a new one');
-  return closed.summary as CycleSummary;
+  return closed.summary;
 }
 
 /** Runs the cycles of several types side by side (one job at a time per type, as X allows). */
@@ -170,11 +171,8 @@ function summarize(
   };
   if (dryRun) {
     for (const run of dryRunSummaries) {
-      for (const [action, n] of Object.entries(run.applied)) add(actions, action, n);
-      // The same names the audit gives a real run's cascades (cs_audit_counts.action_taken).
-      add(actions, 'cascade_delete', run.cascaded.deleted);
-      add(actions, 'cascade_mark', run.cascaded.marked);
-      add(actions, 'cascade_scrub_geo', run.cascaded.scrubbed);
+      // The names the audit gives a real run's actions (cs_audit_counts.action_taken).
+      for (const [action, n] of Object.entries(auditActionsOf(run))) add(actions, action, n);
       for (const [kind, n] of Object.entries(run.rejected)) add(rejected, kind, n);
       notFound += run.notFound;
     }
@@ -188,7 +186,7 @@ function summarize(
       add((byReason[row.reason] ??= {}), row.actionTaken, row.count);
     }
     for (const counts of ctx.ledger.applyRunCounts(cycle.id)) {
-      for (const [kind, n] of Object.entries((counts.rejected as Record<string, number> | undefined) ?? {})) add(rejected, kind, n);
+      for (const [kind, n] of Object.entries(counts.rejected)) add(rejected, kind, n);
     }
   }
   const count = (state: string) => shards.filter((shard) => shard.state === state).length;

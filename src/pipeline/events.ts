@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ShardState } from '../store/ledger.js';
+import type { CycleSummary } from '../store/ledgerJson.js';
 import type { JobType } from '../types.js';
 
 /** Typed lifecycle events: the progress display and the tests follow the pipeline through these, never by sleeping. */
@@ -16,21 +17,5 @@ export interface CycleEventMap {
 
 export class CycleEvents extends EventEmitter<CycleEventMap> {}
 
-export interface CycleSummary {
-  type: JobType;
-  cycleId: number;
-  state: 'closed' | 'held' | 'interrupted';
-  dryRun: boolean;
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  idsChecked: number;
-  shards: { total: number; applied: number; failed: number; held: number };
-  jobsUsed: number;
-  actions: Record<string, number>;
-  byReason: Record<string, Record<string, number>>;
-  notFound: number;
-  rejected: Record<string, number>;
-  marksCleared: number;
-  failures: { seq: number; error: string }[];
-}
+/** A cycle's report; a closed cycle keeps it in the ledger (cs_cycles.summary_json), so its shape lives there. */
+export type { CycleSummary } from '../store/ledgerJson.js';

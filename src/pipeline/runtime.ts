@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import type { Logger } from '../log.js';
-import { Ledger } from '../store/ledger.js';
+import { ledgerOf, type Ledger } from '../store/ledger.js';
 import { migrate } from '../store/migrate.js';
 import { openStore, requireExistingStore, type Db } from '../store/open.js';
 import { assertPreflight } from '../store/preflight.js';
@@ -49,7 +49,7 @@ export function openRuntime(
     db.close();
     throw err;
   }
-  const ledger = new Ledger(db);
+  const ledger = ledgerOf(db);
   bindStoreIdentity(ledger, config.store.path, logger);
   const client = new ComplianceClient({
     baseUrl: config.api.baseUrl,

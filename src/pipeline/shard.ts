@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { markApplyRunConfirmed } from '../store/applyRuns.js';
 import type { CycleRecord, ShardRecord, ShardState } from '../store/ledger.js';
 import type { StoredIds } from '../store/storedIds.js';
 import type { Id } from '../types.js';
@@ -96,11 +95,8 @@ export class ShardRunner {
     const { ctx } = this;
     const count = await exportShard(this.ids, shard, shardFile(ctx.config, this.cycle.id, shard.seq), ctx.signal);
     const now = ctx.now();
-    ctx.db.transaction(() => {
-      ctx.ledger.setShardIdCount(shard.id, count, now);
-      // Rows deleted since planning can empty a range: nothing to check, nothing to pay for.
-      ctx.ledger.setShardState(shard.id, count > 0 ? 'exported' : 'applied', now);
-    })();
+    // Rows deleted since planning can empty a range: nothing to check, nothing to pay for.
+    ctx.ledger.recordExport(shard.id, count, count > 0 ? 'exported' : 'applied', now);
     this.transition(shard, count > 0 ? 'exported' : 'applied', count);
   }
 
@@ -300,7 +296,7 @@ export class ShardRunner {
   private async apply(shard: ShardRecord): Promise<void> {
     const { ctx } = this;
     const file = resultFile(ctx.config, this.cycle.id, shard.seq);
-    const latest = this.dryRun ? null : ctx.ledger.latestApplyRun(shard.id);
+    const latest = this.dryRun ? null : ctx.ledger.runs.latestOfShard(shard.id);
     if (latest?.state === 'done') {
       // The run finished but a crash came before the shard's transition: record it, never apply twice.
       this.finishApply(shard, latest.id, 'applied');
@@ -309,7 +305,7 @@ export class ShardRunner {
     if (!existsSync(file)) {
       // The cache was cleared: fetch the results again while the download window lasts. An unfinished run's
       // checkpoint counts lines of the old file (X shuffles results), so it is given up and the new file starts over.
-      if (latest && latest.state !== 'failed') ctx.ledger.failApplyRun(latest.id, ctx.now());
+      if (latest) ctx.ledger.runs.giveUp(latest.id, ctx.now().toISOString());
       this.setState(shard, 'complete');
       return;
     }
@@ -336,7 +332,7 @@ export class ShardRunner {
       }
       if (summary.state !== 'interrupted') this.setState(shard, 'applied');
     } else if (summary.state === 'done') {
-      if (confirm) markApplyRunConfirmed(ctx.db, summary.runId!, ctx.now().toISOString());
+      if (confirm) ctx.ledger.runs.markConfirmed(summary.runId!, ctx.now().toISOString());
       this.finishApply(shard, summary.runId!, 'applied');
     } else if (summary.state === 'held') {
       this.finishApply(
@@ -371,11 +367,7 @@ export class ShardRunner {
   /** The shard's run and its transition, in one transaction. */
   private finishApply(shard: ShardRecord, runId: number, state: 'applied' | 'held', error: string | null = null): void {
     const { ctx } = this;
-    const now = ctx.now();
-    ctx.db.transaction(() => {
-      ctx.ledger.setShardApplyRun(shard.id, runId, now);
-      ctx.ledger.setShardState(shard.id, state, now, error);
-    })();
+    ctx.ledger.recordApplyOutcome(shard.id, runId, state, error, ctx.now());
     this.transition(shard, state, shard.idCount, error ?? undefined);
   }
 
@@ -408,11 +400,7 @@ export class ShardRunner {
    */
   private async retire(shard: ShardRecord, jobStatus: string, error: string, cancel = false): Promise<void> {
     const { ctx } = this;
-    const now = ctx.now();
-    ctx.db.transaction(() => {
-      if (shard.jobId) ctx.ledger.setJobStatus(shard.jobId, jobStatus, now, { error });
-      ctx.ledger.setShardState(shard.id, 'exported', now, error);
-    })();
+    ctx.ledger.retireJob(shard.id, shard.jobId, jobStatus, error, ctx.now());
     this.liveJob = null;
     this.missingResults = 0;
     this.log(shard).warn({ job: shard.jobId, status: jobStatus, err: error }, 'job ended without results; the shard runs again');

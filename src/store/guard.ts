@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import type { Relation, TableTarget, Target } from './target.js';
 
 export type GuardMode = Config['reconcile']['guard'];
@@ -21,29 +21,29 @@ const GUARD_PREFIX = 'cs_guard_';
 function guardTriggers(t: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off') return out;
-  const table = q(t.table);
-  const id = q(t.id);
+  const table = quoteIdent(t.table);
+  const id = quoteIdent(t.id);
   const raise = mode === 'ignore' ? 'RAISE(IGNORE)' : `RAISE(ABORT, ${quoteLiteral(GUARD_ABORT_MESSAGE)})`;
   const tombstoned = (expr: string) => `EXISTS (SELECT 1 FROM cs_tombstones WHERE type = '${t.type}' AND id = ${expr})`;
   const name = (suffix: string) => `${GUARD_PREFIX}${t.table}_${suffix}`;
-  out.set(name('insert'), `CREATE TRIGGER ${q(name('insert'))} BEFORE INSERT ON ${table} WHEN ${tombstoned(`NEW.${id}`)} BEGIN SELECT ${raise}; END`);
+  out.set(name('insert'), `CREATE TRIGGER ${quoteIdent(name('insert'))} BEFORE INSERT ON ${table} WHEN ${tombstoned(`NEW.${id}`)} BEGIN SELECT ${raise}; END`);
   out.set(
     name('renumber'),
-    `CREATE TRIGGER ${q(name('renumber'))} BEFORE UPDATE OF ${id} ON ${table} WHEN NEW.${id} IS NOT OLD.${id} AND ${tombstoned(`NEW.${id}`)} BEGIN SELECT ${raise}; END`,
+    `CREATE TRIGGER ${quoteIdent(name('renumber'))} BEFORE UPDATE OF ${id} ON ${table} WHEN NEW.${id} IS NOT OLD.${id} AND ${tombstoned(`NEW.${id}`)} BEGIN SELECT ${raise}; END`,
   );
   if (t.marks) {
-    const [state, reason, at] = [q(t.marks.state), q(t.marks.reason), q(t.marks.at)];
+    const [state, reason, at] = [quoteIdent(t.marks.state), quoteIdent(t.marks.reason), quoteIdent(t.marks.at)];
     const stash = `type = '${t.type}' AND id = NEW.${id}`;
     out.set(
       name('save_marks'),
-      `CREATE TRIGGER ${q(name('save_marks'))} BEFORE INSERT ON ${table} BEGIN
+      `CREATE TRIGGER ${quoteIdent(name('save_marks'))} BEFORE INSERT ON ${table} BEGIN
   DELETE FROM cs_guard_marks WHERE ${stash};
   INSERT INTO cs_guard_marks (type, id, state, reason, at) SELECT '${t.type}', ${id}, ${state}, ${reason}, ${at} FROM ${table} WHERE ${id} = NEW.${id} AND ${state} IS NOT NULL;
 END`,
     );
     out.set(
       name('restore_marks'),
-      `CREATE TRIGGER ${q(name('restore_marks'))} AFTER INSERT ON ${table} WHEN EXISTS (SELECT 1 FROM cs_guard_marks WHERE ${stash}) BEGIN
+      `CREATE TRIGGER ${quoteIdent(name('restore_marks'))} AFTER INSERT ON ${table} WHEN EXISTS (SELECT 1 FROM cs_guard_marks WHERE ${stash}) BEGIN
   UPDATE ${table} SET (${state}, ${reason}, ${at}) = (SELECT state, reason, at FROM cs_guard_marks WHERE ${stash}) WHERE ${id} = NEW.${id} AND ${state} IS NULL;
   DELETE FROM cs_guard_marks WHERE ${stash};
 END`,
@@ -61,16 +61,16 @@ END`,
 function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: GuardMode): Map<string, string> {
   const out = new Map<string, string>();
   if (mode === 'off' || relation.parentColumn.toLowerCase() !== parent.id.toLowerCase()) return out;
-  const child = q(relation.childTable);
-  const column = q(relation.childColumn);
+  const child = quoteIdent(relation.childTable);
+  const column = quoteIdent(relation.childColumn);
   const tombstoned = `EXISTS (SELECT 1 FROM cs_tombstones WHERE type = '${parent.type}' AND id = NEW.${column})`;
   const name = `${GUARD_PREFIX}${relation.childTable}_${relation.childColumn}_${parent.type}`;
   if (relation.action === 'delete') {
     const raise = mode === 'ignore' ? 'RAISE(IGNORE)' : `RAISE(ABORT, ${quoteLiteral(GUARD_ABORT_MESSAGE)})`;
-    out.set(name, `CREATE TRIGGER ${q(name)} BEFORE INSERT ON ${child} WHEN ${tombstoned} BEGIN SELECT ${raise}; END`);
+    out.set(name, `CREATE TRIGGER ${quoteIdent(name)} BEFORE INSERT ON ${child} WHEN ${tombstoned} BEGIN SELECT ${raise}; END`);
   } else {
     const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
-    out.set(name, `CREATE TRIGGER ${q(name)} AFTER INSERT ON ${child} WHEN ${tombstoned} BEGIN UPDATE ${child} SET ${column} = ${value} WHERE ${column} = NEW.${column}; END`);
+    out.set(name, `CREATE TRIGGER ${quoteIdent(name)} AFTER INSERT ON ${child} WHEN ${tombstoned} BEGIN UPDATE ${child} SET ${column} = ${value} WHERE ${column} = NEW.${column}; END`);
   }
   return out;
 }
@@ -92,7 +92,7 @@ export function ensureGuard(db: Db, target: Target, mode: GuardMode): void {
   const missing = [...wanted].filter(([name]) => !existing.some((e) => e.name === name && e.sql === wanted.get(name)));
   if (!stale.length && !missing.length) return;
   db.transaction(() => {
-    for (const e of stale) db.exec(`DROP TRIGGER ${q(e.name)}`);
+    for (const e of stale) db.exec(`DROP TRIGGER ${quoteIdent(e.name)}`);
     for (const [, sql] of missing) db.exec(sql);
   }).immediate();
 }

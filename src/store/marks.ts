@@ -3,7 +3,7 @@ import type { JobType } from '../types.js';
 import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 import { resolveTables, type TableTarget } from './target.js';
 
 const kept = KEPT_STATES.map((s) => `'${s}'`).join(', ');
@@ -17,9 +17,9 @@ export function visibleViewName(table: string): string {
 /** The SQL of a type's visible view, for the marks where the mapping keeps them. */
 function visibleViewSql(t: TableTarget): string {
   const hidden = t.marks
-    ? `t.${q(t.marks.state)} IS NOT NULL AND t.${q(t.marks.state)} NOT IN (${kept})`
-    : `EXISTS (SELECT 1 FROM cs_marks AS m WHERE m.type = '${t.type}' AND m.id = t.${q(t.id)} AND m.state NOT IN (${kept}))`;
-  return `CREATE VIEW ${q(visibleViewName(t.table))} AS SELECT t.* FROM ${q(t.table)} AS t WHERE NOT (${hidden})`;
+    ? `t.${quoteIdent(t.marks.state)} IS NOT NULL AND t.${quoteIdent(t.marks.state)} NOT IN (${kept})`
+    : `EXISTS (SELECT 1 FROM cs_marks AS m WHERE m.type = '${t.type}' AND m.id = t.${quoteIdent(t.id)} AND m.state NOT IN (${kept}))`;
+  return `CREATE VIEW ${quoteIdent(visibleViewName(t.table))} AS SELECT t.* FROM ${quoteIdent(t.table)} AS t WHERE NOT (${hidden})`;
 }
 
 /**
@@ -36,7 +36,7 @@ export function ensureVisibleViews(db: Db, target: { tweets: TableTarget; users:
     const found = schema.table(name);
     if (found && (found.kind !== 'view' || found.sql === sql)) continue;
     db.transaction(() => {
-      if (found) db.exec(`DROP VIEW ${q(name)}`);
+      if (found) db.exec(`DROP VIEW ${quoteIdent(name)}`);
       db.exec(sql);
     }).immediate();
   }
@@ -79,9 +79,9 @@ export async function clearStaleMarks(
   );
   // Pieces of a range are cut at the mapped table's own IDs, counted `rows` at a time: the rows-th ID after the last
   // piece's end (an index walk), so a piece covers a known number of rows wherever IDs are dense or sparse.
-  const id = q(own.id);
-  const walkFirst = db.prepare(`SELECT ${id} FROM ${q(own.table)} WHERE ${id} >= @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
-  const walkNext = db.prepare(`SELECT ${id} FROM ${q(own.table)} WHERE ${id} > @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const id = quoteIdent(own.id);
+  const walkFirst = db.prepare(`SELECT ${id} FROM ${quoteIdent(own.table)} WHERE ${id} >= @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkNext = db.prepare(`SELECT ${id} FROM ${quoteIdent(own.table)} WHERE ${id} > @from AND ${id} <= @last ORDER BY ${id} LIMIT 1 OFFSET @skip`);
   for (const walk of [walkFirst, walkNext]) walk.pluck().safeIntegers(true);
   const maxLockMs = options.maxLockMs ?? config.reconcile.maxLockMs;
   const clock = options.clock ?? (() => performance.now());
@@ -146,7 +146,7 @@ interface MarkSql {
 }
 
 function columnsOf(t: TableTarget, alias: string): MarkSql {
-  return { state: `${alias}.${q(t.marks!.state)}`, reason: `${alias}.${q(t.marks!.reason)}`, at: `${alias}.${q(t.marks!.at)}` };
+  return { state: `${alias}.${quoteIdent(t.marks!.state)}`, reason: `${alias}.${quoteIdent(t.marks!.reason)}`, at: `${alias}.${quoteIdent(t.marks!.at)}` };
 }
 const LEDGER: MarkSql = { state: 'cs_marks.state', reason: 'cs_marks.reason', at: 'cs_marks.at' };
 
@@ -159,10 +159,10 @@ function staleOwn(m: MarkSql): string {
 
 function prepareClearOwn(db: Db, t: TableTarget) {
   if (t.marks) {
-    const m = columnsOf(t, q(t.table));
+    const m = columnsOf(t, quoteIdent(t.table));
     return db.prepare(
-      `UPDATE ${q(t.table)} SET ${q(t.marks.state)} = NULL, ${q(t.marks.reason)} = NULL, ${q(t.marks.at)} = NULL
-       WHERE ${q(t.id)} BETWEEN @first AND @last AND ${staleOwn(m)}`,
+      `UPDATE ${quoteIdent(t.table)} SET ${quoteIdent(t.marks.state)} = NULL, ${quoteIdent(t.marks.reason)} = NULL, ${quoteIdent(t.marks.at)} = NULL
+       WHERE ${quoteIdent(t.id)} BETWEEN @first AND @last AND ${staleOwn(m)}`,
     );
   }
   return db.prepare(`DELETE FROM cs_marks WHERE type = '${t.type}' AND id BETWEEN @first AND @last AND ${staleOwn(LEDGER)}`);
@@ -172,23 +172,23 @@ function prepareClearOwn(db: Db, t: TableTarget) {
 function authorMark(users: TableTarget, authorExpr: string): string {
   if (users.marks) {
     const u = columnsOf(users, 'u');
-    return `SELECT ${u.state} AS state, ${u.reason} AS reason, ${u.at} AS at FROM ${q(users.table)} AS u
-            WHERE u.${q(users.id)} = ${authorExpr} AND ${u.state} IS NOT NULL AND ${u.state} NOT IN (${kept})`;
+    return `SELECT ${u.state} AS state, ${u.reason} AS reason, ${u.at} AS at FROM ${quoteIdent(users.table)} AS u
+            WHERE u.${quoteIdent(users.id)} = ${authorExpr} AND ${u.state} IS NOT NULL AND ${u.state} NOT IN (${kept})`;
   }
   return `SELECT um.state, um.reason, um.at FROM cs_marks AS um WHERE um.type = 'users' AND um.id = ${authorExpr} AND um.state NOT IN (${kept})`;
 }
 
 function prepareHandOver(db: Db, tweets: TableTarget, users: TableTarget, authorId: string) {
   if (tweets.marks) {
-    const m = columnsOf(tweets, q(tweets.table));
-    const author = authorMark(users, `${q(tweets.table)}.${q(authorId)}`);
+    const m = columnsOf(tweets, quoteIdent(tweets.table));
+    const author = authorMark(users, `${quoteIdent(tweets.table)}.${quoteIdent(authorId)}`);
     return db.prepare(
-      `UPDATE ${q(tweets.table)} SET (${q(tweets.marks.state)}, ${q(tweets.marks.reason)}, ${q(tweets.marks.at)}) =
+      `UPDATE ${quoteIdent(tweets.table)} SET (${quoteIdent(tweets.marks.state)}, ${quoteIdent(tweets.marks.reason)}, ${quoteIdent(tweets.marks.at)}) =
          (SELECT a.state, '${CASCADE_REASON_PREFIX}' || a.reason, a.at FROM (${author} LIMIT 1) AS a)
-       WHERE ${q(tweets.id)} BETWEEN @first AND @last AND ${staleOwn(m)} AND EXISTS (${author})`,
+       WHERE ${quoteIdent(tweets.id)} BETWEEN @first AND @last AND ${staleOwn(m)} AND EXISTS (${author})`,
     );
   }
-  const author = authorMark(users, `(SELECT t.${q(authorId)} FROM ${q(tweets.table)} AS t WHERE t.${q(tweets.id)} = cs_marks.id)`);
+  const author = authorMark(users, `(SELECT t.${quoteIdent(authorId)} FROM ${quoteIdent(tweets.table)} AS t WHERE t.${quoteIdent(tweets.id)} = cs_marks.id)`);
   return db.prepare(
     `UPDATE cs_marks SET (state, reason, at) = (SELECT a.state, '${CASCADE_REASON_PREFIX}' || a.reason, a.at FROM (${author} LIMIT 1) AS a)
      WHERE type = 'tweets' AND id BETWEEN @first AND @last AND ${staleOwn(LEDGER)} AND EXISTS (${author})`,
@@ -196,17 +196,17 @@ function prepareHandOver(db: Db, tweets: TableTarget, users: TableTarget, author
 }
 
 function prepareClearCascaded(db: Db, tweets: TableTarget, users: TableTarget, authorId: string) {
-  const submitted = `SELECT ${q(users.id)} FROM ${q(users.table)} WHERE ${q(users.id)} BETWEEN @first AND @last`;
+  const submitted = `SELECT ${quoteIdent(users.id)} FROM ${quoteIdent(users.table)} WHERE ${quoteIdent(users.id)} BETWEEN @first AND @last`;
   if (tweets.marks) {
-    const m = columnsOf(tweets, q(tweets.table));
+    const m = columnsOf(tweets, quoteIdent(tweets.table));
     return db.prepare(
-      `UPDATE ${q(tweets.table)} SET ${q(tweets.marks.state)} = NULL, ${q(tweets.marks.reason)} = NULL, ${q(tweets.marks.at)} = NULL
-       WHERE ${q(authorId)} IN (${submitted}) AND ${isCascaded(m.reason)} AND ${m.state} NOT IN (${kept})
+      `UPDATE ${quoteIdent(tweets.table)} SET ${quoteIdent(tweets.marks.state)} = NULL, ${quoteIdent(tweets.marks.reason)} = NULL, ${quoteIdent(tweets.marks.at)} = NULL
+       WHERE ${quoteIdent(authorId)} IN (${submitted}) AND ${isCascaded(m.reason)} AND ${m.state} NOT IN (${kept})
          AND (${m.at} IS NULL OR ${m.at} < @before)`,
     );
   }
   return db.prepare(
     `DELETE FROM cs_marks WHERE type = 'tweets' AND ${isCascaded('reason')} AND state NOT IN (${kept}) AND at < @before
-       AND id IN (SELECT t.${q(tweets.id)} FROM ${q(tweets.table)} AS t WHERE t.${q(authorId)} IN (${submitted}))`,
+       AND id IN (SELECT t.${quoteIdent(tweets.id)} FROM ${quoteIdent(tweets.table)} AS t WHERE t.${quoteIdent(authorId)} IN (${submitted}))`,
   );
 }

@@ -1,7 +1,7 @@
 import { statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Db } from './open.js';
-import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 
 /**
  * Deleted content is overwritten with zeros instead of left in free space and free pages (SQLite's secure_delete),
@@ -46,7 +46,7 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
   enableSecureDelete(db);
   const ftsOptimized: string[] = [];
   for (const fts of new SchemaInfo(db).ftsTables()) {
-    db.prepare(`INSERT INTO ${q(fts.name)} (${q(fts.name)}) VALUES ('optimize')`).run();
+    db.prepare(`INSERT INTO ${quoteIdent(fts.name)} (${quoteIdent(fts.name)}) VALUES ('optimize')`).run();
     ftsOptimized.push(fts.name);
   }
   if (options.vacuum) db.exec('VACUUM');

@@ -1,8 +1,10 @@
 import type { Config } from '../config/load.js';
-import { JOB_TYPES, snowflakeTime, type JobType } from '../types.js';
-import { addChanges, type ChangeCount, type ChangesByTable } from './changeCounts.js';
+import { JOB_TYPES, snowflakeTime, type AuditAction, type JobType } from '../types.js';
 import { lastAudit, type RecordedAudit } from './audit.js';
+import { addChanges, type ChangeCause, type ChangeKind, type ChangesByTable } from './changeCounts.js';
+import { cycleSummarySchema, parseLedgerJson } from './ledgerJson.js';
 import type { Db } from './open.js';
+import { perConnection } from './perConnection.js';
 import { quoteIdent } from './schemaInfo.js';
 
 export interface CycleProgress {
@@ -18,29 +20,20 @@ export interface CycleProgress {
 
 /** The unfinished cycles: how far each has come and what its active shard is doing. */
 export function cyclesInProgress(db: Db): CycleProgress[] {
-  const cycles = db
-    .prepare("SELECT id, type, trigger, started_at, shard_count FROM cs_cycles WHERE state IN ('planning', 'running') ORDER BY type")
-    .all() as { id: bigint; type: JobType; trigger: string; started_at: string; shard_count: bigint | null }[];
-  const counts = db.prepare(
-    `SELECT sum(state IN ('applied', 'failed')) AS done, sum(state = 'held') AS held FROM cs_shards WHERE cycle_id = ?`,
-  );
-  const active = db.prepare(
-    `SELECT s.seq, s.state, j.id AS job_id, j.status AS job_status FROM cs_shards s LEFT JOIN cs_jobs j ON j.id = s.job_id
-     WHERE s.cycle_id = ? AND s.state NOT IN ('applied', 'failed', 'held', 'planned') ORDER BY s.seq LIMIT 1`,
-  );
-  return cycles.map((cycle) => {
-    const c = counts.get(cycle.id) as { done: bigint | null; held: bigint | null };
-    const a = active.get(cycle.id) as { seq: bigint; state: string; job_id: string | null; job_status: string | null } | undefined;
+  const { openCycles, shardCounts, activeShard } = statementsOf(db);
+  return openCycles.all().map((cycle) => {
+    const shards = shardCounts.get(cycle.id)!;
+    const active = activeShard.get(cycle.id);
     return {
       type: cycle.type,
       cycleId: Number(cycle.id),
       trigger: cycle.trigger,
       startedAt: cycle.started_at,
-      shardsDone: Number(c.done ?? 0),
+      shardsDone: Number(shards.done ?? 0),
       shardsTotal: Number(cycle.shard_count ?? 0),
-      shardsHeld: Number(c.held ?? 0),
-      activeShard: a
-        ? { seq: Number(a.seq), state: a.state, job: a.job_id ? { id: a.job_id, status: a.job_status ?? 'unknown' } : null }
+      shardsHeld: Number(shards.held ?? 0),
+      activeShard: active
+        ? { seq: Number(active.seq), state: active.state, job: active.job_id ? { id: active.job_id, status: active.job_status ?? 'unknown' } : null }
         : null,
     };
   });
@@ -73,45 +66,23 @@ export interface ComplianceReport {
 export function complianceReport(db: Db, config: Config, since: Date, until: Date): ComplianceReport {
   const from = since.toISOString();
   const to = until.toISOString();
+  const ledger = statementsOf(db);
   const types = JOB_TYPES.map((type): TypeReport => {
     const { table, id } = config.store.tables[type];
-    const closed = db
-      .prepare("SELECT summary_json FROM cs_cycles WHERE type = ? AND state = 'closed' AND trigger <> 'dry-run' AND finished_at >= ? AND finished_at <= ?")
-      .pluck()
-      .all(type, from, to) as string[];
-    const idsChecked = closed.reduce((sum, json) => sum + Number((JSON.parse(json) as { idsChecked?: number }).idsChecked ?? 0), 0);
-    const jobsRun = Number(
-      db.prepare('SELECT count(*) FROM cs_jobs WHERE type = ? AND created_at >= ? AND created_at <= ?').pluck().get(type, from, to),
+    const closed = ledger.closedSummaries.all(type, from, to);
+    const idsChecked = closed.reduce(
+      (sum, row) =>
+        sum + (row.summary_json === null ? 0 : parseLedgerJson(cycleSummarySchema, row.summary_json, `cs_cycles.summary_json of cycle ${row.id}`).idsChecked),
+      0,
     );
+    const jobsRun = Number(ledger.jobsCreated.get(type, from, to));
     const actionsByReason: Record<string, Record<string, number>> = {};
-    const audit = db
-      .prepare(
-        `SELECT a.reason, a.action_taken, sum(a.count) AS n FROM cs_audit_counts a JOIN cs_apply_runs r ON r.id = a.run_id
-         WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY a.reason, a.action_taken ORDER BY a.reason, a.action_taken`,
-      )
-      .all(type, from, to) as { reason: string; action_taken: string; n: bigint }[];
-    for (const row of audit) (actionsByReason[row.reason] ??= {})[row.action_taken] = Number(row.n);
-    const changed = db
-      .prepare(
-        `SELECT c.table_name, c.cause, c.kind, sum(c.count) AS n FROM cs_change_counts c JOIN cs_apply_runs r ON r.id = c.run_id
-         WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY c.table_name, c.cause, c.kind ORDER BY c.table_name, c.kind, c.cause`,
-      )
-      .all(type, from, to) as { table_name: string; cause: ChangeCount['cause']; kind: ChangeCount['kind']; n: bigint }[];
+    for (const row of ledger.auditOfPeriod.all(type, from, to)) (actionsByReason[row.reason] ??= {})[row.action_taken] = Number(row.n);
+    const changed = ledger.changesOfPeriod.all(type, from, to);
     const tables = addChanges({}, changed.map((row) => ({ table: row.table_name, cause: row.cause, kind: row.kind, count: Number(row.n) })));
 
-    const applied = db
-      .prepare(
-        `SELECT s.first_id, s.last_id, c.id AS cycle_id FROM cs_shards s JOIN cs_cycles c ON c.id = s.cycle_id
-         WHERE c.type = ? AND c.trigger <> 'dry-run' AND s.state = 'applied' AND c.started_at >= ? AND c.started_at <= ?
-         ORDER BY s.first_id`,
-      )
-      .all(type, from, to) as { first_id: bigint; last_id: bigint; cycle_id: bigint }[];
-    const failed = db
-      .prepare(
-        `SELECT s.first_id, s.last_id, s.seq, s.error, c.id AS cycle_id FROM cs_shards s JOIN cs_cycles c ON c.id = s.cycle_id
-         WHERE c.type = ? AND c.trigger <> 'dry-run' AND s.state = 'failed' AND c.started_at >= ? AND c.started_at <= ? ORDER BY c.id, s.seq`,
-      )
-      .all(type, from, to) as { first_id: bigint; last_id: bigint; seq: bigint; error: string | null; cycle_id: bigint }[];
+    const applied = ledger.appliedShards.all(type, from, to);
+    const failed = ledger.failedShards.all(type, from, to);
     const failures = failed.map((shard) => {
       const later = applied.find((a) => a.cycle_id > shard.cycle_id && a.first_id <= shard.first_id && a.last_id >= shard.last_id);
       return {
@@ -132,12 +103,12 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       if (top && range.first_id <= top.last + 1n) top.last = range.last_id > top.last ? range.last_id : top.last;
       else merged.push({ first: range.first_id, last: range.last_id });
     }
-    const [t, c] = [quoteIdent(table), quoteIdent(id)];
-    const countIn = db.prepare(`SELECT count(*) FROM ${t} WHERE ${c} BETWEEN ? AND ?`).pluck();
-    const firstAbove = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ? AND ${c} < ?`).pluck();
-    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
+    const [mappedTable, idColumn] = [quoteIdent(table), quoteIdent(id)];
+    const countIn = db.prepare(`SELECT count(*) FROM ${mappedTable} WHERE ${idColumn} BETWEEN ? AND ?`).pluck();
+    const firstAbove = db.prepare(`SELECT min(${idColumn}) FROM ${mappedTable} WHERE ${idColumn} > ? AND ${idColumn} < ?`).pluck();
+    const storedRows = Number(db.prepare(`SELECT count(*) FROM ${mappedTable}`).pluck().get());
     const checkedRows = merged.reduce((sum, r) => sum + Number(countIn.get(r.first, r.last)), 0);
-    const firstAfter = db.prepare(`SELECT min(${c}) FROM ${t} WHERE ${c} > ?`).pluck();
+    const firstAfter = db.prepare(`SELECT min(${idColumn}) FROM ${mappedTable} WHERE ${idColumn} > ?`).pluck();
     let oldest: bigint | null = null;
     let below = -1n;
     for (const range of merged) {
@@ -164,3 +135,39 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
   });
   return { since: from, until: to, types, lastAudit: lastAudit(db) };
 }
+
+type Period = [type: JobType, from: string, to: string];
+
+const statementsOf = perConnection((db: Db) => ({
+  openCycles: db.prepare<[], { id: bigint; type: JobType; trigger: string; started_at: string; shard_count: bigint | null }>(
+    "SELECT id, type, trigger, started_at, shard_count FROM cs_cycles WHERE state IN ('planning', 'running') ORDER BY type",
+  ),
+  shardCounts: db.prepare<[cycleId: bigint], { done: bigint | null; held: bigint | null }>(
+    `SELECT sum(state IN ('applied', 'failed')) AS done, sum(state = 'held') AS held FROM cs_shards WHERE cycle_id = ?`,
+  ),
+  activeShard: db.prepare<[cycleId: bigint], { seq: bigint; state: string; job_id: string | null; job_status: string | null }>(
+    `SELECT s.seq, s.state, j.id AS job_id, j.status AS job_status FROM cs_shards s LEFT JOIN cs_jobs j ON j.id = s.job_id
+     WHERE s.cycle_id = ? AND s.state NOT IN ('applied', 'failed', 'held', 'planned') ORDER BY s.seq LIMIT 1`,
+  ),
+  closedSummaries: db.prepare<Period, { id: bigint; summary_json: string | null }>(
+    "SELECT id, summary_json FROM cs_cycles WHERE type = ? AND state = 'closed' AND trigger <> 'dry-run' AND finished_at >= ? AND finished_at <= ?",
+  ),
+  jobsCreated: db.prepare<Period, bigint>('SELECT count(*) FROM cs_jobs WHERE type = ? AND created_at >= ? AND created_at <= ?').pluck(),
+  auditOfPeriod: db.prepare<Period, { reason: string; action_taken: AuditAction; n: bigint }>(
+    `SELECT a.reason, a.action_taken, sum(a.count) AS n FROM cs_audit_counts a JOIN cs_apply_runs r ON r.id = a.run_id
+     WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY a.reason, a.action_taken ORDER BY a.reason, a.action_taken`,
+  ),
+  changesOfPeriod: db.prepare<Period, { table_name: string; cause: ChangeCause; kind: ChangeKind; n: bigint }>(
+    `SELECT c.table_name, c.cause, c.kind, sum(c.count) AS n FROM cs_change_counts c JOIN cs_apply_runs r ON r.id = c.run_id
+     WHERE r.type = ? AND r.started_at >= ? AND r.started_at <= ? GROUP BY c.table_name, c.cause, c.kind ORDER BY c.table_name, c.kind, c.cause`,
+  ),
+  appliedShards: db.prepare<Period, { first_id: bigint; last_id: bigint; cycle_id: bigint }>(
+    `SELECT s.first_id, s.last_id, c.id AS cycle_id FROM cs_shards s JOIN cs_cycles c ON c.id = s.cycle_id
+     WHERE c.type = ? AND c.trigger <> 'dry-run' AND s.state = 'applied' AND c.started_at >= ? AND c.started_at <= ?
+     ORDER BY s.first_id`,
+  ),
+  failedShards: db.prepare<Period, { first_id: bigint; last_id: bigint; seq: bigint; error: string | null; cycle_id: bigint }>(
+    `SELECT s.first_id, s.last_id, s.seq, s.error, c.id AS cycle_id FROM cs_shards s JOIN cs_cycles c ON c.id = s.cycle_id
+     WHERE c.type = ? AND c.trigger <> 'dry-run' AND s.state = 'failed' AND c.started_at >= ? AND c.started_at <= ? ORDER BY c.id, s.seq`,
+  ),
+}));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { ConfigError, StoreError } from '../../src/errors.js';
-import { readChangeCounts } from '../../src/store/applyRuns.js';
+import { applyRunsOf } from '../../src/store/applyRuns.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
@@ -84,7 +84,7 @@ const counts = (db: Db) =>
 function recordedDeletions(db: Db, runIds: number[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const id of runIds) {
-    for (const c of readChangeCounts(db, id)) {
+    for (const c of applyRunsOf(db).changeCounts(id)) {
       if (c.kind === 'deleted') out[c.table] = (out[c.table] ?? 0) + c.count;
       if (c.kind === 'inserted') out[c.table] = (out[c.table] ?? 0) - c.count;
     }
@@ -142,7 +142,7 @@ describe('foreign keys of a collector layout, marks in the ledger', () => {
     const after = counts(db);
     expect(recordedDeletions(db, [tweets.runId!, users.runId!])).toEqual(diff(before, after));
     expect(diff(before, after)).toEqual({ tweets: 3, users: 1, media_tweets: 3, following: 2 });
-    expect(readChangeCounts(db, users.runId!)).toEqual(
+    expect(applyRunsOf(db).changeCounts(users.runId!)).toEqual(
       expect.arrayContaining([
         { table: 'tweets', cause: 'cascade', kind: 'deleted', count: 2 },
         { table: 'media_tweets', cause: 'fk', kind: 'deleted', count: 2 },
@@ -254,7 +254,7 @@ describe('declared ON DELETE actions, store.dependents and triggers', () => {
     expect(db.prepare('PRAGMA foreign_key_check').all()).toEqual([]);
     const after = counts(db);
     expect(recordedDeletions(db, [run.runId!])).toEqual(diff(before, after));
-    expect(readChangeCounts(db, run.runId!)).toEqual(
+    expect(applyRunsOf(db).changeCounts(run.runId!)).toEqual(
       expect.arrayContaining([
         { table: 'tweet_stats', cause: 'trigger', kind: 'deleted', count: 1 },
         { table: 'deletion_log', cause: 'trigger', kind: 'inserted', count: 1 },

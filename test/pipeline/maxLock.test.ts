@@ -1,7 +1,7 @@
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { getApplyRun, readAuditCounts, readChangeCounts } from '../../src/store/applyRuns.js';
+import { applyRunsOf } from '../../src/store/applyRuns.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import type { ApplySummary, Cut } from '../../src/pipeline/apply/applyFile.js';
 import { useTempDir } from '../helpers/tmp.js';
@@ -70,8 +70,8 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(stateOf(store)).toEqual(stateOf(straight));
     expect(totalsOf(summary)).toEqual(totalsOf(unbounded));
     expect(summary).toMatchObject({ state: 'done', applied: { delete: 2, mark: 2, scrub_geo: 1 }, cascaded: { deleted: 63, marked: 1, scrubbed: 1 } });
-    expect(readAuditCounts(store, summary.runId!)).toEqual(readAuditCounts(straight, unbounded.runId!));
-    expect(readChangeCounts(store, summary.runId!)).toEqual(readChangeCounts(straight, unbounded.runId!));
+    expect(applyRunsOf(store).auditCounts(summary.runId!)).toEqual(applyRunsOf(straight).auditCounts(unbounded.runId!));
+    expect(applyRunsOf(store).changeCounts(summary.runId!)).toEqual(applyRunsOf(straight).changeCounts(unbounded.runId!));
     expect(stateOf(store).likes).toEqual([]);
     store.close();
     straight.close();
@@ -89,9 +89,9 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
       onCommit: () => ++commits === 3 && controller.abort(),
     });
     expect(first.state).toBe('interrupted');
-    const run = getApplyRun(store, first.runId!)!;
+    const run = applyRunsOf(store).get(first.runId!)!;
     expect(run.checkpointLine).toBe(0);
-    expect(JSON.parse(run.countsJson!).cut).toMatchObject({ line: 6 });
+    expect(run.counts!.cut).toMatchObject({ line: 6 });
     const left = store.prepare("SELECT count(*) FROM tweets WHERE author_id = 1").pluck().get() as bigint;
     expect(left).toBeGreaterThan(0n);
     expect(left).toBeLessThan(60n);
@@ -105,7 +105,7 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
       onCommit: (c) => (c.cut?.records ?? 0) >= 2 && again.abort(),
     });
     expect(second.state).toBe('interrupted');
-    expect(JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut.records).toBeGreaterThanOrEqual(2);
+    expect(applyRunsOf(store).get(first.runId!)!.counts!.cut!.records).toBeGreaterThanOrEqual(2);
 
     const resumed = await apply(store, config, 'users', file, { runId: first.runId!, clock: ticking() });
     const once = await apply(straight, config, 'users', file, { clock: ticking() });
@@ -113,8 +113,8 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(stateOf(store)).toEqual(stateOf(straight));
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
     expect(resumed).toMatchObject({ linesRead: 6, records: 5, rejected: { malformed_json: 1 }, cascaded: { deleted: 63 } });
-    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
-    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    expect(applyRunsOf(store).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
+    expect(applyRunsOf(store).changeCounts(resumed.runId!)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
     store.close();
     straight.close();
   });
@@ -132,14 +132,14 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     let commits = 0;
     const first = await apply(store, config, 'tweets', file, { clock: ticking(), signal: controller.signal, onCommit: () => ++commits === 5 && controller.abort() });
     expect(first.state).toBe('interrupted');
-    expect(JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut).toMatchObject({ line: 40 });
+    expect(applyRunsOf(store).get(first.runId!)!.counts!.cut).toMatchObject({ line: 40 });
     const smaller = { ...config, reconcile: { ...config.reconcile, batchSize: 7 } };
     const resumed = await apply(store, smaller, 'tweets', file, { runId: first.runId!, clock: ticking() });
     const straight = openStore(path.join(dir, 'straight.db'));
     const once = await apply(straight, config, 'tweets', file, { clock: ticking() });
     expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
-    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(applyRunsOf(store).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
     store.close();
     straight.close();
   });
@@ -179,7 +179,7 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(first.state).toBe('interrupted');
     // Pieces of user 6's mark were committed with the tweet ID they reached, before the user row was marked.
     expect(cuts.some((c) => c.records === 0 && c.after !== undefined)).toBe(true);
-    const saved = JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut as Cut;
+    const saved = applyRunsOf(store).get(first.runId!)!.counts!.cut! as Cut;
     expect(saved).toMatchObject({ line: 3, records: 1 });
     const scrubbed = store.prepare('SELECT count(*) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get() as bigint;
     expect(scrubbed).toBeGreaterThan(0n);
@@ -202,8 +202,8 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     const ledger = Object.keys(tables).length > 0;
     const own = ledger ? marksOf(store).find((m) => String((m as { id: unknown }).id) === '10200') : rowsOf(store, 'tweets')['10200'];
     expect(own).toMatchObject(ledger ? { state: 'suspended' } : { compliance_state: 'suspended' });
-    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
-    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    expect(applyRunsOf(store).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
+    expect(applyRunsOf(store).changeCounts(resumed.runId!)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
     store.close();
     straight.close();
   });
@@ -253,8 +253,8 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(dependentsOf(store)).toEqual(dependentsOf(straight));
     expect(dependentsOf(store)).toEqual({ likes: [], replies: [{ in_reply_to: null, n: 300n }] });
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
-    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
-    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    expect(applyRunsOf(store).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
+    expect(applyRunsOf(store).changeCounts(resumed.runId!)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
     expect(resumed.changes).toMatchObject({ likes: { deleted: { fk: 603 } }, replies: { updated: { fk: 300 } } });
     store.close();
     straight.close();

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Id } from '../../src/types.js';
-import { readAuditCounts, getApplyRun } from '../../src/store/applyRuns.js';
+import { applyRunsOf } from '../../src/store/applyRuns.js';
 import { openStore } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, AS_OF, insertTweets, insertUsers, makeStore, result, rowsOf, writeResults } from './helpers.js';
@@ -62,11 +62,11 @@ describe('applyResultsFile: what each result does to the store', () => {
       rejected: {},
       rejectsFile: null,
     });
-    const audit = readAuditCounts(db, summary.runId!);
+    const audit = applyRunsOf(db).auditCounts(summary.runId!);
     expect(audit).toContainEqual({ reason: 'deleted', actionTaken: 'delete', count: 1 });
     expect(audit).toContainEqual({ reason: 'deleted', actionTaken: 'not_found', count: 1 });
     expect(audit).toContainEqual({ reason: 'tweet_edited', actionTaken: 'mark', count: 1 });
-    expect(getApplyRun(db, summary.runId!)).toMatchObject({ state: 'done', checkpointLine: 10, asOf: AS_OF });
+    expect(applyRunsOf(db).get(summary.runId!)).toMatchObject({ state: 'done', checkpointLine: 10, asOf: AS_OF });
     db.close();
   });
 
@@ -133,7 +133,7 @@ describe('applyResultsFile: what each result does to the store', () => {
       notFound: 1,
       cascaded: { deleted: 4, marked: 2, scrubbed: 1 },
     });
-    expect(readAuditCounts(db, summary.runId!)).toContainEqual({ reason: 'deleted', actionTaken: 'cascade_delete', count: 3 });
+    expect(applyRunsOf(db).auditCounts(summary.runId!)).toContainEqual({ reason: 'deleted', actionTaken: 'cascade_delete', count: 3 });
     db.close();
   });
 
@@ -233,7 +233,7 @@ describe('applyResultsFile: odd input', () => {
     const summary = await apply(db, config, 'tweets', file, { shard: { id: 3, idRange: { first: '10' as Id, last: '100' as Id }, submittedIds: 3 } });
     expect(Object.keys(rowsOf(db, 'tweets'))).toEqual(['5', '500']);
     expect(summary.rejected).toEqual({ outside_shard: 2 });
-    expect(getApplyRun(db, summary.runId!)).toMatchObject({ shardId: 3 });
+    expect(applyRunsOf(db).get(summary.runId!)).toMatchObject({ shardId: 3 });
     db.close();
   });
 
@@ -263,7 +263,7 @@ describe('applyResultsFile: safety gate and dry run', () => {
     const held = await apply(db, config, 'tweets', file, { confirmDeletions: false });
     expect(held).toMatchObject({ state: 'held', wouldDelete: 6, applied: { delete: 0, mark: 0 } });
     expect(rowsOf(db, 'tweets')).toEqual(before);
-    expect(getApplyRun(db, held.runId!)).toMatchObject({ state: 'held', checkpointLine: 0 });
+    expect(applyRunsOf(db).get(held.runId!)).toMatchObject({ state: 'held', checkpointLine: 0 });
     expect(existsSync(`${file}.rejects.ndjson`)).toBe(false);
     const confirmed = await apply(db, config, 'tweets', file, { confirmDeletions: true });
     expect(confirmed).toMatchObject({ state: 'done', applied: { delete: 6, mark: 1 } });
@@ -311,6 +311,39 @@ describe('applyResultsFile: safety gate and dry run', () => {
 });
 
 describe('applyResultsFile: checkpoints', () => {
+  it('resumes a run whose checkpoint an older version wrote (counts_json with its own copy of the action counts)', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { batchSize: 4 } });
+    insertTweets(db, Array.from({ length: 20 }, (_, i) => ({ id: String(100 + i), author_id: '1', raw_json: '{"geo":1}', geo_lat: 3 })));
+    const reasons = ['deleted', 'suspended', 'scrub_geo', 'protected'];
+    const file = writeResults(dir, 'r.ndjson', Array.from({ length: 20 }, (_, i) => result(String(100 + i), reasons[i % 4]!)));
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'copy.db'));
+
+    const store = openStore(config.store.path);
+    const controller = new AbortController();
+    const first = await apply(store, config, 'tweets', file, {
+      signal: controller.signal,
+      onProgress: (p) => p.phase === 'apply' && p.linesRead >= 8 && controller.abort(),
+    });
+    expect(first.state).toBe('interrupted');
+    // The shape counts_json had before the audit became the one count: every total, the changes included.
+    const { linesRead, records, applied, notFound, rejected, cascaded, changes } = first;
+    expect(applied.delete + applied.mark + applied.scrub_geo).toBeGreaterThan(0);
+    const oldShape = JSON.stringify({ linesRead, records, applied, notFound, rejected, cascaded, changes });
+    store.prepare('UPDATE cs_apply_runs SET counts_json = ? WHERE id = ?').run(oldShape, first.runId!);
+    expect(applyRunsOf(store).get(first.runId!)!.counts).toEqual({ linesRead, records, rejected });
+
+    const resumed = await apply(store, config, 'tweets', file, { runId: first.runId! });
+    const straight = openStore(path.join(dir, 'copy.db'));
+    const once = await apply(straight, config, 'tweets', file);
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    const { elapsedMs: _a, runId: _b, ...resumedTotals } = resumed;
+    const { elapsedMs: _c, runId: _d, ...onceTotals } = once;
+    expect(resumedTotals).toEqual(onceTotals);
+    expect(applyRunsOf(store).get(first.runId!)!.counts).toEqual({ linesRead: 20, records: 20, rejected: {} });
+  });
+
   it('stops after the current batch when aborted, and resuming the run gives the uninterrupted result', async () => {
     const dir = tempDir();
     const { config, db } = makeStore(dir, { reconcile: { batchSize: 4 } });
@@ -329,7 +362,7 @@ describe('applyResultsFile: checkpoints', () => {
       onProgress: (p) => p.phase === 'apply' && p.linesRead >= 10 && controller.abort(),
     });
     expect(first.state).toBe('interrupted');
-    const run = getApplyRun(interrupted, first.runId!)!;
+    const run = applyRunsOf(interrupted).get(first.runId!)!;
     expect(run.state).toBe('running');
     expect(run.checkpointLine).toBeGreaterThanOrEqual(10);
     expect(run.checkpointLine).toBeLessThan(32);
@@ -339,7 +372,7 @@ describe('applyResultsFile: checkpoints', () => {
     const straight = openStore(path.join(dir, 'copy.db'));
     const once = await apply(straight, config, 'tweets', file);
     expect(rowsOf(interrupted, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
-    expect(readAuditCounts(interrupted, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(applyRunsOf(interrupted).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
     const { elapsedMs: _a, runId: _b, ...resumedTotals } = resumed;
     const { elapsedMs: _c, runId: _d, ...onceTotals } = once;
     expect({ ...resumedTotals, rejectsFile: null }).toEqual({ ...onceTotals, rejectsFile: null });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { AppError } from '../../errors.js';
-import { finishApplyRun, prepareRunLedger } from '../../store/applyRuns.js';
+import { applyRunsOf } from '../../store/applyRuns.js';
 import { BadLine, readResultLines } from '../resultLines.js';
 import { toResultRecord } from '../resultRecords.js';
 import { RejectsWriter, rejectsPathFor } from '../rejects.js';
@@ -28,6 +28,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const now = options.now ?? (() => new Date());
   const opened = openApplyRun(options, now);
   const { file, run, totals, checkpoint, resumed } = opened;
+  const runs = run ? applyRunsOf(db) : null;
   const { statements, relaxForeignKeys } = prepareApplyTarget(options, target, run?.id ?? null);
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shard ? { shard: options.shard.id } : {}) });
   const limits = deletionLimits(options, statements);
@@ -47,7 +48,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     if (gate === 'interrupted') return summary('interrupted', 0, null);
     if (!gate.pass) {
       totals.linesRead = gate.lines;
-      finishApplyRun(db, run!.id, 'held', JSON.stringify(totals), now().toISOString());
+      runs!.finish(run!.id, 'held', totals, now().toISOString());
       logger.warn(
         { wouldDelete: gate.deletions, limit: Math.floor(limits.rows), cascaded: gate.cascaded, cascadeLimit: Math.floor(limits.cascaded) },
         'apply: held by the safety gate, nothing applied',
@@ -61,7 +62,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     db,
     statements,
     relaxForeignKeys,
-    ledger: run ? prepareRunLedger(db, run.id) : null,
+    ledger: run ? { runs: applyRunsOf(db), runId: run.id } : null,
     rejects,
     asOf: opened.asOf,
     totals,
@@ -104,7 +105,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const rejectedLines = Object.values(totals.rejected).reduce((sum, n) => sum + n, 0);
   if (totals.records === 0 && rejectedLines > 0) {
     // Nothing in the file could be used: that is a failed apply, not an empty result.
-    if (run) finishApplyRun(db, run.id, 'failed', JSON.stringify(totals), now().toISOString());
+    if (run) runs!.finish(run.id, 'failed', totals, now().toISOString());
     const kinds = Object.entries(totals.rejected).map(([kind, n]) => `${n} ${kind}`).join(', ');
     throw new AppError('results_unusable', `every line of the results file ${file} was rejected (${kinds}); nothing was applied`, {
       hint: rejectsFile ? `see what was wrong with each line in ${rejectsFile}` : 'check the file: one result object per line, as X returns it',
@@ -115,7 +116,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     logger.info({ ...totals, held }, 'apply: dry run finished, nothing written');
     return summary(held ? 'held' : 'done', totals.applied.delete + totals.cascaded.deleted, null);
   }
-  finishApplyRun(db, run!.id, 'done', JSON.stringify(totals), now().toISOString());
+  runs!.finish(run!.id, 'done', totals, now().toISOString());
   logger.info({ ...totals }, 'apply: done');
   return summary('done', totals.applied.delete + totals.cascaded.deleted, rejectsFile);
 }

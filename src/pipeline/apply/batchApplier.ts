@@ -1,6 +1,7 @@
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
-import type { AuditCounts, prepareRunLedger } from '../../store/applyRuns.js';
+import { runRolledBack, type ApplyRuns, type BatchRecord } from '../../store/applyRuns.js';
+import { actionTotalsOf, type AuditCounts } from '../../store/auditCounts.js';
 import { addChanges, type ChangeCount } from '../../store/changeCounts.js';
 import type { ContentStatements } from '../../store/contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../../store/lockPace.js';
@@ -16,8 +17,8 @@ export interface BatchApplierSetup {
   db: Db;
   statements: ContentStatements;
   relaxForeignKeys: boolean;
-  /** null for a dry run: nothing is recorded. */
-  ledger: ReturnType<typeof prepareRunLedger> | null;
+  /** The run each transaction is recorded on; null for a dry run: nothing is recorded. */
+  ledger: { runs: ApplyRuns; runId: number } | null;
   rejects: RejectsWriter | null;
   asOf: string;
   /** The run's totals so far (a resumed run's); the applier adds each commit's to them. */
@@ -45,7 +46,6 @@ export class BatchApplier {
   private resumeCut: Cut | null;
   private bytesRead = 0;
   private readonly loggedKinds = new Set<string>();
-  private readonly inTransaction: { immediate: (fn: () => void) => void };
   // A dry run rolls back each transaction, so work cut there would never be seen done: it is not cut.
   private readonly maxLockMs: number;
   private readonly clock: () => number;
@@ -54,7 +54,6 @@ export class BatchApplier {
     this.totals = setup.totals;
     this.committedLine = setup.checkpoint;
     this.resumeCut = setup.resumeCut;
-    this.inTransaction = setup.db.transaction((fn: () => void) => fn());
     this.maxLockMs = setup.options.dryRun ? Infinity : setup.options.config.reconcile.maxLockMs;
     this.clock = setup.options.clock ?? (() => performance.now());
   }
@@ -123,16 +122,16 @@ export class BatchApplier {
    * audit and the change counts. Returns where it stopped.
    */
   private commitFrom(line: number, done: Reached): Reached {
-    const { db, statements, ledger, options } = this.setup;
+    const { db, statements, ledger } = this.setup;
     const batch = this.batch;
     const cutAfter = cutAfterMs(this.maxLockMs);
     let reached = done;
     let next = this.totals;
-    const apply = () => {
+    const apply = (): BatchRecord => {
       const started = this.clock();
-      const delta = emptyTotals();
       const audit: AuditCounts = new Map();
-      reached = applyRecords(batch, done, statements, this.setup.asOf, delta, audit, () => this.clock() - started >= cutAfter);
+      reached = applyRecords(batch, done, statements, this.setup.asOf, audit, () => this.clock() - started >= cutAfter);
+      const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
       if (reached.records === batch.length) {
         // The batch's lines are counted once, with its last transaction.
         delta.linesRead = line - this.committedLine;
@@ -143,12 +142,12 @@ export class BatchApplier {
       addChanges(delta.changes, changes);
       next = addTotals(this.totals, delta);
       const cut = reached.records < batch.length ? cutAt(line, reached) : null;
-      ledger?.commit(cut ? this.committedLine : line, JSON.stringify(cut ? { ...next, cut } : next), audit, changes);
+      return { checkpointLine: cut ? this.committedLine : line, counts: cut ? { ...next, cut } : next, audit, changes };
     };
     try {
       withForeignKeysRelaxed(db, this.setup.relaxForeignKeys, () => {
-        if (options.dryRun) rollbackAfter(db, apply);
-        else this.inTransaction.immediate(apply);
+        if (ledger) ledger.runs.commitBatch(ledger.runId, apply);
+        else runRolledBack(db, apply);
       });
     } catch (err) {
       throw translateSqliteError(err, db.name);
@@ -162,13 +161,4 @@ export class BatchApplier {
 
 function cutAt(line: number, reached: Reached): Cut {
   return reached.after === null ? { line, records: reached.records } : { line, records: reached.records, after: reached.after };
-}
-
-function rollbackAfter(db: Db, fn: () => void): void {
-  db.exec('BEGIN');
-  try {
-    fn();
-  } finally {
-    db.exec('ROLLBACK');
-  }
 }

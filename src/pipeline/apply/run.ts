@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { AppError, StoreError } from '../../errors.js';
-import { createApplyRun, fileIdentity, reopenApplyRun, type ApplyRun } from '../../store/applyRuns.js';
+import { applyRunsOf, fileIdentity, type ApplyRun } from '../../store/applyRuns.js';
 import { describeUnusableResults } from '../resultLines.js';
 import { emptyTotals } from './totals.js';
 import type { ApplyOptions, Cut, Totals } from './types.js';
@@ -41,11 +41,12 @@ export function openApplyRun(options: ApplyOptions, now: () => Date): OpenedRun 
     });
   }
   let run: ApplyRun | null = null;
-  if (!options.dryRun) {
+  const runs = options.dryRun ? null : applyRunsOf(db);
+  if (runs) {
     run =
       options.runId !== undefined
-        ? reopenApplyRun(db, options.runId, type)
-        : createApplyRun(db, {
+        ? runs.reopen(options.runId, type)
+        : runs.create({
             type,
             source: file,
             sourceIdentity: identity,
@@ -66,10 +67,14 @@ export function openApplyRun(options: ApplyOptions, now: () => Date): OpenedRun 
     });
   }
   // Totals carry over only from committed batches; a held run's counts are the gate's scan, not applied lines.
-  const saved = run?.countsJson ? (JSON.parse(run.countsJson) as Totals & { cut?: Cut }) : null;
+  // What it read is in counts_json; what it did, in its audit and change counts.
+  const saved = run?.counts ?? null;
   const resumeCut: Cut | null = saved?.cut ?? null;
-  if (saved) delete saved.cut;
-  const totals: Totals = saved && (run!.checkpointLine > 0 || resumeCut) ? { ...emptyTotals(), ...saved } : emptyTotals();
+  let totals: Totals = emptyTotals();
+  if (saved && (run!.checkpointLine > 0 || resumeCut)) {
+    const { applied, notFound, cascaded, changes } = runs!.totals(run!);
+    totals = { linesRead: saved.linesRead, records: saved.records, applied, notFound, rejected: saved.rejected, cascaded, changes };
+  }
   const checkpoint = run?.checkpointLine ?? 0;
   return {
     file,

@@ -1,15 +1,11 @@
+import { emptyActionTotals } from '../../store/auditCounts.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../../store/changeCounts.js';
 import type { Totals } from './types.js';
 
-export const emptyTotals = (): Totals => ({
-  linesRead: 0,
-  records: 0,
-  applied: { delete: 0, mark: 0, scrub_geo: 0, ignore: 0 },
-  notFound: 0,
-  rejected: {},
-  cascaded: { deleted: 0, marked: 0, scrubbed: 0 },
-  changes: {},
-});
+export const emptyTotals = (): Totals => {
+  const { applied, notFound, cascaded } = emptyActionTotals();
+  return { linesRead: 0, records: 0, applied, notFound, rejected: {}, cascaded, changes: {} };
+};
 
 export function addTotals(a: Totals, b: Totals): Totals {
   const rejected = { ...a.rejected };

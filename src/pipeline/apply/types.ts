@@ -1,8 +1,9 @@
 import type { Config } from '../../config/load.js';
 import type { Logger } from '../../log.js';
+import type { ActionTotals } from '../../store/auditCounts.js';
 import type { ChangesByTable } from '../../store/changeCounts.js';
 import type { Db } from '../../store/open.js';
-import type { ActionTaken, Id, JobType } from '../../types.js';
+import type { Id, JobType } from '../../types.js';
 
 export interface ApplyOptions {
   db: Db;
@@ -52,14 +53,15 @@ export interface Cut {
   after?: Id;
 }
 
-/** The run's totals; committed as counts_json with each checkpoint, so a resumed run reports the whole file. */
-export interface Totals {
+/**
+ * The run's totals. Committed with each checkpoint: lines, records and rejects as counts_json, what was done as the
+ * audit (from which `applied`, `notFound` and `cascaded` are derived) and `changes` as cs_change_counts, so a resumed
+ * run reports the whole file.
+ */
+export interface Totals extends ActionTotals {
   linesRead: number;
   records: number;
-  applied: Record<ActionTaken, number>;
-  notFound: number;
   rejected: Record<string, number>;
-  cascaded: { deleted: number; marked: number; scrubbed: number };
   /** Every row changed, per table, kind and cause (FK actions, the cascade and the store's triggers included). */
   changes: ChangesByTable;
 }
