@@ -14,7 +14,7 @@ import {
   type AuditCounts,
 } from '../store/applyRuns.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
-import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
+import { CASCADE_REASON_PREFIX, checkContentSchema, explainCommitFailure, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
 import { ensureGuard } from '../store/guard.js';
 import { ensureVisibleViews } from '../store/marks.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../store/lockPace.js';
@@ -276,7 +276,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
           else inTransaction.immediate(apply);
         });
       } catch (err) {
-        throw translateSqliteError(err, db.name);
+        throw translateSqliteError(explainCommitFailure(err, db, target, type), db.name);
       } finally {
         lockReleased();
       }
