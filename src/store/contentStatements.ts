@@ -278,7 +278,7 @@ export function prepareContentStatements(
       queued?.flush();
       return ids.length ? countIn(idList(ids, t.idEncoding).json) : 0;
     },
-    delete: queued ? queued.delete : deleteRow,
+    delete: queued ? (key, reason, at) => queued.delete(key, reason, at) : deleteRow,
     lastDelete,
     mark: (key, state, reason, at) => {
       settle(key);
