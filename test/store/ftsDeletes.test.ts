@@ -93,7 +93,7 @@ describe('contentless FTS indexes fed by a trigger (content=\'\')', () => {
 
 describe('a geo scrub reaches full-text indexes no UPDATE trigger renews', () => {
   const geoJson = (place: string) => JSON.stringify({ text: 't', geo: { place_id: 'p1', full_name: place } });
-  it('external FTS5 and FTS4 and a contentless FTS5 over the raw JSON lose a scrubbed row's geo words, the rest stays findable', async () => {
+  it('external FTS5 and FTS4 and a contentless FTS5 over the raw JSON lose the geo words of a scrubbed row, the rest stays findable', async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir);
     db.exec(`CREATE VIRTUAL TABLE raw_search USING fts5(raw_json, content=tweets, content_rowid=id);
