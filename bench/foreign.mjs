@@ -37,7 +37,7 @@ const log = (line) => process.stderr.write(`${line}\n`);
 
 const LAYOUT_SQL = path.join(root, 'test/fixtures/layouts/twitter-to-sqlite.sql');
 /** Bump when the generator changes, so a stale cached store is not reused. */
-const VERSION = 'f1';
+const VERSION = 'f2';
 const AUTHORS = 200_000;
 const author = (random) => 100000000n + BigInt(Math.floor(random() * AUTHORS));
 
@@ -117,6 +117,10 @@ function makeForeignStore(rows) {
     })();
   }
   for (const sql of CHILD_INDEXES) db.exec(sql);
+  // The steady state of a store compliance-sync keeps: the last cycle's purge merged its full-text indexes. Left as
+  // the generator's triggers wrote them, the first apply's purge would merge both whole (users_fts too, which a
+  // tweets apply does not touch): a one-off cost of the first cycle, not of an apply.
+  for (const fts of ['tweets_fts', 'users_fts']) db.exec(`INSERT INTO [${fts}] ([${fts}]) VALUES ('optimize')`);
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.pragma('journal_mode = DELETE');
   db.close();

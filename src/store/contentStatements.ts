@@ -4,7 +4,7 @@ import type { Id, JobType } from '../types.js';
 import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
 import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
-import type { GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
+import type { FtsDelete, GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
 export type { ChangeCount } from './changeCounts.js';
@@ -55,8 +55,13 @@ export interface ContentStatements {
   scrubGeo(id: Id): number;
   /** Cascades from users onto the tweets they wrote; null when the cascade is off. */
   readonly cascade: CascadeStatements | null;
-  /** Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. */
+  /**
+   * Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. Queued
+   * deletions (see prepareQueuedDelete) are run first: call it in the transaction, before its commit.
+   */
   drainChanges(): ChangeCount[];
+  /** A failed COMMIT of a batch, explained when a deferred FOREIGN KEY failed (explainCommitFailure). */
+  explainCommitFailure(err: unknown): unknown;
 }
 
 export interface CascadeStatements {
@@ -151,6 +156,8 @@ interface Where {
   /** The column compared directly with the key (null when the condition is a subquery). */
   column: string | null;
   encoding: IdEncoding;
+  /** The key is a JSON array of IDs (IN_LIST), not one ID: the same steps delete a whole group of rows. */
+  set?: boolean;
 }
 
 /** One statement of a row's deletion, with the cell its changes are counted in (null: not a content row). */
@@ -203,8 +210,25 @@ export function prepareContentStatements(
 
   const tw = target.tweets;
   const scrubSet = scrubAssignments(target.geo);
+  // Only rows the scrub changes are updated: an UPDATE that changes nothing still fires the store's UPDATE triggers
+  // (a collector's full-text index re-indexes the row's text) and is counted as a change.
+  const scrubNeeded = scrubCondition(target.geo);
   const scrubCell = counter.cell(tw.table, 'result', 'updated');
-  const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
+  const scrubRow = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ? AND ${scrubNeeded}`, t.idEncoding) : null;
+  // Full-text indexes holding a scrubbed column that no UPDATE trigger renews: the row's entry goes out with its old
+  // values and comes back with the new ones.
+  const ftsScrubs = scrubSet ? target.ftsScrubs : [];
+  const entriesOut = ftsScrubs.map((f) => byId(ftsRemove(f, tw.table, `${q(tw.id)} = ? AND ${scrubNeeded}`), tw.idEncoding));
+  const entriesIn = ftsScrubs.map((f) => byId(ftsAdd(f, tw.table, `${q(tw.id)} = ?`), tw.idEncoding));
+  const scrubTweet =
+    scrubRow && ftsScrubs.length
+      ? (key: Id) => {
+          for (const out of entriesOut) out(key);
+          const n = scrubRow(key);
+          if (n) for (const into of entriesIn) into(key);
+          return n;
+        }
+      : scrubRow;
   // Which tweets were scrubbed (ID and time, no content), in the scrub's own transaction: `audit` checks them later.
   const recordScrubs = scrubSet && options.tombstones !== false;
   const scrubRecordSql = (where: string) =>
@@ -215,6 +239,9 @@ export function prepareContentStatements(
   const lastDelete = { cascaded: 0, complete: true };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
   const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
+  const queued = prepareQueuedDelete(db, target, t, counter, tombstoneRun, deleteRow);
+  /** A statement about this row must see the queued deletions done first (an ID repeated in the batch). */
+  const settle = queued ? (key: Id) => queued.settleFor(key) : () => {};
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -234,7 +261,7 @@ export function prepareContentStatements(
            ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
     const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
-    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where}`) : null;
+    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`) : null;
     const recordScrubRange = recordScrubs
       ? db.prepare(scrubRecordSql(`${authorCol} = @author AND (@from IS NULL OR ${q(tw.id)} > @from) AND (@upTo IS NULL OR ${q(tw.id)} <= @upTo)`))
       : null;
@@ -279,23 +306,43 @@ export function prepareContentStatements(
     };
   }
 
+  const countRows = count(`SELECT count(*) FROM ${table}`);
   const tally = prepareTriggerTally(db, target.triggerTargets);
   const columnMarked = [target.tweets, target.users].filter((m) => m.marks).map((m) => m.table);
   return {
     type,
-    countRows: count(`SELECT count(*) FROM ${table}`),
-    countExisting: (ids) => (ids.length ? countIn(idList(ids, t.idEncoding).json) : 0),
-    delete: deleteRow,
+    countRows: () => {
+      queued?.flush();
+      return countRows();
+    },
+    countExisting: (ids) => {
+      queued?.flush();
+      return ids.length ? countIn(idList(ids, t.idEncoding).json) : 0;
+    },
+    delete: queued
+      ? (key, reason, at, stop) => {
+          lastDelete.cascaded = 0;
+          lastDelete.complete = true;
+          return queued.delete(key, reason, at, stop);
+        }
+      : deleteRow,
     lastDelete,
-    mark: (key, state, reason, at) => counter.add(markCell, markRow(key, state, reason, at)),
+    mark: (key, state, reason, at) => {
+      settle(key);
+      return counter.add(markCell, markRow(key, state, reason, at));
+    },
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
     scrubGeo: (key) => {
+      settle(key);
       if (!scrubTweet) return exists(key);
       recordScrub(key);
-      return counter.add(scrubCell, scrubTweet(key));
+      // A stored row with nothing to clear is found all the same (and not counted as updated).
+      return counter.add(scrubCell, scrubTweet(key)) || exists(key);
     },
     cascade,
+    explainCommitFailure: (err) => explainCommitFailure(err, db, target, type),
     drainChanges: () => {
+      queued?.flush();
       const changes = counter.drain();
       if (tally) changes.push(...tally.drain(changes, columnMarked));
       return changes;
@@ -372,6 +419,146 @@ function prepareDelete(
     const { own, cascaded } = run(key, reason, at);
     lastDelete.cascaded += cascaded;
     return own;
+  };
+}
+
+/** Deletions queued before their statements run, at most this many: each step then runs once for all of them. */
+const DELETE_GROUP = 256;
+/** …and their direct dependents at most about this many (each statement over a group then stays short). */
+const DELETE_GROUP_DEPENDENTS = 1024;
+
+interface QueuedDelete {
+  /**
+   * Queues the row's deletion (its tombstone included); returns 1 when the row is stored, as the deletion will find it.
+   * A row with a piece or more of dependents is deleted at once by the per-row deletion (with `stop`, lastDelete).
+   */
+  delete(key: Id, reason: string, at: string, stop?: () => boolean): number;
+  /** Runs the queued deletions. */
+  flush(): void;
+  /** Runs the queued deletions if one of them would change what a statement about this row finds. */
+  settleFor(key: Id): void;
+}
+
+/**
+ * The deletion of rows that have relations, run for a group of rows at a time: each step (pointers cleared, link rows
+ * deleted, tombstones, ledger marks, the rows) is one statement over the group's IDs instead of one per row. Measured
+ * on twitter-to-sqlite (bench/README.md, "A foreign layout"): most per-row steps find nothing, yet each costs a
+ * statement, and every statement that fires an FTS5 trigger first flushes the index's pending changes to a new
+ * segment (FTS5 does so at each statement savepoint), so per row the collector's index took one tiny segment, and
+ * its merges, per deleted row. The queue is run before anything could see it half done: when it is full, before the
+ * changes are drained (so inside the caller's transaction, before its commit), and before a mark or scrub of a
+ * queued row, or of a row a queued deletion would delete as a copy. The default schema's deletion (tombstone and
+ * row) stays per row: with no relations there is nothing to gain. A users deletion with the cascade, or a store whose
+ * triggers write the table itself, stays per row too, so what each deletion finds is exactly what it would per row.
+ */
+function prepareQueuedDelete(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  counter: ChangeCounter,
+  runId: number | null | undefined,
+  perRow: (key: Id, reason: string, at: string, stop?: () => boolean) => number,
+): QueuedDelete | null {
+  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} ${IN_LIST}`, column: t.id, encoding: t.idEncoding, set: true }, 'result', runId);
+  if (steps.length <= 2 || steps.some((s) => s.cause === 'cascade') || target.triggerTargets.some((table) => same(table, t.table))) return null;
+  // Relations that delete rows of this same table (copies): a queued row may take another queued row with it.
+  const selfDeleting = (target.relations.get(t.table.toLowerCase()) ?? []).filter((r) => same(r.childTable, t.table) && r.action !== 'set_null' && r.action !== 'set_default');
+  if (selfDeleting.some((r) => !same(r.parentColumn, t.id))) return null;
+  // The row's direct dependents, counted up to a piece per relation: a row with a piece or more of them is deleted by
+  // itself (prepareDependentPieces cuts them by reconcile.maxLockMs), and a group holds at most DELETE_GROUP_DEPENDENTS.
+  const ownWhere: Where = { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
+  const direct = (target.relations.get(t.table.toLowerCase()) ?? []).map((r) => ({ table: r.childTable, where: childWhereOf(r, t.table, ownWhere) }));
+  const countDependents = direct.length
+    ? db.prepare(`SELECT ${direct.map((d) => `(SELECT count(*) FROM (SELECT 1 FROM ${q(d.table)} WHERE ${d.where.sql} LIMIT ${DEPENDENT_PIECE}))`).join(', ')}`).raw().safeIntegers(false)
+    : null;
+  const dependents = (key: Id) => (countDependents ? (countDependents.get(direct.map((d) => (d.where.encoding === 'number' ? BigInt(key) : key))) as number[]) : []);
+  let queuedDependents = 0;
+  const probe = db.prepare(`SELECT ${['1', ...selfDeleting.map((r) => q(r.childColumn))].join(', ')} FROM ${q(t.table)} WHERE ${q(t.id)} = ?`).raw().safeIntegers(true);
+  const bindKey = t.idEncoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
+  const find = (key: Id) => probe.get(bindKey(key)) as unknown[] | undefined;
+  const pointers = (row: unknown[] | undefined) => (row ? row.slice(1).filter((v) => v !== null).map((v) => String(v) as Id) : []);
+
+  const prepared = steps.map((step) => ({ step, stmt: db.prepare(step.sql), cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind) }));
+  const savepoint = db.prepare('SAVEPOINT cs_delete_group');
+  const release = db.prepare('RELEASE cs_delete_group');
+  const rollback = db.prepare('ROLLBACK TO cs_delete_group');
+  type Group = { reason: string; at: string; ids: Id[]; lists: Map<IdEncoding, string> };
+  const list = (group: Group, encoding: IdEncoding) => {
+    let json = group.lists.get(encoding);
+    if (json === undefined) group.lists.set(encoding, (json = idList(group.ids, encoding).json));
+    return json;
+  };
+  /**
+   * Step by step over all groups (one per reason): every group's pointers and dependents go before any group's rows,
+   * as per row in ID order a row's pointer at an earlier deleted row is cleared before the row itself goes. A
+   * constraint that blocks undoes the groups (a savepoint) and runs them row by row, which names the blocked row.
+   */
+  const run = (groups: Group[]) => {
+    const changed: number[] = [];
+    savepoint.run();
+    try {
+      for (const p of prepared) {
+        let n = 0;
+        for (const group of groups) {
+          n += (p.step.tombstone ? p.stmt.run(group.reason, group.at, list(group, p.step.encoding)) : p.stmt.run(list(group, p.step.encoding))).changes;
+        }
+        changed.push(n);
+      }
+    } catch (err) {
+      if (!((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw err;
+      rollback.run();
+      release.run();
+      for (const group of groups) for (const id of group.ids) perRow(id, group.reason, group.at);
+      return;
+    }
+    release.run();
+    prepared.forEach((p, i) => p.cell && counter.add(p.cell, changed[i]!));
+  };
+
+  const groups = new Map<string, Group>();
+  const queuedIds = new Set<Id>();
+  /** What the queued rows point at through the self-deleting relations (their originals). */
+  const queuedPointers = new Set<Id>();
+  const flush = () => {
+    if (!queuedIds.size) return;
+    const list = [...groups.values()];
+    groups.clear();
+    queuedIds.clear();
+    queuedPointers.clear();
+    queuedDependents = 0;
+    run(list);
+  };
+  /** Whether a queued deletion would delete this row (as a copy), or this row's deletion a queued row. */
+  const entangled = (key: Id, row: unknown[] | undefined) => selfDeleting.length > 0 && (queuedPointers.has(key) || pointers(row).some((p) => queuedIds.has(p)));
+  return {
+    delete(key, reason, at, stop) {
+      // A repeated ID: the first deletion takes the row; per row, the second would find nothing and change nothing.
+      if (queuedIds.has(key)) return 0;
+      const counts = dependents(key);
+      if (counts.some((n) => n >= DEPENDENT_PIECE)) {
+        flush();
+        return perRow(key, reason, at, stop);
+      }
+      let row = find(key);
+      if (entangled(key, row)) {
+        flush();
+        row = find(key);
+      }
+      const group = `${reason}\u0000${at}`;
+      const ids = groups.get(group)?.ids;
+      if (ids) ids.push(key);
+      else groups.set(group, { reason, at, ids: [key], lists: new Map() });
+      queuedIds.add(key);
+      for (const p of pointers(row)) queuedPointers.add(p);
+      queuedDependents += counts.reduce((sum, n) => sum + n, 0);
+      if (queuedIds.size >= DELETE_GROUP || queuedDependents >= DELETE_GROUP_DEPENDENTS) flush();
+      return row ? 1 : 0;
+    },
+    flush,
+    settleFor(key) {
+      if (!queuedIds.size) return;
+      if (queuedIds.has(key) || (selfDeleting.length > 0 && entangled(key, find(key)))) flush();
+    },
   };
 }
 
@@ -492,32 +679,44 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
     const reason = TOMBSTONE_REASON[cause];
     const run = runId ?? 'NULL';
     const sql =
-      cause === 'result'
+      cause === 'result' && where.set
+        ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, value, ${run} FROM json_each(?) WHERE true ON CONFLICT (type, id) DO NOTHING`
+        : cause === 'result'
         ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
         : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${q(mapped.id)}, ${run} FROM ${q(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
     steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
   }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
-    const ids = where.column !== null && same(where.column, mapped.id) ? '= ?' : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
+    const ids = where.column !== null && same(where.column, mapped.id) ? (where.set ? IN_LIST : '= ?') : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
     steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
   }
   // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
   for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
-    const sql =
-      f.module === 'fts5'
-        ? `INSERT INTO ${q(f.fts)} (${q(f.fts)}, rowid, ${f.columns.map(q).join(', ')}) SELECT 'delete', ${q(f.rowid)}, ${f.columns.map(q).join(', ')} FROM ${q(table)} WHERE ${where.sql}`
-        : `DELETE FROM ${q(f.fts)} WHERE docid IN (SELECT ${q(f.rowid)} FROM ${q(table)} WHERE ${where.sql})`;
-    steps.push({ sql, encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
+    steps.push({ sql: ftsRemove(f, table, where.sql), encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
   }
   steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
   return steps;
 }
 
+/** Takes the entries of the rows of `table` chosen by `where` out of an FTS index, while those rows still hold them. */
+function ftsRemove(f: FtsDelete, table: string, where: string): string {
+  const rows = `FROM ${q(table)} WHERE ${where}`;
+  if (f.by === 'values') {
+    return `INSERT INTO ${q(f.fts)} (${[q(f.fts), 'rowid', ...f.columns.map(q)].join(', ')}) SELECT ${["'delete'", q(f.rowid), ...f.values.map(q)].join(', ')} ${rows}`;
+  }
+  return `DELETE FROM ${q(f.fts)} WHERE ${f.by} IN (SELECT ${q(f.rowid)} ${rows})`;
+}
+
+/** Puts the entries of those rows (their values now) into the index. */
+function ftsAdd(f: FtsDelete, table: string, where: string): string {
+  return `INSERT INTO ${q(f.fts)} (${[f.module === 'fts5' ? 'rowid' : 'docid', ...f.columns.map(q)].join(', ')}) SELECT ${[q(f.rowid), ...f.values.map(q)].join(', ')} FROM ${q(table)} WHERE ${where}`;
+}
+
 /** The rows of a relation's child table that reference the rows of `table` chosen by `where`. */
 function childWhereOf(relation: Relation, table: string, where: Where): Where {
   return where.column !== null && same(relation.parentColumn, where.column)
-    ? { sql: `${q(relation.childColumn)} = ?`, column: relation.childColumn, encoding: relation.childEncoding }
+    ? { sql: `${q(relation.childColumn)} ${where.set ? IN_LIST : '= ?'}`, column: relation.childColumn, encoding: relation.childEncoding, set: where.set }
     : {
         sql: `${q(relation.childColumn)} IN (SELECT ${q(relation.parentColumn)} FROM ${q(table)} WHERE ${where.sql})`,
         column: null,
@@ -560,6 +759,39 @@ function explainConstraint(err: unknown, db: Db, target: Target, step: Step, t: 
   });
 }
 
+/**
+ * A batch whose COMMIT failed on a FOREIGN KEY: a DEFERRABLE INITIALLY DEFERRED key is checked only then, after every
+ * statement of the batch succeeded (immediate ones are explained per statement by explainConstraint), and SQLite
+ * does not say which key. Named here: the deferred keys referencing a table the work deletes from, or held by a table
+ * the store's triggers write. Anything else is returned as it is.
+ */
+export function explainCommitFailure(err: unknown, db: Db, target: Target, type: JobType): unknown {
+  if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_FOREIGNKEY') return err;
+  const deletedFrom = new Set([target[type].table, ...(target.relations.get(target[type].table.toLowerCase()) ?? []).map((r) => r.childTable)].map((t) => t.toLowerCase()));
+  for (const relations of target.relations.values()) for (const r of relations) if (r.action === 'delete') deletedFrom.add(r.childTable.toLowerCase());
+  if (type === 'users' && target.authorId) deletedFrom.add(target.tweets.table.toLowerCase());
+  const written = new Set(target.triggerTargets.map((t) => t.toLowerCase()));
+  const suspects = new SchemaInfo(db)
+    .foreignKeys()
+    .filter((fk) => fk.deferred && fk.childColumns.length === 1 && (deletedFrom.has(fk.parentTable.toLowerCase()) || written.has(fk.childTable.toLowerCase())));
+  if (!suspects.length) return err;
+  const named = suspects.map((fk) => `"${fk.childTable}"."${fk.childColumns[0]}" → "${fk.parentTable}"`).join(', ');
+  const entries = suspects.map((fk) => {
+    const references = [target.tweets, target.users].find((m) => same(m.table, fk.parentTable))?.type;
+    return references
+      ? `{ "table": "${fk.childTable}", "column": "${fk.childColumns[0]}", "references": "${references}", "action": "delete" } (or "set_null")`
+      : null;
+  });
+  const hint = entries.every((e) => e !== null)
+    ? `add ${entries.join(' and ')} to store.dependents; if it is listed already, a trigger of the store writes a new reference: check the triggers that write "${suspects[0]!.childTable}"`
+    : `rows of "${suspects[0]!.childTable}" reference rows the store's triggers delete: check the triggers of the store, or make the key immediate so the row that blocks is named`;
+  return new StoreError(
+    'fk_blocked',
+    `a batch of ${type} failed at COMMIT on the DEFERRABLE INITIALLY DEFERRED FOREIGN KEY ${named}: rows still reference deleted rows (SQLite checks such a key only at COMMIT, so the row is not known); nothing of the batch was applied`,
+    { cause: err, hint },
+  );
+}
+
 /** The SET list of a geo scrub; null when the mapping names nothing to scrub. */
 function scrubAssignments(geo: GeoScrub): string | null {
   const sets = geo.nullColumns.map((c) => `${q(c)} = NULL`);
@@ -570,6 +802,19 @@ function scrubAssignments(geo: GeoScrub): string | null {
     sets.push(`${col} = CASE WHEN json_valid(${col}) THEN json_remove(${col}, ${paths.map(quoteLiteral).join(', ')}) ELSE ${col} END`);
   }
   return sets.length ? sets.join(', ') : null;
+}
+
+/**
+ * Whether a row has anything the scrub clears: a geo column not NULL, or a geo path present in valid JSON (json_type
+ * is NULL only for a missing path; a key holding JSON null is removed too). Not valid JSON: nothing to clear.
+ */
+function scrubCondition(geo: GeoScrub): string {
+  const tests = geo.nullColumns.map((c) => `${q(c)} IS NOT NULL`);
+  for (const { column, paths } of geo.json) {
+    const col = q(column);
+    tests.push(`CASE WHEN json_valid(${col}) THEN ${paths.map((p) => `json_type(${col}, ${quoteLiteral(p)}) IS NOT NULL`).join(' OR ')} ELSE 0 END`);
+  }
+  return tests.length ? `(${tests.join(' OR ')})` : '0';
 }
 
 /**

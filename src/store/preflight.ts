@@ -317,6 +317,10 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     }
   }
 
+  for (const unreachable of target?.ftsUnreachable ?? []) {
+    warnings.push(`full-text table "${unreachable.fts}" indexes "${unreachable.table}", but ${unreachable.why}. To fix: ${unreachable.fix}`);
+  }
+
   const indexes = target ? missingIndexes(db, neededIndexes(config, types, target)) : [];
   const missing = indexes.filter((n) => !n.present);
   if (missing.length) {

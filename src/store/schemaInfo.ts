@@ -91,6 +91,8 @@ export interface FtsFact {
   contentTable: string | null;
   /** The content table's column that is the FTS rowid (content_rowid=, FTS5 only; else the rowid). */
   contentRowid: string | null;
+  /** FTS5 contentless_delete=1: entries of a contentless table can be deleted by rowid (SQLite ≥ 3.43). */
+  contentlessDelete: boolean;
   columns: string[];
   shadowTables: string[];
 }
@@ -298,6 +300,7 @@ export class SchemaInfo {
         content: content === undefined ? 'own' : content === '' ? 'contentless' : 'external',
         contentTable: content ? content : null,
         contentRowid: parsed.options.get('content_rowid') ?? null,
+        contentlessDelete: parsed.options.get('contentless_delete') === '1',
         columns: parsed.columns,
         shadowTables: shadows
           .filter((t) => suffixes.some((suffix) => same(t.name, `${row.name}_${suffix}`)))
@@ -368,6 +371,46 @@ export function parseTrigger(name: string, table: string, sql: string): TriggerF
     }
   }
   return { name, table, timing, event, updateOf, sql };
+}
+
+/**
+ * What a trigger's body writes into an FTS table as a new entry: `INSERT INTO fts (rowid, a, …) VALUES (new.x, new.y,
+ * …)`, as the columns written and, for each, the trigger table's column it takes (null for any other expression).
+ * Inserts that are FTS commands ('delete', 'rebuild': the first column is the table's own name) are skipped; null
+ * when the body has no plain insert with a column list into that table.
+ */
+export function ftsFeed(sql: string, fts: string): { columns: string[]; values: (string | null)[] } | null {
+  const tokens = tokenize(sql);
+  const upper = tokens.map((t) => t.toUpperCase());
+  for (let i = upper.indexOf('BEGIN') + 1; i < tokens.length; i++) {
+    if (upper[i] !== 'INTO' || !(upper[i - 1] === 'INSERT' || upper[i - 2] === 'INSERT' || upper[i - 1] === 'REPLACE')) continue;
+    let at = i + 1;
+    if (tokens[at + 1] === '.') at += 2; // [schema.]table
+    const name = identValue(tokens[at] ?? '');
+    if (name === null || !same(name, fts) || tokens[at + 1] !== '(') continue;
+    const columns: string[] = [];
+    let j = at + 2;
+    for (; j < tokens.length && tokens[j] !== ')'; j++) if (tokens[j] !== ',') columns.push(identValue(tokens[j]!) ?? tokens[j]!);
+    if (!columns.length || same(columns[0]!, fts) || upper[j + 1] !== 'VALUES' || tokens[j + 2] !== '(') continue;
+    const values: (string | null)[] = [];
+    let expression: string[] = [];
+    let depth = 0;
+    for (j += 3; j < tokens.length; j++) {
+      const token = tokens[j]!;
+      if ((token === ',' || token === ')') && depth === 0) {
+        const column = expression.length === 3 && expression[0]!.toUpperCase() === 'NEW' && expression[1] === '.' ? identValue(expression[2]!) : null;
+        values.push(column);
+        expression = [];
+        if (token === ')') break;
+        continue;
+      }
+      if (token === '(') depth++;
+      if (token === ')') depth--;
+      expression.push(token);
+    }
+    return values.length === columns.length ? { columns, values } : null;
+  }
+  return null;
 }
 
 /** The module, options (key=value) and column names of a CREATE VIRTUAL TABLE statement. */

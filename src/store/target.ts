@@ -3,7 +3,7 @@ import { DEFAULT_RAW_JSON_GEO_PATHS, type RELATION_ACTIONS } from '../config/sch
 import { ConfigError, StoreError } from '../errors.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
-import { SchemaInfo, tokenize, type ForeignKeyFact, type FkAction } from './schemaInfo.js';
+import { ftsFeed, SchemaInfo, tokenize, type ForeignKeyFact, type FkAction } from './schemaInfo.js';
 
 /**
  * The mapping resolved against the store's real schema, once per apply run: where each type's rows and marks live,
@@ -28,14 +28,38 @@ export interface Target {
    * in step on DELETE. Their entries would outlive the row (and stay searchable), so the deletion removes them first.
    */
   readonly ftsDeletes: ReadonlyMap<string, readonly FtsDelete[]>;
+  /**
+   * Full-text indexes over the tweets table that hold a column a geo scrub clears and that no UPDATE trigger of the
+   * store keeps in step: a scrub takes the row's entry out with its old values and puts it back with the new ones.
+   */
+  readonly ftsScrubs: readonly FtsDelete[];
+  /** Full-text indexes over tables the work changes whose entries compliance-sync cannot remove (or renew). */
+  readonly ftsUnreachable: readonly FtsUnreachable[];
 }
 
 export interface FtsDelete {
   readonly fts: string;
   readonly module: 'fts4' | 'fts5';
-  /** The content table's column that is the FTS rowid ('rowid' unless content_rowid= names one). */
+  /**
+   * How a row's entry is taken out: 'values' (FTS5's 'delete' command, given the indexed values read from the row),
+   * 'docid' (FTS4 external content: DELETE by docid, which reads the old values from the content table itself),
+   * 'rowid' (FTS5 contentless_delete=1: DELETE by rowid).
+   */
+  readonly by: 'values' | 'docid' | 'rowid';
+  /** The content table's column that is the FTS rowid ('rowid' unless content_rowid= or the feeding trigger names one). */
   readonly rowid: string;
+  /** The FTS columns, and the content table's columns holding their values (the same names for external content). */
   readonly columns: readonly string[];
+  readonly values: readonly string[];
+}
+
+export interface FtsUnreachable {
+  readonly fts: string;
+  readonly table: string;
+  /** What is left behind, and why. */
+  readonly why: string;
+  /** What the owner can do about it. */
+  readonly fix: string;
 }
 
 /** What one column stores IDs as: decides how an ID is bound (never as a JS number). */
@@ -117,24 +141,87 @@ export function resolveTarget(db: Db, config: Config): Target {
     geo,
     triggerTargets: triggerTargets(schema, relations, tweets, users),
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
-    ftsDeletes: untriggeredFts(schema, relations, tweets, users),
+    ...untriggeredFts(schema, relations, tweets, users, geo),
   };
 }
 
-/** External-content FTS4/5 indexes over the tables we delete from that no DELETE trigger on that table updates. */
-function untriggeredFts(schema: SchemaInfo, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): Map<string, FtsDelete[]> {
-  const out = new Map<string, FtsDelete[]>();
+const REWRITE_FTS = 'recreate it as an external-content table (content=<the table>) or as FTS5 with contentless_delete=1, or add a DELETE trigger that removes its entries';
+
+/**
+ * The full-text indexes over one table, and how an entry can be taken out of each (null: it cannot, and why): FTS4/5
+ * tables with the table as external content, and contentless ones (content='') that a trigger on the table feeds
+ * (the only sign of what a contentless index holds: its feeding INSERT names the rowid and the columns).
+ */
+function ftsIndexesOver(schema: SchemaInfo, table: string): { fts: string; entry: FtsDelete | null; why: string }[] {
+  const out: { fts: string; entry: FtsDelete | null; why: string }[] = [];
+  for (const fts of schema.ftsOver(table)) {
+    if (fts.content !== 'external' || fts.module === 'fts3') continue;
+    const by = fts.module === 'fts5' ? 'values' : 'docid';
+    out.push({ fts: fts.name, entry: { fts: fts.name, module: fts.module, by, rowid: fts.contentRowid ?? 'rowid', columns: fts.columns, values: fts.columns }, why: '' });
+  }
+  for (const fts of schema.ftsTables()) {
+    if (fts.content !== 'contentless') continue;
+    const feed = schema
+      .triggersOn(table)
+      .filter((t) => t.event !== 'DELETE')
+      .map((t) => ftsFeed(t.sql, fts.name))
+      .find((f) => f !== null);
+    if (!feed) continue;
+    const at = feed.columns.findIndex((c) => ['rowid', 'docid', 'oid', '_rowid_'].includes(c.toLowerCase()));
+    const rowid = at < 0 ? null : feed.values[at]!;
+    const columns = feed.columns.filter((_, i) => i !== at);
+    const values = feed.values.filter((_, i) => i !== at);
+    const mapped = rowid !== null && values.every((v) => v !== null);
+    if (fts.module !== 'fts5') {
+      out.push({ fts: fts.name, entry: null, why: `it is an ${fts.module.toUpperCase()} table without content (content=''), from which SQLite cannot delete entries` });
+    } else if (rowid !== null && (fts.contentlessDelete || mapped)) {
+      // Deleting by rowid needs no values; without them (expressions fed), the entry cannot be put back after a scrub.
+      const known = mapped ? { columns, values: values as string[] } : { columns: [], values: [] };
+      out.push({ fts: fts.name, entry: { fts: fts.name, module: 'fts5', by: fts.contentlessDelete ? 'rowid' : 'values', rowid, ...known }, why: '' });
+    } else {
+      out.push({ fts: fts.name, entry: null, why: `it has no content (content='') and its trigger feeds it ${rowid === null ? 'no rowid' : 'expressions, not columns'}, so the values its 'delete' needs cannot be read` });
+    }
+  }
+  return out;
+}
+
+/**
+ * FTS indexes no trigger of the store keeps in step with what the work does: per table we delete from, the indexes
+ * without a DELETE trigger (their entries are taken out before the row goes); over the tweets table, those holding a
+ * scrubbed column without an UPDATE trigger (re-indexed around the scrub); and those it cannot reach at all.
+ */
+function untriggeredFts(
+  schema: SchemaInfo,
+  relations: Map<string, Relation[]>,
+  tweets: TableTarget,
+  users: TableTarget,
+  geo: GeoScrub,
+): { ftsDeletes: Map<string, FtsDelete[]>; ftsScrubs: FtsDelete[]; ftsUnreachable: FtsUnreachable[] } {
+  const ftsDeletes = new Map<string, FtsDelete[]>();
+  const ftsUnreachable: FtsUnreachable[] = [];
   const tables = new Set([tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)].map((t) => t.toLowerCase()));
   for (const table of tables) {
     const kept = schema.triggersOn(table, 'DELETE').flatMap((t) => triggerWrites(t.sql).map((w) => w.toLowerCase()));
     const list: FtsDelete[] = [];
-    for (const fts of schema.ftsOver(table)) {
-      if (fts.content !== 'external' || fts.module === 'fts3' || kept.includes(fts.name.toLowerCase())) continue;
-      list.push({ fts: fts.name, module: fts.module, rowid: fts.contentRowid ?? 'rowid', columns: fts.columns });
+    for (const { fts, entry, why } of ftsIndexesOver(schema, table)) {
+      if (kept.includes(fts.toLowerCase())) continue;
+      if (entry) list.push(entry);
+      else ftsUnreachable.push({ fts, table: realName(schema, table), why: `the entries of deleted rows stay searchable: ${why}`, fix: REWRITE_FTS });
     }
-    if (list.length) out.set(table, list);
+    if (list.length) ftsDeletes.set(table, list);
   }
-  return out;
+  const scrubbed = [...geo.nullColumns, ...geo.json.map((j) => j.column)];
+  const updating = schema.triggersOn(tweets.table, 'UPDATE').filter((t) => t.updateOf === null || t.updateOf.some((c) => scrubbed.some((s) => same(s, c))));
+  const keptOnUpdate = updating.flatMap((t) => triggerWrites(t.sql).map((w) => w.toLowerCase()));
+  const ftsScrubs: FtsDelete[] = [];
+  for (const { fts, entry } of ftsIndexesOver(schema, tweets.table)) {
+    // One it cannot reach at all is named above already.
+    if (!entry || keptOnUpdate.includes(fts.toLowerCase())) continue;
+    if (entry.columns.length === 0) {
+      ftsUnreachable.push({ fts, table: tweets.table, why: 'a geo scrub cannot renew its entries (its trigger feeds it expressions, not columns), so scrubbed values may stay searchable', fix: 'add an UPDATE trigger that renews its entries' });
+    } else if (entry.values.some((v) => scrubbed.some((c) => same(c, v)))) ftsScrubs.push(entry);
+  }
+  return { ftsDeletes, ftsScrubs, ftsUnreachable };
 }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();

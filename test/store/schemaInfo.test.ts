@@ -2,7 +2,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
-import { parseTrigger, parseVirtualTable, quoteIdent, SchemaInfo } from '../../src/store/schemaInfo.js';
+import { ftsFeed, parseTrigger, parseVirtualTable, quoteIdent, SchemaInfo } from '../../src/store/schemaInfo.js';
 import { useTempDir } from '../helpers/tmp.js';
 
 const tempDir = useTempDir();
@@ -155,6 +155,7 @@ describe('SchemaInfo on a foreign archive (read-only connection)', () => {
       content: 'external',
       contentTable: 'tweets',
       contentRowid: 'id',
+      contentlessDelete: false,
       columns: ['full_text'],
       shadowTables: ['tweets_fts_config', 'tweets_fts_data', 'tweets_fts_docsize', 'tweets_fts_idx'],
     });
@@ -200,5 +201,15 @@ describe('DDL parsing', () => {
       ]),
       columns: ['a', 'b'],
     });
+  });
+
+  it("reads what a trigger feeds an FTS table (rowid and columns from new.*), skipping its 'delete' commands", () => {
+    const sql = `CREATE TRIGGER t AFTER UPDATE ON tweets BEGIN
+      INSERT INTO [f] ([f], rowid, [body]) VALUES ('delete', old.rowid, old.[body]);
+      INSERT INTO "f" (rowid, [body], tags) VALUES (NEW."id", new.[body], lower(new.tags));
+    END`;
+    expect(ftsFeed(sql, 'F')).toEqual({ columns: ['rowid', 'body', 'tags'], values: ['id', 'body', null] });
+    expect(ftsFeed(sql, 'other')).toBeNull();
+    expect(ftsFeed('CREATE TRIGGER t AFTER INSERT ON x BEGIN INSERT INTO f VALUES (new.a); END', 'f')).toBeNull();
   });
 });

@@ -150,7 +150,7 @@ export class BatchApplier {
         else runRolledBack(db, apply);
       });
     } catch (err) {
-      throw translateSqliteError(err, db.name);
+      throw translateSqliteError(statements.explainCommitFailure(err), db.name);
     } finally {
       lockReleased();
     }
