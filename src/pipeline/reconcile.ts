@@ -258,6 +258,8 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
         const started = clock();
         const audit: AuditCounts = new Map();
         reached = applyRecords(batch, done, statements, asOf, delta, audit, () => clock() - started >= cutAfter);
+        // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction.
+        statements.sweep(asOf);
         if (reached === batch.length) {
           // The batch's lines are counted once, with its last transaction.
           delta.linesRead = line - committedLine;
@@ -265,6 +267,7 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
           for (const r of batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
         }
         const changes: ChangeCount[] = statements.drainChanges();
+        auditFollowUps(audit, changes);
         addChanges(delta.changes, changes);
         next = addTotals(totals, delta);
         const cut = reached < batch.length ? { line, records: reached } : null;
@@ -474,6 +477,20 @@ function applyRecords(
     if (i < records.length && overTime()) return i;
   }
   return records.length;
+}
+
+/**
+ * What the sweeps did (copies deleted, embedded copies removed, orphans deleted) goes into the run's audit under the
+ * cause as the reason, e.g. reason `copy`, action `copy_deleted`: the cycle summary, `status` and `report` show it.
+ */
+function auditFollowUps(audit: AuditCounts, changes: readonly ChangeCount[]): void {
+  for (const c of changes) {
+    if (c.cause !== 'copy' && c.cause !== 'embed' && c.cause !== 'orphan') continue;
+    let byAction = audit.get(c.cause);
+    if (!byAction) audit.set(c.cause, (byAction = new Map<string, number>()));
+    const action = `${c.cause}_${c.kind}`;
+    byAction.set(action, (byAction.get(action) ?? 0) + c.count);
+  }
 }
 
 /**

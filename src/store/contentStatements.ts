@@ -4,6 +4,7 @@ import type { Id, JobType } from '../types.js';
 import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
 import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import { prepareSweeps } from './sweeps.js';
 import type { GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
@@ -51,6 +52,11 @@ export interface ContentStatements {
   scrubGeo(id: Id): number;
   /** Cascades from users onto the tweets they wrote; null when the cascade is off. */
   readonly cascade: CascadeStatements | null;
+  /**
+   * At the end of each transaction, before drainChanges: deletes the copies embedded-JSON rules find of the tweets
+   * this transaction deleted, removes (or geo-scrubs) embedded copies, deletes orphans (src/store/sweeps.ts).
+   */
+  sweep(at: string): void;
   /** Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. */
   drainChanges(): ChangeCount[];
 }
@@ -74,6 +80,8 @@ export interface CascadeStatements {
 
 /** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
 export const CASCADE_REASON_PREFIX = 'author_';
+/** A copy's tombstone reason (a retweet deleted with its original): copy_<the original's reason>. */
+export const COPY_REASON_PREFIX = 'copy_';
 
 /** Marks that are refetch hints, not compliance states: a later cycle never clears them and views still show the row. */
 export const KEPT_STATES = ['edited'] as const;
@@ -193,6 +201,10 @@ export function prepareContentStatements(
   const lastDelete = { cascaded: 0 };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
   const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
+  const deleteCopy = target.embeds.some((e) => e.action === 'copy')
+    ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
+    : () => ({ own: 0, cascaded: 0 });
+  const sweeps = prepareSweeps(db, target, counter, { deleteCopy: (key, reason, at) => void deleteCopy(key, reason, at), tombstones: tombstoneRun !== undefined });
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -200,7 +212,11 @@ export function prepareContentStatements(
     const authorCol = q(target.authorId);
     const author = `${authorCol} = ?`;
     const authorEncoding = target.authorEncoding;
-    const scrubByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
+    const scrubTweetsByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
+    const scrubByAuthor = (key: Id) => {
+      sweeps?.scrubbedByAuthor(key);
+      return scrubTweetsByAuthor(key);
+    };
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
     const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${authorCol} ${IN_LIST}`);
     // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
@@ -253,8 +269,12 @@ export function prepareContentStatements(
     lastDelete,
     mark: (key, state, reason, at) => counter.add(markCell, markRow(key, state, reason, at)),
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
-    scrubGeo: (key) => (scrubTweet ? counter.add(scrubCell, scrubTweet(key)) : exists(key)),
+    scrubGeo: (key) => {
+      if (type === 'tweets') sweeps?.scrubbed(key);
+      return scrubTweet ? counter.add(scrubCell, scrubTweet(key)) : exists(key);
+    },
     cascade,
+    sweep: (at) => sweeps?.run(at),
     drainChanges: () => {
       const changes = counter.drain();
       if (tally) changes.push(...tally.drain(changes, columnMarked));
@@ -334,9 +354,21 @@ function prepareSteps(
 }
 
 /** What a tombstone's reason says about why the row went: the result's own reason, or how it followed one. */
-const TOMBSTONE_REASON: Record<ChangeCause, string> = { result: '?', cascade: `'${CASCADE_REASON_PREFIX}' || ?`, fk: "'dependent_' || ?", trigger: '?' };
+const TOMBSTONE_REASON: Record<ChangeCause, string> = {
+  result: '?',
+  cascade: `'${CASCADE_REASON_PREFIX}' || ?`,
+  fk: "'dependent_' || ?",
+  copy: `'${COPY_REASON_PREFIX}' || ?`,
+  embed: '?',
+  orphan: '?',
+  trigger: '?',
+};
 
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined): Step[] {
+/**
+ * `copies` is false inside a copy's own deletion: X points every retweet at the original, never at a retweet, so a
+ * copy's copies are not followed (their pointer is cleared, which keeps the FOREIGN KEY valid), and the steps stay finite.
+ */
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined, copies = true): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere: Where =
@@ -347,8 +379,11 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
             column: null,
             encoding: where.encoding,
           };
+    const mappedChild = [target.tweets, target.users].some((m) => same(m.table, relation.childTable));
     if (relation.action === 'delete') {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId));
+      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies));
+    } else if (relation.action === 'copy' && (copies || !mappedChild)) {
+      steps.push(...deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies));
     } else {
       steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
     }
@@ -382,6 +417,7 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
 }
 
 function clearReference(relation: Relation, where: Where): string {
+  // set_null, and a copy relation met inside a copy's deletion (see deleteSteps).
   const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
   return `UPDATE ${q(relation.childTable)} SET ${q(relation.childColumn)} = ${value} WHERE ${where.sql}`;
 }
