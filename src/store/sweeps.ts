@@ -90,13 +90,14 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   const prefilter = columns
     .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${q(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
     .join(' OR ');
-  const anyMatch = rules.flatMap((r) => [matches(r, gone), ...(r.action === 'remove' ? [matches(r, scrubbed)] : [])]).join(' OR ');
+  const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
   const candidates = db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
 
   const copyRules = rules.filter((r) => r.action === 'copy');
   const copyOf = copyRules.length ? db.prepare(`SELECT coalesce(${copyRules.map((r) => reasonOf(r, gone)).join(', ')}) FROM ${table} WHERE ${id} = ?`).pluck() : null;
   const removeRules = rules.filter((r) => r.action === 'remove');
-  const edits = removeRules.flatMap((r) => [removeStatement(db, table, id, r, gone), scrubStatement(db, table, id, r, scrubbed)]);
+  // A retweet of a scrubbed tweet is kept, and so is the original's geo it embeds: that goes as from a quote.
+  const edits = [...removeRules.map((r) => removeStatement(db, table, id, r, gone)), ...rules.map((r) => scrubStatement(db, table, id, r, scrubbed))];
   const cell = counter.cell(tw.table, 'embed', 'updated');
 
   return {

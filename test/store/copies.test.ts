@@ -46,6 +46,7 @@ describe('copies in raw JSON (default schema)', () => {
       { id: '20', raw_json: JSON.stringify({ id_str: '20', text: 'geo words', ...GEO }) },
       { id: '21', raw_json: JSON.stringify({ id_str: '21', text: 'q', quoted_status: { id_str: '20', text: 'geo words', ...GEO } }) },
       { id: '22', raw_json: JSON.stringify({ data: { id: '22' }, includes: { tweets: [{ id: '20', text: 'geo words', geo: { place_id: 'p1' } }, { id: '98', geo: { place_id: 'p9' } }] } }) },
+      { id: '25', raw_json: JSON.stringify({ id_str: '25', retweeted_status: { id_str: '20', text: 'geo words', ...GEO } }) },
       // not JSON, and JSON mentioning the ID only in text: left alone
       { id: '23', raw_json: `not json "retweeted_status" ${BIG}` },
       { id: '24', raw_json: JSON.stringify({ id_str: '24', text: `about ${BIG}`, retweeted_status: { id_str: '1' } }) },
@@ -54,16 +55,18 @@ describe('copies in raw JSON (default schema)', () => {
       { id: '31', raw_json: JSON.stringify({ id_str: '31', retweeted_status: { id_str: '30' } }) },
     ]);
     const tweetsRun = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result(BIG, 'deleted'), result('20', 'scrub_geo')]));
-    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '30', '31']);
+    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25', '30', '31']);
     expect(raw(db, '12')).toEqual({ id_str: '12', text: 'my take', quoted_status_id_str: BIG });
     expect(raw(db, '14')).toEqual({ data: { id: '14', text: 'quote', referenced_tweets: [{ type: 'replied_to', id: '99' }] }, includes: { tweets: [{ id: '99', text: 'kept' }] } });
     expect(raw(db, '21')).toEqual({ id_str: '21', text: 'q', quoted_status: { id_str: '20', text: 'geo words' } });
     expect(raw(db, '22')).toEqual({ data: { id: '22' }, includes: { tweets: [{ id: '20', text: 'geo words' }, { id: '98', geo: { place_id: 'p9' } }] } });
+    // A retweet of a scrubbed tweet stays, without the geo it embeds.
+    expect(raw(db, '25')).toEqual({ id_str: '25', retweeted_status: { id_str: '20', text: 'geo words' } });
     expect(db.prepare('SELECT raw_json FROM tweets WHERE id = 23').pluck().get()).toBe(`not json "retweeted_status" ${BIG}`);
-    expect(tweetsRun.changes.tweets).toEqual({ deleted: { result: 1, copy: 3 }, updated: { result: 1, embed: 4 } });
+    expect(tweetsRun.changes.tweets).toEqual({ deleted: { result: 1, copy: 3 }, updated: { result: 1, embed: 5 } });
 
     const usersRun = await apply(db, config, 'users', writeResults(dir, 'u.jsonl', [result('7', 'deactivated')]));
-    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24']);
+    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25']);
     expect(usersRun.changes.tweets).toEqual({ deleted: { cascade: 1, copy: 1 } });
     expect(tombstones(db)).toEqual({
       [BIG]: 'deleted',
@@ -77,7 +80,7 @@ describe('copies in raw JSON (default schema)', () => {
     const audit = db.prepare("SELECT reason, action_taken, count FROM cs_audit_counts WHERE reason IN ('copy', 'embed') ORDER BY run_id, reason").all();
     expect(audit).toEqual([
       { reason: 'copy', action_taken: 'copy_deleted', count: 3n },
-      { reason: 'embed', action_taken: 'embed_updated', count: 4n },
+      { reason: 'embed', action_taken: 'embed_updated', count: 5n },
       { reason: 'copy', action_taken: 'copy_deleted', count: 1n },
     ]);
     db.close();
