@@ -103,7 +103,7 @@ export function formatPreflight(p: Preflight): string {
     lines.push('', 'tweets embedded in JSON columns of other tweets (store.tables.tweets.embeds):');
     for (const e of p.embeds) {
       const what = `${e.column} ${e.path}${e.array ? '[*]' : ''}${e.type ? ` (type "${e.type}")` : ''}, ID in .${e.idKey}`;
-      lines.push(`  ${what}: ${e.action === 'copy' ? 'the row is a copy, deleted with the tweet (tombstone copy_<reason>)' : 'removed when the tweet is deleted, its geo removed when it is scrubbed'}`);
+      lines.push(`  ${what}: ${e.action === 'copy' ? 'the row is a copy, deleted with the tweet (tombstone copy_<reason>); the geo it embeds removed when the tweet is scrubbed' : 'removed when the tweet is deleted, its geo removed when it is scrubbed'}`);
     }
   }
   if (p.orphans.length) {

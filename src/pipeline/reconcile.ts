@@ -15,6 +15,7 @@ import {
 } from '../store/applyRuns.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../store/changeCounts.js';
 import { CASCADE_REASON_PREFIX, checkContentSchema, prepareContentStatements, type ContentStatements } from '../store/contentStatements.js';
+import { ensureEmbedIndex } from '../store/embedIndex.js';
 import { ensureGuard } from '../store/guard.js';
 import { ensureVisibleViews } from '../store/marks.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../store/lockPace.js';
@@ -173,6 +174,8 @@ async function applyToTarget(options: ApplyOptions, target: Target): Promise<App
     });
   }
   const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
+  // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete.
+  if (!options.dryRun) ensureEmbedIndex(db, target);
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {

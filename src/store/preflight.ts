@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import { AppError, ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
 import { visibleViewName } from './marks.js';
+import { EMBED_TRIGGER_PREFIX, embedIndexReady } from './embedIndex.js';
 import { ledgerState, type LedgerState } from './migrate.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
@@ -339,10 +340,9 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     });
   }
 
-  if (target && target.embeds.length) {
-    const columns = [...new Set(target.embeds.map((e) => e.column))].join(', ');
+  if (target && target.embeds.length && !embedIndexReady(db, target)) {
     warnings.push(
-      `tweets embedded in ${target.tweets.table}.${columns} are found by one pass over "${target.tweets.table}" in each transaction that deletes or geo-scrubs a tweet (a JSON column cannot be indexed by the IDs inside it); set store.tables.tweets.embeds to [] if the store keeps no embedded tweets`,
+      `tweets embedded in "${target.tweets.table}" are found through the ledger's index cs_embeds, which the first apply makes: triggers on "${target.tweets.table}" (${EMBED_TRIGGER_PREFIX}*) keep it, and the rows stored before are filled in once, in transactions of a few thousand rows; set store.tables.tweets.embeds to [] if the store keeps no embedded tweets`,
     );
   }
   return { store: config.store.path, ledger: ledgerState(db), types: typeReports, indexes, embeds: [...(target?.embeds ?? [])], orphans: [...(target?.orphans ?? [])], problems, warnings };

@@ -1,5 +1,6 @@
 import type { Id } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
+import { embedIndexReady } from './embedIndex.js';
 import type { Db } from './open.js';
 import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
 import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
@@ -15,10 +16,10 @@ import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
  *   any more, are deleted.
  *
  * Which tweets went is told by a TEMP trigger (on this connection only, never in the store file) that notes every
- * deleted tweet's ID: the result's own, a user's cascaded tweets, pointer copies. A raw-JSON column cannot be indexed
- * by the IDs inside arrays, so the embedded copies are found by one pass over the tweets table per transaction that
- * deleted or scrubbed a tweet (rows without any of the rules' keys skip the JSON parse), never per result line; the
- * orphan sweep looks only at the keys the transaction's deletes and updates removed, each by index.
+ * deleted tweet's ID: the result's own, a user's cascaded tweets, pointer copies. The rows that embed them are looked
+ * up in cs_embeds (src/store/embedIndex.ts) by index; only while that index is not complete (a dry run before the
+ * first apply) are they found by one pass over the tweets table per transaction, never per result line. The orphan
+ * sweep looks only at the keys the transaction's deletes and updates removed, each by index.
  */
 export interface Sweeps {
   /** A tweet was geo-scrubbed in this transaction (its embedded copies lose their geo at the sweep). */
@@ -91,7 +92,9 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
     .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${q(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
     .join(' OR ');
   const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
-  const candidates = db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
+  const candidates = embedIndexReady(db, target)
+    ? db.prepare('SELECT DISTINCT tweet_id AS id FROM cs_embeds WHERE embedded_id IN (SELECT id FROM temp.cs_gone_tweets UNION ALL SELECT id FROM temp.cs_scrubbed_tweets)').safeIntegers(true)
+    : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
 
   const copyRules = rules.filter((r) => r.action === 'copy');
   const copyOf = copyRules.length ? db.prepare(`SELECT coalesce(${copyRules.map((r) => reasonOf(r, gone)).join(', ')}) FROM ${table} WHERE ${id} = ?`).pluck() : null;
@@ -127,7 +130,7 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
 const bindFor = (encoding: IdEncoding) => (encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key);
 
 /** The last key of a JSON path ($.includes.tweets → tweets): a row whose text lacks it cannot hold the embed. */
-function lastKey(path: string): string {
+export function lastKey(path: string): string {
   const keys = path.match(/\.([A-Za-z_][A-Za-z0-9_]*)/g) ?? [];
   return keys[keys.length - 1]!.slice(1);
 }

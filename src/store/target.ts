@@ -405,6 +405,8 @@ function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, 
     for (const trigger of schema.triggersOn(table)) {
       // The ingest guard's triggers fire on inserts only, never on our deletes and updates.
       if (trigger.name.toLowerCase().startsWith('cs_guard_')) continue;
+      // The index of embedded tweets (src/store/embedIndex.ts) is ledger upkeep, not rows that left the store.
+      if (trigger.name.toLowerCase().startsWith('cs_embeds_')) continue;
       for (const target of triggerWrites(trigger.sql)) {
         if (isFts(target)) continue;
         const name = realName(schema, target);

@@ -65,9 +65,12 @@ describe('copies in raw JSON (default schema)', () => {
     expect(db.prepare('SELECT raw_json FROM tweets WHERE id = 23').pluck().get()).toBe(`not json "retweeted_status" ${BIG}`);
     expect(tweetsRun.changes.tweets).toEqual({ deleted: { result: 1, copy: 3 }, updated: { result: 1, embed: 5 } });
 
+    // Written after the first apply (an ingester's plain INSERT): the index's triggers see it.
+    insertTweets(db, [{ id: '32', raw_json: JSON.stringify({ id: '32', referenced_tweets: [{ type: 'retweeted', id: '30' }] }) }]);
+    expect(db.prepare("SELECT tweet_id FROM cs_embeds WHERE embedded_id = '30' ORDER BY tweet_id").pluck().all()).toEqual([31n, 32n]);
     const usersRun = await apply(db, config, 'users', writeResults(dir, 'u.jsonl', [result('7', 'deactivated')]));
     expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25']);
-    expect(usersRun.changes.tweets).toEqual({ deleted: { cascade: 1, copy: 1 } });
+    expect(usersRun.changes.tweets).toEqual({ deleted: { cascade: 1, copy: 2 } });
     expect(tombstones(db)).toEqual({
       [BIG]: 'deleted',
       '11': 'copy_deleted',
@@ -75,14 +78,30 @@ describe('copies in raw JSON (default schema)', () => {
       '15': 'copy_deleted',
       '30': 'author_deactivated',
       '31': 'copy_author_deactivated',
+      '32': 'copy_author_deactivated',
     });
     // The report and the cycle summary read the audit: the follow-ups are there under their cause.
     const audit = db.prepare("SELECT reason, action_taken, count FROM cs_audit_counts WHERE reason IN ('copy', 'embed') ORDER BY run_id, reason").all();
     expect(audit).toEqual([
       { reason: 'copy', action_taken: 'copy_deleted', count: 3n },
       { reason: 'embed', action_taken: 'embed_updated', count: 5n },
-      { reason: 'copy', action_taken: 'copy_deleted', count: 1n },
+      { reason: 'copy', action_taken: 'copy_deleted', count: 2n },
     ]);
+    db.close();
+  });
+
+  it('a dry run before any apply (no index yet) finds the same copies by a pass over the table, and changes nothing', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    insertTweets(db, [
+      { id: '10', raw_json: '{"id_str":"10"}' },
+      { id: '11', raw_json: '{"id_str":"11","retweeted_status":{"id_str":"10"}}' },
+      { id: '12', raw_json: '{"id":"12","includes":{"tweets":[{"id":"10"}]}}' },
+    ]);
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('10', 'deleted')]), { dryRun: true });
+    expect(run.changes.tweets).toEqual({ deleted: { result: 1, copy: 1 }, updated: { embed: 1 } });
+    expect(ids(db, 'tweets')).toEqual(['10', '11', '12']);
+    expect(db.prepare('SELECT count(*) FROM cs_embeds').pluck().get()).toBe(0n);
     db.close();
   });
 
