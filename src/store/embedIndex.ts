@@ -41,7 +41,14 @@ function embeddedPairs(rules: readonly EmbedRule[], id: string, row: { trigger: 
     .join(' UNION ALL ');
 }
 
-const insertPairs = (pairs: string) => `INSERT OR IGNORE INTO cs_embeds (embedded_id, tweet_id) SELECT CAST(e AS TEXT), tid FROM (${pairs}) WHERE e IS NOT NULL`;
+/**
+ * Never a conflict, whatever conflict policy the ingester's statement imposes on the triggers it fires (SQLite lets the
+ * outer statement's OR … clause override the trigger's): the pairs are distinct (a v2 retweet names its original in
+ * referenced_tweets and in includes.tweets) and those already there are left out.
+ */
+const insertPairs = (pairs: string) =>
+  `INSERT OR IGNORE INTO cs_embeds (embedded_id, tweet_id) SELECT DISTINCT CAST(e AS TEXT), tid FROM (${pairs}) p
+   WHERE e IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cs_embeds x WHERE x.embedded_id = CAST(p.e AS TEXT) AND x.tweet_id = +p.tid)`;
 
 /**
  * tweet_id has no declared type (it holds the ID as the tweets table does, INTEGER or TEXT): compared with OLD.id, whose

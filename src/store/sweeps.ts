@@ -142,6 +142,10 @@ function elementIn(rule: EmbedRule, set: string): string {
 }
 
 /** SQL true when the row embeds, by this rule, a tweet whose ID is in `set` (false for text that is not JSON). */
+export function embedMatches(rule: EmbedRule, set: string): string {
+  return matches(rule, set);
+}
+
 function matches(rule: EmbedRule, set: string): string {
   const col = q(rule.column);
   const test = rule.array

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { countCopyResidue } from '../../src/store/copyResidue.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
+import { resolveTarget } from '../../src/store/target.js';
 import { layoutDdl, layoutStoreConfig } from '../helpers/layouts.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, insertTweets, insertUsers, makeConfig, makeStore, result, writeResults } from '../pipeline/helpers.js';
@@ -185,6 +187,56 @@ describe('copies and orphans on twitter-to-sqlite', () => {
       media_tweets: { deleted: { fk: 2 } },
       media: { deleted: { orphan: 1 } },
     });
+    db.close();
+  });
+});
+
+describe('countCopyResidue: what an audit reports of copies and orphans', () => {
+  const counts = (db: Db, config: Parameters<typeof resolveTarget>[1]) => {
+    const residue = countCopyResidue(db, resolveTarget(db, config));
+    return Object.fromEntries(Object.entries(residue).map(([k, v]) => [k, v.count]));
+  };
+
+  it('twitter-to-sqlite: none after the apply; each class planted by hand is counted, with an example', async () => {
+    const dir = tempDir();
+    // No guard: the plants stand for rows another writer put back.
+    const { db, config } = twitterToSqlite(dir, { orphans: [{ table: 'places' }] });
+    const guardOff = makeConfig(dir, { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite'), orphans: [{ table: 'places' }] }, reconcile: { guard: 'off' } });
+    db.exec(`
+      INSERT INTO users (id) VALUES (1), (2);
+      INSERT INTO places (id) VALUES ('p1');
+      INSERT INTO tweets (id, user, retweeted_status, quoted_status, place) VALUES (100, 1, NULL, NULL, 'p1'), (101, 2, 100, NULL, NULL), (102, 2, NULL, 100, NULL), (103, 2, NULL, NULL, NULL);
+      INSERT INTO media (id) VALUES (500);
+      INSERT INTO media_tweets VALUES (500, 100);
+    `);
+    await apply(db, guardOff, 'tweets', writeResults(dir, 't.jsonl', [result('100', 'deleted')]));
+    expect(counts(db, config)).toEqual({ copies: 0, dependents: 0, pointers: 0, embedded: 0, orphans: 0 });
+    db.pragma('foreign_keys = OFF'); // as the collector writes
+    db.exec(`
+      UPDATE tweets SET retweeted_status = 100 WHERE id = 103;
+      UPDATE tweets SET quoted_status = 100 WHERE id = 102;
+      INSERT INTO favorited_by (tweet, user) VALUES (100, 2);
+      INSERT INTO media (id) VALUES (501);
+      INSERT INTO places (id) VALUES ('p2');
+    `);
+    const residue = countCopyResidue(db, resolveTarget(db, config));
+    expect(counts(db, config)).toEqual({ copies: 1, dependents: 1, pointers: 1, embedded: 0, orphans: 2 });
+    expect(residue.copies.examples).toEqual(['tweets.retweeted_status = 100 (rowid 103): a deleted tweet']);
+    expect(residue.orphans.examples.sort()).toEqual(['media.id = 501: nothing references it', 'places.id = p2: nothing references it']);
+    db.close();
+  });
+
+  it('default schema: an embedded copy of a deleted tweet written back is counted, by the index and without it', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    insertTweets(db, [{ id: '10', raw_json: '{"id_str":"10"}' }, { id: '11', raw_json: '{"id":"11","includes":{"tweets":[{"id":"10"}]}}' }]);
+    await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('10', 'deleted')]));
+    expect(counts(db, config).embedded).toBe(0);
+    db.prepare('UPDATE tweets SET raw_json = ? WHERE id = 11').run('{"id_str":"11","quoted_status":{"id_str":"10","text":"back"}}');
+    expect(countCopyResidue(db, resolveTarget(db, config)).embedded).toEqual({ count: 1, examples: ['tweet 11 embeds deleted tweet 10'] });
+    // Without the index (made again by the next apply), the same by a pass over the table.
+    db.exec('DELETE FROM cs_embeds_state');
+    expect(countCopyResidue(db, resolveTarget(db, config)).embedded).toEqual({ count: 1, examples: ['tweet 11 embeds a deleted tweet'] });
     db.close();
   });
 });
