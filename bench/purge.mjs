@@ -25,7 +25,7 @@ mkdirSync(dataDir, { recursive: true });
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const { openStore } = await import(path.join(dist, 'store/open.js'));
-const { applyResultsFile } = await import(path.join(dist, 'pipeline/reconcile.js'));
+const { applyResultsFile } = await import(path.join(dist, 'pipeline/apply/applyFile.js'));
 const { purgeStore } = await import(path.join(dist, 'store/purge.js'));
 const { parseConfig } = await import(path.join(dist, 'config/load.js'));
 const { createLogger } = await import(path.join(dist, 'log.js'));

@@ -117,7 +117,7 @@ const stages = {
   async 'apply-ours'({ store, file, batchSize }) {
     const { openStore } = await load('store/open.js');
     const { createLogger } = await load('log.js');
-    const { applyResultsFile } = await load('pipeline/reconcile.js');
+    const { applyResultsFile } = await load('pipeline/apply/applyFile.js');
     const { parseConfig } = await load('config/load.js');
     const raw = { store: { path: store }, ...(batchSize ? { reconcile: { batchSize } } : {}) };
     const cfg = parseConfig(raw, path.join(path.dirname(store), 'config.json'), {});

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../errors.js';
-import { applyResultsFile, type ApplySummary } from '../pipeline/reconcile.js';
+import { applyResultsFile, type ApplySummary } from '../pipeline/apply/applyFile.js';
 import { purgeStore } from '../store/purge.js';
 import { abandonApplyRun, fileIdentity, findResumableApplyRun } from '../store/applyRuns.js';
 import type { Db } from '../store/open.js';

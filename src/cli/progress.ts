@@ -54,7 +54,7 @@ export function showProgress(events: CycleEvents, stream: NodeJS.WriteStream = p
   });
   events.on('job:created', (e) => render(e.type, 0, { job: 'created' }));
   events.on('job:status', (e) => render(e.type, 0, { job: e.status }));
-  events.on('reconcile:batch', (e) => {
+  events.on('apply:batch', (e) => {
     const entry = line(e.type, 0);
     entry.shardLines = e.linesRead;
     render(e.type, 0, { lines: entry.linesBefore + e.linesRead });

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import type { CycleRecord, CycleTrigger } from '../store/ledger.js';
 import { missedRun } from '../scheduler/schedule.js';
 import { clearStaleMarks } from '../store/marks.js';
+import { lockPacing } from '../store/lockPace.js';
 import { purgeStore } from '../store/purge.js';
 import { assertPreflight } from '../store/preflight.js';
 import { StoredIds } from '../store/storedIds.js';
@@ -11,7 +12,7 @@ import { deliverPendingHooks, recordHookDeliveries } from '../hooks/deliverHooks
 import { cycleWorkDir, resultFile, type CycleContext } from './context.js';
 import type { CycleSummary } from './events.js';
 import { ShardRunner } from './shard.js';
-import type { ApplySummary } from './reconcile.js';
+import type { ApplySummary } from './apply/applyFile.js';
 
 export interface CycleOptions {
   trigger: CycleTrigger;
@@ -91,6 +92,7 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
   const applied = shards.filter((shard) => shard.state === 'applied');
   // Marks are cleared before the cycle is closed: a crash in between clears again (idempotently) on resume, and a
   // closed cycle has always cleared its marks. The files go last; a crash there leaves them for the sweep.
+  log.debug({}, 'close-out: clearing stale marks');
   const cleared = dryRun ? 0 : await clearStaleMarks(ctx.db, ctx.config, type, applied, cycle.startedAt);
   const summary = summarize(ctx, cycle, 'closed', dryRun, runner.dryRunSummaries, cleared);
   // The hooks' deliveries are recorded before the close (the deleted IDs are read from the results files, which go
@@ -103,10 +105,12 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
   }
   ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
   if (!dryRun && ctx.config.reconcile.purge) {
-    const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle' });
+    log.debug({}, 'purge: start');
+    const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle', maxLockMs: ctx.config.reconcile.maxLockMs });
     log[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
   }
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });
+  log.debug(lockPacing(), 'lock pacing of this process so far (reconcile.maxLockMs)');
   log.info({ idsChecked: summary.idsChecked, jobs: summary.jobsUsed, actions: summary.actions, failed: summary.shards.failed, marksCleared: cleared }, 'cycle closed');
   ctx.events.emit('cycle:closed', { type, cycleId: cycle.id, summary });
   if (!dryRun) await deliverPendingHooks(ctx);

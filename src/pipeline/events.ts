@@ -8,7 +8,7 @@ export interface CycleEventMap {
   'shard:state': [{ type: JobType; cycleId: number; seq: number; shards: number; state: ShardState; ids: number; error?: string }];
   'job:created': [{ type: JobType; cycleId: number; seq: number; jobId: string; attempt: number; adopted: boolean }];
   'job:status': [{ type: JobType; cycleId: number; seq: number; jobId: string; status: string }];
-  'reconcile:batch': [{ type: JobType; cycleId: number; seq: number; linesRead: number; bytesRead: number }];
+  'apply:batch': [{ type: JobType; cycleId: number; seq: number; linesRead: number; bytesRead: number }];
   'cycle:closed': [{ type: JobType; cycleId: number; summary: CycleSummary }];
   /** Every end of runCycle, whatever the outcome (`failed`: it threw; the next run resumes the cycle). */
   'cycle:ended': [{ type: JobType; outcome: CycleSummary['state'] | 'failed'; dryRun: boolean }];

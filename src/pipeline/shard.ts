@@ -12,7 +12,7 @@ import type { ComplianceJob } from '../xapi/types.js';
 import { resultFile, shardFile, type CycleContext } from './context.js';
 import { exportShard } from './export.js';
 import { newJobName, parseJobName } from './jobNames.js';
-import { applyResultsFile, type ApplySummary } from './reconcile.js';
+import { applyResultsFile, type ApplySummary } from './apply/applyFile.js';
 
 export type ShardOutcome = 'applied' | 'failed' | 'held' | 'interrupted';
 
@@ -358,15 +358,13 @@ export class ShardRunner {
       file,
       logger: ctx.logger.child({ cycle: this.cycle.id }),
       runId,
-      shardId: shard.id,
-      idRange: { first: shard.firstId as Id, last: shard.lastId as Id },
-      submittedIds: shard.idCount,
+      shard: { id: shard.id, idRange: { first: shard.firstId as Id, last: shard.lastId as Id }, submittedIds: shard.idCount },
       confirmDeletions,
       dryRun: this.dryRun,
       signal: ctx.signal,
       now: ctx.now,
       onProgress: (progress) =>
-        ctx.events.emit('reconcile:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
+        ctx.events.emit('apply:batch', { type: this.cycle.type, cycleId: this.cycle.id, seq: shard.seq, ...progress }),
     });
   }
 

@@ -44,9 +44,13 @@ export interface ContentStatements {
    * tweets with theirs), all in the caller's transaction, and tombstones the ID and every row of a mapped table
    * deleted with it (cs_tombstones: type, ID, reason, time; no content), in that same transaction.
    */
-  delete(id: Id, reason: string, at: string): number;
-  /** The author's tweets the last `delete` of a user removed (the cascade). */
-  readonly lastDelete: { cascaded: number };
+  delete(id: Id, reason: string, at: string, stop?: () => boolean): number;
+  /**
+   * Of the last `delete`: the author's tweets a user's deletion removed (the cascade), and whether it is complete. A
+   * row with many dependents has them deleted (or their reference cleared) in pieces first, asking `stop()` after each;
+   * when it says stop, the row is left for the next call (incomplete, 0 returned), which goes on with what is left.
+   */
+  readonly lastDelete: { cascaded: number; complete: boolean };
   mark(id: Id, state: string, reason: string, at: string): number;
   /** Geo columns to NULL and geo paths out of the JSON columns; for users (no geo of their own) it finds the row. */
   scrubGeo(id: Id): number;
@@ -73,9 +77,21 @@ export interface CascadeStatements {
    * the next call simply finds fewer tweets. `complete` is true once the author has none left.
    */
   deleteTweetsOfAuthor(author: Id, reason: string, at: string, stop: () => boolean): { deleted: number; complete: boolean };
-  /** Marks the author's tweets, except those carrying a mark of their own (see the SQL). */
-  markByAuthor(author: Id, state: string, reason: string, at: string): number;
-  scrubGeoByAuthor(author: Id): number;
+  /**
+   * Marks the author's tweets, except those carrying a mark of their own (see the SQL), in pieces of consecutive tweet
+   * IDs after `after` (null: from the first), asking `stop()` after each piece: one author may have written a large
+   * share of the store. `after` of the result is the last tweet ID of the last piece done, null once the author has
+   * no tweets left after it; the caller commits it with the count and resumes from it.
+   */
+  markByAuthor(author: Id, state: string, reason: string, at: string, after: Id | null, stop: () => boolean): AuthorPieces;
+  /** The geo scrub of the author's tweets, in pieces as markByAuthor. */
+  scrubGeoByAuthor(author: Id, after: Id | null, stop: () => boolean): AuthorPieces;
+}
+
+/** What a pieced statement over an author's tweets did: rows changed, and where it stopped (null: it is complete). */
+export interface AuthorPieces {
+  changed: number;
+  after: Id | null;
 }
 
 /** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
@@ -198,7 +214,7 @@ export function prepareContentStatements(
   const scrubCell = counter.cell(tw.table, 'result', 'updated');
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
 
-  const lastDelete = { cascaded: 0 };
+  const lastDelete = { cascaded: 0, complete: true };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
   const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
   const deleteCopy = target.embeds.some((e) => e.action === 'copy')
@@ -212,28 +228,22 @@ export function prepareContentStatements(
     const authorCol = q(target.authorId);
     const author = `${authorCol} = ?`;
     const authorEncoding = target.authorEncoding;
-    const scrubTweetsByAuthor = scrubSet ? byId(`UPDATE ${tweets} SET ${scrubSet} WHERE ${author}`, authorEncoding) : () => 0;
-    const scrubByAuthor = (key: Id) => {
-      sweeps?.scrubbedByAuthor(key);
-      return scrubTweetsByAuthor(key);
-    };
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
     const countByAuthors = count(`SELECT count(*) FROM ${tweets} WHERE ${authorCol} ${IN_LIST}`);
     // A tweet's own mark (set by the tweets cycle: suspended, protected…) outranks its author's: overwriting it would
     // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
-    const markByAuthor = tw.marks
-      ? byId(
-          `UPDATE ${tweets} SET ${q(tw.marks.state)} = ?, ${q(tw.marks.reason)} = ?, ${q(tw.marks.at)} = ?` +
-            ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${author}`,
-          authorEncoding,
-        )
-      : byId(
-          `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${author}
+    const markOfAuthor = (where: string) =>
+      tw.marks
+        ? `UPDATE ${tweets} SET ${q(tw.marks.state)} = @state, ${q(tw.marks.reason)} = @reason, ${q(tw.marks.at)} = @at` +
+          ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${where}`
+        : `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, @state, @reason, @at, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${where}
            ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
-           WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`,
-          authorEncoding,
-        );
-    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'cascade', tombstoneRun));
+           WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
+    const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
+    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where}`) : null;
+    const tweetWhere: Where = { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding };
+    const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, tweetWhere, 'cascade', tombstoneRun));
+    const tweetDependents = prepareDependentPieces(db, target, tw, tweetWhere, counter, tombstoneRun);
     // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
     const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
     const bindAuthor = bind(authorEncoding);
@@ -243,6 +253,7 @@ export function prepareContentStatements(
         const ids = tweetsOfAuthor.all(bindAuthor(key)) as (bigint | string)[];
         if (!ids.length) return { deleted, complete: true };
         for (const tweet of ids) {
+          if (!tweetDependents(String(tweet) as Id, reason, at, stop).complete) return { deleted, complete: false };
           deleted += deleteTweet(String(tweet) as Id, reason, at).own;
           if (stop()) return { deleted, complete: false };
         }
@@ -254,8 +265,19 @@ export function prepareContentStatements(
       countTweets: () => countTweets(),
       countByAuthors: (authors) => (authors.length ? countByAuthors(idList(authors, authorEncoding).json) : 0),
       deleteTweetsOfAuthor,
-      markByAuthor: (key, state, reason, at) => counter.add(cascadeMarkCell, markByAuthor(key, state, reason, at)),
-      scrubGeoByAuthor: (key) => counter.add(cascadeScrubCell, scrubByAuthor(key)),
+      markByAuthor: (key, state, reason, at, after, stop) => {
+        const done = markPieces(bindAuthor(key), { state, reason, at }, after, stop);
+        counter.add(cascadeMarkCell, done.changed);
+        return done;
+      },
+      scrubGeoByAuthor: (key, after, stop) => {
+        // Noted before the pieces: the author's tweets' embedded copies lose their geo at the sweep.
+        if (after === null) sweeps?.scrubbedByAuthor(key);
+        if (!scrubPieces) return { changed: 0, after: null };
+        const done = scrubPieces(bindAuthor(key), {}, after, stop);
+        counter.add(cascadeScrubCell, done.changed);
+        return done;
+      },
     };
   }
 
@@ -284,6 +306,50 @@ export function prepareContentStatements(
 }
 
 /**
+ * An update of one author's tweets (`sqlFor` makes it from a WHERE condition with @author, @after and @upTo) run in
+ * pieces of consecutive tweet IDs, (after, upTo], upTo found by an index walk of a piece's row count: a cut or a
+ * crash between two pieces leaves whole pieces done, and the call resumed with the last piece's end goes on from there.
+ * Pieces grow from 64 to 4,096 tweets while `stop()` says there is time; the last one runs to the author's last
+ * tweet (including one written meanwhile, as a single UPDATE would).
+ */
+function authorPieces(
+  db: Db,
+  tweets: string,
+  authorCol: string,
+  tw: TableTarget,
+  sqlFor: (where: string) => string,
+): (author: unknown, params: Record<string, unknown>, after: Id | null, stop: () => boolean) => AuthorPieces {
+  const id = q(tw.id);
+  const first = db.prepare(sqlFor(`${authorCol} = @author AND ${id} <= @upTo`));
+  const next = db.prepare(sqlFor(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`));
+  const walkFirst = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkNext = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author AND ${id} > @after ORDER BY ${id} LIMIT 1 OFFSET @skip`);
+  const walkLast = db.prepare(`SELECT max(${id}) FROM ${tweets} WHERE ${authorCol} = @author`);
+  // Integers come back as BigInt and are bound back as such: an ID never passes through a JS number.
+  for (const walk of [walkFirst, walkNext, walkLast]) walk.pluck().safeIntegers(true);
+  const bindTweet = tw.idEncoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
+  return (author, params, after, stop) => {
+    let changed = 0;
+    let from: bigint | string | null = after === null ? null : bindTweet(after);
+    for (let rows = 64; ; rows = Math.min(rows * 2, 4096)) {
+      const walked = (from === null ? walkFirst.get({ author, skip: rows - 1 }) : walkNext.get({ author, after: from, skip: rows - 1 })) as bigint | string | undefined;
+      const upTo = walked ?? (walkLast.get({ author }) as bigint | string | null);
+      // Nothing after `from` (the last piece ended at the author's last tweet, or there are none).
+      if (upTo === null || (from !== null && walked === undefined && compareKeys(upTo, from) <= 0)) return { changed, after: null };
+      changed += (from === null ? first.run({ ...params, author, upTo }) : next.run({ ...params, author, after: from, upTo })).changes;
+      from = upTo;
+      if (walked === undefined) return { changed, after: null };
+      if (stop()) return { changed, after: String(upTo) as Id };
+    }
+  };
+}
+
+/** SQLite's order of two keys of one column (both integers, or both text). */
+function compareKeys(a: bigint | string, b: bigint | string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
  * The deletion of one row as a list of statements in a valid order: for each relation referencing the table, its
  * rows first (deleted, recursively with their own dependents, or their reference cleared), then the row's ledger
  * mark, then the row. The default schema has no relations, so its deletion is the one DELETE (the fast path).
@@ -293,16 +359,69 @@ function prepareDelete(
   target: Target,
   t: TableTarget,
   counter: ChangeCounter,
-  lastDelete: { cascaded: number },
+  lastDelete: { cascaded: number; complete: boolean },
   /** undefined: no tombstones (a dry run). */
   runId: number | null | undefined,
-): (key: Id, reason: string, at: string) => number {
-  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding }, 'result', runId);
-  const run = prepareSteps(db, target, t, counter, steps);
-  return (key, reason, at) => {
+): (key: Id, reason: string, at: string, stop?: () => boolean) => number {
+  const where: Where = { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
+  const run = prepareSteps(db, target, t, counter, deleteSteps(target, t.table, where, 'result', runId));
+  const dependents = prepareDependentPieces(db, target, t, where, counter, runId);
+  return (key, reason, at, stop = () => false) => {
+    const pieces = dependents(key, reason, at, stop);
+    lastDelete.complete = pieces.complete;
+    lastDelete.cascaded = pieces.cascaded;
+    if (!pieces.complete) return 0;
     const { own, cascaded } = run(key, reason, at);
-    lastDelete.cascaded = cascaded;
+    lastDelete.cascaded += cascaded;
     return own;
+  };
+}
+
+/** Dependents of a row taken per piece: at most this many rows of one relation in one statement. */
+const DEPENDENT_PIECE = 256;
+
+/**
+ * A row's direct dependents (the rows of each relation referencing its table), deleted with their own dependents or
+ * their reference cleared, in pieces of DEPENDENT_PIECE rows chosen by rowid, asking `stop()` after each: a row
+ * referenced by a million others would otherwise be one statement holding the write lock for as long as it takes.
+ * Each piece is whole (its rows' tombstones, ledger marks, full-text entries and dependents go in the same
+ * statements as the rows), so a cut leaves a valid store, and a later call finds what is left. Returns true once
+ * fewer than a piece are left: the row's own deletion (prepareSteps) then takes them with it. `cascaded` counts the
+ * pieces' deletions caused by a cascade relation, as prepareSteps does. A relation whose table has no rowid (WITHOUT
+ * ROWID) is left to that deletion whole.
+ */
+function prepareDependentPieces(
+  db: Db,
+  target: Target,
+  t: TableTarget,
+  where: Where,
+  counter: ChangeCounter,
+  runId: number | null | undefined,
+): (key: Id, reason: string, at: string, stop: () => boolean) => { complete: boolean; cascaded: number } {
+  const schema = new SchemaInfo(db);
+  const chunk: Where = { sql: 'rowid IN (SELECT value FROM json_each(?))', column: null, encoding: 'text' };
+  const groups = (target.relations.get(t.table.toLowerCase()) ?? [])
+    .filter((relation) => schema.table(relation.childTable)?.withoutRowid === false)
+    .map((relation) => {
+      const childWhere = childWhereOf(relation, t.table, where);
+      const pick = db.prepare(`SELECT rowid FROM ${q(relation.childTable)} WHERE ${childWhere.sql} LIMIT ${DEPENDENT_PIECE}`).pluck().safeIntegers(true);
+      const bindKey = childWhere.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
+      const steps = relationSteps(target, relation, chunk, runId, true);
+      const apply = prepareSteps(db, target, t, counter, steps);
+      return { pick: (key: Id) => pick.all(bindKey(key)) as bigint[], apply };
+    });
+  if (!groups.length) return () => ({ complete: true, cascaded: 0 });
+  return (key, reason, at, stop) => {
+    let cascaded = 0;
+    for (const group of groups) {
+      for (;;) {
+        const rowids = group.pick(key);
+        if (rowids.length < DEPENDENT_PIECE) break;
+        cascaded += group.apply(`[${rowids.join(',')}]` as Id, reason, at).cascaded;
+        if (stop()) return { complete: false, cascaded };
+      }
+    }
+    return { complete: true, cascaded };
   };
 }
 
@@ -371,22 +490,8 @@ const TOMBSTONE_REASON: Record<ChangeCause, string> = {
 function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined, copies = true): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
-    const childWhere: Where =
-      where.column !== null && same(relation.parentColumn, where.column)
-        ? { sql: `${q(relation.childColumn)} = ?`, column: relation.childColumn, encoding: relation.childEncoding }
-        : {
-            sql: `${q(relation.childColumn)} IN (SELECT ${q(relation.parentColumn)} FROM ${q(table)} WHERE ${where.sql})`,
-            column: null,
-            encoding: where.encoding,
-          };
-    const mappedChild = [target.tweets, target.users].some((m) => same(m.table, relation.childTable));
-    if (relation.action === 'delete') {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies));
-    } else if (relation.action === 'copy' && (copies || !mappedChild)) {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies));
-    } else {
-      steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
-    }
+    const childWhere = childWhereOf(relation, table, where);
+    steps.push(...relationSteps(target, relation, childWhere, runId, copies));
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
   if (mapped && runId !== undefined) {
@@ -414,6 +519,25 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
   }
   steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
   return steps;
+}
+
+/** The rows of a relation's child table that reference the rows of `table` chosen by `where`. */
+function childWhereOf(relation: Relation, table: string, where: Where): Where {
+  return where.column !== null && same(relation.parentColumn, where.column)
+    ? { sql: `${q(relation.childColumn)} = ?`, column: relation.childColumn, encoding: relation.childEncoding }
+    : {
+        sql: `${q(relation.childColumn)} IN (SELECT ${q(relation.parentColumn)} FROM ${q(table)} WHERE ${where.sql})`,
+        column: null,
+        encoding: where.encoding,
+      };
+}
+
+/** What acting on one relation's rows (chosen by `childWhere`) takes: their deletion, as dependents or copies, or clearing the reference. */
+function relationSteps(target: Target, relation: Relation, childWhere: Where, runId: number | null | undefined, copies: boolean): Step[] {
+  const mappedChild = [target.tweets, target.users].some((m) => same(m.table, relation.childTable));
+  if (relation.action === 'delete') return deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies);
+  if (relation.action === 'copy' && (copies || !mappedChild)) return deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies);
+  return [{ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' }];
 }
 
 function clearReference(relation: Relation, where: Where): string {

@@ -313,7 +313,7 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     const realTable = info.table(report.table)!.name;
     report.relations = plannedRelations(target, config, report.type);
     for (const relation of report.relations) {
-      pushTriggers(report, info.triggersOn(relation.childTable, relation.action === 'delete' ? 'DELETE' : 'UPDATE'));
+      pushTriggers(report, info.triggersOn(relation.childTable, relation.action === 'delete' || relation.action === 'copy' ? 'DELETE' : 'UPDATE'));
     }
     pushTriggers(report, [...info.triggersOn(realTable, 'DELETE'), ...info.triggersOn(realTable, 'UPDATE')]);
     const triggers = info.triggersOn(realTable);

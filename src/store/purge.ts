@@ -16,6 +16,11 @@ export interface PurgeOptions {
    * rebuild rewrites every page. Costs a full copy of the store and an exclusive lock while it runs.
    */
   vacuum?: boolean;
+  /**
+   * reconcile.maxLockMs: the longest the TRUNCATE checkpoint may wait for readers while it keeps writers out. Past
+   * it, the WAL stays (walBusy) until the next purge. Default: the connection's busy timeout.
+   */
+  maxLockMs?: number;
 }
 
 export interface PurgeResult {
@@ -45,8 +50,19 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
   if (options.vacuum) db.exec('VACUUM');
   let walBusy = false;
   if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
-    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number | bigint }[];
-    walBusy = Number(row?.busy ?? 0) !== 0;
+    // TRUNCATE holds the write lock while it copies the WAL into the file (an ingester waits meanwhile): after a cycle
+    // that can be hundreds of MB. A PASSIVE checkpoint copies it without blocking writers, so TRUNCATE is left only
+    // what was written since.
+    db.pragma('wal_checkpoint(PASSIVE)');
+    // TRUNCATE then keeps writers out while it waits, in the busy handler, for readers of the WAL to finish.
+    const busyTimeout = Number(db.pragma('busy_timeout', { simple: true }));
+    if (options.maxLockMs !== undefined) db.pragma(`busy_timeout = ${Math.min(busyTimeout, Math.ceil(options.maxLockMs))}`);
+    try {
+      const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number | bigint }[];
+      walBusy = Number(row?.busy ?? 0) !== 0;
+    } finally {
+      db.pragma(`busy_timeout = ${busyTimeout}`);
+    }
   }
   return { ftsOptimized, vacuumed: options.vacuum ?? false, walBusy, elapsedMs: Math.round(performance.now() - started) };
 }

@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import type { Id } from '../../src/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { outcomeFor, type OutcomeRules } from '../../src/emulator/outcomes.js';
 import { runCycle, runCycles } from '../../src/pipeline/cycle.js';
@@ -190,7 +191,7 @@ describe('cycle engine against the emulator', () => {
     expect(stopped.state).toBe('interrupted');
     const [shard] = runtime.ledger.shards(stopped.cycleId);
     // …then apply them as the crashed process did, up to the run's end but not the shard's transition.
-    const { applyResultsFile } = await import('../../src/pipeline/reconcile.js');
+    const { applyResultsFile } = await import('../../src/pipeline/apply/applyFile.js');
     const { resultFile } = await import('../../src/pipeline/context.js');
     const first = await applyResultsFile({
       db: runtime.db,
@@ -198,8 +199,7 @@ describe('cycle engine against the emulator', () => {
       type: 'tweets',
       file: resultFile(runtime.context(controller.signal).config, stopped.cycleId, 1),
       logger: quietLogger(),
-      shardId: shard!.id,
-      submittedIds: shard!.idCount,
+      shard: { id: shard!.id, idRange: { first: shard!.firstId as Id, last: shard!.lastId as Id }, submittedIds: shard!.idCount },
     });
     expect(first.state).toBe('done');
     expect(runtime.ledger.shard(shard!.id).state).toBe('downloaded');

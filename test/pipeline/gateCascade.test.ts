@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { applyResultsFile } from '../../src/pipeline/reconcile.js';
+import { applyResultsFile } from '../../src/pipeline/apply/applyFile.js';
 import { createStore } from '../../src/store/migrate.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { quietLogger } from '../helpers/world.js';

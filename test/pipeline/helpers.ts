@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { applyResultsFile, type ApplyOptions, type ApplySummary } from '../../src/pipeline/reconcile.js';
+import { applyResultsFile, type ApplyOptions, type ApplySummary } from '../../src/pipeline/apply/applyFile.js';
 import { createStore } from '../../src/store/migrate.js';
 import type { Db } from '../../src/store/open.js';
 import type { JobType } from '../../src/types.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getApplyRun, readAuditCounts, readChangeCounts } from '../../src/store/applyRuns.js';
 import { openStore, type Db } from '../../src/store/open.js';
-import type { ApplySummary, Cut } from '../../src/pipeline/reconcile.js';
+import type { ApplySummary, Cut } from '../../src/pipeline/apply/applyFile.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, insertTweets, insertUsers, makeStore, result, rowsOf, writeResults } from './helpers.js';
 
@@ -140,6 +140,118 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
     expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    store.close();
+    straight.close();
+  });
+
+  it.each([
+    ['in the tables\' own columns', {}],
+    ['in the ledger (cs_marks)', { tweets: { complianceState: null, complianceReason: null, complianceAt: null } }],
+  ])("cuts a user's mark and geo scrub over many tweets between pieces of tweet IDs, and resumes inside them (marks %s)", async (_label, tables) => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 }, store: { path: 'store.db', tables } });
+    insertUsers(db, ['6', '7', '8']);
+    // 300 tweets by 6 (one with a mark of its own, which outranks the author's), 250 with geo by 7, interleaved IDs.
+    insertTweets(db, [
+      ...Array.from({ length: 300 }, (_, i) => ({ id: String(10_000 + 2 * i), author_id: '6', ...(i === 100 ? { compliance_state: 'suspended', compliance_reason: 'suspended' } : {}) })),
+      ...Array.from({ length: 250 }, (_, i) => ({ id: String(10_001 + 2 * i), author_id: '7', geo_lat: 1, geo_lon: 2, place_id: 'p' })),
+      { id: '20000', author_id: '8' },
+    ]);
+    if (Object.keys(tables).length) db.prepare("INSERT INTO cs_marks (type, id, state, reason, at) VALUES ('tweets', '10200', 'suspended', 'suspended', '2026-01-01')").run();
+    const file = writeResults(dir, 'users.ndjson', [result('6', 'protected'), result('7', 'scrub_geo'), result('8', 'suspended')]);
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+    const store = openStore(config.store.path);
+    const straight = openStore(path.join(dir, 'straight.db'));
+    const marksOf = (d: Db) => d.prepare('SELECT type, id, state, reason FROM cs_marks ORDER BY type, id').all();
+
+    const controller = new AbortController();
+    const cuts: Cut[] = [];
+    const first = await apply(store, config, 'users', file, {
+      clock: ticking(),
+      signal: controller.signal,
+      // Stop after the second cut inside the scrub of user 7's tweets: user 6's marks are all committed.
+      onCommit: (c) => {
+        if (c.cut) cuts.push(c.cut);
+        if (cuts.filter((cut) => cut.records === 1 && cut.after !== undefined).length === 2) controller.abort();
+      },
+    });
+    expect(first.state).toBe('interrupted');
+    // Pieces of user 6's mark were committed with the tweet ID they reached, before the user row was marked.
+    expect(cuts.some((c) => c.records === 0 && c.after !== undefined)).toBe(true);
+    const saved = JSON.parse(getApplyRun(store, first.runId!)!.countsJson!).cut as Cut;
+    expect(saved).toMatchObject({ line: 3, records: 1 });
+    const scrubbed = store.prepare('SELECT count(*) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get() as bigint;
+    expect(scrubbed).toBeGreaterThan(0n);
+    expect(scrubbed).toBeLessThan(250n);
+    expect(store.prepare('SELECT max(id) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get()).toBe(BigInt(saved.after!));
+
+    const resumed = await apply(store, config, 'users', file, { runId: first.runId!, clock: ticking() });
+    const once = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'users', file, { clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(rowsOf(store, 'users')).toEqual(rowsOf(straight, 'users'));
+    expect(marksOf(store)).toEqual(marksOf(straight));
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    // 299 of user 6's tweets (one keeps its own mark) and user 8's one.
+    expect(resumed).toMatchObject({ applied: { mark: 2, scrub_geo: 1 }, cascaded: { marked: 300, scrubbed: 250 } });
+    const ledger = Object.keys(tables).length > 0;
+    const own = ledger ? marksOf(store).find((m) => String((m as { id: unknown }).id) === '10200') : rowsOf(store, 'tweets')['10200'];
+    expect(own).toMatchObject(ledger ? { state: 'suspended' } : { compliance_state: 'suspended' });
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    store.close();
+    straight.close();
+  });
+
+  it('deletes a row with many dependents in pieces of them, the row itself in the last transaction, and resumes inside it', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
+    db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
+             CREATE INDEX likes_tweet ON likes (tweet_id);
+             CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
+             CREATE INDEX replies_to ON replies (in_reply_to);`);
+    insertTweets(db, [{ id: '100', author_id: '1' }, { id: '200', author_id: '1' }, { id: '300', author_id: '1' }]);
+    const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
+    const reply = db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < 600; i++) like.run(100n, BigInt(i));
+      for (let i = 0; i < 3; i++) like.run(200n, BigInt(i));
+      for (let i = 0; i < 300; i++) reply.run(BigInt(i + 1), 100n);
+    })();
+    const file = writeResults(dir, 'tweets.ndjson', [result('100', 'deleted'), result('200', 'deleted'), result('300', 'suspended')]);
+    db.close();
+    copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+    const store = openStore(config.store.path);
+    const straight = openStore(path.join(dir, 'straight.db'));
+    const dependentsOf = (d: Db) => ({
+      likes: d.prepare('SELECT tweet_id, count(*) AS n FROM likes GROUP BY tweet_id ORDER BY tweet_id').all(),
+      replies: d.prepare('SELECT in_reply_to, count(*) AS n FROM replies GROUP BY in_reply_to ORDER BY in_reply_to').all(),
+    });
+
+    const controller = new AbortController();
+    const cuts: Cut[] = [];
+    const first = await apply(store, config, 'tweets', file, {
+      clock: ticking(),
+      signal: controller.signal,
+      onCommit: (c) => c.cut && cuts.push(c.cut) === 3 && controller.abort(),
+    });
+    expect(first.state).toBe('interrupted');
+    // Two pieces of tweet 100's likes, then one of its replies: the tweet is still stored, its dependents partly gone.
+    expect(cuts).toEqual([{ line: 3, records: 0 }, { line: 3, records: 0 }, { line: 3, records: 0 }]);
+    expect(store.prepare('SELECT count(*) FROM tweets WHERE id = 100').pluck().get()).toBe(1n);
+    expect(dependentsOf(store)).toEqual({ likes: [{ tweet_id: 100n, n: 88n }, { tweet_id: 200n, n: 3n }], replies: [{ in_reply_to: null, n: 256n }, { in_reply_to: 100n, n: 44n }] });
+
+    const resumed = await apply(store, config, 'tweets', file, { runId: first.runId!, clock: ticking() });
+    const once = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'tweets', file, { clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(dependentsOf(store)).toEqual(dependentsOf(straight));
+    expect(dependentsOf(store)).toEqual({ likes: [], replies: [{ in_reply_to: null, n: 300n }] });
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    expect(readAuditCounts(store, resumed.runId!)).toEqual(readAuditCounts(straight, once.runId!));
+    expect(readChangeCounts(store, resumed.runId!)).toEqual(readChangeCounts(straight, once.runId!));
+    expect(resumed.changes).toMatchObject({ likes: { deleted: { fk: 603 } }, replies: { updated: { fk: 300 } } });
     store.close();
     straight.close();
   });

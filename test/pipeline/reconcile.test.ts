@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Id } from '../../src/types.js';
 import { readAuditCounts, getApplyRun } from '../../src/store/applyRuns.js';
 import { openStore } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
@@ -229,7 +230,7 @@ describe('applyResultsFile: odd input', () => {
     const { config, db } = makeStore(dir);
     insertTweets(db, [{ id: '5' }, { id: '50' }, { id: '500' }]);
     const file = writeResults(dir, 'r.ndjson', [result('5', 'deleted'), result('50', 'deleted'), result('500', 'deleted')]);
-    const summary = await apply(db, config, 'tweets', file, { idRange: { first: '10' as never, last: '100' as never }, shardId: 3 });
+    const summary = await apply(db, config, 'tweets', file, { shard: { id: 3, idRange: { first: '10' as Id, last: '100' as Id }, submittedIds: 3 } });
     expect(Object.keys(rowsOf(db, 'tweets'))).toEqual(['5', '500']);
     expect(summary.rejected).toEqual({ outside_shard: 2 });
     expect(getApplyRun(db, summary.runId!)).toMatchObject({ shardId: 3 });
@@ -280,7 +281,7 @@ describe('applyResultsFile: safety gate and dry run', () => {
     // With the shard's own denominator, the same file is held.
     const again = await apply(db, config, 'tweets', writeResults(dir, 's.ndjson', [...[4, 5, 6].map((i) => result(String(i), 'deleted'))]), {
       confirmDeletions: false,
-      submittedIds: 4,
+      shard: { id: 1, idRange: { first: '1' as Id, last: '10' as Id }, submittedIds: 4 },
     });
     expect(again).toMatchObject({ state: 'held', wouldDelete: 3 });
     db.close();

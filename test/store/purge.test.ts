@@ -2,14 +2,14 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { migrate } from '../../src/store/migrate.js';
+import { createStore, migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { purgeStore } from '../../src/store/purge.js';
 import { cleanEnv } from '../helpers/cli.js';
 import { residue } from '../helpers/layouts-check.js';
 import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, uniqueWord, type LayoutName } from '../helpers/layouts.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { apply, result, writeResults } from '../pipeline/helpers.js';
+import { apply, insertTweets, result, writeResults } from '../pipeline/helpers.js';
 
 /**
  * Issue 12, purge: after the deletions and the purge a cycle ends with, no deleted tweet's or user's unique word is
@@ -74,6 +74,28 @@ describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
     const { db, storePath, words } = await deleteSome(name, false);
     const found = residue(storePath, words, ftsNames(db));
     expect(found.inFiles.length + found.inFts.length).toBeGreaterThan(0);
+    db.close();
+  });
+});
+
+describe('purge beside another connection', () => {
+  it('gives up the TRUNCATE checkpoint after reconcile.maxLockMs when a reader holds the WAL, instead of keeping writers out for the busy timeout', () => {
+    const dir = tempDir();
+    const storePath = path.join(dir, 'store.db');
+    const db = createStore(storePath);
+    insertTweets(db, [{ id: '1' }, { id: '2' }]);
+    const reader = openStore(storePath);
+    // A read transaction that has seen the WAL's frames: TRUNCATE must wait for it to end.
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM tweets').get();
+    db.prepare('DELETE FROM tweets WHERE id = 1').run();
+    const purge = purgeStore(db, { maxLockMs: 20 });
+    expect(purge.walBusy).toBe(true);
+    expect(Number(db.pragma('busy_timeout', { simple: true }))).toBe(10_000);
+    reader.exec('COMMIT');
+    expect(purgeStore(db, { maxLockMs: 20 }).walBusy).toBe(false);
+    expect(statSync(`${storePath}-wal`).size).toBe(0);
+    reader.close();
     db.close();
   });
 });

@@ -1,0 +1,178 @@
+import { setImmediate } from 'node:timers/promises';
+import type { Logger } from '../../log.js';
+import type { AuditCounts, prepareRunLedger } from '../../store/applyRuns.js';
+import { addChanges, type ChangeCount } from '../../store/changeCounts.js';
+import type { ContentStatements } from '../../store/contentStatements.js';
+import { cutAfterMs, lockReleased, lockTurn } from '../../store/lockPace.js';
+import { translateSqliteError, type Db } from '../../store/open.js';
+import { compareIds } from '../../types.js';
+import type { RejectKind, ResultRecord } from '../resultRecords.js';
+import type { RejectsWriter } from '../rejects.js';
+import { applyRecords, auditFollowUps, type Reached } from './records.js';
+import { withForeignKeysRelaxed } from './target.js';
+import { addTotals, emptyTotals } from './totals.js';
+import type { ApplyOptions, Cut, Totals } from './types.js';
+
+export interface BatchApplierSetup {
+  db: Db;
+  statements: ContentStatements;
+  relaxForeignKeys: boolean;
+  /** null for a dry run: nothing is recorded. */
+  ledger: ReturnType<typeof prepareRunLedger> | null;
+  rejects: RejectsWriter | null;
+  asOf: string;
+  /** The run's totals so far (a resumed run's); the applier adds each commit's to them. */
+  totals: Totals;
+  /** Lines up to this one are applied. */
+  checkpoint: number;
+  /** A batch a transaction ended inside of, to go on with. */
+  resumeCut: Cut | null;
+  logger: Logger;
+  options: Pick<ApplyOptions, 'dryRun' | 'signal' | 'onProgress' | 'onCommit' | 'clock' | 'config'>;
+}
+
+/**
+ * The batch applier: collects a file's records and rejects into batches of `reconcile.batchSize` lines and applies
+ * each in as many transactions as `reconcile.maxLockMs` asks for (usually one), each committed with the run's
+ * checkpoint, totals, audit and change counts. Its state: the batch being collected, the run's totals, the last
+ * committed line, and the cut a resumed run goes on from.
+ */
+export class BatchApplier {
+  readonly totals: Totals;
+  /** The last line of the last batch wholly committed. */
+  committedLine: number;
+  private batch: ResultRecord[] = [];
+  private batchRejects: { line: number; kind: RejectKind }[] = [];
+  private resumeCut: Cut | null;
+  private bytesRead = 0;
+  private readonly loggedKinds = new Set<string>();
+  private readonly inTransaction: { immediate: (fn: () => void) => void };
+  // A dry run rolls back each transaction, so work cut there would never be seen done: it is not cut.
+  private readonly maxLockMs: number;
+  private readonly clock: () => number;
+
+  constructor(private readonly setup: BatchApplierSetup) {
+    this.totals = setup.totals;
+    this.committedLine = setup.checkpoint;
+    this.resumeCut = setup.resumeCut;
+    this.inTransaction = setup.db.transaction((fn: () => void) => fn());
+    this.maxLockMs = setup.options.dryRun ? Infinity : setup.options.config.reconcile.maxLockMs;
+    this.clock = setup.options.clock ?? (() => performance.now());
+  }
+
+  /** How far the file has been read, for progress. */
+  set bytes(n: number) {
+    this.bytesRead = n;
+  }
+
+  addRecord(record: ResultRecord): void {
+    this.batch.push(record);
+  }
+
+  addReject(line: number, kind: RejectKind, text: string): void {
+    this.batchRejects.push({ line, kind });
+    this.setup.rejects?.add(line, kind, text);
+  }
+
+  /** The batch ends at `line`: full, or — a cut batch re-read — exactly where it ended, whatever batchSize says now. */
+  isBatchEnd(line: number): boolean {
+    if (this.resumeCut) return line === this.resumeCut.line;
+    return this.batch.length + this.batchRejects.length >= this.setup.options.config.reconcile.batchSize;
+  }
+
+  /**
+   * Applies the batch ending at `line`, committed with its checkpoint, yielding to the event loop between
+   * transactions. Resolves to true when interrupted (the checkpoint then says exactly what is done).
+   */
+  async flush(line: number): Promise<boolean> {
+    const { options, logger, rejects } = this.setup;
+    rejects?.flush();
+    // ID order: one pass over the table's pages (see applyRecords); the sort is stable, so a resumed run sees the
+    // batch in the same order and can skip what a cut committed.
+    this.batch.sort((a, b) => compareIds(a.id, b.id));
+    const cut = this.resumeCut;
+    let done: Reached = cut?.line === line ? { records: cut.records, after: cut.after ?? null } : { records: 0, after: null };
+    this.resumeCut = null;
+    for (;;) {
+      if (!options.dryRun) await lockTurn(this.maxLockMs);
+      const reached = this.commitFrom(line, done);
+      const whole = reached.records === this.batch.length;
+      options.onCommit?.({ checkpointLine: whole ? line : this.committedLine, cut: whole ? null : cutAt(line, reached) });
+      if (whole) break;
+      done = reached;
+      logger.debug({ line, records: reached.records, after: reached.after, of: this.batch.length }, 'apply: batch cut by reconcile.maxLockMs');
+      // The ingester's writes and this process's own timers (polls, the watchdog) get their turn (lockTurn).
+      if (options.signal?.aborted) return true;
+    }
+    for (const r of this.batchRejects) {
+      if (this.loggedKinds.has(r.kind)) continue;
+      this.loggedKinds.add(r.kind);
+      logger.warn({ kind: r.kind, line: r.line }, 'apply: rejected line(s) of this kind; see the rejects file');
+    }
+    logger.debug({ line, records: this.batch.length, rejected: this.batchRejects.length }, 'apply: batch committed');
+    this.committedLine = line;
+    this.batch = [];
+    this.batchRejects = [];
+    options.onProgress?.({ bytesRead: this.bytesRead, linesRead: line, phase: 'apply' });
+    await setImmediate();
+    return options.signal?.aborted ?? false;
+  }
+
+  /**
+   * One transaction: the batch ending at `line` from `done` on, until it ends or the transaction has held the lock
+   * for half of reconcile.maxLockMs; with it, the checkpoint (this batch's start while it is cut), the totals, the
+   * audit and the change counts. Returns where it stopped.
+   */
+  private commitFrom(line: number, done: Reached): Reached {
+    const { db, statements, ledger, options } = this.setup;
+    const batch = this.batch;
+    const cutAfter = cutAfterMs(this.maxLockMs);
+    let reached = done;
+    let next = this.totals;
+    const apply = () => {
+      const started = this.clock();
+      const delta = emptyTotals();
+      const audit: AuditCounts = new Map();
+      reached = applyRecords(batch, done, statements, this.setup.asOf, delta, audit, () => this.clock() - started >= cutAfter);
+      // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction.
+      statements.sweep(this.setup.asOf);
+      if (reached.records === batch.length) {
+        // The batch's lines are counted once, with its last transaction.
+        delta.linesRead = line - this.committedLine;
+        delta.records = batch.length;
+        for (const r of this.batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
+      }
+      const changes: ChangeCount[] = statements.drainChanges();
+      auditFollowUps(audit, changes);
+      addChanges(delta.changes, changes);
+      next = addTotals(this.totals, delta);
+      const cut = reached.records < batch.length ? cutAt(line, reached) : null;
+      ledger?.commit(cut ? this.committedLine : line, JSON.stringify(cut ? { ...next, cut } : next), audit, changes);
+    };
+    try {
+      withForeignKeysRelaxed(db, this.setup.relaxForeignKeys, () => {
+        if (options.dryRun) rollbackAfter(db, apply);
+        else this.inTransaction.immediate(apply);
+      });
+    } catch (err) {
+      throw translateSqliteError(err, db.name);
+    } finally {
+      lockReleased();
+    }
+    Object.assign(this.totals, next);
+    return reached;
+  }
+}
+
+function cutAt(line: number, reached: Reached): Cut {
+  return reached.after === null ? { line, records: reached.records } : { line, records: reached.records, after: reached.after };
+}
+
+function rollbackAfter(db: Db, fn: () => void): void {
+  db.exec('BEGIN');
+  try {
+    fn();
+  } finally {
+    db.exec('ROLLBACK');
+  }
+}

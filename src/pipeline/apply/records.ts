@@ -1,0 +1,101 @@
+import type { AuditCounts } from '../../store/applyRuns.js';
+import { CASCADE_REASON_PREFIX, type ContentStatements } from '../../store/contentStatements.js';
+import type { ChangeCount } from '../../store/changeCounts.js';
+import type { Id } from '../../types.js';
+import { EDITED_STATE, type ResultRecord } from '../resultRecords.js';
+import type { Totals } from './types.js';
+
+/** Where applyRecords stops: the first record not wholly applied, and how far its cascade over tweets got. */
+export interface Reached {
+  records: number;
+  after: Id | null;
+}
+
+/**
+ * Applies records of a batch already sorted by ID (inside the caller's transaction) from `from`, adding what
+ * happened to `delta` and `audit`, until the batch ends or `overTime()` says the transaction has held the write lock
+ * long enough; returns where it stopped: the first record not wholly applied (and how far its cascade got). ID order is one pass over the table's pages,
+ * measured ~2x faster than file order on 1M- and 5M-row stores; an ID repeated in the batch is applied in file order
+ * (the sort is stable): a mark after a delete finds nothing, and the second of two identical records changes nothing.
+ * A users deletion with the cascade deletes the author's tweets first, possibly across several transactions (each
+ * tweet whole, counted when committed); the user row goes, and the record counts, once none is left. A user's mark or
+ * geo scrub goes over their tweets in pieces of tweet IDs the same way (each piece counted when committed), then
+ * the user row is marked or scrubbed.
+ */
+export function applyRecords(
+  records: readonly ResultRecord[],
+  from: Reached,
+  statements: ContentStatements,
+  asOf: string,
+  delta: Totals,
+  audit: AuditCounts,
+  overTime: () => boolean,
+): Reached {
+  const count = (reason: string, action: string, n: number) => {
+    let byAction = audit.get(reason);
+    if (!byAction) audit.set(reason, (byAction = new Map<string, number>()));
+    byAction.set(action, (byAction.get(action) ?? 0) + n);
+  };
+  const cascade = statements.cascade;
+  for (let i = from.records; i < records.length; ) {
+    const { id, taken, state, reason } = records[i]!;
+    /** Where this record's cascade over tweets resumes (a cut in it). */
+    const after = i === from.records ? from.after : null;
+    if (taken === 'ignore') {
+      delta.applied.ignore++;
+      count(reason, 'ignore', 1);
+    } else {
+      if (taken === 'delete' && cascade) {
+        // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
+        const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, reason, asOf, overTime);
+        delta.cascaded.deleted += deleted;
+        if (deleted) count(reason, 'cascade_delete', deleted);
+        if (!complete) return { records: i, after: null };
+      } else if (taken === 'mark' && cascade && state !== EDITED_STATE) {
+        const { changed, after: stopped } = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf, after, overTime);
+        delta.cascaded.marked += changed;
+        if (changed) count(reason, 'cascade_mark', changed);
+        if (stopped !== null) return { records: i, after: stopped };
+      } else if (taken === 'scrub_geo' && cascade) {
+        const { changed, after: stopped } = cascade.scrubGeoByAuthor(id, after, overTime);
+        delta.cascaded.scrubbed += changed;
+        if (changed) count(reason, 'cascade_scrub_geo', changed);
+        if (stopped !== null) return { records: i, after: stopped };
+      }
+      const found =
+        taken === 'delete'
+          ? statements.delete(id, reason, asOf, overTime)
+          : taken === 'mark'
+            ? statements.mark(id, state!, reason, asOf)
+            : statements.scrubGeo(id);
+      if (cascade && taken === 'delete') {
+        // Tweets the author's deletion still found (none unless written meanwhile).
+        const n = statements.lastDelete.cascaded;
+        delta.cascaded.deleted += n;
+        if (n) count(reason, 'cascade_delete', n);
+      }
+      // A row with many dependents: a piece of them went in this transaction, the row waits for the next one.
+      if (taken === 'delete' && !statements.lastDelete.complete) return { records: i, after: null };
+      if (found) delta.applied[taken]++;
+      else delta.notFound++;
+      count(reason, found ? taken : 'not_found', 1);
+    }
+    i++;
+    if (i < records.length && overTime()) return { records: i, after: null };
+  }
+  return { records: records.length, after: null };
+}
+
+/**
+ * What the sweeps did (copies deleted, embedded copies removed, orphans deleted) goes into the run's audit under the
+ * cause as the reason, e.g. reason `copy`, action `copy_deleted`: the cycle summary, `status` and `report` show it.
+ */
+export function auditFollowUps(audit: AuditCounts, changes: readonly ChangeCount[]): void {
+  for (const c of changes) {
+    if (c.cause !== 'copy' && c.cause !== 'embed' && c.cause !== 'orphan') continue;
+    let byAction = audit.get(c.cause);
+    if (!byAction) audit.set(c.cause, (byAction = new Map<string, number>()));
+    const action = `${c.cause}_${c.kind}`;
+    byAction.set(action, (byAction.get(action) ?? 0) + c.count);
+  }
+}

@@ -1,0 +1,72 @@
+import { checkContentSchema, prepareContentStatements, type ContentStatements } from '../../store/contentStatements.js';
+import { ensureEmbedIndex } from '../../store/embedIndex.js';
+import { ensureGuard } from '../../store/guard.js';
+import { ensureVisibleViews } from '../../store/marks.js';
+import type { Db } from '../../store/open.js';
+import { enableSecureDelete } from '../../store/purge.js';
+import { resolveTarget, type Target } from '../../store/target.js';
+import type { ApplyOptions } from './types.js';
+
+/**
+ * Target preparation, first half (before the run is opened): the mapped tables and columns checked against the real
+ * schema, and the mapping resolved into a Target (where rows and marks live, the relations of a deleted row…).
+ */
+export function resolveApplyTarget(options: ApplyOptions): Target {
+  const { db, config, type } = options;
+  checkContentSchema(db, config.store.tables, type, config.reconcile.cascadeUsers);
+  const target = resolveTarget(db, config);
+  if (target.unenforceableForeignKeys.length) {
+    options.logger.warn(
+      { foreignKeys: target.unenforceableForeignKeys },
+      'apply: FOREIGN KEYs whose parent key is not unique; SQLite cannot enforce them, so enforcement is off while a batch applies',
+    );
+  }
+  return target;
+}
+
+/** The Target made ready to write to: every per-row statement prepared once, and the store set up for it. */
+export interface PreparedTarget {
+  statements: ContentStatements;
+  /** Foreign-key enforcement is switched off around each transaction (withForeignKeysRelaxed). */
+  relaxForeignKeys: boolean;
+}
+
+/**
+ * Target preparation, second half (the run's ID is known: marks in cs_marks and tombstones name it): the statements,
+ * and for a real run the cs_visible_* views, the ingest guard and secure_delete.
+ */
+export function prepareApplyTarget(options: ApplyOptions, target: Target, runId: number | null): PreparedTarget {
+  const { db, config, type } = options;
+  const rc = config.reconcile;
+  const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
+  // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete.
+  if (!options.dryRun) ensureEmbedIndex(db, target);
+  let statements!: ContentStatements;
+  // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
+  withForeignKeysRelaxed(db, relaxForeignKeys, () => {
+    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId, tombstones: !options.dryRun });
+  });
+  if (!options.dryRun) {
+    ensureVisibleViews(db, target);
+    ensureGuard(db, target, rc.guard);
+    // Deleted rows and scrubbed values are zeroed in the file, not left in free space (purgeStore does the rest).
+    if (rc.purge) enableSecureDelete(db);
+  }
+  return { statements, relaxForeignKeys };
+}
+
+/**
+ * Runs one batch's transaction with FK enforcement off when the store declares keys SQLite cannot enforce: it raises
+ * "foreign key mismatch" on every delete from their parent (the ingester that wrote them ran without enforcement).
+ * The relations are still acted on, by us, in the same order. Per batch, not per run: the batch is synchronous, so
+ * the other type's apply on the same connection can never see the setting changed.
+ */
+export function withForeignKeysRelaxed(db: Db, relax: boolean, fn: () => void): void {
+  const enforced = relax && Number(db.pragma('foreign_keys', { simple: true })) === 1;
+  if (enforced) db.pragma('foreign_keys = OFF');
+  try {
+    fn();
+  } finally {
+    if (enforced) db.pragma('foreign_keys = ON');
+  }
+}
