@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, describeError, explainError } from './errors.js';
 import { registerApply } from './cli/apply.js';
+import { registerAudit } from './cli/audit.js';
 import { registerCheckConfig } from './cli/check-config.js';
 import { registerDemo } from './cli/demo.js';
 import { registerEmulator } from './cli/emulator.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     registerStatus,
     registerReport,
     registerTombstones,
+    registerAudit,
     registerCheckConfig,
     registerMigrate,
     registerEmulator,

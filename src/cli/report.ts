@@ -117,5 +117,17 @@ function toMarkdown(store: string, report: ComplianceReport): string {
       for (const f of type.failures) lines.push(`| #${f.cycleId} | ${f.seq} | ${f.firstId}–${f.lastId} | ${f.error.replace(/\|/g, '\\|')} | ${f.resolution} |`);
     }
   }
+  lines.push('', '## Last audit', '');
+  const audit = report.lastAudit;
+  if (!audit) lines.push('No audit recorded (`compliance-sync audit`).');
+  else {
+    lines.push(
+      `Audit #${audit.id} at ${audit.startedAt}: **${audit.outcome}**${audit.findings ? `, ${audit.findings} findings` : ''}${audit.scanBytes ? ' (with the byte scan)' : ''}.`,
+      '',
+      '| check | result |',
+      '| --- | --- |',
+      ...audit.checks.map((c) => `| ${c.name} | ${(c.error !== undefined ? `could not run: ${c.error}` : !c.ran ? 'not run' : c.count ? `${c.count} ${c.unit}` : 'ok').replace(/\|/g, '\\|')} |`),
+    );
+  }
   return lines.join('\n');
 }

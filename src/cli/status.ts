@@ -7,6 +7,7 @@ import { readStoreStatus } from '../store/status.js';
 import { JOB_TYPES } from '../types.js';
 import { readSnapshot } from '../metrics/snapshot.js';
 import { HookDeliveries } from '../store/hookDeliveries.js';
+import { lastAudit } from '../store/audit.js';
 import { configFromOptions, openStoreReadOnly, print, printJson, table, withConfigOption } from './context.js';
 
 export function registerStatus(program: Command): void {
@@ -49,8 +50,10 @@ export function registerStatus(program: Command): void {
         // Named like the /metrics families (without the compliance_sync_ prefix).
         const metrics = readSnapshot(db, config, new Date());
         const hookDeliveries = new HookDeliveries(db).recent(10);
+        const audit = lastAudit(db);
+        const auditSummary = audit && { id: audit.id, startedAt: audit.startedAt, outcome: audit.outcome, findings: audit.findings, scanBytes: audit.scanBytes };
         if (options.json) {
-          printJson({ store: config.store.path, daemon: { running: daemonRunning, pid: daemon?.pid ?? null, since: daemon?.since ?? null, state: daemon?.state ?? null }, runLock: holder, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries });
+          printJson({ store: config.store.path, daemon: { running: daemonRunning, pid: daemon?.pid ?? null, since: daemon?.since ?? null, state: daemon?.state ?? null }, runLock: holder, schedule, inProgress, ...store, lastCycles, metrics, hookDeliveries, lastAudit: auditSummary });
           return;
         }
         print(
@@ -80,6 +83,10 @@ export function registerStatus(program: Command): void {
               ] as const;
             }),
             ['store size', `${metrics.store_size_bytes} bytes`],
+            [
+              'last audit',
+              audit ? `#${audit.id} at ${audit.startedAt}: ${audit.outcome}${audit.findings ? ` (${audit.findings} findings)` : ''}` : 'none (compliance-sync audit)',
+            ],
           ]),
         );
         for (const cycle of inProgress) {

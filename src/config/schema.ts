@@ -300,10 +300,13 @@ export const configSchema = z.strictObject({
         .default(true)
         .describe('Leave no deleted text in the store files: secure_delete while applying, FTS optimize and a WAL checkpoint (TRUNCATE) when a cycle closes.'),
       vacuum: z
-        .enum(['off', 'cycle'])
+        .string()
+        .refine((value) => value === 'off' || value === 'cycle' || cron.validate(value), {
+          message: 'is "off", "cycle" or a cron expression for a VACUUM window (e.g. "0 4 * * 0")',
+        })
         .default('off')
         .describe(
-          "cycle: rebuild the store file (VACUUM) in the purge at each cycle's close, the only way to also clear copies of deleted rows that SQLite left in the free space of pages rebalanced before the deletion. Needs free disk for a full copy and locks the store while it runs.",
+          "Rebuild the store file (VACUUM), the only way to also clear copies of deleted rows that SQLite left in the free space of pages rebalanced before the deletion. cycle: in the purge at each cycle's close. A cron expression (read in schedule.timezone): the daemon runs it in that window instead, holding the run lock; a window is skipped, with a log line, while a cycle runs, while another process holds the run lock, or when the store's disk has less free space than twice the store's size. Needs free disk for a full copy and locks the store while it runs.",
         ),
     })
     .prefault({}),

@@ -6,7 +6,7 @@ import { redactUrl, type Logger } from '../log.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import { HookDeliveries, type HookDelivery, type HookName } from '../store/hookDeliveries.js';
 import type { Db } from '../store/open.js';
-import { abortableSleep, type Sleep } from '../xapi/rateBudget.js';
+import { abortableSleep, type Sleep } from '../clock.js';
 import { collectDeletedIds, type ShardResults } from './deletedIds.js';
 
 export interface HookContext {

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Ledger } from '../store/ledger.js';
 import type { Db } from '../store/open.js';
 import type { ComplianceClient } from '../xapi/client.js';
-import type { Sleep } from '../xapi/rateBudget.js';
+import type { Sleep } from '../clock.js';
 import type { CycleEvents } from './events.js';
 
 /** What a cycle needs, built once by the CLI or the daemon and shared by the tweets and users cycles. */

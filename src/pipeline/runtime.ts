@@ -1,4 +1,5 @@
 import { realpathSync, statSync } from 'node:fs';
+import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import type { Logger } from '../log.js';
@@ -8,7 +9,7 @@ import { openStore, requireExistingStore, type Db } from '../store/open.js';
 import { assertPreflight } from '../store/preflight.js';
 import type { JobType } from '../types.js';
 import { ComplianceClient, type ApiObserver } from '../xapi/client.js';
-import { abortableSleep, RateBudget } from '../xapi/rateBudget.js';
+import { RateBudget } from '../xapi/rateBudget.js';
 import type { CycleContext } from './context.js';
 import { CycleEvents } from './events.js';
 
@@ -17,6 +18,7 @@ export interface Runtime {
   ledger: Ledger;
   client: ComplianceClient;
   events: CycleEvents;
+  clock: Clock;
   /** A cycle context for this runtime with the given signal and options. */
   context(signal: AbortSignal, options?: { confirmDeletions?: boolean }): CycleContext;
   close(): void;
@@ -31,9 +33,11 @@ export function openRuntime(
   config: Config,
   logger: Logger,
   env: NodeJS.ProcessEnv = process.env,
-  options: { types?: readonly JobType[]; observer?: ApiObserver } = {},
+  options: { types?: readonly JobType[]; observer?: ApiObserver; clock?: Clock } = {},
 ): Runtime {
   const types = options.types ?? config.schedule.types;
+  const clock = options.clock ?? systemClock;
+  const clockMs = () => clock.now().getTime();
   const { token, warning } = resolveBearerToken(config, env);
   if (warning) logger.warn(warning);
   requireExistingStore(config);
@@ -51,7 +55,9 @@ export function openRuntime(
     baseUrl: config.api.baseUrl,
     token,
     timeoutMs: config.api.timeoutSeconds * 1000,
-    budget: new RateBudget(),
+    budget: new RateBudget({ clock: clockMs, sleep: clock.sleep }),
+    clock: clockMs,
+    sleep: clock.sleep,
     logger,
     observer: options.observer,
   });
@@ -61,6 +67,7 @@ export function openRuntime(
     ledger,
     client,
     events,
+    clock,
     context: (signal, options = {}) => ({
       db,
       ledger,
@@ -69,8 +76,8 @@ export function openRuntime(
       logger,
       events,
       signal,
-      now: () => new Date(),
-      sleep: abortableSleep,
+      now: () => clock.now(),
+      sleep: clock.sleep,
       confirmDeletions: options.confirmDeletions ?? false,
     }),
     close: () => db.close(),

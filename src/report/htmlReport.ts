@@ -26,7 +26,7 @@ Period ${esc(minute(report.since))} to ${esc(minute(report.until))} · generated
     overview(page, types),
     ...types.map((type) => typeSection(page, type)),
     hooksSection(page),
-    `<section id="audit"><h2>Last audit</h2><p>No audit recorded.</p></section>`,
+    auditSection(page),
     `<section id="config"><h2>Configuration in force</h2><p class="note">Secrets masked: the bearer token is never part of the configuration; URLs and hook arguments that could carry one are masked.</p><pre>${esc(JSON.stringify(page.config, null, 2))}</pre></section>`,
   ].join('\n');
   return `<!doctype html>
@@ -45,6 +45,21 @@ ${body}
 </body>
 </html>
 `;
+}
+
+function auditSection(page: ReportPage): string {
+  const audit = page.report.lastAudit;
+  if (!audit) return `<section id="audit"><h2>Last audit</h2><p>No audit recorded.</p></section>`;
+  const verdict = audit.outcome === 'clean' ? 'clean: every check ran and found nothing' : audit.outcome === 'incomplete' ? 'incomplete: a check could not run' : `${num(audit.findings)} findings`;
+  const rows = audit.checks.map((c) => {
+    const result = c.error !== undefined ? `could not run: ${c.error}` : !c.ran ? 'not run' : c.count ? `${num(c.count)} ${c.unit}` : 'ok';
+    const where = Object.entries(c.locations).map(([place, n]) => `${place}: ${num(n)}`).join('; ');
+    const examples = c.examples.map((e) => e.id).join(', ');
+    return `<tr><td>${esc(c.name)}</td><td>${esc(result)}</td><td>${esc(where)}</td><td>${examples ? `<code>${esc(examples)}</code>` : ''}</td></tr>`;
+  });
+  return `<section id="audit"><h2>Last audit</h2>
+<p>Audit #${audit.id} at ${esc(minute(audit.startedAt))}${audit.scanBytes ? ', with the byte scan' : ''}: <strong>${esc(verdict)}</strong>.</p>
+<div class="scroll"><table><thead><tr><th>check</th><th>result</th><th>where</th><th>examples</th></tr></thead><tbody>${rows.join('')}</tbody></table></div></section>`;
 }
 
 function overview(page: ReportPage, types: JobType[]): string {

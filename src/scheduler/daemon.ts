@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import type { Clock } from '../clock.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { resolveBearerToken } from '../config/token.js';
 import { describeError, explainError, type AppError } from '../errors.js';
@@ -9,8 +10,10 @@ import { cycleSucceeded, runCycle } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleTrigger } from '../store/ledger.js';
-import { describeHolder } from '../store/runLock.js';
+import { vacuumSpace, purgeStore } from '../store/purge.js';
+import { currentLockHolder, describeHolder, tryAcquireRunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
+import { busyRetryDelayMs, STORE_BUSY_BACKOFF, type StoreBusyBackoff } from './backoff.js';
 import { RunLockGate } from './runLockGate.js';
 import { missedRun, Schedule } from './schedule.js';
 import { deliverPendingHooks } from '../hooks/deliverHooks.js';
@@ -22,8 +25,8 @@ export interface DaemonOptions {
   /** Called whenever what the daemon is doing changes (for systemd's STATUS= line). */
   onStatus?: (status: string) => void;
   env?: NodeJS.ProcessEnv;
-  /** First wait before a cycle that found the store locked runs again (doubling up to 15 min). Default 10 s. */
-  busyRetryMs?: number;
+  /** Waits before a cycle that found the store taken tries again (default STORE_BUSY_BACKOFF). */
+  backoff?: StoreBusyBackoff;
 }
 
 /** What became of a reload: applied, found unchanged, or refused (the previous config stays in force). */
@@ -44,11 +47,12 @@ const RESTART_ONLY = ['store', 'api.baseUrl', 'api.timeoutSeconds', 'paths.work'
 export class Daemon {
   private config: Config;
   private schedule: Schedule | null = null;
+  private vacuumWindow: Schedule | null = null;
   private watcher: FSWatcher | null = null;
-  private reloadTimer: NodeJS.Timeout | undefined;
+  private cancelReload: () => void = () => undefined;
   private readonly running = new Map<JobType, Promise<void>>();
   /** Cycles that found the store locked by another writer: how often in a row, and the timer of the next try. */
-  private readonly busyRetries = new Map<JobType, { attempts: number; timer?: NodeJS.Timeout }>();
+  private readonly busyRetries = new Map<JobType, { attempts: number; cancel?: () => void }>();
   private readonly controller = new AbortController();
   private readonly log: Logger;
   private readonly env: NodeJS.ProcessEnv;
@@ -56,6 +60,8 @@ export class Daemon {
   private readonly activity = new Map<JobType, string>();
   private readonly lastEnded = new Map<JobType, string>();
   private readonly runLock: RunLockGate;
+  private readonly clock: Clock;
+  private readonly backoff: StoreBusyBackoff;
   /** Content hashes of the config file last loaded and last tried: one edit seen by the file watch and SIGHUP loads once. */
   private loadedHash: string | null;
   private triedHash: string | null;
@@ -64,21 +70,30 @@ export class Daemon {
     this.config = options.config;
     this.log = options.logger;
     this.env = options.env ?? process.env;
+    this.clock = options.runtime.clock;
+    this.backoff = options.backoff ?? STORE_BUSY_BACKOFF;
     this.loadedHash = contentHash(this.config.configPath);
     this.triedHash = this.loadedHash;
-    this.runLock = new RunLockGate({ storePath: this.config.store.path, logger: this.log, onChange: () => this.publishStatus() });
+    this.runLock = new RunLockGate({
+      storePath: this.config.store.path,
+      logger: this.log,
+      onChange: () => this.publishStatus(),
+      backoff: this.backoff,
+      clock: this.clock,
+    });
   }
 
   /** Schedules cycles, resumes unfinished ones and catches up a missed run. */
   start(): void {
     this.followActivity();
     this.installSchedule();
+    this.installVacuumWindow();
     this.watchConfigFile();
     // Deliveries a crash or a stop left pending (their cycles are closed).
     deliverPendingHooks({ ...this.options.runtime.context(this.controller.signal), config: this.config }).catch((err: unknown) =>
       this.log.error({ err: describeError(err) }, 'pending hook deliveries could not be read'),
     );
-    const now = new Date();
+    const now = this.clock.now();
     for (const type of this.config.schedule.types) {
       const open = this.options.runtime.ledger.openCycle(type);
       const { lastStartedAt } = this.options.runtime.ledger.scheduleState(type);
@@ -104,8 +119,8 @@ export class Daemon {
   /** Schedules a reload soon; several file events in a burst (editors write in steps) become one. */
   requestReload(reason: string): void {
     if (this.controller.signal.aborted) return;
-    clearTimeout(this.reloadTimer);
-    this.reloadTimer = setTimeout(() => this.reload(reason, { onlyIfChanged: true }), 300);
+    this.cancelReload();
+    this.cancelReload = this.clock.timer(300, () => this.reload(reason, { onlyIfChanged: true }));
   }
 
   /**
@@ -116,7 +131,7 @@ export class Daemon {
     // After a stop began, a reload must not bring the schedule back to life.
     if (this.controller.signal.aborted) return { ok: false, message: 'the daemon is stopping' };
     // A SIGHUP cancels a reload the file watch has pending: it reads the same file.
-    clearTimeout(this.reloadTimer);
+    this.cancelReload();
     const hash = contentHash(this.config.configPath);
     if (options.onlyIfChanged && hash !== null && hash === this.triedHash) return { ok: true, message: 'config unchanged' };
     this.triedHash = hash;
@@ -140,9 +155,11 @@ export class Daemon {
       this.log.error({ err: describeError(err) }, 'the bearer token could not be re-read; keeping the previous one');
     }
     const scheduleChanged = next.schedule.cron !== this.config.schedule.cron || next.schedule.timezone !== this.config.schedule.timezone;
+    const vacuumChanged = next.reconcile.vacuum !== this.config.reconcile.vacuum || next.schedule.timezone !== this.config.schedule.timezone;
     this.config = withRestartOnly(next, this.config);
     this.log.level = next.log.level;
     if (scheduleChanged || !this.schedule) this.installSchedule();
+    if (vacuumChanged) this.installVacuumWindow();
     this.log.info(
       { reason, changed, nextRun: this.schedule?.nextRun()?.toISOString() ?? null },
       unchangedFile ? 'config already loaded; token re-read' : changed.length ? 'config reloaded' : 'config reloaded, nothing changed',
@@ -155,18 +172,20 @@ export class Daemon {
   async stop(deadlineMs: number): Promise<void> {
     this.schedule?.stop();
     this.schedule = null;
+    this.vacuumWindow?.stop();
+    this.vacuumWindow = null;
     this.watcher?.close();
-    clearTimeout(this.reloadTimer);
+    this.cancelReload();
     this.controller.abort(new Error('daemon stopping'));
-    for (const retry of this.busyRetries.values()) clearTimeout(retry.timer);
+    for (const retry of this.busyRetries.values()) retry.cancel?.();
     this.persistNextRun(null);
     const all = Promise.allSettled([...this.running.values()]);
-    let timer: NodeJS.Timeout | undefined;
+    let cancelDeadline = () => undefined as void;
     const deadline = new Promise<'deadline'>((resolve) => {
-      timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      cancelDeadline = this.clock.timer(deadlineMs, () => resolve('deadline'));
     });
     const outcome = await Promise.race([all, deadline]);
-    clearTimeout(timer);
+    cancelDeadline();
     if (outcome === 'deadline') this.log.warn({ deadlineMs }, 'cycles did not stop in time; exiting anyway (the ledger resumes them)');
   }
 
@@ -180,8 +199,45 @@ export class Daemon {
 
   private installSchedule(): void {
     this.schedule?.stop();
-    this.schedule = new Schedule(this.config.schedule.cron, this.config.schedule.timezone, () => this.onTick(), this.log);
+    this.schedule = new Schedule(this.config.schedule.cron, this.config.schedule.timezone, () => this.onTick(), this.log, this.clock);
     this.persistNextRun(this.schedule.nextRun());
+  }
+
+  /** `reconcile.vacuum` as a cron expression: the store file is rebuilt in that window, not at each cycle's close. */
+  private installVacuumWindow(): void {
+    this.vacuumWindow?.stop();
+    this.vacuumWindow = null;
+    const { vacuum } = this.config.reconcile;
+    if (vacuum === 'off' || vacuum === 'cycle') return;
+    this.vacuumWindow = new Schedule(vacuum, this.config.schedule.timezone, () => this.onVacuumWindow(), this.log, this.clock);
+  }
+
+  /**
+   * Rebuilds the store file (VACUUM, with the rest of the purge) holding the run lock, so no cycle of this daemon or
+   * of another process runs meanwhile. A window that finds a cycle running, the run lock held, or too little free
+   * disk for the copy is skipped with a log line: the next window tries again.
+   */
+  private onVacuumWindow(): void {
+    if (this.controller.signal.aborted) return;
+    const nextWindow = this.vacuumWindow?.nextRun()?.toISOString() ?? null;
+    const skip = (reason: string, fields: Record<string, unknown> = {}) => this.log.warn({ reason, nextWindow, ...fields }, 'VACUUM window skipped');
+    if (this.running.size) return skip(`a ${[...this.running.keys()].join(' and ')} cycle is running`);
+    const space = vacuumSpace(this.config.store.path);
+    if (space.freeBytes < space.needBytes) return skip('not enough free disk for a rebuilt copy of the store', { ...space });
+    const lock = tryAcquireRunLock(this.config.store.path, 'run (VACUUM window)');
+    if (!lock) {
+      const holder = currentLockHolder(this.config.store.path);
+      return skip(`the store run lock is held by ${holder ? describeHolder(holder) : 'another process'}`);
+    }
+    try {
+      this.log.info('VACUUM window: rebuilding the store file');
+      const { elapsedMs, walBusy } = purgeStore(this.options.runtime.db, { vacuum: true, maxLockMs: this.config.reconcile.maxLockMs });
+      this.log.info({ elapsedMs, walBusy, nextWindow }, 'VACUUM window: store file rebuilt');
+    } catch (err) {
+      this.log.error({ err: describeError(err), nextWindow }, 'VACUUM window failed; the next window tries again');
+    } finally {
+      lock.release();
+    }
   }
 
   private onTick(): void {
@@ -202,17 +258,17 @@ export class Daemon {
     // library (which swallows what its callbacks throw).
     const run = this.runLock
       .whileHeld(this.controller.signal, () => {
-        runtime.ledger.recordScheduleStart(type, new Date());
+        runtime.ledger.recordScheduleStart(type, this.clock.now());
         return runCycle(context, type, { trigger });
       })
       .then((summary: CycleSummary | null) => {
-        clearTimeout(this.busyRetries.get(type)?.timer);
+        this.busyRetries.get(type)?.cancel?.();
         this.busyRetries.delete(type);
         if (summary) {
           // The daemon's log is where its cycles are reported.
-          runtime.ledger.markCyclesReported([summary.cycleId], new Date());
+          runtime.ledger.markCyclesReported([summary.cycleId], this.clock.now());
           // Success means every shard was checked and applied: a closed cycle with failed shards left rows unchecked.
-          if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, new Date());
+          if (cycleSucceeded(summary)) runtime.ledger.recordScheduleSuccess(type, this.clock.now());
           else if (summary.state === 'closed') this.log.warn({ type, cycle: summary.cycleId, failed: summary.shards.failed }, 'cycle closed with failed shards; not recorded as a success');
         }
       })
@@ -230,22 +286,22 @@ export class Daemon {
   }
 
   /**
-   * The store was locked by another writer (an ingester's long transaction): try again soon, backing off from 10 s to
-   * 15 min, instead of leaving the cycle for the next scheduled run. The retry is recorded as the type's next run for
+   * The store was locked by another writer (an ingester's long transaction): try again soon, with the same backoff as
+   * a wait for the run lock (STORE_BUSY_BACKOFF), instead of leaving the cycle for the next scheduled run. The retry is recorded as the type's next run for
    * `status` when the store can be written (often it cannot yet: the log line says when).
    */
   private retryWhenBusy(type: JobType, err: AppError): void {
     const retry = this.busyRetries.get(type) ?? { attempts: 0 };
     retry.attempts += 1;
-    const delayMs = Math.min(15 * 60_000, (this.options.busyRetryMs ?? 10_000) * 2 ** (retry.attempts - 1));
-    const at = new Date(Date.now() + delayMs);
+    const delayMs = busyRetryDelayMs(this.backoff, retry.attempts);
+    const at = new Date(this.clock.now().getTime() + delayMs);
     this.log.warn({ type, attempt: retry.attempts, retryAt: at.toISOString(), err: err.message }, 'the store is locked by another writer; retrying the cycle');
     try {
       this.options.runtime.ledger.recordNextRun(type, at.toISOString());
     } catch {
       // Still locked: the log line says when the retry comes.
     }
-    retry.timer = setTimeout(() => this.startCycle(type, 'catch-up'), delayMs);
+    retry.cancel = this.clock.timer(delayMs, () => this.startCycle(type, 'catch-up'));
     this.busyRetries.set(type, retry);
   }
 
@@ -288,7 +344,7 @@ export class Daemon {
     events.on('cycle:ended', ({ type, outcome, dryRun }) => {
       if (dryRun) return;
       this.activity.delete(type);
-      this.lastEnded.set(type, `${outcome} ${new Date().toISOString().slice(0, 19)}Z`);
+      this.lastEnded.set(type, `${outcome} ${this.clock.now().toISOString().slice(0, 19)}Z`);
     });
   }
 

@@ -1,5 +1,7 @@
+import { systemClock, type Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { currentLockHolder, describeHolder, tryAcquireRunLock, type LockHolder, type RunLock } from '../store/runLock.js';
+import { busyRetryDelayMs, STORE_BUSY_BACKOFF, type StoreBusyBackoff } from './backoff.js';
 
 export interface LockWait {
   holder: LockHolder | null;
@@ -11,31 +13,26 @@ export interface RunLockGateOptions {
   logger: Logger;
   /** Called when the gate starts or stops waiting, so the daemon can say so (STATUS=, `status`). */
   onChange?: () => void;
-  firstRetryMs?: number;
-  maxRetryMs?: number;
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  now?: () => Date;
+  backoff?: StoreBusyBackoff;
+  clock?: Clock;
 }
 
 /**
  * The daemon's hold on the store's run lock: taken when its first cycle starts and released when its last one ends,
  * so a `reconcile --now` between cycles runs, and one started during a cycle waits only for that cycle. A cycle due
- * while another process holds the lock waits, retrying with a doubling delay (logged, and shown by `status`).
+ * while another process holds the lock waits, retrying with the daemon's busy-store backoff (logged, and shown by
+ * `status`).
  */
 export class RunLockGate {
   private lock: RunLock | null = null;
   private users = 0;
   private wait: LockWait | null = null;
-  private readonly firstRetryMs: number;
-  private readonly maxRetryMs: number;
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
-  private readonly now: () => Date;
+  private readonly backoff: StoreBusyBackoff;
+  private readonly clock: Clock;
 
   constructor(private readonly options: RunLockGateOptions) {
-    this.firstRetryMs = options.firstRetryMs ?? 5_000;
-    this.maxRetryMs = options.maxRetryMs ?? 300_000;
-    this.sleep = options.sleep ?? abortableSleep;
-    this.now = options.now ?? (() => new Date());
+    this.backoff = options.backoff ?? STORE_BUSY_BACKOFF;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** What the daemon is waiting for, if a cycle is due and another process holds the lock. */
@@ -57,8 +54,7 @@ export class RunLockGate {
   }
 
   private async enter(signal: AbortSignal): Promise<boolean> {
-    let delayMs = this.firstRetryMs;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       if (signal.aborted) return this.giveUp();
       this.lock ??= tryAcquireRunLock(this.options.storePath, 'run');
       if (this.lock) {
@@ -71,7 +67,8 @@ export class RunLockGate {
         return true;
       }
       const holder = currentLockHolder(this.options.storePath);
-      const nextTryAt = new Date(this.now().getTime() + delayMs);
+      const delayMs = busyRetryDelayMs(this.backoff, attempt);
+      const nextTryAt = new Date(this.clock.now().getTime() + delayMs);
       this.options.logger.warn(
         { holder: holder ? describeHolder(holder) : 'unknown', retryInMs: delayMs },
         'a cycle is due but another process holds the store run lock; retrying',
@@ -79,11 +76,10 @@ export class RunLockGate {
       this.wait = { holder, nextTryAt };
       this.options.onChange?.();
       try {
-        await this.sleep(delayMs, signal);
+        await this.clock.sleep(delayMs, signal);
       } catch {
         return this.giveUp();
       }
-      delayMs = Math.min(delayMs * 2, this.maxRetryMs);
     }
   }
 
@@ -99,18 +95,4 @@ export class RunLockGate {
       this.lock = null;
     }
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', aborted);
-      resolve();
-    }, ms);
-    function aborted() {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }
-    signal.addEventListener('abort', aborted, { once: true });
-  });
 }

@@ -1,60 +1,111 @@
 import cron, { type ScheduledTask } from 'node-cron';
+import { systemClock, type Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 
-let cronLoggerSet = false;
-
-/** node-cron's default logger prints ANSI text to the console; route it to pino once. */
-function routeCronLogs(logger: Logger): void {
-  if (cronLoggerSet) return;
-  cronLoggerSet = true;
-  cron.setLogger({
-    info: (message) => logger.debug({ component: 'node-cron' }, message),
-    warn: (message) => logger.warn({ component: 'node-cron' }, message),
-    error: (message, err) => logger.error({ component: 'node-cron', err: err ?? message }, String(message)),
-    debug: (message) => logger.trace({ component: 'node-cron' }, String(message)),
-  });
+/** node-cron's own walker from a given time (its public getNextRuns always starts from the real now). */
+interface TimeMatcher {
+  getNextMatch(after: Date): Date;
 }
 
-/** A cron schedule that calls `onTick`; replaced whole on reload. */
-export class Schedule {
-  private readonly task: ScheduledTask;
+function timeMatcherOf(task: ScheduledTask): TimeMatcher {
+  const matcher = (task as unknown as { timeMatcher?: Partial<TimeMatcher> }).timeMatcher;
+  if (typeof matcher?.getNextMatch !== 'function') {
+    throw new Error('this node-cron version does not expose its time matcher (known to work: 4.6); src/scheduler/schedule.ts must be adapted');
+  }
+  return matcher as TimeMatcher;
+}
+
+/** When a cron expression fires, in its time zone. The expression must be valid (the config schema checks it). */
+export class CronTimes {
+  private readonly matcher: TimeMatcher;
 
   constructor(
     readonly expression: string,
     readonly timezone: string,
-    onTick: () => void,
-    logger: Logger,
   ) {
-    routeCronLogs(logger);
-    // The daemon keeps its own per-type "running" guard, so ticks stay cheap and never overlap a cycle.
-    this.task = cron.createTask(expression, () => onTick(), { timezone, name: 'compliance-cycle', noOverlap: true });
-    this.task.on('execution:failed', (ctx) => logger.error({ err: ctx.execution?.error }, 'scheduled tick failed'));
-    void this.task.start();
+    // An unstarted task never fires; it only carries node-cron's parsed expression and matcher.
+    const task = cron.createTask(expression, () => undefined, { timezone });
+    try {
+      this.matcher = timeMatcherOf(task);
+    } finally {
+      void task.destroy();
+    }
   }
 
-  nextRun(): Date | null {
-    return this.task.getNextRun();
-  }
-
-  stop(): void {
-    void this.task.destroy();
+  /** The first firing strictly after `after` (to the second), or null if there is none in the years node-cron looks ahead. */
+  next(after: Date): Date | null {
+    try {
+      return this.matcher.getNextMatch(after);
+    } catch {
+      // node-cron gives up after a bounded walk (an expression such as "0 0 30 2 *" never fires).
+      return null;
+    }
   }
 }
 
 /**
- * Whether the schedule had a run between `since` (exclusive) and `now` — i.e. one that was due while the daemon was
- * down. Walks minute by minute (node-cron has no "previous run"), at most `maxDays` back.
+ * A cron schedule that calls `onTick` on `clock`; replaced whole on reload. The wait for the next run is taken in
+ * steps of at most a minute, because timers follow a monotonic clock: after the wall clock jumps forward (NTP, a
+ * resumed VM) a run must not wait for the whole of the old delay.
+ */
+export class Schedule {
+  private readonly times: CronTimes;
+  private next: Date | null;
+  private cancel: () => void = () => undefined;
+  private stopped = false;
+
+  constructor(
+    readonly expression: string,
+    readonly timezone: string,
+    private readonly onTick: () => void,
+    private readonly logger: Logger,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.times = new CronTimes(expression, timezone);
+    this.next = this.times.next(clock.now());
+    this.arm();
+  }
+
+  nextRun(): Date | null {
+    return this.stopped ? null : this.next;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancel();
+  }
+
+  private arm(): void {
+    if (this.stopped || !this.next) return;
+    const wait = Math.min(RECHECK_MS, this.next.getTime() - this.clock.now().getTime());
+    this.cancel = this.clock.timer(Math.max(0, wait), () => this.wake());
+  }
+
+  private wake(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    if (this.next && now >= this.next) {
+      // One tick however many runs a jump skipped; the daemon's per-type guard keeps ticks from overlapping cycles.
+      this.next = this.times.next(now);
+      try {
+        this.onTick();
+      } catch (err) {
+        // A timer callback that throws would end the process; the next tick tries again.
+        this.logger.error({ err }, 'scheduled tick failed');
+      }
+    }
+    this.arm();
+  }
+}
+
+const RECHECK_MS = 60_000;
+
+/**
+ * Whether the schedule had a run after `since` and up to `now` — i.e. one that was due while the daemon was
+ * down — looking at most `maxDays` back.
  */
 export function missedRun(expression: string, timezone: string, since: Date, now: Date, maxDays = 62): boolean {
-  const task = cron.createTask(expression, () => undefined, { timezone });
-  try {
-    const start = Math.max(since.getTime(), now.getTime() - maxDays * 86_400_000);
-    // From the first whole minute after `since`.
-    for (let t = Math.floor(start / 60_000) * 60_000 + 60_000; t <= now.getTime(); t += 60_000) {
-      if (task.match(new Date(t))) return true;
-    }
-    return false;
-  } finally {
-    void task.destroy();
-  }
+  const from = new Date(Math.max(since.getTime(), now.getTime() - maxDays * 86_400_000));
+  const next = new CronTimes(expression, timezone).next(from);
+  return next !== null && next <= now;
 }

@@ -213,6 +213,12 @@ export function prepareContentStatements(
   const scrubSet = scrubAssignments(target.geo);
   const scrubCell = counter.cell(tw.table, 'result', 'updated');
   const scrubTweet = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ?`, t.idEncoding) : null;
+  // Which tweets were scrubbed (ID and time, no content), in the scrub's own transaction: `audit` checks them later.
+  const recordScrubs = scrubSet && options.tombstones !== false;
+  const scrubRecordSql = (where: string) =>
+    `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT 'tweets', ${q(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
+     FROM ${q(tw.table)} WHERE ${where} ON CONFLICT (type, id) DO UPDATE SET scrubbed_at = excluded.scrubbed_at, run_id = excluded.run_id`;
+  const recordScrub = type === 'tweets' && recordScrubs ? byId(scrubRecordSql(`${q(tw.id)} = ?`), t.idEncoding) : () => 0;
 
   const lastDelete = { cascaded: 0, complete: true };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
@@ -241,6 +247,10 @@ export function prepareContentStatements(
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
     const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
     const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where}`) : null;
+    const recordScrubRange = recordScrubs
+      ? db.prepare(scrubRecordSql(`${authorCol} = @author AND (@from IS NULL OR ${q(tw.id)} > @from) AND (@upTo IS NULL OR ${q(tw.id)} <= @upTo)`))
+      : null;
+    const bindTweet = bind(tw.idEncoding);
     const tweetWhere: Where = { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding };
     const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, tweetWhere, 'cascade', tombstoneRun));
     const tweetDependents = prepareDependentPieces(db, target, tw, tweetWhere, counter, tombstoneRun);
@@ -275,6 +285,8 @@ export function prepareContentStatements(
         if (after === null) sweeps?.scrubbedByAuthor(key);
         if (!scrubPieces) return { changed: 0, after: null };
         const done = scrubPieces(bindAuthor(key), {}, after, stop);
+        // The author's tweets this call scrubbed: those after `after` up to where it stopped.
+        recordScrubRange?.run({ author: bindAuthor(key), from: after === null ? null : bindTweet(after), upTo: done.after === null ? null : bindTweet(done.after) });
         counter.add(cascadeScrubCell, done.changed);
         return done;
       },
@@ -293,7 +305,9 @@ export function prepareContentStatements(
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
     scrubGeo: (key) => {
       if (type === 'tweets') sweeps?.scrubbed(key);
-      return scrubTweet ? counter.add(scrubCell, scrubTweet(key)) : exists(key);
+      if (!scrubTweet) return exists(key);
+      recordScrub(key);
+      return counter.add(scrubCell, scrubTweet(key));
     },
     cascade,
     sweep: (at) => sweeps?.run(at),

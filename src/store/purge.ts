@@ -1,3 +1,5 @@
+import { statfsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { Db } from './open.js';
 import { quoteIdent as q, SchemaInfo } from './schemaInfo.js';
 
@@ -65,4 +67,17 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
     }
   }
   return { ftsOptimized, vacuumed: options.vacuum ?? false, walBusy, elapsedMs: Math.round(performance.now() - started) };
+}
+
+export interface VacuumSpace {
+  /** Twice the main file: VACUUM builds the new file as a temporary copy, then writes it back through the WAL. */
+  needBytes: number;
+  /** Free to this process on the store's file system. */
+  freeBytes: number;
+}
+
+/** Whether the disk holding the store has room for a VACUUM (a window is skipped when it has not). */
+export function vacuumSpace(storePath: string): VacuumSpace {
+  const { bavail, bsize } = statfsSync(path.dirname(storePath));
+  return { needBytes: 2 * statSync(storePath).size, freeBytes: bavail * bsize };
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { JOB_TYPES, snowflakeTime, type JobType } from '../types.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from './changeCounts.js';
+import { lastAudit, type RecordedAudit } from './audit.js';
 import type { Db } from './open.js';
 import { quoteIdent } from './schemaInfo.js';
 
@@ -61,6 +62,8 @@ export interface ComplianceReport {
   since: string;
   until: string;
   types: TypeReport[];
+  /** The last `compliance-sync audit` (whenever it ran), or null when none is recorded. */
+  lastAudit: RecordedAudit | null;
 }
 
 /**
@@ -159,5 +162,5 @@ export function complianceReport(db: Db, config: Config, since: Date, until: Dat
       },
     };
   });
-  return { since: from, until: to, types };
+  return { since: from, until: to, types, lastAudit: lastAudit(db) };
 }

@@ -8,7 +8,8 @@ import { rememberSecret } from '../secrets.js';
 import { codeOfStatus, fromGotError, problemOf, XApiError, type XApiErrorCode } from './errors.js';
 import { backoffMs, createApiGot, createBytePathGot, createStorageGot, withScopedSignal, type TransferContext } from './http.js';
 import { parseJob, parseJobList } from './parseJob.js';
-import { abortableSleep, RateBudget, type Sleep } from './rateBudget.js';
+import { abortableSleep, type Sleep } from '../clock.js';
+import { RateBudget } from './rateBudget.js';
 import type { ComplianceJob, Endpoint } from './types.js';
 import { uploadFile } from './uploadFile.js';
 

@@ -1,7 +1,7 @@
 import got, { type Got } from 'got';
 import type { Logger } from '../log.js';
 import { fromGotError } from './errors.js';
-import type { Sleep } from './rateBudget.js';
+import type { Sleep } from '../clock.js';
 
 /**
  * got retries are off on both instances: a retry must pass through the shared rate budget (X counts it), a stream

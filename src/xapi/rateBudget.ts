@@ -1,18 +1,9 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../log.js';
+import { abortableSleep, type Sleep } from '../clock.js';
 import type { Endpoint } from './types.js';
 
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-
-/** Sleeps `ms`, rejecting with the signal's reason as soon as it aborts. */
-export const abortableSleep: Sleep = async (ms, signal) => {
-  try {
-    await delay(Math.max(0, ms), undefined, signal ? { signal } : undefined);
-  } catch (error) {
-    // Callers see the reason they aborted with (as with signal.throwIfAborted), not a generic AbortError.
-    throw signal?.aborted ? signal.reason : error;
-  }
-};
+// The API's modules have long taken these from here; they live in src/clock.ts with the Clock.
+export { abortableSleep, type Sleep };
 
 /** A wait longer than this says so, and says so again at this interval while it lasts. */
 export const WAIT_REPORT_MS = 30_000;

@@ -43,6 +43,12 @@ describe('config validation', () => {
     expect(parseConfig({ store: { path: '/data/a.db' } }, '/c.json', { STATE_DIRECTORY: '/var/lib/x' }).store.path).toBe('/data/a.db');
   });
 
+  it('takes "off", "cycle" or a cron expression for reconcile.vacuum', () => {
+    for (const vacuum of ['off', 'cycle', '0 4 * * 0']) {
+      expect(parseConfig({ store: { path: '/s.db' }, reconcile: { vacuum } }, '/c.json', {}).reconcile.vacuum).toBe(vacuum);
+    }
+  });
+
   it('lets the policy override and extend the default reasons', () => {
     const config = parseConfig({ store: { path: '/s.db' }, reconcile: { policy: { protected: 'delete', odd_reason: 'ignore' } } }, '/c.json', {});
     expect(config.reconcile.policy).toMatchObject({ protected: 'delete', odd_reason: 'ignore', suspended: 'mark' });
@@ -57,6 +63,7 @@ describe('config validation', () => {
     [{ store: { path: '/s.db', tables: { tweets: { table: 'tweets; DROP TABLE users' } } } }, 'store.tables.tweets.table', 'DROP TABLE'],
     [{ store: { path: '/s.db', tables: { users: { id: '1d' } } } }, 'store.tables.users.id', '"1d"'],
     [{ store: { path: '/s.db' }, reconcile: { policy: { deleted: 'shred' } } }, 'reconcile.policy.deleted', '"shred"'],
+    [{ store: { path: '/s.db' }, reconcile: { vacuum: 'weekly' } }, 'reconcile.vacuum: is "off", "cycle" or a cron expression', '"weekly"'],
     [{ store: { path: '/s.db' }, jobs: { shardSize: '5' } }, 'jobs.shardSize', '"5"'],
     [{}, 'store', 'missing'],
   ])('rejects %j naming the field', (raw, field, value) => {

@@ -9,14 +9,15 @@ import { openRuntime } from '../../src/pipeline/runtime.js';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/open.js';
 import { ComplianceClient } from '../../src/xapi/client.js';
+import { FakeClock } from '../helpers/fakeClock.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { authorsOf, expectedView, makeWorld, normalize, quietLogger, SEED, TOKEN, viewStore, useOpenWorlds } from '../helpers/world.js';
 
 const tempDir = useTempDir();
 const open = useOpenWorlds();
 
-async function setup(options: Parameters<typeof makeWorld>[1] = {}) {
-  const world = await makeWorld(tempDir(), options);
+async function setup(options: Parameters<typeof makeWorld>[1] = {}, clock?: FakeClock) {
+  const world = await makeWorld(tempDir(), clock ? { ...options, emulator: { clock: () => clock.now().getTime(), ...options.emulator } } : options);
   const before = (() => {
     const db = openStore(world.storePath);
     const view = viewStore(db);
@@ -24,7 +25,7 @@ async function setup(options: Parameters<typeof makeWorld>[1] = {}) {
     db.close();
     return { view, authors };
   })();
-  const runtime = openRuntime(world.config, quietLogger(), world.env);
+  const runtime = openRuntime(world.config, quietLogger(), world.env, { clock });
   open.push({ world, runtime });
   return { world, runtime, before };
 }
@@ -48,13 +49,15 @@ describe('cycle engine against the emulator', () => {
   });
 
   it('survives 5xx, 429 storms, failed jobs, cut downloads and rejected uploads with the same final store', async () => {
+    // The retries, backoffs, rate-limit waits and polls pass on a fake clock the emulator shares.
+    const clock = new FakeClock();
     const { world, runtime, before } = await setup({
       tweets: 2500,
       users: 250,
       emulator: { rateLimit: { limit: 150 }, faults: { api5xx: 0.2, rate429: 0.1, jobFail: { count: 2 }, cutDownload: { count: 2 }, uploadReject: { count: 1 }, seed: 'faults' } },
       config: { jobs: { shardSize: 800, pollIntervalSeconds: 0.1, maxAttempts: 5 } },
-    });
-    const summaries = await runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' });
+    }, clock);
+    const summaries = await clock.run(runCycles(runtime.context(new AbortController().signal), ['tweets', 'users'], { trigger: 'manual' }), 'both cycles');
     expect(summaries.map((s) => [s.state, s.shards.failed])).toEqual([
       ['closed', 0],
       ['closed', 0],

@@ -185,6 +185,9 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(scrubbed).toBeGreaterThan(0n);
     expect(scrubbed).toBeLessThan(250n);
     expect(store.prepare('SELECT max(id) FROM tweets WHERE author_id = 7 AND geo_lat IS NULL').pluck().get()).toBe(BigInt(saved.after!));
+    // Each piece records the tweets it scrubbed in its own transaction (for `audit`): exactly those, no more.
+    const scrubRecords = () => store.prepare("SELECT id FROM cs_scrubs WHERE type = 'tweets' ORDER BY id").pluck().all();
+    expect(scrubRecords()).toEqual(store.prepare('SELECT id FROM tweets WHERE author_id = 7 AND geo_lat IS NULL ORDER BY id').pluck().all());
 
     const resumed = await apply(store, config, 'users', file, { runId: first.runId!, clock: ticking() });
     const once = await apply(straight, { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } }, 'users', file, { clock: ticking() });
@@ -195,6 +198,7 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(totalsOf(resumed)).toEqual(totalsOf(once));
     // 299 of user 6's tweets (one keeps its own mark) and user 8's one.
     expect(resumed).toMatchObject({ applied: { mark: 2, scrub_geo: 1 }, cascaded: { marked: 300, scrubbed: 250 } });
+    expect(scrubRecords()).toHaveLength(250);
     const ledger = Object.keys(tables).length > 0;
     const own = ledger ? marksOf(store).find((m) => String((m as { id: unknown }).id) === '10200') : rowsOf(store, 'tweets')['10200'];
     expect(own).toMatchObject(ledger ? { state: 'suspended' } : { compliance_state: 'suspended' });

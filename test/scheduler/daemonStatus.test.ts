@@ -1,34 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { openRuntime } from '../../src/pipeline/runtime.js';
-import { Daemon } from '../../src/scheduler/daemon.js';
-import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, type World } from '../helpers/world.js';
+import { describe, expect, it } from 'vitest';
+import { useInProcessDaemons } from '../helpers/daemon.js';
 
-const tempDir = useTempDir();
-const worlds: World[] = [];
-afterEach(async () => {
-  for (const world of worlds.splice(0)) await world.close();
-});
+const daemonFor = useInProcessDaemons();
 
 describe("the daemon's STATUS= line", () => {
   it('says which cycle, shard and job each type is at, then how the cycles ended and when the next run is', async () => {
-    const w = await makeWorld(tempDir(), { tweets: 700, users: 70, config: { schedule: { cron: '0 3 * * *' }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } } });
-    worlds.push(w);
-    const runtime = openRuntime(w.config, quietLogger(), w.env);
-    const statuses: string[] = [];
-    const daemon = new Daemon({ config: w.config, runtime, logger: quietLogger(), onStatus: (status) => statuses.push(status), env: w.env });
-    try {
-      daemon.start();
-      let endings = 0;
-      const ended = new Promise<void>((resolve) => runtime.events.on('cycle:ended', () => ++endings === 2 && resolve()));
-      daemon.trigger();
-      await ended;
-      // The status after the last cycle ends is published once its promise settles.
-      await new Promise((resolve) => setImmediate(resolve));
-    } finally {
-      await daemon.stop(5000);
-      runtime.close();
-    }
+    const d = await daemonFor({ tweets: 700, users: 70, config: { schedule: { cron: '0 3 * * *' }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } } });
+    d.daemon.start();
+    d.daemon.trigger();
+    await d.clock.until(() => d.runtime.ledger.recentCycles(2).filter((cycle) => cycle.state === 'closed').length === 2, 'both cycles to close');
+    // The status after the last cycle ends is published once its promise settles.
+    await d.clock.until(() => /^idle; last: .*, .*; next run/.test(d.statuses.at(-1) ?? ''), 'the idle status');
+    const { statuses } = d;
     expect(statuses[0]).toMatch(/^idle; next run \d{4}-\d\d-\d\dT03:00:00\.000Z$/);
     expect(statuses).toContainEqual(expect.stringMatching(/^tweets cycle #\d+ started: 700 IDs in 2 shards/));
     expect(statuses).toContainEqual(expect.stringMatching(/tweets cycle #\d+: shard 2\/2 uploaded/));
