@@ -46,11 +46,18 @@ export const CASCADE_ACTIONS = { delete: 'cascade_delete', mark: 'cascade_mark',
 export type CascadeAction = (typeof CASCADE_ACTIONS)[keyof typeof CASCADE_ACTIONS];
 
 /**
- * What the audit counts per reason (cs_audit_counts.action_taken): the action taken on a stored row, `not_found`
- * when the result's row is not stored, and the cascade's actions (counted in tweets, not in results).
+ * What a transaction's deletions leave that its sweep removes (src/store/sweeps.ts), as the audit names it, under the
+ * reason of the same name: copies of deleted tweets deleted, embedded copies removed or geo-scrubbed, orphans deleted.
  */
-export const AUDIT_ACTIONS = [...ACTIONS_TAKEN, 'not_found', ...Object.values(CASCADE_ACTIONS)] as readonly AuditAction[];
-export type AuditAction = ActionTaken | 'not_found' | CascadeAction;
+export const FOLLOW_UP_ACTIONS = ['copy_deleted', 'embed_updated', 'orphan_deleted'] as const;
+export type FollowUpAction = (typeof FOLLOW_UP_ACTIONS)[number];
+
+/**
+ * What the audit counts per reason (cs_audit_counts.action_taken): the action taken on a stored row, `not_found`
+ * when the result's row is not stored, the cascade's actions (counted in tweets, not in results), and the follow-ups.
+ */
+export const AUDIT_ACTIONS = [...ACTIONS_TAKEN, 'not_found', ...Object.values(CASCADE_ACTIONS), ...FOLLOW_UP_ACTIONS] as readonly AuditAction[];
+export type AuditAction = ActionTaken | 'not_found' | CascadeAction | FollowUpAction;
 
 /** X's snowflake epoch (2010-11-04T01:42:54.657Z): an ID's top bits are milliseconds since then. */
 const TWITTER_EPOCH = 1288834974657n;

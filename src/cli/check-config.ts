@@ -68,6 +68,7 @@ function storePreflight(config: Config): Preflight {
 
 const ACTION_WORDS: Record<RelationPlan['action'], string> = {
   delete: 'rows deleted first',
+  copy: 'copies: deleted first, each with its tombstone and dependents',
   set_null: 'set to NULL first',
   set_default: 'set to its declared default first',
 };
@@ -97,6 +98,17 @@ function formatPreflight(p: Preflight): string {
       lines.push('  triggers that fire:');
       for (const tr of t.triggers) lines.push(`    ${tr.name}: ${tr.timing} ${tr.event}${tr.updateOf ? ` OF ${tr.updateOf.join(', ')}` : ''} ON ${tr.table}`);
     }
+  }
+  if (p.embeds.length) {
+    lines.push('', 'tweets embedded in JSON columns of other tweets (store.tables.tweets.embeds):');
+    for (const e of p.embeds) {
+      const what = `${e.column} ${e.path}${e.array ? '[*]' : ''}${e.type ? ` (type "${e.type}")` : ''}, ID in .${e.idKey}`;
+      lines.push(`  ${what}: ${e.action === 'copy' ? 'the row is a copy, deleted with the tweet (tombstone copy_<reason>); the geo it embeds removed when the tweet is scrubbed' : 'removed when the tweet is deleted, its geo removed when it is scrubbed'}`);
+    }
+  }
+  if (p.orphans.length) {
+    lines.push('', 'orphans deleted after each batch (rows nothing references any more):');
+    for (const o of p.orphans) lines.push(`  ${o.table}.${o.key}, referenced by ${o.referencedBy.map((r) => `${r.table}.${r.column}`).join(', ')} (${o.source})`);
   }
   if (p.indexes.length) {
     lines.push('', 'indexes the work needs:');

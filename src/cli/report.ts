@@ -2,6 +2,7 @@ import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { StoreError, UsageError } from '../errors.js';
+import { CHANGE_CAUSES } from '../store/changeCounts.js';
 import { ledgerState } from '../store/migrate.js';
 import { complianceReport, type ComplianceReport } from '../store/reports.js';
 import { configFromOptions, openStoreReadOnly, print, withConfigOption } from './context.js';
@@ -104,10 +105,10 @@ function toMarkdown(store: string, report: ComplianceReport): string {
     }
     const tables = Object.entries(type.tables);
     if (tables.length) {
-      lines.push('', `### ${type.type}: rows changed per table`, '', '| table | change | result | fk | cascade | trigger |', '| --- | --- | ---: | ---: | ---: | ---: |');
+      lines.push('', `### ${type.type}: rows changed per table`, '', `| table | change | ${CHANGE_CAUSES.join(' | ')} |`, `| --- | --- |${CHANGE_CAUSES.map(() => ' ---: |').join('')}`);
       for (const [table, kinds] of tables) {
         for (const [kind, causes] of Object.entries(kinds)) {
-          lines.push(`| ${table} | ${kind} | ${['result', 'fk', 'cascade', 'trigger'].map((c) => (causes as Record<string, number>)[c] ?? 0).join(' | ')} |`);
+          lines.push(`| ${table} | ${kind} | ${CHANGE_CAUSES.map((c) => (causes as Record<string, number>)[c] ?? 0).join(' | ')} |`);
         }
       }
     }

@@ -39,6 +39,9 @@ const ACTION_LABELS: Record<AuditAction, string> = {
   cascade_delete: "authors' tweets deleted",
   cascade_mark: "authors' tweets marked",
   cascade_scrub_geo: "authors' tweets geo-scrubbed",
+  copy_deleted: 'copies deleted (retweets)',
+  embed_updated: 'embedded copies removed or scrubbed',
+  orphan_deleted: 'orphans deleted',
 };
 
 function actionLabel(action: string): string {

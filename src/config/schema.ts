@@ -33,6 +33,44 @@ const JSON_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])+$/;
 /** What a geo scrub removes from a raw JSON column by default: X's v1.1 tweet shape and the v2 response shape. */
 export const DEFAULT_RAW_JSON_GEO_PATHS = ['$.geo', '$.coordinates', '$.place', '$.data.geo', '$.includes.places'] as const;
 
+/** What a tweet embedded in a JSON column of another tweet becomes when that tweet is deleted: see EMBED_ACTIONS. */
+export const EMBED_ACTIONS = ['copy', 'remove'] as const;
+
+/**
+ * A tweet embedded in a JSON column of the tweets table: an object at `path` (or, with `array`, the elements of the
+ * array there) whose key `idKey` holds the embedded tweet's ID as a string. When that tweet is deleted, `copy` deletes
+ * the embedding row (a retweet), `remove` removes the embedded object (a quote, an expansion); when it is geo-scrubbed,
+ * its geo is removed from the embedded object.
+ */
+const embed = z.strictObject({
+  column: identifier.describe('The JSON text column of the tweets table.'),
+  path: z.string().regex(JSON_PATH, { message: 'must be a JSON path like "$.quoted_status" or "$.includes.tweets"' }).describe('Where the embedded tweet (or the array of them) is.'),
+  array: z.boolean().default(false).describe('The path holds an array of embedded tweets (v2 includes.tweets, referenced_tweets).'),
+  idKey: identifier.default('id_str').describe("The embedded object's key holding the tweet ID as a string (v1.1 id_str, v2 id)."),
+  type: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/)
+    .nullable()
+    .default(null)
+    .describe('Only array elements whose "type" is this (v2 referenced_tweets: "retweeted", "quoted").'),
+  action: z.enum(EMBED_ACTIONS).describe('copy: the embedding row is a copy (retweet) and is deleted; remove: the embedded object is removed.'),
+});
+
+/**
+ * Where the raw JSON keeps other tweets, by default (when store.tables.tweets.rawJson is mapped): X's v1.1 shape
+ * (retweeted_status, quoted_status), the v2 tweet object stored alone (referenced_tweets) and the v2 response
+ * (data.referenced_tweets, includes.tweets).
+ */
+export const DEFAULT_RAW_JSON_EMBEDS = [
+  { path: '$.retweeted_status', array: false, idKey: 'id_str', type: null, action: 'copy' },
+  { path: '$.referenced_tweets', array: true, idKey: 'id', type: 'retweeted', action: 'copy' },
+  { path: '$.data.referenced_tweets', array: true, idKey: 'id', type: 'retweeted', action: 'copy' },
+  { path: '$.quoted_status', array: false, idKey: 'id_str', type: null, action: 'remove' },
+  { path: '$.referenced_tweets', array: true, idKey: 'id', type: 'quoted', action: 'remove' },
+  { path: '$.data.referenced_tweets', array: true, idKey: 'id', type: 'quoted', action: 'remove' },
+  { path: '$.includes.tweets', array: true, idKey: 'id', type: null, action: 'remove' },
+] as const;
+
 const tweetsTable = z
   .strictObject({
     table: identifier.default('tweets'),
@@ -57,6 +95,11 @@ const tweetsTable = z
       )
       .default([])
       .describe('Further JSON text columns and the paths a geo scrub removes from them (rows holding invalid JSON are left as they are).'),
+    embeds: z
+      .array(embed)
+      .nullable()
+      .default(null)
+      .describe('Tweets embedded in JSON columns of other tweets (copies deleted, embedded objects removed or geo-scrubbed with the tweet). Default (null): X\'s v1.1 and v2 shapes in rawJson when it is mapped; [] for none.'),
     ...complianceColumns,
   })
   .refine(allOrNoComplianceColumns, complianceColumnsMessage)
@@ -82,13 +125,34 @@ const usersTable = z
 /** reconcile.guard: what the ingest guard's triggers do with a write of a tombstoned ID. */
 const GUARD_MODES = ['off', 'ignore', 'abort'] as const;
 
-export const RELATION_ACTIONS = ['delete', 'set_null'] as const;
+/**
+ * `copy`: the referencing rows are copies of the referenced row (retweets of a tweet) and go with it, as X removes
+ * retweets with their original: each deleted as a row of its own (tombstone, dependents), counted as `copy`.
+ */
+export const RELATION_ACTIONS = ['delete', 'set_null', 'copy'] as const;
 
 const dependent = z.strictObject({
   table: identifier.describe('The referencing table.'),
   column: identifier.describe('Its column holding the referenced ID.'),
   references: z.enum(JOB_TYPES).describe('Whose ID the column holds: a tweet\'s or a user\'s (the mapped table\'s id column).'),
-  action: z.enum(RELATION_ACTIONS).describe('delete the referencing rows, or set the column to NULL.'),
+  action: z
+    .enum(RELATION_ACTIONS)
+    .describe('delete the referencing rows, set the column to NULL, or copy: the referencing rows are copies (retweets) deleted with the row, each with its own tombstone.'),
+});
+
+/**
+ * A table whose rows mean something only while a stored row references them (media through a link table, places):
+ * after each batch, the rows whose references the batch removed and that nothing references any more are deleted.
+ */
+const orphan = z.strictObject({
+  table: identifier.describe('The table whose unreferenced rows are deleted.'),
+  column: identifier.nullable().default(null).describe('Its key the references hold (default: its primary key).'),
+  referencedBy: z
+    .array(z.strictObject({ table: identifier, column: identifier }))
+    .nullable()
+    .default(null)
+    .describe('The columns that reference it (default: every FOREIGN KEY referencing it).'),
+  keep: z.boolean().default(false).describe('true: never delete its rows (turns off a table found by discovery).'),
 });
 
 const cronExpression = z.string().refine((expr) => cron.validate(expr), {
@@ -154,7 +218,13 @@ export const configSchema = z.strictObject({
       .array(dependent)
       .default([])
       .describe(
-        'Relations to tweets or users the schema does not declare as FOREIGN KEYs, and the action for declared ones (default: delete rows of other tables, set self-references and references between tweets and users to NULL).',
+        'Relations to tweets or users the schema does not declare as FOREIGN KEYs, and the action for declared ones (default: delete rows of other tables, a self-reference of tweets whose column names a retweet is a copy, other self-references and references between tweets and users set to NULL).',
+      ),
+    orphans: z
+      .array(orphan)
+      .default([])
+      .describe(
+        'Tables whose rows mean something only while referenced (media, places): rows a batch leaves unreferenced are deleted in its transaction. Tables reached only through link tables are found by themselves.',
       ),
   }),
   api: z

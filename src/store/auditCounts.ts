@@ -1,4 +1,4 @@
-import { ACTIONS_TAKEN, CASCADE_ACTIONS, type ActionTaken, type AuditAction, type CascadeAction } from '../types.js';
+import { ACTIONS_TAKEN, CASCADE_ACTIONS, FOLLOW_UP_ACTIONS, type ActionTaken, type AuditAction, type CascadeAction } from '../types.js';
 
 /** A batch's audit, per reason and audit action: the one place an apply counts what it did. */
 export type AuditCounts = Map<string, Map<AuditAction, number>>;
@@ -36,6 +36,8 @@ export function emptyActionTotals(): ActionTotals {
 /** Adds audit counts (of any reason) into the summary's fields. */
 export function addToActionTotals(into: ActionTotals, action: AuditAction, n: number): ActionTotals {
   if (action === 'not_found') into.notFound += n;
+  // The sweep's follow-ups are rows, not results: they are reported with the change counts (cause copy/embed/orphan).
+  else if ((FOLLOW_UP_ACTIONS as readonly string[]).includes(action)) return into;
   else if (action in CASCADED_FIELD) into.cascaded[CASCADED_FIELD[action as CascadeAction]] += n;
   else into.applied[action as ActionTaken] += n;
   return into;

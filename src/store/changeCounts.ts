@@ -1,8 +1,12 @@
 /**
  * Why a row changed: `result` the result line's own row, `fk` an action on a relation (a discovered FOREIGN KEY or
- * `store.dependents`), `cascade` a user's tweets, `trigger` the store's own triggers (full-text index upkeep excluded).
+ * `store.dependents`), `cascade` a user's tweets, `copy` a copy of a deleted tweet (a retweet), `embed` a tweet
+ * embedded in another row's JSON removed or geo-scrubbed, `orphan` a row nothing references any more (media, places),
+ * `trigger` the store's own triggers (full-text index upkeep excluded).
  */
-export type ChangeCause = 'result' | 'fk' | 'cascade' | 'trigger';
+export type ChangeCause = 'result' | 'fk' | 'cascade' | 'copy' | 'embed' | 'orphan' | 'trigger';
+/** Every cause, in the order report tables show them. */
+export const CHANGE_CAUSES: readonly ChangeCause[] = ['result', 'fk', 'cascade', 'copy', 'embed', 'orphan', 'trigger'];
 /** What happened to it: `marked` is a compliance mark (in the row's columns or in the ledger's cs_marks). */
 export type ChangeKind = 'deleted' | 'updated' | 'marked' | 'inserted';
 

@@ -4,6 +4,7 @@ import type { Id, JobType } from '../types.js';
 import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
 import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import { prepareSweeps } from './sweeps.js';
 import type { FtsDelete, GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
@@ -56,6 +57,12 @@ export interface ContentStatements {
   /** Cascades from users onto the tweets they wrote; null when the cascade is off. */
   readonly cascade: CascadeStatements | null;
   /**
+   * At the end of each transaction, before drainChanges: runs the queued deletions, then deletes the copies
+   * embedded-JSON rules find of the tweets this transaction deleted, removes (or geo-scrubs) embedded copies, deletes
+   * orphans (src/store/sweeps.ts).
+   */
+  sweep(at: string): void;
+  /**
    * Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. Queued
    * deletions (see prepareQueuedDelete) are run first: call it in the transaction, before its commit.
    */
@@ -95,6 +102,8 @@ export interface AuthorPieces {
 
 /** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
 export const CASCADE_REASON_PREFIX = 'author_';
+/** A copy's tombstone reason (a retweet deleted with its original): copy_<the original's reason>. */
+export const COPY_REASON_PREFIX = 'copy_';
 
 /** Marks that are refetch hints, not compliance states: a later cycle never clears them and views still show the row. */
 export const KEPT_STATES = ['edited'] as const;
@@ -242,6 +251,10 @@ export function prepareContentStatements(
   const queued = prepareQueuedDelete(db, target, t, counter, tombstoneRun, deleteRow);
   /** A statement about this row must see the queued deletions done first (an ID repeated in the batch). */
   const settle = queued ? (key: Id) => queued.settleFor(key) : () => {};
+  const deleteCopy = target.embeds.some((e) => e.action === 'copy')
+    ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
+    : () => ({ own: 0, cascaded: 0 });
+  const sweeps = prepareSweeps(db, target, counter, { deleteCopy: (key, reason, at) => void deleteCopy(key, reason, at), tombstones: tombstoneRun !== undefined });
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
@@ -296,6 +309,8 @@ export function prepareContentStatements(
         return done;
       },
       scrubGeoByAuthor: (key, after, stop) => {
+        // Noted before the pieces: the author's tweets' embedded copies lose their geo at the sweep.
+        if (after === null) sweeps?.scrubbedByAuthor(key);
         if (!scrubPieces) return { changed: 0, after: null };
         const done = scrubPieces(bindAuthor(key), {}, after, stop);
         // The author's tweets this call scrubbed: those after `after` up to where it stopped.
@@ -334,6 +349,7 @@ export function prepareContentStatements(
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
     scrubGeo: (key) => {
       settle(key);
+      if (type === 'tweets') sweeps?.scrubbed(key);
       if (!scrubTweet) return exists(key);
       recordScrub(key);
       // A stored row with nothing to clear is found all the same (and not counted as updated).
@@ -341,6 +357,11 @@ export function prepareContentStatements(
     },
     cascade,
     explainCommitFailure: (err) => explainCommitFailure(err, db, target, type),
+    sweep: (at) => {
+      // The sweeps act on what the transaction deleted: the queued deletions must have run.
+      queued?.flush();
+      sweeps?.run(at);
+    },
     drainChanges: () => {
       queued?.flush();
       const changes = counter.drain();
@@ -591,10 +612,7 @@ function prepareDependentPieces(
       const childWhere = childWhereOf(relation, t.table, where);
       const pick = db.prepare(`SELECT rowid FROM ${q(relation.childTable)} WHERE ${childWhere.sql} LIMIT ${DEPENDENT_PIECE}`).pluck().safeIntegers(true);
       const bindKey = childWhere.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
-      const steps =
-        relation.action === 'delete'
-          ? deleteSteps(target, relation.childTable, chunk, relation.cascade ? 'cascade' : 'fk', runId)
-          : [{ sql: clearReference(relation, chunk), encoding: chunk.encoding, table: relation.childTable, cause: 'fk' as const, kind: 'updated' as const }];
+      const steps = relationSteps(target, relation, chunk, runId, true);
       const apply = prepareSteps(db, target, t, counter, steps);
       return { pick: (key: Id) => pick.all(bindKey(key)) as bigint[], apply };
     });
@@ -661,17 +679,25 @@ function prepareSteps(
 }
 
 /** What a tombstone's reason says about why the row went: the result's own reason, or how it followed one. */
-const TOMBSTONE_REASON: Record<ChangeCause, string> = { result: '?', cascade: `'${CASCADE_REASON_PREFIX}' || ?`, fk: "'dependent_' || ?", trigger: '?' };
+const TOMBSTONE_REASON: Record<ChangeCause, string> = {
+  result: '?',
+  cascade: `'${CASCADE_REASON_PREFIX}' || ?`,
+  fk: "'dependent_' || ?",
+  copy: `'${COPY_REASON_PREFIX}' || ?`,
+  embed: '?',
+  orphan: '?',
+  trigger: '?',
+};
 
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined): Step[] {
+/**
+ * `copies` is false inside a copy's own deletion: X points every retweet at the original, never at a retweet, so a
+ * copy's copies are not followed (their pointer is cleared, which keeps the FOREIGN KEY valid), and the steps stay finite.
+ */
+function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined, copies = true): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere = childWhereOf(relation, table, where);
-    if (relation.action === 'delete') {
-      steps.push(...deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId));
-    } else {
-      steps.push({ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' });
-    }
+    steps.push(...relationSteps(target, relation, childWhere, runId, copies));
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
   if (mapped && runId !== undefined) {
@@ -724,7 +750,16 @@ function childWhereOf(relation: Relation, table: string, where: Where): Where {
       };
 }
 
+/** What acting on one relation's rows (chosen by `childWhere`) takes: their deletion, as dependents or copies, or clearing the reference. */
+function relationSteps(target: Target, relation: Relation, childWhere: Where, runId: number | null | undefined, copies: boolean): Step[] {
+  const mappedChild = [target.tweets, target.users].some((m) => same(m.table, relation.childTable));
+  if (relation.action === 'delete') return deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies);
+  if (relation.action === 'copy' && (copies || !mappedChild)) return deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies);
+  return [{ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' }];
+}
+
 function clearReference(relation: Relation, where: Where): string {
+  // set_null, and a copy relation met inside a copy's deletion (see deleteSteps).
   const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
   return `UPDATE ${q(relation.childTable)} SET ${q(relation.childColumn)} = ${value} WHERE ${where.sql}`;
 }

@@ -65,7 +65,8 @@ function relationGuardTriggers(relation: Relation, parent: TableTarget, mode: Gu
   const column = quoteIdent(relation.childColumn);
   const tombstoned = `EXISTS (SELECT 1 FROM cs_tombstones WHERE type = '${parent.type}' AND id = NEW.${column})`;
   const name = `${GUARD_PREFIX}${relation.childTable}_${relation.childColumn}_${parent.type}`;
-  if (relation.action === 'delete') {
+  // A copy (a retweet of a tombstoned tweet) is refused like a dependent: X removed it with its original.
+  if (relation.action === 'delete' || relation.action === 'copy') {
     const raise = mode === 'ignore' ? 'RAISE(IGNORE)' : `RAISE(ABORT, ${quoteLiteral(GUARD_ABORT_MESSAGE)})`;
     out.set(name, `CREATE TRIGGER ${quoteIdent(name)} BEFORE INSERT ON ${child} WHEN ${tombstoned} BEGIN SELECT ${raise}; END`);
   } else {

@@ -2,10 +2,11 @@ import type { Config } from '../config/load.js';
 import { AppError, ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
 import { visibleViewName } from './marks.js';
+import { EMBED_TRIGGER_PREFIX, embedIndexReady } from './embedIndex.js';
 import { ledgerState, type LedgerState } from './migrate.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
-import { resolveTarget, type Relation, type Target } from './target.js';
+import { resolveTarget, type EmbedRule, type OrphanRule, type Relation, type Target } from './target.js';
 
 /**
  * Preflight: what a cycle would do to this store, and whether it can, read from the store's own schema before any API
@@ -35,7 +36,7 @@ export interface RelationPlan {
   /** The table whose deleted rows it references (a mapped table, or a child table whose rows are deleted in turn). */
   parentTable: string;
   parentColumn: string;
-  /** delete: the referencing rows are deleted first; set_null / set_default: the reference is cleared first. */
+  /** delete: the referencing rows are deleted first; copy: as copies (tombstoned); set_null / set_default: the reference is cleared first. */
   action: Relation['action'];
   /** The declared ON DELETE of the FOREIGN KEY; null when the schema does not declare the relation. */
   declaredOnDelete: FkAction | null;
@@ -91,6 +92,10 @@ export interface Preflight {
   ledger: LedgerState;
   types: TypePreflight[];
   indexes: IndexNeed[];
+  /** Tweets embedded in JSON columns: copies deleted, embedded objects removed or geo-scrubbed (src/store/sweeps.ts). */
+  embeds: EmbedRule[];
+  /** Tables whose rows a batch leaves unreferenced are deleted (store.orphans and discovered). */
+  orphans: OrphanRule[];
   problems: PreflightProblem[];
   warnings: string[];
 }
@@ -152,7 +157,7 @@ function plannedRelations(target: Target, config: Config, type: JobType): Relati
         declaredOnDelete: r.declared,
         source: configured ? 'store.dependents' : r.declared && r.declared !== 'NO ACTION' && r.declared !== 'RESTRICT' ? 'declared ON DELETE' : r.cascade ? 'reconcile.cascadeUsers' : 'default',
       });
-      if (r.action === 'delete') queue.push(r.childTable);
+      if (r.action === 'delete' || (r.action === 'copy' && !same(r.childTable, target.tweets.table) && !same(r.childTable, target.users.table))) queue.push(r.childTable);
     }
   }
   return plans;
@@ -178,6 +183,10 @@ export function neededIndexes(config: Config, types: readonly JobType[], target:
     for (const r of plannedRelations(target, config, type)) {
       add(r.childTable, r.childColumn, `references ${r.parentTable}.${r.parentColumn}: each deleted row's references are found by it`);
     }
+  }
+  for (const o of target.orphans) {
+    for (const ref of o.referencedBy) add(ref.table, ref.column, `references ${o.table}.${o.key}: each orphan candidate is probed by it`);
+    add(o.table, o.key, `orphans of ${o.table} are found by their key`);
   }
   return needs;
 }
@@ -304,7 +313,7 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     const realTable = info.table(report.table)!.name;
     report.relations = plannedRelations(target, config, report.type);
     for (const relation of report.relations) {
-      pushTriggers(report, info.triggersOn(relation.childTable, relation.action === 'delete' ? 'DELETE' : 'UPDATE'));
+      pushTriggers(report, info.triggersOn(relation.childTable, relation.action === 'delete' || relation.action === 'copy' ? 'DELETE' : 'UPDATE'));
     }
     pushTriggers(report, [...info.triggersOn(realTable, 'DELETE'), ...info.triggersOn(realTable, 'UPDATE')]);
     const triggers = info.triggersOn(realTable);
@@ -335,7 +344,12 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     });
   }
 
-  return { store: config.store.path, ledger: ledgerState(db), types: typeReports, indexes, problems, warnings };
+  if (target && target.embeds.length && !embedIndexReady(db, target)) {
+    warnings.push(
+      `tweets embedded in "${target.tweets.table}" are found through the ledger's index cs_embeds, which the first apply makes: triggers on "${target.tweets.table}" (${EMBED_TRIGGER_PREFIX}*) keep it, and the rows stored before are filled in once, in transactions of a few thousand rows; set store.tables.tweets.embeds to [] if the store keeps no embedded tweets`,
+    );
+  }
+  return { store: config.store.path, ledger: ledgerState(db), types: typeReports, indexes, embeds: [...(target?.embeds ?? [])], orphans: [...(target?.orphans ?? [])], problems, warnings };
 }
 
 /**

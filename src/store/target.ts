@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import { DEFAULT_RAW_JSON_GEO_PATHS, type RELATION_ACTIONS } from '../config/schema.js';
+import { DEFAULT_RAW_JSON_EMBEDS, DEFAULT_RAW_JSON_GEO_PATHS, type EMBED_ACTIONS, type RELATION_ACTIONS } from '../config/schema.js';
 import { ConfigError, StoreError } from '../errors.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
@@ -35,6 +35,27 @@ export interface Target {
   readonly ftsScrubs: readonly FtsDelete[];
   /** Full-text indexes over tables the work changes whose entries compliance-sync cannot remove (or renew). */
   readonly ftsUnreachable: readonly FtsUnreachable[];
+  /** Tweets embedded in JSON columns of the tweets table (store.tables.tweets.embeds, or the rawJson defaults). */
+  readonly embeds: readonly EmbedRule[];
+  /** Tables whose rows are deleted once nothing references them (store.orphans, and those found by discovery). */
+  readonly orphans: readonly OrphanRule[];
+}
+
+export interface EmbedRule {
+  readonly column: string;
+  readonly path: string;
+  readonly array: boolean;
+  readonly idKey: string;
+  readonly type: string | null;
+  readonly action: (typeof EMBED_ACTIONS)[number];
+}
+
+export interface OrphanRule {
+  readonly table: string;
+  /** The key the references hold. */
+  readonly key: string;
+  readonly referencedBy: readonly { table: string; column: string }[];
+  readonly source: 'store.orphans' | 'discovered';
 }
 
 export interface FtsDelete {
@@ -82,8 +103,9 @@ export interface TableTarget {
 
 /**
  * What is done to the rows that reference a deleted row. `delete` removes them (with their own dependents first),
- * `set_null` clears the reference, `set_default` writes the column's declared default (a declared ON DELETE SET
- * DEFAULT, honoured as the database would). The config's actions are RELATION_ACTIONS; issue 12 adds copies.
+ * `copy` removes them as copies (a retweet: tombstoned, with its own dependents, counted as `copy`), `set_null`
+ * clears the reference, `set_default` writes the column's declared default (a declared ON DELETE SET DEFAULT,
+ * honoured as the database would). The config's actions are RELATION_ACTIONS.
  */
 export type RelationAction = (typeof RELATION_ACTIONS)[number] | 'set_default';
 
@@ -142,7 +164,88 @@ export function resolveTarget(db: Db, config: Config): Target {
     triggerTargets: triggerTargets(schema, relations, tweets, users),
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
     ...untriggeredFts(schema, relations, tweets, users, geo),
+    embeds: resolveEmbeds(schema, config, tweets),
+    orphans: resolveOrphans(schema, config, relations, tweets, users),
   };
+}
+
+/** The configured embeds, else X's shapes in the raw JSON column when one is mapped. */
+function resolveEmbeds(schema: SchemaInfo, config: Config, tweets: TableTarget): EmbedRule[] {
+  const tw = config.store.tables.tweets;
+  const rules = tw.embeds ?? (tw.rawJson ? DEFAULT_RAW_JSON_EMBEDS.map((e) => ({ ...e, column: tw.rawJson! })) : []);
+  return rules.map((rule, i) => {
+    const column = schema.column(tweets.table, rule.column);
+    if (!column) {
+      throw new ConfigError(`table "${tweets.table}" has no column "${rule.column}" (store.tables.tweets.embeds[${i}].column)`, {
+        hint: 'name the JSON text column of the tweets table, or set store.tables.tweets.embeds to []',
+      });
+    }
+    return { ...rule, column: column.name };
+  });
+}
+
+/**
+ * The orphan rules: store.orphans, and tables discovery finds. Discovery is certain only when the schema itself says
+ * a table's rows are reached through links alone: every FOREIGN KEY referencing the table comes from a link table
+ * (a table whose primary key is made of FOREIGN KEY columns only, like media_tweets(media_id, tweets_id)) whose rows
+ * we delete, the table is not mapped, and it references nothing itself. Anything else (places referenced by a tweets
+ * column, sources) may be meaningful on its own, so it needs a store.orphans entry.
+ */
+function resolveOrphans(schema: SchemaInfo, config: Config, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): OrphanRule[] {
+  const mapped = [tweets.table, users.table];
+  const deletedFrom = new Set([...mapped, ...[...relations.values()].flat().filter((r) => r.action !== 'set_null' && r.action !== 'set_default').map((r) => r.childTable)].map((t) => t.toLowerCase()));
+  const changed = new Set([...deletedFrom, ...[...relations.values()].flat().map((r) => r.childTable.toLowerCase())]);
+  const rules: OrphanRule[] = [];
+  const configured = config.store.orphans;
+  configured.forEach((entry, i) => {
+    if (entry.keep) return;
+    const key = `store.orphans[${i}]`;
+    const table = schema.table(entry.table);
+    if (!table || table.kind !== 'table') {
+      throw new ConfigError(`${key} names "${entry.table}", which is not a table of the store`, { hint: `correct ${key}.table, or remove the entry` });
+    }
+    if (mapped.some((m) => same(m, entry.table))) {
+      throw new ConfigError(`${key} names the mapped table "${entry.table}": its rows are what results act on`, { hint: `remove ${key}` });
+    }
+    const pk = schema.columns(table.name).filter((c) => c.pk > 0);
+    const keyColumn = entry.column ?? (pk.length === 1 ? pk[0]!.name : null);
+    if (!keyColumn || !schema.column(table.name, keyColumn)) {
+      throw new ConfigError(`${key}: "${table.name}" has ${keyColumn ? `no column "${keyColumn}"` : 'no single-column primary key'}`, { hint: `set ${key}.column to the column the references hold` });
+    }
+    const referencedBy =
+      entry.referencedBy ??
+      schema
+        .foreignKeysReferencing(table.name)
+        .filter((fk) => fk.childColumns.length === 1)
+        .map((fk) => ({ table: fk.childTable, column: fk.childColumns[0]! }));
+    referencedBy.forEach((ref, j) => {
+      if (!schema.column(ref.table, ref.column)) {
+        throw new ConfigError(`${key}.referencedBy[${j}] names "${ref.table}"."${ref.column}", which the store does not have`, { hint: 'correct the table and column names' });
+      }
+    });
+    if (!referencedBy.length) {
+      throw new ConfigError(`${key}: nothing references "${table.name}" (no FOREIGN KEY), so its orphans cannot be told`, { hint: `list the referencing columns in ${key}.referencedBy` });
+    }
+    rules.push({ table: table.name, key: keyColumn, referencedBy: referencedBy.map((r) => ({ table: realName(schema, r.table), column: schema.column(r.table, r.column)!.name })), source: 'store.orphans' });
+  });
+  for (const table of schema.tables()) {
+    if (table.kind !== 'table' || table.name.toLowerCase().startsWith('cs_') || mapped.some((m) => same(m, table.name))) continue;
+    if (configured.some((c) => same(c.table, table.name)) || schema.foreignKeys().some((fk) => same(fk.childTable, table.name))) continue;
+    const fks = schema.foreignKeysReferencing(table.name);
+    if (!fks.length || fks.some((fk) => fk.childColumns.length !== 1 || !deletedFrom.has(fk.childTable.toLowerCase()) || !isLinkTable(schema, fk.childTable))) continue;
+    const key = parentColumnOf(schema, fks[0]!);
+    if (fks.some((fk) => !same(parentColumnOf(schema, fk), key))) continue;
+    rules.push({ table: table.name, key, referencedBy: fks.map((fk) => ({ table: fk.childTable, column: fk.childColumns[0]! })), source: 'discovered' });
+  }
+  // A rule whose references none of our work changes never finds a candidate: left out.
+  return rules.filter((r) => r.referencedBy.some((ref) => changed.has(ref.table.toLowerCase())));
+}
+
+/** A link table: its primary key is two or more columns, each a single-column FOREIGN KEY. */
+function isLinkTable(schema: SchemaInfo, table: string): boolean {
+  const pk = schema.columns(table).filter((c) => c.pk > 0);
+  const fkColumns = schema.foreignKeys().filter((fk) => same(fk.childTable, table) && fk.childColumns.length === 1).map((fk) => fk.childColumns[0]!);
+  return pk.length >= 2 && pk.every((c) => fkColumns.some((f) => same(f, c.name)));
 }
 
 const REWRITE_FTS = 'recreate it as an external-content table (content=<the table>) or as FTS5 with contentless_delete=1, or add a DELETE trigger that removes its entries';
@@ -264,16 +367,20 @@ function resolveRelations(db: Db, schema: SchemaInfo, config: Config, tweets: Ta
     const isAuthor = authorId !== null && same(child, tweets.table) && same(column, authorId) && same(parent.table, users.table);
     const configured = override(child, column);
     let action: RelationAction;
+    const selfReference = same(child, parent.table) && isMapped(child);
     if (configured) action = configured.action;
-    else if (fk?.onDelete === 'CASCADE') action = 'delete';
+    // The database would delete them with the row: for a mapped table, they are rows of their own (copies).
+    else if (fk?.onDelete === 'CASCADE') action = isMapped(child) && !isAuthor ? 'copy' : 'delete';
     else if (fk?.onDelete === 'SET NULL') action = 'set_null';
     else if (fk?.onDelete === 'SET DEFAULT') action = 'set_default';
     else if (isAuthor) action = cascadeUsers ? 'delete' : 'set_null';
+    // X removes retweets with their original: a tweets column that points at the retweeted tweet holds copies.
+    else if (selfReference && same(child, tweets.table) && /retweet/i.test(column)) action = 'copy';
     else action = isMapped(child) ? 'set_null' : 'delete';
     if (action === 'delete' && isMapped(child) && !isAuthor) {
       throw new ConfigError(
-        `deleting rows of "${child}" because the row "${child}"."${column}" references is deleted is not supported (a copy, not a dependent)`,
-        { hint: `add { "table": "${child}", "column": "${column}", "references": "${mapped.find((m) => same(m.table, parent.table))?.type ?? 'tweets'}", "action": "set_null" } to store.dependents` },
+        `deleting rows of "${child}" because the row "${child}"."${column}" references is deleted is not a dependent's delete: rows of a mapped table are copies, each tombstoned`,
+        { hint: `set the action of { "table": "${child}", "column": "${column}", "references": "${mapped.find((m) => same(m.table, parent.table))?.type ?? 'tweets'}" } in store.dependents to "copy" (deleted with it) or "set_null"` },
       );
     }
     const columnFact = schema.column(child, column);
@@ -326,7 +433,8 @@ function resolveRelations(db: Db, schema: SchemaInfo, config: Config, tweets: Ta
       }
     }
     for (const relation of list) {
-      if (relation.action !== 'delete') continue;
+      // Copies in a mapped table are deleted by that table's own steps; copies elsewhere are rows like dependents.
+      if (relation.action !== 'delete' && !(relation.action === 'copy' && !isMapped(relation.childTable))) continue;
       if (path.some((p) => same(p, relation.childTable)) && !relation.cascade) {
         throw new StoreError('store_schema', `deleting from "${relation.childTable}" leads back to it through "${relation.childTable}"."${relation.childColumn}" (a cycle of FOREIGN KEYs)`, {
           hint: `set the action of { "table": "${relation.childTable}", "column": "${relation.childColumn}" } in store.dependents to "set_null"`,
@@ -384,6 +492,8 @@ function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, 
     for (const trigger of schema.triggersOn(table)) {
       // The ingest guard's triggers fire on inserts only, never on our deletes and updates.
       if (trigger.name.toLowerCase().startsWith('cs_guard_')) continue;
+      // The index of embedded tweets (src/store/embedIndex.ts) is ledger upkeep, not rows that left the store.
+      if (trigger.name.toLowerCase().startsWith('cs_embeds_')) continue;
       for (const target of triggerWrites(trigger.sql)) {
         if (isFts(target)) continue;
         const name = realName(schema, target);

@@ -119,7 +119,11 @@ describe('check-config --store: what a cycle would do to a twitter-to-sqlite arc
     expect(text.stdout).toMatch(/store\.tables\.tweets\.geoColumns\[0\]\s+"geo" found/);
     expect(text.stdout).toContain('marks: in the ledger table cs_marks');
     expect(text.stdout).toContain('media_tweets.tweets_id → tweets.id: rows deleted first (default; declared ON DELETE NO ACTION)');
-    expect(text.stdout).toContain('tweets.retweeted_status → tweets.id: set to NULL first');
+    expect(text.stdout).toContain('tweets.retweeted_status → tweets.id: copies: deleted first, each with its tombstone and dependents (default; declared ON DELETE NO ACTION)');
+    expect(text.stdout).toContain('tweets.quoted_status → tweets.id: set to NULL first');
+    // Issue 12: the orphan rules it will apply, configured and discovered, and the index each probe needs.
+    expect(text.stdout).toContain('orphans deleted after each batch (rows nothing references any more):\n  places.id, referenced by tweets.place (store.orphans)\n  media.id, referenced by media_tweets.media_id (discovered)');
+    expect(text.stdout).toMatch(/MISSING {2}tweets\(place\): .*"cs_idx_tweets_place"/);
     expect(text.stdout).toContain('tweets.user → users.id: rows deleted first (reconcile.cascadeUsers');
     expect(text.stdout).toMatch(/full-text table tweets_fts \(fts5, content=tweets\): kept by triggers \w+/);
     expect(text.stdout).toMatch(/triggers that fire:\n(?:.*\n)*\s+\w+: AFTER DELETE ON tweets/);

@@ -10,6 +10,8 @@ import {
   expectedStore,
   ftsResidue,
   LAYOUT_SPECS,
+  reportedCauses,
+  residue,
   reportedDeletions,
   sideTableMarks,
   storeIntegrity,
@@ -113,10 +115,21 @@ describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (nam
       ...w.archive.users.map((u, i) => ({ kind: 'users' as const, id: u.id, word: uniqueWord('user', i) })),
     ];
     expect(ftsResidue(spec, w.storePath, words, expected)).toEqual([]);
+    // Issue 12: no copy, pointer or embedded copy of a deleted tweet, no embedded geo of a scrubbed one, no orphan.
+    expect(residue(w.storePath, [], [], { spec, deleted: expected.deletedIds.tweets, scrubbed: expected.scrubbedIds }).inRows).toEqual([]);
 
     const report = runCli(['report', '--format', 'json', '--config', w.configPath], { env });
     expect(report.code).toBe(0);
     expect(Object.fromEntries(reportedDeletions(JSON.parse(report.stdout)))).toEqual(Object.fromEntries(expectedDeletions(expected)));
+    // The cycle met the issue-12 cases of its layout, and the report counts them under their own causes.
+    const causes = reportedCauses(JSON.parse(report.stdout));
+    if (name === 'default') {
+      expect(causes.get('tweets:deleted:copy')).toBeGreaterThan(0);
+      expect(causes.get('tweets:updated:embed')).toBeGreaterThan(0);
+    } else if (name === 'twitter-to-sqlite') {
+      expect(causes.get('tweets:deleted:copy')).toBeGreaterThan(0);
+      expect(causes.get('media:deleted:orphan')).toBe(expected.diff.get('media')!.deleted);
+    }
   });
 });
 

@@ -1,11 +1,11 @@
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkStore, expectedStore, ftsResidue, LAYOUT_SPECS, residue, snapshot, withRelation, type Expected, type Results, type Snapshot } from './layouts-check.js';
-import { ingestTwint, ingestTwitterToSqlite, layoutDdl, makeArchive, scriptOutcomes, uniqueWord, type Archive } from './layouts.js';
-import { useTempDir } from './tmp.js';
+import { ingestDefault, ingestTwint, ingestTwitterToSqlite, layoutDdl, makeArchive, scriptOutcomes, uniqueWord, type Archive } from './layouts.js';
+import { REPO_ROOT, useTempDir } from './tmp.js';
 
 /**
  * The judge of the layout tests must be able to fail: a store brought to the expected state by hand passes it, and
@@ -15,14 +15,16 @@ import { useTempDir } from './tmp.js';
 const tempDir = useTempDir();
 const spec = LAYOUT_SPECS['twitter-to-sqlite'];
 
-function build(file: string, archive: Archive, layout: 'twitter-to-sqlite' | 'twint'): void {
+function build(file: string, archive: Archive, layout: 'twitter-to-sqlite' | 'twint' | 'default'): void {
   const db = new Database(file);
   db.defaultSafeIntegers(true);
   db.pragma('foreign_keys = OFF');
   db.pragma('synchronous = OFF');
-  db.exec(layoutDdl(layout));
+  // The default layout's content tables as a new store gets them (the ledger is not needed here).
+  db.exec(layout === 'default' ? readFileSync(path.join(REPO_ROOT, 'migrations/content/default_tables.sql'), 'utf8') : layoutDdl(layout));
   if (layout === 'twitter-to-sqlite') ingestTwitterToSqlite(db, archive);
-  else ingestTwint(db, archive);
+  else if (layout === 'twint') ingestTwint(db, archive);
+  else ingestDefault(db, archive);
   db.close();
 }
 
@@ -177,12 +179,80 @@ describe('layouts-check judges a twitter-to-sqlite store', () => {
     expect(residue(file, [keptWord], ['tweets_fts'])).toEqual({ inFiles: [keptWord], inFts: [keptWord] });
   });
 
+  it('finds copies, pointers and orphans left in rows (issue 12), each when planted', () => {
+    const links = { spec, deleted: expected.deletedIds.tweets, scrubbed: expected.scrubbedIds };
+    expect(residue(good, [], [], links).inRows).toEqual([]);
+    // The store as the collector left it holds every class: the check is not blind.
+    const untouched = path.join(dir, 'untouched-rows.db');
+    build(untouched, archive, 'twitter-to-sqlite');
+    const before = residue(untouched, [], [], links).inRows.join('\n');
+    expect(before).toMatch(/^copy tweets\.retweeted_status/m);
+    expect(before).toMatch(/^pointer tweets\.quoted_status/m);
+    expect(expected.diff.get('media')!.deleted).toBeGreaterThan(0);
+
+    const file = copy('rows');
+    const [first, second] = [...expected.deletedIds.tweets];
+    const kept = [...expected.tables.get('tweets')!].filter(([, f]) => f.fate === 'kept').map(([key]) => JSON.parse(key)[0] as string);
+    plant(
+      file,
+      `INSERT INTO tweets (id, user, full_text, retweeted_status) VALUES (4242, NULL, 'RT copy', ${first});
+       UPDATE tweets SET quoted_status = ${second} WHERE id = ${kept[0]};
+       INSERT INTO media (id, media_url) VALUES (777, 'https://pbs.twimg.com/media/left.jpg');
+       INSERT INTO places (id, full_name) VALUES ('left-behind', 'Nowhere');`,
+    );
+    const found = residue(file, [], [], links).inRows.join('\n');
+    expect(found).toContain(`copy tweets.retweeted_status: tweet 4242 → deleted ${first}`);
+    expect(found).toContain(`pointer tweets.quoted_status: tweet ${kept[0]} → deleted ${second}`);
+    expect(found).toContain('orphan media.id = 777');
+    expect(found).toContain('orphan places.id = left-behind');
+  });
+
   it('computes copies: with retweets deleted with their original, every retweet of a deleted tweet goes too', () => {
     const copies = expectedStore(withRelation(spec, 'tweets', 'retweeted_status', 'delete'), before, results);
     const retweetsOfDeleted = archive.tweets.filter((t) => t.retweetOf && expected.deletedIds.tweets.has(t.retweetOf));
     expect(retweetsOfDeleted.length).toBeGreaterThan(0);
     for (const t of retweetsOfDeleted) expect(copies.deletedIds.tweets.has(t.id)).toBe(true);
     expect(copies.diff.get('tweets')!.deleted).toBe(expected.diff.get('tweets')!.deleted + retweetsOfDeleted.filter((t) => !expected.deletedIds.tweets.has(t.id)).length);
+  });
+});
+
+describe('layouts-check on the default layout: copies and embedded copies in raw JSON (issue 12)', () => {
+  it('passes a store brought to the expected state by hand, finds the untouched one and each class planted', () => {
+    const dflt = LAYOUT_SPECS.default;
+    const dir = tempDir();
+    const file = path.join(dir, 'default.db');
+    const archive = makeArchive({ tweets: 400, users: 40, seed: 3 });
+    build(file, archive, 'default');
+    const before = snapshot(file);
+    const ids = (table: string) => new Set([...before.tables.get(table)!.rows.values()].map((r) => String(r.id)));
+    const results = scriptOutcomes(archive, { tweets: ids('tweets'), users: ids('users') });
+    const expected = expectedStore(dflt, before, results);
+    const links = { spec: dflt, deleted: expected.deletedIds.tweets, scrubbed: expected.scrubbedIds };
+    const untouched = residue(file, [], [], links).inRows.join('\n');
+    expect(untouched).toMatch(/^copy in raw_json retweeted_status/m);
+    expect(untouched).toMatch(/^copy in raw_json referenced_tweets/m);
+    expect(untouched).toMatch(/^embedded copy in raw_json (quoted_status|includes\.tweets)/m);
+
+    applyByHand(file, before, expected);
+    expect(residue(file, [], [], links).inRows).toEqual([]);
+    // Retweets of deleted tweets are deleted with them, in both shapes.
+    const retweets = archive.tweets.filter((t) => t.retweetOf && expected.deletedIds.tweets.has(t.retweetOf));
+    expect(retweets.length).toBeGreaterThan(1);
+    for (const t of retweets) expect(expected.deletedIds.tweets.has(t.id)).toBe(true);
+
+    const [deleted] = [...expected.deletedIds.tweets];
+    const [scrubbed] = [...expected.scrubbedIds];
+    const keptIds = [...expected.tables.get('tweets')!].filter(([, f]) => f.fate === 'kept').map(([key]) => JSON.parse(key)[0] as string);
+    plant(
+      file,
+      `INSERT INTO tweets (id, raw_json) VALUES (4242, '{"id_str":"4242","retweeted_status":{"id_str":"${deleted}"}}');
+       UPDATE tweets SET raw_json = '{"id":"${keptIds[0]}","includes":{"tweets":[{"id":"${deleted}","text":"copy"}]}}' WHERE id = ${keptIds[0]};
+       UPDATE tweets SET raw_json = '{"id_str":"${keptIds[1]}","quoted_status":{"id_str":"${scrubbed}","geo":{"type":"Point"}}}' WHERE id = ${keptIds[1]};`,
+    );
+    const found = residue(file, [], [], links).inRows.join('\n');
+    expect(found).toContain(`copy in raw_json retweeted_status: tweet 4242 embeds deleted ${deleted}`);
+    expect(found).toContain(`embedded copy in raw_json includes.tweets: tweet ${keptIds[0]} embeds deleted ${deleted}`);
+    expect(found).toContain(`embedded geo in raw_json quoted_status: tweet ${keptIds[1]} embeds scrubbed ${scrubbed} with its geo`);
   });
 });
 

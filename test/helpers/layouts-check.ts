@@ -31,7 +31,26 @@ export interface LayoutSpec {
   fts: { table: string; content: Kind }[];
   /** What `PRAGMA foreign_key_check` does on this layout even untouched: twint's FKs to users(id) are malformed. */
   fkPragma: 'runs' | 'mismatch';
+  /**
+   * Tweets embedded in a JSON column of other tweets (issue 12): a row that embeds a deleted tweet as a retweet is a
+   * copy and goes with it; other embedded copies of a deleted tweet are removed; embedded copies of a geo-scrubbed
+   * tweet lose geo, coordinates and place.
+   */
+  embeds: { column: string; copies: EmbedPlace[]; removes: EmbedPlace[] } | null;
+  /** Tables whose rows go once the cycle leaves nothing referencing them (issue 12: media, places). */
+  orphans: { table: string; key: string; referencedBy: { table: string; column: string }[] }[];
 }
+
+/** Where a JSON object keeps another tweet: an object at `path`, or (array) the elements there, whose `id` key holds its ID. */
+export interface EmbedPlace {
+  path: string[];
+  array: boolean;
+  id: string;
+  /** Array elements only of this "type" (v2 referenced_tweets). */
+  type?: string;
+}
+
+const EMBED_GEO_KEYS = ['geo', 'coordinates', 'place'];
 
 interface MarkColumns {
   state: string;
@@ -49,14 +68,28 @@ export const LAYOUT_SPECS: Record<LayoutName, LayoutSpec> = {
     relations: [],
     fts: [],
     fkPragma: 'runs',
+    // The default ingester keeps X's v1.1 objects and v2 objects with expansions (test/helpers/layouts.ts).
+    embeds: {
+      column: 'raw_json',
+      copies: [
+        { path: ['retweeted_status'], array: false, id: 'id_str' },
+        { path: ['referenced_tweets'], array: true, id: 'id', type: 'retweeted' },
+      ],
+      removes: [
+        { path: ['quoted_status'], array: false, id: 'id_str' },
+        { path: ['referenced_tweets'], array: true, id: 'id', type: 'quoted' },
+        { path: ['includes', 'tweets'], array: true, id: 'id' },
+      ],
+    },
+    orphans: [],
   },
   'twitter-to-sqlite': {
     name: 'twitter-to-sqlite',
     tweets: { table: 'tweets', id: 'id', author: 'user', geoColumns: ['geo', 'coordinates', 'place'], geoJson: null, markColumns: null },
     users: { table: 'users', id: 'id', markColumns: null },
     relations: [
-      // Self-references: issue 11 clears the pointer; issue 12 may turn retweets into copies deleted with the original.
-      { table: 'tweets', column: 'retweeted_status', parent: 'tweets', onDelete: 'set_null' },
+      // Self-references: retweets are copies deleted with their original (issue 12), quote pointers are cleared.
+      { table: 'tweets', column: 'retweeted_status', parent: 'tweets', onDelete: 'delete' },
       { table: 'tweets', column: 'quoted_status', parent: 'tweets', onDelete: 'set_null' },
       { table: 'media_tweets', column: 'tweets_id', parent: 'tweets', onDelete: 'delete' },
       { table: 'favorited_by', column: 'tweet', parent: 'tweets', onDelete: 'delete' },
@@ -70,6 +103,11 @@ export const LAYOUT_SPECS: Record<LayoutName, LayoutSpec> = {
       { table: 'users_fts', content: 'users' },
     ],
     fkPragma: 'runs',
+    embeds: null,
+    orphans: [
+      { table: 'media', key: 'id', referencedBy: [{ table: 'media_tweets', column: 'media_id' }] },
+      { table: 'places', key: 'id', referencedBy: [{ table: 'tweets', column: 'place' }] },
+    ],
   },
   twint: {
     name: 'twint',
@@ -88,6 +126,8 @@ export const LAYOUT_SPECS: Record<LayoutName, LayoutSpec> = {
     ],
     fts: [],
     fkPragma: 'mismatch',
+    embeds: null,
+    orphans: [],
   },
 };
 
@@ -193,6 +233,8 @@ export interface Expected {
   /** Rows deleted and rows changed per table. */
   diff: Map<string, { deleted: number; changed: number }>;
   deletedIds: { tweets: Set<string>; users: Set<string> };
+  /** Tweets kept and geo-scrubbed (their own result or their author's). */
+  scrubbedIds: Set<string>;
 }
 
 /** The store a correct cycle leaves, computed from the store before it and the result lines alone. */
@@ -200,6 +242,7 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
   const userEffect = (id: string) => effectOf(results.users.get(id));
   const deletedUsers = new Set([...results.users.keys()].filter((id) => userEffect(id) === 'delete'));
   const deletedTweets = new Set<string>();
+  const scrubbedTweets = new Set<string>();
   const tables = new Map<string, Map<string, RowFate>>();
   const fates = (table: string) => {
     let map = tables.get(table);
@@ -221,6 +264,7 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
     }
     const next: Row = { ...row };
     if (own === 'scrub_geo' || byAuthor === 'scrub_geo') {
+      scrubbedTweets.add(id);
       for (const column of spec.tweets.geoColumns) next[column] = null;
       const json = spec.tweets.geoJson;
       if (json && typeof next[json.column] === 'string') {
@@ -246,8 +290,21 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
   // Tweets that go with the row they point to (a relation of the tweets table with action delete: copies such as
   // retweets, in issue 12), transitively: a retweet of a deleted retweet goes too.
   const copyRelations = spec.relations.filter((r) => r.table === spec.tweets.table && r.onDelete === 'delete');
-  for (let grew = copyRelations.length > 0; grew; ) {
+  const embeds = spec.embeds;
+  for (let grew = copyRelations.length > 0 || embeds !== null; grew; ) {
     grew = false;
+    if (embeds) {
+      // Copies in the JSON: a retweet that embeds a deleted tweet.
+      for (const [key, row] of tweets.rows) {
+        const id = String(row[spec.tweets.id]);
+        if (deletedTweets.has(id) || typeof row[embeds.column] !== 'string') continue;
+        const object = parseJson(row[embeds.column] as string);
+        if (!object || !embeds.copies.some((place) => embeddedAt(object, place).some((e) => deletedTweets.has(String(e.value[place.id]))))) continue;
+        deletedTweets.add(id);
+        fates(spec.tweets.table).set(key, { fate: 'deleted' });
+        grew = true;
+      }
+    }
     for (const relation of copyRelations) {
       for (const [key, row] of tweets.rows) {
         const id = String(row[spec.tweets.id]);
@@ -257,6 +314,30 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
         fates(spec.tweets.table).set(key, { fate: 'deleted' });
         grew = true;
       }
+    }
+  }
+  if (embeds) {
+    // Embedded copies in the rows kept: a deleted tweet's removed, a scrubbed tweet's without geo.
+    for (const fate of fates(spec.tweets.table).values()) {
+      if (fate.fate !== 'kept') continue;
+      const value = fate.row[embeds.column];
+      const object = typeof value === 'string' ? parseJson(value) : (value as Record<string, unknown> | null);
+      if (!object) continue;
+      let changed = false;
+      for (const place of [...embeds.removes, ...embeds.copies]) {
+        const removes = embeds.removes.includes(place);
+        for (const e of embeddedAt(object, place).reverse()) {
+          const embeddedId = String(e.value[place.id]);
+          if (removes && deletedTweets.has(embeddedId)) {
+            e.remove();
+            changed = true;
+          } else if (scrubbedTweets.has(embeddedId) && EMBED_GEO_KEYS.some((k) => k in e.value)) {
+            for (const k of EMBED_GEO_KEYS) delete e.value[k];
+            changed = true;
+          }
+        }
+      }
+      if (changed) fate.row = { ...fate.row, [embeds.column]: object };
     }
   }
   for (const relation of spec.relations) {
@@ -269,6 +350,29 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
       if (current?.fate === 'deleted') continue;
       if (relation.onDelete === 'delete') map.set(key, { fate: 'deleted' });
       else map.set(key, { fate: 'kept', row: { ...(current?.row ?? row), [relation.column]: null }, markReason: current?.markReason ?? null });
+    }
+  }
+
+  // Orphans: rows whose references the cycle removed, and that nothing references afterwards.
+  for (const orphan of spec.orphans) {
+    const referenced = (after: boolean) => {
+      const keys = new Set<string>();
+      for (const ref of orphan.referencedBy) {
+        const map = tables.get(ref.table);
+        for (const [key, row] of before.tables.get(ref.table)!.rows) {
+          const fate = map?.get(key);
+          if (after && fate?.fate === 'deleted') continue;
+          const value = after && fate?.fate === 'kept' ? fate.row[ref.column] : row[ref.column];
+          if (value !== null && value !== undefined) keys.add(String(value));
+        }
+      }
+      return keys;
+    };
+    const was = referenced(false);
+    const is = referenced(true);
+    for (const [key, row] of before.tables.get(orphan.table)!.rows) {
+      const value = String(row[orphan.key]);
+      if (was.has(value) && !is.has(value)) fates(orphan.table).set(key, { fate: 'deleted' });
     }
   }
 
@@ -285,7 +389,32 @@ export function expectedStore(spec: LayoutSpec, before: Snapshot, results: Resul
     }
     diff.set(table, { deleted: gone, changed });
   }
-  return { tables, diff, deletedIds: deleted };
+  return { tables, diff, deletedIds: deleted, scrubbedIds: scrubbedTweets };
+}
+
+function parseJson(text: string): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(text) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The embedded tweet objects at a place of a JSON object, each with a way to remove it from there. */
+function embeddedAt(object: Record<string, unknown>, place: EmbedPlace): { value: Record<string, unknown>; remove: () => void }[] {
+  let parent: unknown = object;
+  for (const key of place.path.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string, unknown>)[key] : undefined;
+  if (parent === null || typeof parent !== 'object') return [];
+  const holder = parent as Record<string, unknown>;
+  const last = place.path[place.path.length - 1]!;
+  const at = holder[last];
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!place.array) return isObject(at) ? [{ value: at, remove: () => delete holder[last] }] : [];
+  if (!Array.isArray(at)) return [];
+  return at.flatMap((element, i) =>
+    isObject(element) && (place.type === undefined || element.type === place.type) ? [{ value: element, remove: () => void at.splice(i, 1) }] : [],
+  );
 }
 
 function sameValue(expected: unknown, actual: unknown): boolean {
@@ -496,6 +625,21 @@ export function reportedDeletions(report: unknown): Map<string, number> {
   return totals;
 }
 
+/** Rows changed per `table:kind:cause` as `report --format json` states them (types[].tables), summed over types. */
+export function reportedCauses(report: unknown): Map<string, number> {
+  const totals = new Map<string, number>();
+  const types = (report as { types?: { tables?: Record<string, Record<string, number | Record<string, number>>> }[] }).types ?? [];
+  for (const type of types) {
+    for (const [table, kinds] of Object.entries(type.tables ?? {})) {
+      for (const [kind, causes] of Object.entries(kinds)) {
+        if (typeof causes === 'number') continue;
+        for (const [cause, n] of Object.entries(causes)) totals.set(`${table}:${kind}:${cause}`, (totals.get(`${table}:${kind}:${cause}`) ?? 0) + n);
+      }
+    }
+  }
+  return totals;
+}
+
 /** Rows deleted per table by the expected store, tables with none left out. */
 export function expectedDeletions(expected: Expected): Map<string, number> {
   return new Map([...expected.diff].filter(([, d]) => d.deleted > 0).map(([table, d]) => [table, d.deleted]));
@@ -510,7 +654,70 @@ export function expectedDeletions(expected: Expected): Map<string, number> {
  * prefix-compressed where a byte scan could miss them). Pass the unique words of deleted rows only: a retweet that
  * is kept still carries its original's words ("RT @x: …") unless copies are deleted too.
  */
-export function residue(file: string, words: readonly string[], ftsTables: readonly string[]): { inFiles: string[]; inFts: string[] } {
+export function residue(file: string, words: readonly string[], ftsTables: readonly string[]): { inFiles: string[]; inFts: string[] };
+export function residue(
+  file: string,
+  words: readonly string[],
+  ftsTables: readonly string[],
+  links: { spec: LayoutSpec; deleted: ReadonlySet<string>; scrubbed: ReadonlySet<string> },
+): { inFiles: string[]; inFts: string[]; inRows: string[] };
+/**
+ * With `links`, also the residue kept in rows (issue 12), one line each in `inRows`: a stored copy of a deleted tweet
+ * (a pointer relation of the tweets table whose action is delete, or a retweet in the JSON), a stored pointer to a
+ * deleted tweet, an embedded copy of a deleted tweet, embedded geo of a scrubbed tweet, and a row of an orphan table
+ * that nothing references.
+ */
+export function residue(
+  file: string,
+  words: readonly string[],
+  ftsTables: readonly string[],
+  links?: { spec: LayoutSpec; deleted: ReadonlySet<string>; scrubbed: ReadonlySet<string> },
+): { inFiles: string[]; inFts: string[]; inRows?: string[] } {
+  const found = wordResidue(file, words, ftsTables);
+  return links ? { ...found, inRows: rowResidue(file, links.spec, links.deleted, links.scrubbed) } : found;
+}
+
+function rowResidue(file: string, spec: LayoutSpec, deleted: ReadonlySet<string>, scrubbed: ReadonlySet<string>): string[] {
+  const found: string[] = [];
+  const db = open(file, true);
+  try {
+    const tweets = spec.tweets;
+    for (const relation of spec.relations.filter((r) => r.table === tweets.table && r.parent === 'tweets')) {
+      const rows = db.prepare(`SELECT ${q(tweets.id)} AS id, ${q(relation.column)} AS ref FROM ${q(tweets.table)} WHERE ${q(relation.column)} IS NOT NULL`).all() as { id: bigint; ref: bigint }[];
+      for (const row of rows) {
+        if (!deleted.has(String(row.ref))) continue;
+        found.push(`${relation.onDelete === 'delete' ? 'copy' : 'pointer'} ${tweets.table}.${relation.column}: tweet ${row.id} → deleted ${row.ref}`);
+      }
+    }
+    const embeds = spec.embeds;
+    if (embeds) {
+      for (const row of db.prepare(`SELECT ${q(tweets.id)} AS id, ${q(embeds.column)} AS raw FROM ${q(tweets.table)}`).all() as { id: bigint; raw: unknown }[]) {
+        const object = typeof row.raw === 'string' ? parseJson(row.raw) : null;
+        if (!object) continue;
+        for (const [kind, places] of [['copy', embeds.copies], ['embedded copy', embeds.removes]] as const) {
+          for (const place of places) {
+            for (const e of embeddedAt(object, place)) {
+              const id = String(e.value[place.id]);
+              if (deleted.has(id)) found.push(`${kind} in ${embeds.column} ${place.path.join('.')}: tweet ${row.id} embeds deleted ${id}`);
+              else if (scrubbed.has(id) && EMBED_GEO_KEYS.some((k) => k in e.value)) found.push(`embedded geo in ${embeds.column} ${place.path.join('.')}: tweet ${row.id} embeds scrubbed ${id} with its geo`);
+            }
+          }
+        }
+      }
+    }
+    for (const orphan of spec.orphans) {
+      const unreferenced = orphan.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${q(r.table)} r WHERE r.${q(r.column)} = o.${q(orphan.key)})`).join(' AND ');
+      for (const key of db.prepare(`SELECT o.${q(orphan.key)} FROM ${q(orphan.table)} o WHERE ${unreferenced}`).pluck().all() as unknown[]) {
+        found.push(`orphan ${orphan.table}.${orphan.key} = ${String(key)}: nothing references it`);
+      }
+    }
+  } finally {
+    db.close();
+  }
+  return found;
+}
+
+function wordResidue(file: string, words: readonly string[], ftsTables: readonly string[]): { inFiles: string[]; inFts: string[] } {
   const inFiles = new Set<string>();
   for (const suffix of ['', '-wal', '-journal']) {
     let bytes: string;

@@ -407,6 +407,41 @@ export function ingestDefault(db: Db, archive: Archive, tweets: readonly Archive
       onConflict(['author_id', 'created_at', 'text', 'geo_lat', 'geo_lon', 'place_id', 'raw_json']),
   );
   const authors = tweets === archive.tweets ? archive.users : archive.users.filter((u) => tweets.some((t) => t.author === u.id));
+  const byId = new Map(archive.tweets.map((t, i) => [t.id, { tweet: t, index: i }]));
+  /** The tweet alone, with its own geo (v1.1 and v2 keys as the collector kept them). */
+  const own = (tweet: ArchiveTweet, v11: boolean): Record<string, unknown> => {
+    const raw: Record<string, unknown> = v11
+      ? { id_str: tweet.id, user_id_str: tweet.author, created_at: tweet.createdAt, text: tweet.text, lang: 'en' }
+      : { id: tweet.id, author_id: tweet.author, created_at: tweet.createdAt, text: tweet.text, lang: 'en' };
+    if (tweet.lat !== null) {
+      raw.geo = { coordinates: { type: 'Point', coordinates: [tweet.lon, tweet.lat] }, place_id: tweet.placeId };
+      raw.coordinates = { type: 'Point', coordinates: [tweet.lon, tweet.lat] };
+      raw.place = { id: tweet.placeId, full_name: archive.places.find((p) => p.id === tweet.placeId)!.fullName };
+    }
+    return raw;
+  };
+  /**
+   * What the collector keeps per tweet. Archives span X's API versions: tweets at odd positions as v1.1 objects (a
+   * retweet or quote embeds the other tweet whole in retweeted_status / quoted_status), the others as v2 tweet objects
+   * with their expansions (referenced_tweets, and the referenced tweets whole in includes.tweets).
+   */
+  const rawTweet = (tweet: ArchiveTweet): Record<string, unknown> => {
+    const v11 = byId.get(tweet.id)!.index % 2 === 1;
+    const raw = own(tweet, v11);
+    const retweeted = tweet.retweetOf ? byId.get(tweet.retweetOf)!.tweet : null;
+    const quoted = tweet.quoteOf ? byId.get(tweet.quoteOf)!.tweet : null;
+    if (v11) {
+      if (retweeted) raw.retweeted_status = own(retweeted, true);
+      if (quoted) raw.quoted_status = own(quoted, true);
+    } else {
+      const refs = [...(retweeted ? [{ type: 'retweeted', id: retweeted.id }] : []), ...(quoted ? [{ type: 'quoted', id: quoted.id }] : [])];
+      if (refs.length) {
+        raw.referenced_tweets = refs;
+        raw.includes = { tweets: [retweeted, quoted].filter((t): t is ArchiveTweet => t !== null).map((t) => own(t, false)) };
+      }
+    }
+    return raw;
+  };
   // Each row on its own, a refused one (a duplicate, or a guard's RAISE) counted and skipped, as ingesters do.
   let refused = 0;
   const write = (statement: Database.Statement, ...values: unknown[]) => {
@@ -423,19 +458,7 @@ export function ingestDefault(db: Db, archive: Archive, tweets: readonly Archive
         JSON.stringify({ id: user.id, username: user.screenName, name: user.name, description: user.description, location: user.location }));
     }
     for (const tweet of tweets) {
-      // An X API v2 tweet with its expansions, as a v2 collector keeps it.
-      const raw: Record<string, unknown> = { id: tweet.id, author_id: tweet.author, created_at: tweet.createdAt, text: tweet.text, lang: 'en' };
-      const refs = [
-        ...(tweet.retweetOf ? [{ type: 'retweeted', id: tweet.retweetOf }] : []),
-        ...(tweet.quoteOf ? [{ type: 'quoted', id: tweet.quoteOf }] : []),
-      ];
-      if (refs.length) raw.referenced_tweets = refs;
-      if (tweet.lat !== null) {
-        raw.geo = { coordinates: { type: 'Point', coordinates: [tweet.lon, tweet.lat] }, place_id: tweet.placeId };
-        raw.coordinates = { type: 'Point', coordinates: [tweet.lon, tweet.lat] };
-        raw.place = { id: tweet.placeId, full_name: archive.places.find((p) => p.id === tweet.placeId)!.fullName };
-      }
-      write(insertTweet, BigInt(tweet.id), BigInt(tweet.author), tweet.createdAt, tweet.text, tweet.lat, tweet.lon, tweet.placeId, JSON.stringify(raw));
+      write(insertTweet, BigInt(tweet.id), BigInt(tweet.author), tweet.createdAt, tweet.text, tweet.lat, tweet.lon, tweet.placeId, JSON.stringify(rawTweet(tweet)));
     }
   })();
   return { refused };
@@ -468,6 +491,9 @@ export function layoutStoreConfig(name: LayoutName): Record<string, unknown> {
           tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo', 'coordinates'], ...noMarkColumns },
           users: { table: 'users', id: 'id', ...noMarkColumns },
         },
+        // Places mean something only while a stored tweet is in them; media (reached only through the link table
+        // media_tweets) are found by discovery. Retweets (retweeted_status) are copies by default, quotes cleared.
+        orphans: [{ table: 'places' }],
       };
     case 'twint':
       return {

@@ -60,6 +60,15 @@ const COLLECTOR_MAPPING = {
   users: { table: 'users', id: 'id', complianceState: null, complianceReason: null, complianceAt: null },
 };
 
+/**
+ * Issue 11's behaviour, which these tests pin: a retweet's pointer cleared (not deleted as a copy), media left as they
+ * are (not swept as orphans). Copies and orphans, the defaults since issue 12, are test/store/copies.test.ts's.
+ */
+const POINTERS_ONLY = {
+  dependents: [{ table: 'tweets', column: 'retweeted_status', references: 'tweets', action: 'set_null' }],
+  orphans: [{ table: 'media', keep: true }],
+};
+
 /** A store in someone else's layout plus our ledger: the default tables the first migration makes are replaced. */
 function foreignStore(dir: string, schema: string, raw: Record<string, unknown>): { config: ReturnType<typeof makeConfig>; db: Db } {
   const config = makeConfig(dir, raw);
@@ -107,7 +116,7 @@ function storeChecks(db: Db) {
 describe('foreign keys of a collector layout, marks in the ledger', () => {
   it('deletes link rows, clears self-references and deletes an author\'s tweets before the user, in one valid order', async () => {
     const dir = tempDir();
-    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING } });
+    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING, ...POINTERS_ONLY } });
     const before = counts(db);
     const tweets = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('10', 'deleted'), result('16', 'protected'), result('17', 'scrub_geo')]));
     expect(tweets).toMatchObject({ state: 'done', applied: { delete: 1, mark: 1, scrub_geo: 1 }, notFound: 0 });
@@ -157,7 +166,7 @@ describe('foreign keys of a collector layout, marks in the ledger', () => {
 
   it('a mark in the ledger survives the ingester rewriting the row with INSERT OR REPLACE (recursive triggers on)', async () => {
     const dir = tempDir();
-    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING } });
+    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING, ...POINTERS_ONLY } });
     await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('16', 'protected')]));
     const ingester = openStore(config.store.path);
     ingester.pragma('recursive_triggers = ON');
@@ -171,7 +180,7 @@ describe('foreign keys of a collector layout, marks in the ledger', () => {
 
   it('a dry run reports the same rows changed, cascades included, and writes nothing', async () => {
     const dir = tempDir();
-    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING } });
+    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING, ...POINTERS_ONLY } });
     const file = writeResults(dir, 'u.ndjson', [result('3', 'deactivated'), result('1', 'deleted')]);
     const before = counts(db);
     const dry = await apply(db, config, 'users', file, { dryRun: true });

@@ -9,7 +9,7 @@ import { translateSqliteError, withForeignKeysRelaxed, type Db } from '../../sto
 import { compareIds } from '../../types.js';
 import type { RejectKind, ResultRecord } from '../resultRecords.js';
 import type { RejectsWriter } from '../rejects.js';
-import { applyRecords, type Reached } from './records.js';
+import { applyRecords, auditFollowUps, type Reached } from './records.js';
 import { addTotals, emptyTotals } from './totals.js';
 import type { ApplyOptions, Cut, Totals } from './types.js';
 
@@ -131,6 +131,8 @@ export class BatchApplier {
       const started = this.clock();
       const audit: AuditCounts = new Map();
       reached = applyRecords(batch, done, statements, this.setup.asOf, audit, () => this.clock() - started >= cutAfter);
+      // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction.
+      statements.sweep(this.setup.asOf);
       const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
       if (reached.records === batch.length) {
         // The batch's lines are counted once, with its last transaction.
@@ -139,6 +141,7 @@ export class BatchApplier {
         for (const r of this.batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
       }
       const changes: ChangeCount[] = statements.drainChanges();
+      auditFollowUps(audit, changes);
       addChanges(delta.changes, changes);
       next = addTotals(this.totals, delta);
       const cut = reached.records < batch.length ? cutAt(line, reached) : null;

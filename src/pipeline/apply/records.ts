@@ -1,6 +1,7 @@
 import { countAudit, type AuditCounts } from '../../store/auditCounts.js';
 import { CASCADE_REASON_PREFIX, type ContentStatements } from '../../store/contentStatements.js';
-import type { AuditAction, Id } from '../../types.js';
+import type { ChangeCount } from '../../store/changeCounts.js';
+import { FOLLOW_UP_ACTIONS, type AuditAction, type FollowUpAction, type Id } from '../../types.js';
 import { EDITED_STATE, type ResultRecord } from '../resultRecords.js';
 
 /** Where applyRecords stops: the first record not wholly applied, and how far its cascade over tweets got. */
@@ -70,4 +71,16 @@ export function applyRecords(
     if (i < records.length && overTime()) return { records: i, after: null };
   }
   return { records: records.length, after: null };
+}
+
+/**
+ * What the sweeps did (copies deleted, embedded copies removed, orphans deleted) goes into the run's audit under the
+ * cause as the reason, e.g. reason `copy`, action `copy_deleted`: the cycle summary, `status` and `report` show it.
+ */
+export function auditFollowUps(audit: AuditCounts, changes: readonly ChangeCount[]): void {
+  for (const c of changes) {
+    const action = `${c.cause}_${c.kind}`;
+    // Other kinds of these causes (none today) stay in the change counts only.
+    if ((FOLLOW_UP_ACTIONS as readonly string[]).includes(action)) countAudit(audit, c.cause, action as FollowUpAction, c.count);
+  }
 }

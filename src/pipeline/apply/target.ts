@@ -1,4 +1,5 @@
 import { checkContentSchema, prepareContentStatements, type ContentStatements } from '../../store/contentStatements.js';
+import { ensureEmbedIndex } from '../../store/embedIndex.js';
 import { ensureGuard } from '../../store/guard.js';
 import { ensureVisibleViews } from '../../store/marks.js';
 import { withForeignKeysRelaxed } from '../../store/open.js';
@@ -38,6 +39,8 @@ export function prepareApplyTarget(options: ApplyOptions, target: Target, runId:
   const { db, config, type } = options;
   const rc = config.reconcile;
   const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
+  // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete.
+  if (!options.dryRun) ensureEmbedIndex(db, target);
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {

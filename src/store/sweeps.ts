@@ -1,0 +1,228 @@
+import type { Id } from '../types.js';
+import type { ChangeCounter } from './changeCounts.js';
+import { embedIndexReady } from './embedIndex.js';
+import type { Db } from './open.js';
+import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
+import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
+
+/**
+ * What a transaction's deletions and geo scrubs leave behind, acted on at its end, in it (issue 12):
+ *
+ * - Embedded copies. A tweet's raw JSON can carry other tweets (v1.1 retweeted_status/quoted_status, v2
+ *   referenced_tweets/includes.tweets, target.embeds). A row that is a copy of a deleted tweet (a retweet) is deleted
+ *   as a tweet of its own (tombstone `copy_<reason>`, its dependents); an embedded object of a deleted tweet is
+ *   removed; an embedded object of a geo-scrubbed tweet loses its geo.
+ * - Orphans. Rows of target.orphans tables whose references this transaction removed, and that nothing references
+ *   any more, are deleted.
+ *
+ * Which tweets went is told by a TEMP trigger (on this connection only, never in the store file) that notes every
+ * deleted tweet's ID: the result's own, a user's cascaded tweets, pointer copies. The rows that embed them are looked
+ * up in cs_embeds (src/store/embedIndex.ts) by index; only while that index is not complete (a dry run before the
+ * first apply) are they found by one pass over the tweets table per transaction, never per result line. The orphan
+ * sweep looks only at the keys the transaction's deletes and updates removed, each by index.
+ */
+export interface Sweeps {
+  /** A tweet was geo-scrubbed in this transaction (its embedded copies lose their geo at the sweep). */
+  scrubbed(id: Id): void;
+  /** The tweets of an author were geo-scrubbed in this transaction. */
+  scrubbedByAuthor(author: Id): void;
+  /** Runs the sweeps over what this transaction did, then forgets it. */
+  run(at: string): void;
+}
+
+const GEO_KEYS = ['geo', 'coordinates', 'place'];
+
+export function prepareSweeps(
+  db: Db,
+  target: Target,
+  counter: ChangeCounter,
+  options: {
+    /** Deletes one tweet as a copy (its tombstone's reason is copy_<reason>, its dependents first). */
+    deleteCopy: (id: Id, reason: string, at: string) => void;
+    /** Whether cs_tombstones is written (false: a dry run on a store that may have no ledger yet). */
+    tombstones: boolean;
+  },
+): Sweeps | null {
+  for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_sweep\\_%' ESCAPE '\\'").pluck().all() as string[]) {
+    db.exec(`DROP TRIGGER temp.${q(name)}`);
+  }
+  const embeds = prepareEmbedSweep(db, target, counter, options);
+  const orphans = prepareOrphanSweep(db, target.orphans, counter);
+  if (!embeds && !orphans) return null;
+  return {
+    scrubbed: (id) => embeds?.scrubbed(id),
+    scrubbedByAuthor: (author) => embeds?.scrubbedByAuthor(author),
+    run: (at) => {
+      embeds?.run(at);
+      orphans?.run();
+    },
+  };
+}
+
+function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, options: { deleteCopy: (id: Id, reason: string, at: string) => void; tombstones: boolean }) {
+  const rules = target.embeds;
+  if (!rules.length) return null;
+  const tw = target.tweets;
+  const table = q(tw.table);
+  const id = q(tw.id);
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_gone_tweets (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_scrubbed_tweets (id TEXT PRIMARY KEY)');
+  db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+  // The deleted tweet's tombstone (written just before its DELETE) gives the reason its copies' tombstones repeat.
+  const reason = options.tombstones
+    ? `coalesce((SELECT reason FROM main.cs_tombstones WHERE type = 'tweets' AND id = old.${id}), 'deleted')`
+    : "'deleted'";
+  db.exec(
+    `CREATE TEMP TRIGGER cs_sweep_gone AFTER DELETE ON main.${table} BEGIN
+       INSERT OR IGNORE INTO temp.cs_gone_tweets (id, reason) VALUES (CAST(old.${id} AS TEXT), ${reason}); END`,
+  );
+  const bindId = bindFor(tw.idEncoding);
+  const noteScrubbed = db.prepare('INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) VALUES (?)');
+  const noteScrubbedByAuthor = target.authorId
+    ? db.prepare(`INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) SELECT CAST(${id} AS TEXT) FROM ${table} WHERE ${q(target.authorId)} = ?`)
+    : null;
+  const bindAuthor = bindFor(target.authorEncoding);
+  const pending = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
+
+  const gone = 'temp.cs_gone_tweets';
+  const scrubbed = 'temp.cs_scrubbed_tweets';
+  // Rows that hold none of the rules' keys in their text are skipped before any JSON is parsed.
+  const columns = [...new Set(rules.map((r) => r.column))];
+  const prefilter = columns
+    .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${q(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
+    .join(' OR ');
+  const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
+  const candidates = embedIndexReady(db, target)
+    ? db.prepare('SELECT DISTINCT tweet_id AS id FROM cs_embeds WHERE embedded_id IN (SELECT id FROM temp.cs_gone_tweets UNION ALL SELECT id FROM temp.cs_scrubbed_tweets)').safeIntegers(true)
+    : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
+
+  const copyRules = rules.filter((r) => r.action === 'copy');
+  const copyOf = copyRules.length ? db.prepare(`SELECT coalesce(${copyRules.map((r) => reasonOf(r, gone)).join(', ')}) FROM ${table} WHERE ${id} = ?`).pluck() : null;
+  const removeRules = rules.filter((r) => r.action === 'remove');
+  // A retweet of a scrubbed tweet is kept, and so is the original's geo it embeds: that goes as from a quote.
+  const edits = [...removeRules.map((r) => removeStatement(db, table, id, r, gone)), ...rules.map((r) => scrubStatement(db, table, id, r, scrubbed))];
+  const cell = counter.cell(tw.table, 'embed', 'updated');
+
+  return {
+    scrubbed: (key: Id) => void noteScrubbed.run(key),
+    scrubbedByAuthor: (author: Id) => void noteScrubbedByAuthor?.run(bindAuthor(author)),
+    run: (at: string) => {
+      if (Number(pending.get()) === 0) return;
+      const rows = (candidates.all() as { id: bigint | string }[]).map((r) => String(r.id) as Id);
+      for (const row of rows) {
+        const reason = copyOf?.get(bindId(row)) as string | null | undefined;
+        if (reason) {
+          options.deleteCopy(row, reason, at);
+          continue;
+        }
+        let changed = false;
+        for (const edit of edits) {
+          // One embedded object per statement (array elements shift as one is removed): repeated until none is left.
+          for (let i = 0; i < 64 && edit.run(bindId(row)).changes > 0; i++) changed = true;
+        }
+        if (changed) counter.add(cell, 1);
+      }
+      db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+    },
+  };
+}
+
+const bindFor = (encoding: IdEncoding) => (encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key);
+
+/** The last key of a JSON path ($.includes.tweets → tweets): a row whose text lacks it cannot hold the embed. */
+export function lastKey(path: string): string {
+  const keys = path.match(/\.([A-Za-z_][A-Za-z0-9_]*)/g) ?? [];
+  return keys[keys.length - 1]!.slice(1);
+}
+
+/** SQL true when an array element (json_each row `e`) is an embedded tweet of the rule whose ID is in `set`. */
+function elementIn(rule: EmbedRule, set: string): string {
+  const typed = rule.type === null ? '' : ` AND json_extract(e.value, '$.type') = ${quoteLiteral(rule.type)}`;
+  return `e.type = 'object' AND json_extract(e.value, ${quoteLiteral(`$.${rule.idKey}`)}) IN (SELECT id FROM ${set})${typed}`;
+}
+
+/** SQL true when the row embeds, by this rule, a tweet whose ID is in `set` (false for text that is not JSON). */
+export function embedMatches(rule: EmbedRule, set: string): string {
+  return matches(rule, set);
+}
+
+function matches(rule: EmbedRule, set: string): string {
+  const col = q(rule.column);
+  const test = rule.array
+    ? `EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)})`
+    : `json_extract(${col}, ${quoteLiteral(`${rule.path}.${rule.idKey}`)}) IN (SELECT id FROM ${set})`;
+  return `CASE WHEN json_valid(${col}) THEN ${test} ELSE 0 END`;
+}
+
+/** SQL: the reason of the deleted tweet this row is a copy of by this rule, or NULL. */
+function reasonOf(rule: EmbedRule, set: string): string {
+  const col = q(rule.column);
+  const test = rule.array
+    ? `(SELECT g.reason FROM json_each(${col}, ${quoteLiteral(rule.path)}) e JOIN ${set} g ON g.id = json_extract(e.value, ${quoteLiteral(`$.${rule.idKey}`)}) WHERE ${elementIn(rule, set)} LIMIT 1)`
+    : `(SELECT g.reason FROM ${set} g WHERE g.id = json_extract(${col}, ${quoteLiteral(`${rule.path}.${rule.idKey}`)}))`;
+  return `CASE WHEN json_valid(${col}) THEN ${test} END`;
+}
+
+/** The JSON path of the first embedded object of this rule whose ID is in `set` and that still has `also` (SQL). */
+function firstPath(rule: EmbedRule, set: string, also = ''): string {
+  const col = q(rule.column);
+  if (!rule.array) return quoteLiteral(rule.path);
+  return `(SELECT e.fullkey FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)}${also ? ` AND ${also}` : ''} LIMIT 1)`;
+}
+
+/** Removes one embedded object of a deleted tweet from a row (by ID). */
+function removeStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
+  const col = q(rule.column);
+  return db.prepare(`UPDATE ${table} SET ${col} = json_remove(${col}, ${firstPath(rule, set)}) WHERE ${id} = ? AND ${matches(rule, set)}`);
+}
+
+/** Removes the geo of one embedded object of a scrubbed tweet that still has some (by ID). */
+function scrubStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
+  const col = q(rule.column);
+  const hasGeo = (object: string) => `(${GEO_KEYS.map((k) => `json_type(${object}, '$.${k}') IS NOT NULL`).join(' OR ')})`;
+  if (rule.array) {
+    const path = firstPath(rule, set, hasGeo('e.value'));
+    return db.prepare(
+      `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => `${path} || '.${k}'`).join(', ')})
+       WHERE ${id} = ? AND CASE WHEN json_valid(${col}) THEN EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)} AND ${hasGeo('e.value')}) ELSE 0 END`,
+    );
+  }
+  const embedded = `json_extract(${col}, ${quoteLiteral(rule.path)})`;
+  return db.prepare(
+    `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => quoteLiteral(`${rule.path}.${k}`)).join(', ')})
+     WHERE ${id} = ? AND ${matches(rule, set)} AND json_type(${col}, ${quoteLiteral(rule.path)}) = 'object' AND ${hasGeo(embedded)}`,
+  );
+}
+
+/**
+ * The orphan sweep: TEMP triggers note the keys that deletes and updates of the referencing columns remove; at the
+ * end of the transaction, the rows of those keys that nothing references any more are deleted, each probe by the
+ * referencing column's index (check-config --store names a missing one). Bounded by what the transaction touched.
+ */
+function prepareOrphanSweep(db: Db, rules: readonly OrphanRule[], counter: ChangeCounter) {
+  if (!rules.length) return null;
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_orphan_keys (rule INTEGER NOT NULL, k, PRIMARY KEY (rule, k))');
+  db.exec('DELETE FROM temp.cs_orphan_keys');
+  const sweeps = rules.map((rule, i) => {
+    rule.referencedBy.forEach((ref, j) => {
+      const c = q(ref.column);
+      const note = `INSERT OR IGNORE INTO temp.cs_orphan_keys (rule, k) VALUES (${i}, old.${c});`;
+      db.exec(`CREATE TEMP TRIGGER ${q(`cs_sweep_orphan_${i}_${j}_d`)} AFTER DELETE ON main.${q(ref.table)} WHEN old.${c} IS NOT NULL BEGIN ${note} END`);
+      db.exec(`CREATE TEMP TRIGGER ${q(`cs_sweep_orphan_${i}_${j}_u`)} AFTER UPDATE OF ${c} ON main.${q(ref.table)} WHEN old.${c} IS NOT NULL AND old.${c} IS NOT new.${c} BEGIN ${note} END`);
+    });
+    const key = q(rule.key);
+    const unreferenced = rule.referencedBy.map((ref) => `NOT EXISTS (SELECT 1 FROM ${q(ref.table)} r WHERE r.${q(ref.column)} = o.${key})`).join(' AND ');
+    const stmt = db.prepare(`DELETE FROM ${q(rule.table)} AS o WHERE o.${key} IN (SELECT k FROM temp.cs_orphan_keys WHERE rule = ${i}) AND ${unreferenced}`);
+    const cell = counter.cell(rule.table, 'orphan', 'deleted');
+    return () => counter.add(cell, stmt.run().changes);
+  });
+  const any = db.prepare('SELECT 1 FROM temp.cs_orphan_keys LIMIT 1').pluck();
+  return {
+    run: () => {
+      if (any.get() === undefined) return;
+      // In order, once: an orphan's own deletion can leave rows of a later rule unreferenced.
+      for (const sweep of sweeps) sweep();
+      db.exec('DELETE FROM temp.cs_orphan_keys');
+    },
+  };
+}

@@ -1,0 +1,242 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { countCopyResidue } from '../../src/store/copyResidue.js';
+import { migrate } from '../../src/store/migrate.js';
+import { openStore, type Db } from '../../src/store/open.js';
+import { resolveTarget } from '../../src/store/target.js';
+import { layoutDdl, layoutStoreConfig } from '../helpers/layouts.js';
+import { useTempDir } from '../helpers/tmp.js';
+import { apply, insertTweets, insertUsers, makeConfig, makeStore, result, writeResults } from '../pipeline/helpers.js';
+
+/**
+ * Issue 12, copies and orphans: retweets go with their original (pointer columns and raw JSON), embedded copies leave
+ * the rows that carry them (or lose their geo), and media and places nothing references any more are deleted, all in
+ * the batch's transaction and counted under their own causes.
+ */
+
+const tempDir = useTempDir();
+
+const tombstones = (db: Db) =>
+  Object.fromEntries(
+    (db.prepare("SELECT id, reason FROM cs_tombstones WHERE type = 'tweets'").safeIntegers(true).all() as { id: bigint; reason: string }[]).map((r) => [String(r.id), r.reason]),
+  );
+const ids = (db: Db, table: string, column = 'id') =>
+  (db.prepare(`SELECT ${column} FROM ${table} ORDER BY ${column}`).safeIntegers(true).pluck().all() as (bigint | string)[]).map(String);
+const raw = (db: Db, id: string) => JSON.parse(db.prepare('SELECT raw_json FROM tweets WHERE id = ?').pluck().get(BigInt(id)) as string) as Record<string, unknown>;
+
+const GEO = { geo: { type: 'Point', coordinates: [52.5, 13.4] }, coordinates: { type: 'Point', coordinates: [13.4, 52.5] }, place: { id: 'p1', full_name: 'Berlin' } };
+const BIG = '1234567890123456789'; // above 2^53: an ID that passed through a JS number would not match
+
+describe('copies in raw JSON (default schema)', () => {
+  it('deletes v1.1 and v2 retweets with their original, removes embedded copies, scrubs embedded geo; tombstones and counts exact', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    insertUsers(db, ['7']);
+    const original = { id_str: BIG, text: 'original words', ...GEO };
+    const v2original = { id: BIG, text: 'original words', geo: { place_id: 'p1' } };
+    insertTweets(db, [
+      { id: BIG, raw_json: JSON.stringify(original) },
+      // v1.1 retweet and quote
+      { id: '11', raw_json: JSON.stringify({ id_str: '11', text: 'RT @a: original words', retweeted_status: original }) },
+      { id: '12', raw_json: JSON.stringify({ id_str: '12', text: 'my take', quoted_status: original, quoted_status_id_str: BIG }) },
+      // v2 tweet object alone (the default ingester's shape) and the v2 response shape
+      { id: '13', raw_json: JSON.stringify({ id: '13', text: 'RT @a: original words', referenced_tweets: [{ type: 'retweeted', id: BIG }], includes: { tweets: [v2original] } }) },
+      { id: '14', raw_json: JSON.stringify({ data: { id: '14', text: 'quote', referenced_tweets: [{ type: 'replied_to', id: '99' }, { type: 'quoted', id: BIG }] }, includes: { tweets: [{ id: '99', text: 'kept' }, v2original] } }) },
+      { id: '15', raw_json: JSON.stringify({ data: { id: '15', text: 'RT', referenced_tweets: [{ type: 'retweeted', id: BIG }] }, includes: { tweets: [v2original] } }) },
+      // scrubbed original and the rows embedding it
+      { id: '20', raw_json: JSON.stringify({ id_str: '20', text: 'geo words', ...GEO }) },
+      { id: '21', raw_json: JSON.stringify({ id_str: '21', text: 'q', quoted_status: { id_str: '20', text: 'geo words', ...GEO } }) },
+      { id: '22', raw_json: JSON.stringify({ data: { id: '22' }, includes: { tweets: [{ id: '20', text: 'geo words', geo: { place_id: 'p1' } }, { id: '98', geo: { place_id: 'p9' } }] } }) },
+      { id: '25', raw_json: JSON.stringify({ id_str: '25', retweeted_status: { id_str: '20', text: 'geo words', ...GEO } }) },
+      // not JSON, and JSON mentioning the ID only in text: left alone
+      { id: '23', raw_json: `not json "retweeted_status" ${BIG}` },
+      { id: '24', raw_json: JSON.stringify({ id_str: '24', text: `about ${BIG}`, retweeted_status: { id_str: '1' } }) },
+      // a user's tweet (cascade) and its retweet
+      { id: '30', author_id: '7', raw_json: JSON.stringify({ id_str: '30', text: 'by seven' }) },
+      { id: '31', raw_json: JSON.stringify({ id_str: '31', retweeted_status: { id_str: '30' } }) },
+    ]);
+    const tweetsRun = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result(BIG, 'deleted'), result('20', 'scrub_geo')]));
+    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25', '30', '31']);
+    expect(raw(db, '12')).toEqual({ id_str: '12', text: 'my take', quoted_status_id_str: BIG });
+    expect(raw(db, '14')).toEqual({ data: { id: '14', text: 'quote', referenced_tweets: [{ type: 'replied_to', id: '99' }] }, includes: { tweets: [{ id: '99', text: 'kept' }] } });
+    expect(raw(db, '21')).toEqual({ id_str: '21', text: 'q', quoted_status: { id_str: '20', text: 'geo words' } });
+    expect(raw(db, '22')).toEqual({ data: { id: '22' }, includes: { tweets: [{ id: '20', text: 'geo words' }, { id: '98', geo: { place_id: 'p9' } }] } });
+    // A retweet of a scrubbed tweet stays, without the geo it embeds.
+    expect(raw(db, '25')).toEqual({ id_str: '25', retweeted_status: { id_str: '20', text: 'geo words' } });
+    expect(db.prepare('SELECT raw_json FROM tweets WHERE id = 23').pluck().get()).toBe(`not json "retweeted_status" ${BIG}`);
+    expect(tweetsRun.changes.tweets).toEqual({ deleted: { result: 1, copy: 3 }, updated: { result: 1, embed: 5 } });
+
+    // Written after the first apply (an ingester's plain INSERT): the index's triggers see it.
+    insertTweets(db, [{ id: '32', raw_json: JSON.stringify({ id: '32', referenced_tweets: [{ type: 'retweeted', id: '30' }] }) }]);
+    expect(db.prepare("SELECT tweet_id FROM cs_embeds WHERE embedded_id = '30' ORDER BY tweet_id").pluck().all()).toEqual([31n, 32n]);
+    const usersRun = await apply(db, config, 'users', writeResults(dir, 'u.jsonl', [result('7', 'deactivated')]));
+    expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25']);
+    expect(usersRun.changes.tweets).toEqual({ deleted: { cascade: 1, copy: 2 } });
+    expect(tombstones(db)).toEqual({
+      [BIG]: 'deleted',
+      '11': 'copy_deleted',
+      '13': 'copy_deleted',
+      '15': 'copy_deleted',
+      '30': 'author_deactivated',
+      '31': 'copy_author_deactivated',
+      '32': 'copy_author_deactivated',
+    });
+    // The report and the cycle summary read the audit: the follow-ups are there under their cause.
+    const audit = db.prepare("SELECT reason, action_taken, count FROM cs_audit_counts WHERE reason IN ('copy', 'embed') ORDER BY run_id, reason").all();
+    expect(audit).toEqual([
+      { reason: 'copy', action_taken: 'copy_deleted', count: 3n },
+      { reason: 'embed', action_taken: 'embed_updated', count: 5n },
+      { reason: 'copy', action_taken: 'copy_deleted', count: 2n },
+    ]);
+    db.close();
+  });
+
+  it('a dry run before any apply (no index yet) finds the same copies by a pass over the table, and changes nothing', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    insertTweets(db, [
+      { id: '10', raw_json: '{"id_str":"10"}' },
+      { id: '11', raw_json: '{"id_str":"11","retweeted_status":{"id_str":"10"}}' },
+      { id: '12', raw_json: '{"id":"12","includes":{"tweets":[{"id":"10"}]}}' },
+    ]);
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('10', 'deleted')]), { dryRun: true });
+    expect(run.changes.tweets).toEqual({ deleted: { result: 1, copy: 1 }, updated: { embed: 1 } });
+    expect(ids(db, 'tweets')).toEqual(['10', '11', '12']);
+    expect(db.prepare('SELECT count(*) FROM cs_embeds').pluck().get()).toBe(0n);
+    db.close();
+  });
+
+  it('store.tables.tweets.embeds: [] turns the JSON copies off', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir, { store: { path: 'store.db', tables: { tweets: { embeds: [] } } } });
+    insertTweets(db, [{ id: '10', raw_json: '{"id_str":"10"}' }, { id: '11', raw_json: '{"id_str":"11","retweeted_status":{"id_str":"10"}}' }]);
+    await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('10', 'deleted')]));
+    expect(ids(db, 'tweets')).toEqual(['11']);
+    db.close();
+  });
+});
+
+/** A twitter-to-sqlite store (test/fixtures/layouts/twitter-to-sqlite.sql) with the ledger, and its config. */
+function twitterToSqlite(dir: string, extra: Record<string, unknown> = {}) {
+  const file = path.join(dir, 'store.db');
+  const raw = new Database(file);
+  raw.exec(layoutDdl('twitter-to-sqlite'));
+  raw.close();
+  const db = openStore(file);
+  migrate(db);
+  const config = makeConfig(dir, { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite'), ...extra } });
+  return { db, config };
+}
+
+describe('copies and orphans on twitter-to-sqlite', () => {
+  it('retweets (retweeted_status) go with the original, quotes are cleared, unlinked media and places go; counts exact', async () => {
+    const dir = tempDir();
+    const { db, config } = twitterToSqlite(dir, { orphans: [{ table: 'places' }] });
+    db.exec(`
+      INSERT INTO users (id, screen_name) VALUES (1, 'one'), (2, 'two');
+      INSERT INTO places (id, full_name) VALUES ('p1', 'Berlin'), ('p2', 'Paris'), ('p3', 'Rome');
+      INSERT INTO tweets (id, user, full_text, retweeted_status, quoted_status, place, geo) VALUES
+        (100, 1, 'original', NULL, NULL, 'p1', '{"type":"Point"}'),
+        (101, 2, 'RT @one: original', 100, NULL, 'p1', NULL),
+        (102, 2, 'quoting', NULL, 100, NULL, NULL),
+        (103, 2, 'kept', NULL, NULL, 'p3', NULL),
+        (104, 2, 'geo', NULL, NULL, 'p2', '{"type":"Point"}'),
+        (105, 1, 'RT of a retweet', 101, NULL, NULL, NULL);
+      INSERT INTO media (id, media_url) VALUES (500, 'https://pbs.twimg.com/media/a.jpg'), (501, 'https://pbs.twimg.com/media/b.jpg'), (502, 'never linked');
+      INSERT INTO media_tweets (media_id, tweets_id) VALUES (500, 100), (500, 101), (501, 100), (501, 103);
+      INSERT INTO favorited_by (tweet, user) VALUES (101, 1);
+    `);
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('100', 'deleted'), result('104', 'scrub_geo')]));
+    expect(ids(db, 'tweets')).toEqual(['102', '103', '104', '105']);
+    expect(db.prepare('SELECT quoted_status FROM tweets WHERE id = 102').pluck().get()).toBeNull();
+    // A retweet of the retweet is not followed (X has none): its pointer is cleared, so the FOREIGN KEY holds.
+    expect(db.prepare('SELECT retweeted_status FROM tweets WHERE id = 105').pluck().get()).toBeNull();
+    expect(ids(db, 'media')).toEqual(['501', '502']);
+    expect(ids(db, 'media_tweets', 'media_id')).toEqual(['501']);
+    expect(ids(db, 'places')).toEqual(['p3']);
+    expect(ids(db, 'favorited_by', 'tweet')).toEqual([]);
+    expect(tombstones(db)).toEqual({ '100': 'deleted', '101': 'copy_deleted' });
+    expect(run.changes).toEqual({
+      tweets: { deleted: { result: 1, copy: 1 }, updated: { result: 1, fk: 2 } },
+      media_tweets: { deleted: { fk: 3 } },
+      favorited_by: { deleted: { fk: 1 } },
+      media: { deleted: { orphan: 1 } },
+      places: { deleted: { orphan: 2 } },
+    });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
+  it('a user deletion: the cascade deletes the author’s tweets, their retweets by others, and the media they leave', async () => {
+    const dir = tempDir();
+    const { db, config } = twitterToSqlite(dir);
+    db.exec(`
+      INSERT INTO users (id, screen_name) VALUES (1, 'one'), (2, 'two');
+      INSERT INTO tweets (id, user, full_text, retweeted_status) VALUES (100, 1, 'a', NULL), (101, 2, 'RT a', 100), (102, 2, 'b', NULL);
+      INSERT INTO media (id) VALUES (500), (501);
+      INSERT INTO media_tweets (media_id, tweets_id) VALUES (500, 100), (500, 101), (501, 102);
+    `);
+    const run = await apply(db, config, 'users', writeResults(dir, 'u.jsonl', [result('1', 'deactivated')]));
+    expect(ids(db, 'tweets')).toEqual(['102']);
+    expect(ids(db, 'media')).toEqual(['501']);
+    expect(tombstones(db)).toEqual({ '100': 'author_deactivated', '101': 'copy_deactivated' });
+    expect(run.changes).toEqual({
+      users: { deleted: { result: 1 } },
+      tweets: { deleted: { cascade: 1, copy: 1 } },
+      media_tweets: { deleted: { fk: 2 } },
+      media: { deleted: { orphan: 1 } },
+    });
+    db.close();
+  });
+});
+
+describe('countCopyResidue: what an audit reports of copies and orphans', () => {
+  const counts = (db: Db, config: Parameters<typeof resolveTarget>[1]) => {
+    const residue = countCopyResidue(db, resolveTarget(db, config));
+    return Object.fromEntries(Object.entries(residue).map(([k, v]) => [k, v.count]));
+  };
+
+  it('twitter-to-sqlite: none after the apply; each class planted by hand is counted, with an example', async () => {
+    const dir = tempDir();
+    // No guard: the plants stand for rows another writer put back.
+    const { db, config } = twitterToSqlite(dir, { orphans: [{ table: 'places' }] });
+    const guardOff = makeConfig(dir, { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite'), orphans: [{ table: 'places' }] }, reconcile: { guard: 'off' } });
+    db.exec(`
+      INSERT INTO users (id) VALUES (1), (2);
+      INSERT INTO places (id) VALUES ('p1');
+      INSERT INTO tweets (id, user, retweeted_status, quoted_status, place) VALUES (100, 1, NULL, NULL, 'p1'), (101, 2, 100, NULL, NULL), (102, 2, NULL, 100, NULL), (103, 2, NULL, NULL, NULL);
+      INSERT INTO media (id) VALUES (500);
+      INSERT INTO media_tweets VALUES (500, 100);
+    `);
+    await apply(db, guardOff, 'tweets', writeResults(dir, 't.jsonl', [result('100', 'deleted')]));
+    expect(counts(db, config)).toEqual({ copies: 0, dependents: 0, pointers: 0, embedded: 0, orphans: 0 });
+    db.pragma('foreign_keys = OFF'); // as the collector writes
+    db.exec(`
+      UPDATE tweets SET retweeted_status = 100 WHERE id = 103;
+      UPDATE tweets SET quoted_status = 100 WHERE id = 102;
+      INSERT INTO favorited_by (tweet, user) VALUES (100, 2);
+      INSERT INTO media (id) VALUES (501);
+      INSERT INTO places (id) VALUES ('p2');
+    `);
+    const residue = countCopyResidue(db, resolveTarget(db, config));
+    expect(counts(db, config)).toEqual({ copies: 1, dependents: 1, pointers: 1, embedded: 0, orphans: 2 });
+    expect(residue.copies.examples).toEqual(['tweets.retweeted_status = 100 (rowid 103): a deleted tweet']);
+    expect(residue.orphans.examples.sort()).toEqual(['media.id = 501: nothing references it', 'places.id = p2: nothing references it']);
+    db.close();
+  });
+
+  it('default schema: an embedded copy of a deleted tweet written back is counted, by the index and without it', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    insertTweets(db, [{ id: '10', raw_json: '{"id_str":"10"}' }, { id: '11', raw_json: '{"id":"11","includes":{"tweets":[{"id":"10"}]}}' }]);
+    await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result('10', 'deleted')]));
+    expect(counts(db, config).embedded).toBe(0);
+    db.prepare('UPDATE tweets SET raw_json = ? WHERE id = 11').run('{"id_str":"11","quoted_status":{"id_str":"10","text":"back"}}');
+    expect(countCopyResidue(db, resolveTarget(db, config)).embedded).toEqual({ count: 1, examples: ['tweet 11 embeds deleted tweet 10'] });
+    // Without the index (made again by the next apply), the same by a pass over the table.
+    db.exec('DELETE FROM cs_embeds_state');
+    expect(countCopyResidue(db, resolveTarget(db, config)).embedded).toEqual({ count: 1, examples: ['tweet 11 embeds a deleted tweet'] });
+    db.close();
+  });
+});
