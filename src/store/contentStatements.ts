@@ -376,9 +376,10 @@ export function prepareContentStatements(
  * pieces of consecutive tweet IDs, (after, upTo], upTo found by an index walk of a piece's row count: a cut or a
  * crash between two pieces leaves whole pieces done, and the call resumed with the last piece's end goes on from there.
  * Pieces grow from 64 to 4,096 tweets while `stop()` says there is time; the last one runs to the author's last
- * tweet (including one written meanwhile, as a single UPDATE would).
+ * tweet (including one written meanwhile, as a single UPDATE would). The close-out's clearing of cascaded marks
+ * (src/store/marks.ts) uses it too.
  */
-function authorPieces(
+export function authorPieces(
   db: Db,
   tweets: string,
   authorCol: string,

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
-import type { JobType } from '../types.js';
-import { CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
+import type { Id, JobType } from '../types.js';
+import { authorPieces, CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo } from './schemaInfo.js';
@@ -62,21 +62,34 @@ export async function clearStaleMarks(
 
   const statements: { stmt: Statement; counts: boolean }[] = [];
   // A tweet's own mark outranks its author's, so the users cycle did not cascade onto it. When the tweet's own mark
-  // lapses while its author is still marked, the author's mark takes over instead of the tweet going unmarked.
+  // lapses while its author is still marked, the author's mark takes over instead of the tweet going unmarked. (It
+  // touches only the piece's own tweets, one author lookup each: bounded by the piece's rows like the own clear.)
   if (type === 'tweets' && authorId && config.reconcile.cascadeUsers) {
     statements.push({ stmt: prepareHandOver(db, tweets, users, authorId), counts: false });
   }
   statements.push({ stmt: prepareClearOwn(db, own), counts: true });
   // Only authors this cycle submitted (stored users in the range): a cascade from `apply --type users` for an author
   // without a users row was never re-checked, so it stays.
-  if (type === 'users' && authorId) statements.push({ stmt: prepareClearCascaded(db, tweets, users, authorId), counts: true });
+  const cascaded = type === 'users' && authorId ? prepareClearCascaded(db, tweets, users, authorId) : null;
 
-  const clearRange = db.transaction((params: Params) =>
-    statements.reduce((sum, s) => {
-      const { changes } = s.stmt.run(params);
-      return sum + (s.counts ? changes : 0);
-    }, 0),
-  );
+  // A piece's first transaction clears its own marks; on the users type it (and as many more as it takes) clears
+  // the cascaded marks of its users' tweets, author by author, cut by time (`stop`) wherever it stands.
+  const clearPiece = db.transaction((params: Params, own: boolean, authors: AuthorCursor | null, stop: () => boolean) => {
+    let sum = 0;
+    if (own) {
+      for (const s of statements) {
+        const { changes } = s.stmt.run(params);
+        if (s.counts) sum += changes;
+      }
+    }
+    let complete = true;
+    if (cascaded && authors) {
+      const done = cascaded(authors, params.before, stop);
+      sum += done.changed;
+      complete = done.complete;
+    }
+    return { cleared: sum, complete };
+  });
   // Pieces of a range are cut at the mapped table's own IDs, counted `rows` at a time: the rows-th ID after the last
   // piece's end (an index walk), so a piece covers a known number of rows wherever IDs are dense or sparse.
   const id = quoteIdent(own.id);
@@ -98,18 +111,28 @@ export async function clearStaleMarks(
     for (;;) {
       const end = walk.get({ from, last: range.lastId, skip: rows - 1 }) as bigint | string | undefined;
       const upTo = end === undefined ? range.lastId : String(end);
-      await lockTurn(maxLockMs);
-      const started = clock();
-      try {
-        cleared += clearRange({ first: from, last: upTo, before: cycleStartedAt });
-      } finally {
-        lockReleased();
+      // The piece's authors: its users from the range's first ID, or after the previous piece's last (done there).
+      const authors: AuthorCursor | null = cascaded ? { first: from, inclusive: walk === walkFirst, last: upTo, author: null, after: null } : null;
+      let took = 0;
+      for (let own = true; ; own = false) {
+        await lockTurn(maxLockMs);
+        const started = clock();
+        let complete: boolean;
+        try {
+          const done = clearPiece({ first: from, last: upTo, before: cycleStartedAt }, own, authors, () => clock() - started > cutAfterMs(maxLockMs));
+          cleared += done.cleared;
+          complete = done.complete;
+        } finally {
+          lockReleased();
+        }
+        // The piece's size adapts to its first transaction (cut by time when an author has many tweets).
+        if (own) took = clock() - started;
+        options.onCommit?.({ first: from, last: upTo });
+        if (complete) break;
       }
-      const took = clock() - started;
-      options.onCommit?.({ first: from, last: upTo });
       if (end === undefined) break;
-      // Aim at a quarter to a half of the bound (a piece is one statement, it cannot stop half-way): the next piece's
-      // rows may be slower (more marks among them, or an author with many tweets).
+      // Aim at a quarter to a half of the bound (a piece's own clear is one statement, it cannot stop half-way): the
+      // next piece's rows may be slower (more marks among them, or authors with many tweets).
       if (took > cutAfterMs(maxLockMs)) rows = Math.max(1, Math.floor(rows / 2));
       else if (took < cutAfterMs(maxLockMs) / 2) rows = Math.min(rows * 2, 1 << 20);
       walk = walkNext;
@@ -126,7 +149,7 @@ export interface ClearOptions {
   clock?: () => number;
   /** Rows of the mapped table in the first piece (then adapted to the bound). */
   pieceRows?: number;
-  /** Called after each piece's commit, with the IDs it covered. */
+  /** Called after each commit, with the IDs of the piece it was part of (a users piece may take several). */
   onCommit?: (piece: { first: string; last: string }) => void;
 }
 
@@ -136,6 +159,19 @@ interface Params {
   first: string;
   last: string;
   before: string;
+}
+
+/**
+ * Where the clearing of a users piece's cascaded marks stands: the piece's users, the author under way (null: none
+ * yet) and its last tweet cleared (null: the author is done, or not begun). Kept between the piece's transactions.
+ */
+interface AuthorCursor {
+  first: string;
+  /** Whether the user `first` is the piece's (a range's first piece) or the previous piece's (done there). */
+  inclusive: boolean;
+  last: string;
+  author: bigint | string | null;
+  after: Id | null;
 }
 
 /** Where a row's mark is read: its columns, or its cs_marks row (alias m). */
@@ -195,18 +231,45 @@ function prepareHandOver(db: Db, tweets: TableTarget, users: TableTarget, author
   );
 }
 
+/**
+ * Clears the stale cascaded marks of the tweets of a piece's users, author by author, each author's tweets in pieces
+ * of consecutive tweet IDs (authorPieces), asking `stop()` after each: one author may have written a large share of
+ * the store, and one statement over all of them could not stop (it held the write lock for over a second on a store
+ * of 2M tweets). Each piece commits whole and a clear is idempotent, so a cut or a crash between two leaves a valid
+ * store (the author already unmarked, some of its tweets still hidden) and the next attempt finds less to clear.
+ */
 function prepareClearCascaded(db: Db, tweets: TableTarget, users: TableTarget, authorId: string) {
-  const submitted = `SELECT ${quoteIdent(users.id)} FROM ${quoteIdent(users.table)} WHERE ${quoteIdent(users.id)} BETWEEN @first AND @last`;
-  if (tweets.marks) {
-    const m = columnsOf(tweets, quoteIdent(tweets.table));
-    return db.prepare(
-      `UPDATE ${quoteIdent(tweets.table)} SET ${quoteIdent(tweets.marks.state)} = NULL, ${quoteIdent(tweets.marks.reason)} = NULL, ${quoteIdent(tweets.marks.at)} = NULL
-       WHERE ${quoteIdent(authorId)} IN (${submitted}) AND ${isCascaded(m.reason)} AND ${m.state} NOT IN (${kept})
-         AND (${m.at} IS NULL OR ${m.at} < @before)`,
-    );
-  }
-  return db.prepare(
-    `DELETE FROM cs_marks WHERE type = 'tweets' AND ${isCascaded('reason')} AND state NOT IN (${kept}) AND at < @before
-       AND id IN (SELECT t.${quoteIdent(tweets.id)} FROM ${quoteIdent(tweets.table)} AS t WHERE t.${quoteIdent(authorId)} IN (${submitted}))`,
+  const stale = (m: MarkSql) => `${isCascaded(m.reason)} AND ${m.state} NOT IN (${kept}) AND (${m.at} IS NULL OR ${m.at} < @before)`;
+  const table = quoteIdent(tweets.table);
+  const clearTweets = authorPieces(db, table, quoteIdent(authorId), tweets, (where) =>
+    tweets.marks
+      ? `UPDATE ${table} SET ${quoteIdent(tweets.marks.state)} = NULL, ${quoteIdent(tweets.marks.reason)} = NULL, ${quoteIdent(tweets.marks.at)} = NULL
+         WHERE ${where} AND ${stale(columnsOf(tweets, table))}`
+      : // The condition's unqualified columns are the subquery's: the tweets table's own.
+        `DELETE FROM cs_marks WHERE type = 'tweets' AND ${stale(LEDGER)}
+         AND id IN (SELECT ${quoteIdent(tweets.id)} FROM ${table} WHERE ${where})`,
   );
+  const uid = quoteIdent(users.id);
+  const userTable = quoteIdent(users.table);
+  // One index seek per author (not a list of the piece's users: a piece may hold many).
+  const authorFrom = db.prepare(`SELECT ${uid} FROM ${userTable} WHERE ${uid} >= @from AND ${uid} <= @last ORDER BY ${uid} LIMIT 1`);
+  const authorAfter = db.prepare(`SELECT ${uid} FROM ${userTable} WHERE ${uid} > @from AND ${uid} <= @last ORDER BY ${uid} LIMIT 1`);
+  for (const seek of [authorFrom, authorAfter]) seek.pluck().safeIntegers(true);
+  return (cursor: AuthorCursor, before: string, stop: () => boolean): { changed: number; complete: boolean } => {
+    let changed = 0;
+    for (;;) {
+      if (cursor.after === null) {
+        const next =
+          cursor.author === null
+            ? (cursor.inclusive ? authorFrom : authorAfter).get({ from: cursor.first, last: cursor.last })
+            : authorAfter.get({ from: cursor.author, last: cursor.last });
+        if (next === undefined) return { changed, complete: true };
+        cursor.author = next as bigint | string;
+      }
+      const done = clearTweets(cursor.author, { before }, cursor.after, stop);
+      changed += done.changed;
+      cursor.after = done.after;
+      if (done.after !== null || stop()) return { changed, complete: false };
+    }
+  };
 }

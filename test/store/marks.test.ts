@@ -62,39 +62,53 @@ describe('clearing marks at the close of a cycle', () => {
   });
 });
 
-/** The same close-out with marks in the ledger's cs_marks, for tweets, users or both (the mapping's columns null). */
+type Placement = { tweets: 'ledger' | 'columns'; users: 'ledger' | 'columns' };
+const NO_COLUMNS = { complianceState: null, complianceReason: null, complianceAt: null };
+
+/** A store whose marks are kept in the tables' columns or in the ledger's cs_marks (the mapping's columns null). */
+function placedStore(placement: Placement) {
+  const dir = tempDir();
+  const db = createStore(path.join(dir, 'store.db'));
+  const tables = { tweets: placement.tweets === 'ledger' ? NO_COLUMNS : {}, users: placement.users === 'ledger' ? NO_COLUMNS : {} };
+  const config = parseConfig({ store: { path: 'store.db', tables } }, path.join(dir, 'config.json'), {});
+  const place = (type: 'tweets' | 'users', id: number, markState: string | null, reason: string | null, at: string | null) => {
+    if (placement[type] === 'columns') {
+      db.prepare(`UPDATE ${type} SET compliance_state = ?, compliance_reason = ?, compliance_at = ? WHERE id = ?`).run(markState, reason, at, id);
+    } else if (markState !== null) {
+      db.prepare('INSERT INTO cs_marks (type, id, state, reason, at) VALUES (?, ?, ?, ?, ?)').run(type, id, markState, reason, at);
+    }
+  };
+  const user = (id: number, markState: string | null, reason: string | null, at: string | null) => {
+    db.prepare('INSERT INTO users (id) VALUES (?)').run(id);
+    place('users', id, markState, reason, at);
+  };
+  const tweet = (id: number, author: number | null, markState: string | null, reason: string | null, at: string | null) => {
+    db.prepare('INSERT INTO tweets (id, author_id) VALUES (?, ?)').run(id, author);
+    place('tweets', id, markState, reason, at);
+  };
+  const mark = (id: number) =>
+    placement.tweets === 'columns'
+      ? (db.prepare('SELECT compliance_state AS state, compliance_reason AS reason FROM tweets WHERE id = ?').get(id) as object)
+      : ((db.prepare("SELECT state, reason FROM cs_marks WHERE type = 'tweets' AND id = ?").get(id) as object | undefined) ?? { state: null, reason: null });
+  const markedTweets = () =>
+    placement.tweets === 'columns'
+      ? Number(db.prepare('SELECT count(*) FROM tweets WHERE compliance_state IS NOT NULL').pluck().get())
+      : Number(db.prepare("SELECT count(*) FROM cs_marks WHERE type = 'tweets'").pluck().get());
+  const snapshot = () => ({
+    tweets: db.prepare('SELECT * FROM tweets ORDER BY id').all(),
+    users: db.prepare('SELECT * FROM users ORDER BY id').all(),
+    ledger: db.prepare('SELECT * FROM cs_marks ORDER BY type, id').all(),
+  });
+  return { db, config, user, tweet, mark, markedTweets, snapshot };
+}
+
+/** The same close-out with marks in the ledger's cs_marks, for tweets, users or both. */
 describe.each([
   { tweets: 'ledger', users: 'ledger' },
   { tweets: 'ledger', users: 'columns' },
   { tweets: 'columns', users: 'ledger' },
 ] as const)('clearing marks with tweets in $tweets and users in $users', (placement) => {
-  const NO_COLUMNS = { complianceState: null, complianceReason: null, complianceAt: null };
-  function setupPlaced() {
-    const dir = tempDir();
-    const db = createStore(path.join(dir, 'store.db'));
-    const tables = { tweets: placement.tweets === 'ledger' ? NO_COLUMNS : {}, users: placement.users === 'ledger' ? NO_COLUMNS : {} };
-    const config = parseConfig({ store: { path: 'store.db', tables } }, path.join(dir, 'config.json'), {});
-    const place = (type: 'tweets' | 'users', id: number, markState: string | null, reason: string | null, at: string | null) => {
-      if (placement[type] === 'columns') {
-        db.prepare(`UPDATE ${type} SET compliance_state = ?, compliance_reason = ?, compliance_at = ? WHERE id = ?`).run(markState, reason, at, id);
-      } else if (markState !== null) {
-        db.prepare('INSERT INTO cs_marks (type, id, state, reason, at) VALUES (?, ?, ?, ?, ?)').run(type, id, markState, reason, at);
-      }
-    };
-    const user = (id: number, markState: string | null, reason: string | null, at: string | null) => {
-      db.prepare('INSERT INTO users (id) VALUES (?)').run(id);
-      place('users', id, markState, reason, at);
-    };
-    const tweet = (id: number, author: number | null, markState: string | null, reason: string | null, at: string | null) => {
-      db.prepare('INSERT INTO tweets (id, author_id) VALUES (?, ?)').run(id, author);
-      place('tweets', id, markState, reason, at);
-    };
-    const mark = (id: number) =>
-      placement.tweets === 'columns'
-        ? (db.prepare('SELECT compliance_state AS state, compliance_reason AS reason FROM tweets WHERE id = ?').get(id) as object)
-        : ((db.prepare("SELECT state, reason FROM cs_marks WHERE type = 'tweets' AND id = ?").get(id) as object | undefined) ?? { state: null, reason: null });
-    return { db, config, user, tweet, mark };
-  }
+  const setupPlaced = () => placedStore(placement);
 
   it('clears stale own marks, keeps re-confirmed, edited, uncovered and cascaded ones', async () => {
     const { db, config, tweet, mark } = setupPlaced();
@@ -182,5 +196,93 @@ describe('clearing marks in pieces (reconcile.maxLockMs)', () => {
     expect(pieces.slice(-2)).toEqual(['19-20', '20-20']); // the last piece runs to the range's end
     expect(db.prepare('SELECT count(*) FROM tweets WHERE compliance_state IS NOT NULL').pluck().get()).toBe(0n);
     db.close();
+  });
+});
+
+describe.each([
+  { tweets: 'columns', users: 'columns' },
+  { tweets: 'ledger', users: 'ledger' },
+  { tweets: 'ledger', users: 'columns' },
+  { tweets: 'columns', users: 'ledger' },
+] as const)("clearing a prolific author's cascaded marks in pieces (tweets in $tweets, users in $users)", (placement) => {
+  const PROLIFIC = 3000;
+  function prolificStore() {
+    const store = placedStore(placement);
+    const { db, user, tweet } = store;
+    db.transaction(() => {
+      user(1, null, null, null); // its own mark already cleared, its tweets' cascaded marks stale
+      user(2, 'protected', 'protected', BEFORE); // stale, and so are the cascaded marks of its 3,000 tweets
+      user(3, 'suspended', 'suspended', CYCLE_START); // reported again: its tweets were marked again this cycle
+      for (let i = 0; i < PROLIFIC; i++) {
+        // Every 100th tweet has a mark of its own: the tweets cycle's business.
+        if (i % 100 === 0) tweet(10_000 + i, 2, 'suspended', 'suspended', BEFORE);
+        else tweet(10_000 + i, 2, 'protected', 'author_protected', BEFORE);
+      }
+      for (let i = 0; i < 5; i++) tweet(20_000 + i, 1, 'protected', 'author_protected', BEFORE);
+      for (let i = 0; i < 5; i++) tweet(30_000 + i, 3, 'suspended', 'author_suspended', CYCLE_START);
+      tweet(40_000, 9, 'protected', 'author_protected', BEFORE); // author 9 has no users row: never submitted
+    })();
+    // A fake clock of 1 ms per tweet mark cleared so far (the open transaction's included): it stands for the time
+    // the write lock is held while clearing them.
+    const marked = store.markedTweets();
+    return { ...store, clock: () => marked - store.markedTweets() };
+  }
+  const RANGE = [{ firstId: '1', lastId: '100' }];
+  // User 2's own mark, the cascaded marks of user 2's tweets but its own-marked ones, and of user 1's five.
+  const EXPECTED_CLEARED = 1 + (PROLIFIC - PROLIFIC / 100) + 5;
+
+  it('takes several transactions, each under the bound, with the same end state and count as one', async () => {
+    const whole = prolificStore();
+    const wholeCommits: number[] = [];
+    // A clock that never advances: nothing is cut, as one statement over the author's tweets did.
+    const wholeCleared = await clearStaleMarks(whole.db, whole.config, 'users', RANGE, CYCLE_START, {
+      clock: () => 0,
+      onCommit: () => wholeCommits.push(whole.clock()),
+    });
+    expect(wholeCommits).toEqual([EXPECTED_CLEARED - 1]);
+    expect(wholeCleared).toBe(EXPECTED_CLEARED);
+    expect(whole.markedTweets()).toBe(PROLIFIC / 100 + 5 + 1);
+
+    const cut = prolificStore();
+    const commits: number[] = [];
+    const cleared = await clearStaleMarks(cut.db, cut.config, 'users', RANGE, CYCLE_START, {
+      maxLockMs: 200,
+      clock: cut.clock,
+      onCommit: () => commits.push(cut.clock()),
+    });
+    const heldPerCommit = commits.map((at, i) => at - (commits[i - 1] ?? 0));
+    expect(commits.length).toBeGreaterThan(PROLIFIC / 200);
+    for (const held of heldPerCommit) expect(held).toBeLessThanOrEqual(200);
+    expect(cleared).toBe(EXPECTED_CLEARED);
+    expect(cut.snapshot()).toEqual(whole.snapshot());
+    whole.db.close();
+    cut.db.close();
+  });
+
+  it('a crash between two transactions leaves less to clear, and the next attempt ends where one attempt would', async () => {
+    const once = prolificStore();
+    await clearStaleMarks(once.db, once.config, 'users', RANGE, CYCLE_START, { clock: () => 0 });
+
+    const crashed = prolificStore();
+    let commits = 0;
+    const crash = new Error('crash after the third commit');
+    await expect(
+      clearStaleMarks(crashed.db, crashed.config, 'users', RANGE, CYCLE_START, {
+        maxLockMs: 200,
+        clock: crashed.clock,
+        onCommit: () => {
+          if (++commits === 3) throw crash;
+        },
+      }),
+    ).rejects.toBe(crash);
+    const clearedBefore = crashed.clock();
+    expect(clearedBefore).toBeGreaterThan(0);
+    expect(clearedBefore).toBeLessThan(EXPECTED_CLEARED - 1);
+    const again = await clearStaleMarks(crashed.db, crashed.config, 'users', RANGE, CYCLE_START, { maxLockMs: 200, clock: crashed.clock });
+    // The user's own mark went in the first attempt: the second clears the tweets' cascaded marks that were left.
+    expect(again).toBe(EXPECTED_CLEARED - 1 - clearedBefore);
+    expect(crashed.snapshot()).toEqual(once.snapshot());
+    once.db.close();
+    crashed.db.close();
   });
 });
