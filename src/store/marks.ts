@@ -119,7 +119,9 @@ export async function clearStaleMarks(
         const started = clock();
         let complete: boolean;
         try {
-          const done = clearPiece({ first: from, last: upTo, before: cycleStartedAt }, own, authors, () => clock() - started > cutAfterMs(maxLockMs));
+          // IMMEDIATE: a piece's later transactions begin with reads (the next author, the walk of its tweets); begun
+          // deferred, the first write after another writer's commit fails with SQLITE_BUSY_SNAPSHOT instead of waiting.
+          const done = clearPiece.immediate({ first: from, last: upTo, before: cycleStartedAt }, own, authors, () => clock() - started > cutAfterMs(maxLockMs));
           cleared += done.cleared;
           complete = done.complete;
         } finally {
