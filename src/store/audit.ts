@@ -4,7 +4,7 @@ import { JOB_TYPES } from '../types.js';
 import { scanDeletedBytes } from './auditBytes.js';
 import { coverageOf } from './coverage.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral, SchemaInfo, type FtsFact } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo, type FtsFact } from './schemaInfo.js';
 import { resolveTarget, triggerWrites, type IdEncoding, type Target } from './target.js';
 
 /**
@@ -93,7 +93,7 @@ const tombstonedRows: AuditCheck = {
     const found = new Findings(ctx.examples);
     for (const type of JOB_TYPES) {
       const t = ctx.target[type];
-      const sql = `SELECT t.id FROM cs_tombstones t JOIN ${q(t.table)} x ON x.${q(t.id)} = ${tombstoneId(t.idEncoding)} WHERE t.type = ?`;
+      const sql = `SELECT t.id FROM cs_tombstones t JOIN ${quoteIdent(t.table)} x ON x.${quoteIdent(t.id)} = ${tombstoneId(t.idEncoding)} WHERE t.type = ?`;
       const { count, ids } = countAndExamples(ctx.db, sql, [type], ctx.examples);
       found.add(t.table, count, ids);
     }
@@ -128,7 +128,7 @@ const dependents: AuditCheck = {
           found.note(`${relation.childTable}.${relation.childColumn} references ${parent.table}.${relation.parentColumn}, not its ID: not checked`);
           continue;
         }
-        const sql = `SELECT t.id FROM cs_tombstones t JOIN ${q(relation.childTable)} c ON c.${q(relation.childColumn)} = ${tombstoneId(relation.childEncoding)} WHERE t.type = ?`;
+        const sql = `SELECT t.id FROM cs_tombstones t JOIN ${quoteIdent(relation.childTable)} c ON c.${quoteIdent(relation.childColumn)} = ${tombstoneId(relation.childEncoding)} WHERE t.type = ?`;
         const { count, ids } = countAndExamples(ctx.db, sql, [parent.type], ctx.examples);
         found.add(`${relation.childTable}.${relation.childColumn}`, count, ids);
       }
@@ -146,10 +146,10 @@ const scrubbedGeo: AuditCheck = {
     const tw = ctx.target.tweets;
     const conditions: { where: string; sql: string }[] = [];
     for (const column of ctx.target.geo.nullColumns) {
-      conditions.push({ where: `${tw.table}.${column}`, sql: `nullif(x.${q(column)}, '') IS NOT NULL` });
+      conditions.push({ where: `${tw.table}.${column}`, sql: `nullif(x.${quoteIdent(column)}, '') IS NOT NULL` });
     }
     for (const { column, paths } of ctx.target.geo.json) {
-      const col = `x.${q(column)}`;
+      const col = `x.${quoteIdent(column)}`;
       for (const path of paths) {
         conditions.push({ where: `${tw.table}.${column} ${path}`, sql: `(CASE WHEN json_valid(${col}) THEN json_type(${col}, ${quoteLiteral(path)}) END) IS NOT NULL` });
       }
@@ -160,7 +160,7 @@ const scrubbedGeo: AuditCheck = {
       found.note('store.tables.tweets maps no geo column and no JSON column: nothing to check');
       return found.result;
     }
-    const from = `FROM cs_scrubs t JOIN ${q(tw.table)} x ON x.${q(tw.id)} = ${tombstoneId(tw.idEncoding)} WHERE t.type = 'tweets'`;
+    const from = `FROM cs_scrubs t JOIN ${quoteIdent(tw.table)} x ON x.${quoteIdent(tw.id)} = ${tombstoneId(tw.idEncoding)} WHERE t.type = 'tweets'`;
     const total = countAndExamples(ctx.db, `SELECT t.id ${from} AND (${conditions.map((c) => c.sql).join(' OR ')})`, [], ctx.examples);
     if (!total.count) return found.result;
     for (const condition of conditions) {
@@ -178,9 +178,9 @@ const scrubbedGeo: AuditCheck = {
 function indexedDocuments(fts: FtsFact): string | null {
   const shadow = (suffix: string) => fts.shadowTables.find((s) => same(s, `${fts.name}_${suffix}`));
   const docsize = shadow('docsize');
-  if (docsize) return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${q(docsize)}`;
+  if (docsize) return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${quoteIdent(docsize)}`;
   const content = shadow('content');
-  if (content && fts.content === 'own') return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${q(content)}`;
+  if (content && fts.content === 'own') return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${quoteIdent(content)}`;
   return null;
 }
 
@@ -207,7 +207,7 @@ const ftsEntries: AuditCheck = {
           continue;
         }
         const rowid = fts.contentRowid ?? 'rowid';
-        const sql = `SELECT d.id FROM (${documents}) d WHERE NOT EXISTS (SELECT 1 FROM ${q(content.name)} c WHERE c.${rowid === 'rowid' ? 'rowid' : q(rowid)} = d.id)`;
+        const sql = `SELECT d.id FROM (${documents}) d WHERE NOT EXISTS (SELECT 1 FROM ${quoteIdent(content.name)} c WHERE c.${rowid === 'rowid' ? 'rowid' : quoteIdent(rowid)} = d.id)`;
         const { count, ids } = countAndExamples(ctx.db, sql, [], ctx.examples);
         found.add(fts.name, count, ids);
         continue;

@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import { quoteIdent as q } from './schemaInfo.js';
+import { quoteIdent } from './schemaInfo.js';
 import { embedIndexReady } from './embedIndex.js';
 import { embedMatches } from './sweeps.js';
 import type { Target } from './target.js';
@@ -49,7 +49,7 @@ export function countCopyResidue(db: Db, target: Target): CopyResidue {
       collect(
         db,
         into,
-        `SELECT c.rowid AS row, c.${q(r.childColumn)} AS ref FROM cs_tombstones t JOIN ${q(r.childTable)} c ON c.${q(r.childColumn)} = t.id WHERE t.type = '${parent.type}'`,
+        `SELECT c.rowid AS row, c.${quoteIdent(r.childColumn)} AS ref FROM cs_tombstones t JOIN ${quoteIdent(r.childTable)} c ON c.${quoteIdent(r.childColumn)} = t.id WHERE t.type = '${parent.type}'`,
         (row) => `${r.childTable}.${r.childColumn} = ${String(row.ref)} (rowid ${String(row.row)}): a deleted ${parent.type === 'tweets' ? 'tweet' : 'user'}`,
       );
     }
@@ -57,14 +57,14 @@ export function countCopyResidue(db: Db, target: Target): CopyResidue {
   const tw = target.tweets;
   if (target.embeds.length) {
     const sql = embedIndexReady(db, target)
-      ? `SELECT x.tweet_id AS id, x.embedded_id AS embedded FROM cs_embeds x JOIN ${q(tw.table)} s ON s.${q(tw.id)} = x.tweet_id
+      ? `SELECT x.tweet_id AS id, x.embedded_id AS embedded FROM cs_embeds x JOIN ${quoteIdent(tw.table)} s ON s.${quoteIdent(tw.id)} = x.tweet_id
          WHERE EXISTS (SELECT 1 FROM cs_tombstones t WHERE t.type = 'tweets' AND t.id = x.embedded_id)`
-      : `SELECT ${q(tw.id)} AS id, NULL AS embedded FROM ${q(tw.table)} WHERE ${target.embeds.map((rule) => embedMatches(rule, "(SELECT CAST(id AS TEXT) AS id FROM cs_tombstones WHERE type = 'tweets')")).join(' OR ')}`;
+      : `SELECT ${quoteIdent(tw.id)} AS id, NULL AS embedded FROM ${quoteIdent(tw.table)} WHERE ${target.embeds.map((rule) => embedMatches(rule, "(SELECT CAST(id AS TEXT) AS id FROM cs_tombstones WHERE type = 'tweets')")).join(' OR ')}`;
     collect(db, out.embedded, sql, (row) => `tweet ${String(row.id)} embeds ${row.embedded === null ? 'a deleted tweet' : `deleted tweet ${String(row.embedded)}`}`);
   }
   for (const o of target.orphans) {
-    const unreferenced = o.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${q(r.table)} r WHERE r.${q(r.column)} = o.${q(o.key)})`).join(' AND ');
-    collect(db, out.orphans, `SELECT o.${q(o.key)} AS k FROM ${q(o.table)} o WHERE ${unreferenced}`, (row) => `${o.table}.${o.key} = ${String(row.k)}: nothing references it`);
+    const unreferenced = o.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${quoteIdent(r.table)} r WHERE r.${quoteIdent(r.column)} = o.${quoteIdent(o.key)})`).join(' AND ');
+    collect(db, out.orphans, `SELECT o.${quoteIdent(o.key)} AS k FROM ${quoteIdent(o.table)} o WHERE ${unreferenced}`, (row) => `${o.table}.${o.key} = ${String(row.k)}: nothing references it`);
   }
   return out;
 }
