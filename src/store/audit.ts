@@ -334,8 +334,7 @@ export interface RecordedAudit extends AuditReport {
 
 /** The last audit recorded, or null (none yet, or a ledger from before audits). */
 export function lastAudit(db: Db): RecordedAudit | null {
-  const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_audits'").pluck().get();
-  if (!exists) return null;
+  if (!new SchemaInfo(db).table('cs_audits')) return null;
   const row = db.prepare('SELECT id, started_at, finished_at, outcome, findings, scan_bytes, result_json FROM cs_audits ORDER BY id DESC LIMIT 1').get() as
     | { id: bigint; started_at: string; finished_at: string; outcome: AuditOutcome; findings: bigint; scan_bytes: bigint; result_json: string }
     | undefined;

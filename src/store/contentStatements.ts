@@ -859,6 +859,7 @@ function scrubCondition(geo: GeoScrub): string {
  * statements changed there is subtracted, and the rest is the triggers' doing.
  */
 function prepareTriggerTally(db: Db, tables: readonly string[]) {
+  // The temp schema, not the store's: SchemaInfo reads the main schema only, and these triggers are this connection's.
   for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_tally\\_%' ESCAPE '\\'").pluck().all() as string[]) {
     db.exec(`DROP TRIGGER temp.${quoteIdent(name)}`);
   }

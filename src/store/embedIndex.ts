@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import { quoteIdent, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import { lastKey } from './sweeps.js';
 import type { EmbedRule, Target } from './target.js';
 
@@ -77,7 +77,7 @@ function signature(target: Target): string {
   return JSON.stringify({ table: target.tweets.table, id: target.tweets.id, rules: target.embeds });
 }
 
-const hasLedgerTables = (db: Db) => db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_embeds_state'").get() !== undefined;
+const hasLedgerTables = (db: Db) => new SchemaInfo(db).table('cs_embeds_state') !== undefined;
 
 /** Whether cs_embeds is complete for these rules, so a sweep may look embedding rows up in it (read-only). */
 export function embedIndexReady(db: Db, target: Target): boolean {
@@ -92,10 +92,7 @@ export function embedIndexReady(db: Db, target: Target): boolean {
  * Returns the rows filled in by this call.
  */
 export function ensureEmbedIndex(db: Db, target: Target): number {
-  const existing = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ${EMBED_TRIGGER_PREFIX.length}) = ?`).all(EMBED_TRIGGER_PREFIX) as {
-    name: string;
-    sql: string;
-  }[];
+  const existing = new SchemaInfo(db).triggers().filter((trigger) => trigger.name.startsWith(EMBED_TRIGGER_PREFIX));
   if (!target.embeds.length) {
     if (existing.length) {
       db.transaction(() => {

@@ -43,6 +43,7 @@ export function prepareSweeps(
     tombstones: boolean;
   },
 ): Sweeps | null {
+  // The temp schema, not the store's: SchemaInfo reads the main schema only, and these triggers are this connection's.
   for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_sweep\\_%' ESCAPE '\\'").pluck().all() as string[]) {
     db.exec(`DROP TRIGGER temp.${quoteIdent(name)}`);
   }
