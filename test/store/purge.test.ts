@@ -53,7 +53,7 @@ async function deleteSome(name: LayoutName, purge: boolean) {
 describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
   it('with vacuum: no deleted word in the main file, the WAL or the FTS terms', { timeout: 60_000 }, async () => {
     const { db, storePath, words } = await deleteSome(name, true);
-    const purge = purgeStore(db, { vacuum: true });
+    const purge = await purgeStore(db, { vacuum: true });
     expect(purge.vacuumed).toBe(true);
     expect(purge.walBusy).toBe(false);
     expect(purge.ftsOptimized).toEqual(name === 'twitter-to-sqlite' ? ['tweets_fts', 'users_fts'] : []);
@@ -64,7 +64,7 @@ describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
 
   it('without vacuum: no deleted word among the FTS terms and an empty WAL (copies in rebalanced pages may stay)', { timeout: 60_000 }, async () => {
     const { db, storePath, words } = await deleteSome(name, true);
-    expect(purgeStore(db).walBusy).toBe(false);
+    expect((await purgeStore(db)).walBusy).toBe(false);
     expect(residue(storePath, words, ftsNames(db)).inFts).toEqual([]);
     expect(statSync(`${storePath}-wal`).size).toBe(0);
     db.close();
@@ -79,7 +79,7 @@ describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
 });
 
 describe('purge beside another connection', () => {
-  it('gives up the TRUNCATE checkpoint after reconcile.maxLockMs when a reader holds the WAL, instead of keeping writers out for the busy timeout', () => {
+  it('gives up the TRUNCATE checkpoint after reconcile.maxLockMs when a reader holds the WAL, instead of keeping writers out for the busy timeout', async () => {
     const dir = tempDir();
     const storePath = path.join(dir, 'store.db');
     const db = createStore(storePath);
@@ -89,11 +89,11 @@ describe('purge beside another connection', () => {
     reader.exec('BEGIN');
     reader.prepare('SELECT count(*) FROM tweets').get();
     db.prepare('DELETE FROM tweets WHERE id = 1').run();
-    const purge = purgeStore(db, { maxLockMs: 20 });
+    const purge = await purgeStore(db, { maxLockMs: 20 });
     expect(purge.walBusy).toBe(true);
     expect(Number(db.pragma('busy_timeout', { simple: true }))).toBe(10_000);
     reader.exec('COMMIT');
-    expect(purgeStore(db, { maxLockMs: 20 }).walBusy).toBe(false);
+    expect((await purgeStore(db, { maxLockMs: 20 })).walBusy).toBe(false);
     expect(statSync(`${storePath}-wal`).size).toBe(0);
     reader.close();
     db.close();
