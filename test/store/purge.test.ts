@@ -1,5 +1,8 @@
-import { statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { StoreBusyError } from '../../src/errors.js';
@@ -158,5 +161,31 @@ describe('the VACUUM runs off the main thread', () => {
     }
     expect(freePages(db)).toBe(before);
     db.close();
+  });
+
+  it('a process killed while its worker vacuums leaves the store whole, as it was (the compiled module, as the CLI runs it)', { timeout: 60_000 }, async () => {
+    const { db, storePath } = storeWithFreePages();
+    const before = freePages(db);
+    db.close();
+    // The compiled worker module from dist/: it says when the VACUUM starts, and is killed then.
+    const script = `import { vacuumInWorker } from ${JSON.stringify(pathToFileURL(path.resolve('dist/store/vacuumWorker.js')).href)};
+      const running = vacuumInWorker(process.argv[1], 10000); process.stdout.write('started\\n'); await running;`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, storePath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [started] = (await once(child.stdout, 'data')) as [Buffer];
+    expect(started.toString()).toBe('started\n');
+    // The riskiest moment is the copy back: the rebuilt pages going into the WAL. Kill as soon as it has begun (or
+    // when the child ended first: then the rebuild is whole).
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const walSize = () => (existsSync(`${storePath}-wal`) ? statSync(`${storePath}-wal`).size : 0);
+    while (!exited && walSize() === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    child.kill('SIGKILL');
+    if (!exited) await once(child, 'exit');
+    const after = openStore(storePath);
+    expect(after.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(Number(after.prepare('SELECT count(*) FROM tweets').pluck().get())).toBe(2_000);
+    // Either the rebuild had not committed (the free pages are still there) or it had (none left): never in between.
+    expect([before, 0]).toContain(freePages(after));
+    after.close();
   });
 });
