@@ -181,8 +181,9 @@ export class Daemon {
     this.controller.abort(new Error('daemon stopping'));
     for (const retry of this.busyRetries.values()) retry.cancel?.();
     this.persistNextRun(null);
-    // A VACUUM cannot be interrupted part-way: the stop waits for it (within the deadline). Exiting before it ends
-    // leaves the file as it was before the VACUUM began (SQLite rolls an unfinished VACUUM back).
+    // A VACUUM cannot be interrupted part-way: the stop waits for it. Its worker thread keeps the process alive past
+    // the deadline until it ends; a kill before then (a second signal, systemd's TimeoutStopSec) leaves the file as it
+    // was before the VACUUM began (SQLite rolls an unfinished VACUUM back).
     if (this.vacuuming) this.log.info('stopping: waiting for the VACUUM window\'s rebuild to finish');
     const all = Promise.allSettled([...this.running.values(), ...(this.vacuuming ? [this.vacuuming] : [])]);
     let cancelDeadline = () => undefined as void;
@@ -195,7 +196,7 @@ export class Daemon {
       this.log.warn(
         { deadlineMs },
         this.vacuuming
-          ? 'the VACUUM did not finish in time; exiting anyway (SQLite rolls it back: the store stays as it was before it)'
+          ? 'the VACUUM did not finish within the stop deadline; the process ends when it does (killed before, SQLite rolls it back: the store stays as it was before it)'
           : 'cycles did not stop in time; exiting anyway (the ledger resumes them)',
       );
     }
