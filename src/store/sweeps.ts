@@ -30,7 +30,8 @@ export interface Sweeps {
   run(at: string): void;
 }
 
-const GEO_KEYS = ['geo', 'coordinates', 'place'];
+/** What a geo scrub removes from an embedded copy of the scrubbed tweet (and what the audit looks for there). */
+export const EMBEDDED_GEO_KEYS = ['geo', 'coordinates', 'place'];
 
 export function prepareSweeps(
   db: Db,
@@ -179,17 +180,17 @@ function removeStatement(db: Db, table: string, id: string, rule: EmbedRule, set
 /** Removes the geo of one embedded object of a scrubbed tweet that still has some (by ID). */
 function scrubStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
   const col = q(rule.column);
-  const hasGeo = (object: string) => `(${GEO_KEYS.map((k) => `json_type(${object}, '$.${k}') IS NOT NULL`).join(' OR ')})`;
+  const hasGeo = (object: string) => `(${EMBEDDED_GEO_KEYS.map((k) => `json_type(${object}, '$.${k}') IS NOT NULL`).join(' OR ')})`;
   if (rule.array) {
     const path = firstPath(rule, set, hasGeo('e.value'));
     return db.prepare(
-      `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => `${path} || '.${k}'`).join(', ')})
+      `UPDATE ${table} SET ${col} = json_remove(${col}, ${EMBEDDED_GEO_KEYS.map((k) => `${path} || '.${k}'`).join(', ')})
        WHERE ${id} = ? AND CASE WHEN json_valid(${col}) THEN EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)} AND ${hasGeo('e.value')}) ELSE 0 END`,
     );
   }
   const embedded = `json_extract(${col}, ${quoteLiteral(rule.path)})`;
   return db.prepare(
-    `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => quoteLiteral(`${rule.path}.${k}`)).join(', ')})
+    `UPDATE ${table} SET ${col} = json_remove(${col}, ${EMBEDDED_GEO_KEYS.map((k) => quoteLiteral(`${rule.path}.${k}`)).join(', ')})
      WHERE ${id} = ? AND ${matches(rule, set)} AND json_type(${col}, ${quoteLiteral(rule.path)}) = 'object' AND ${hasGeo(embedded)}`,
   );
 }
