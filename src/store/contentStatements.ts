@@ -274,7 +274,14 @@ export function prepareContentStatements(
            ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
     const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
-    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`) : null;
+    // Around each piece's scrub, the index entries no UPDATE trigger renews: out for every tweet of the piece (a piece's
+    // rows cannot tell which the UPDATE will change), back in with their values after it.
+    const scrubPieces = scrubSet
+      ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`, {
+          before: (where) => ftsScrubs.map((f) => ftsRemove(f, tw.table, where)),
+          after: (where) => ftsScrubs.map((f) => ftsAdd(f, tw.table, where)),
+        })
+      : null;
     const recordScrubRange = recordScrubs
       ? db.prepare(scrubRecordSql(`${authorCol} = @author AND (@from IS NULL OR ${q(tw.id)} > @from) AND (@upTo IS NULL OR ${q(tw.id)} <= @upTo)`))
       : null;
@@ -384,10 +391,25 @@ function authorPieces(
   authorCol: string,
   tw: TableTarget,
   sqlFor: (where: string) => string,
+  /** Statements run on the same rows before and after each piece's update (not counted). */
+  around: { before: (where: string) => string[]; after: (where: string) => string[] } = { before: () => [], after: () => [] },
 ): (author: unknown, params: Record<string, unknown>, after: Id | null, stop: () => boolean) => AuthorPieces {
   const id = q(tw.id);
-  const first = db.prepare(sqlFor(`${authorCol} = @author AND ${id} <= @upTo`));
-  const next = db.prepare(sqlFor(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`));
+  const piece = (where: string) => {
+    const update = db.prepare(sqlFor(where));
+    const before = around.before(where).map((sql) => db.prepare(sql));
+    const after = around.after(where).map((sql) => db.prepare(sql));
+    return {
+      run: (bound: Record<string, unknown>) => {
+        for (const stmt of before) stmt.run(bound);
+        const result = update.run(bound);
+        for (const stmt of after) stmt.run(bound);
+        return result;
+      },
+    };
+  };
+  const first = piece(`${authorCol} = @author AND ${id} <= @upTo`);
+  const next = piece(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`);
   const walkFirst = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author ORDER BY ${id} LIMIT 1 OFFSET @skip`);
   const walkNext = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author AND ${id} > @after ORDER BY ${id} LIMIT 1 OFFSET @skip`);
   const walkLast = db.prepare(`SELECT max(${id}) FROM ${tweets} WHERE ${authorCol} = @author`);
