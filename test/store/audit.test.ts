@@ -66,7 +66,7 @@ describe('audit', () => {
     // The purge a cycle ends with, and its vacuum: the rows were written before secure_delete was on, so copies of
     // their cells stay in the free space of pages SQLite rebalanced while they were written, until the file is rebuilt.
     expect(check(auditOf(db, config), 'deleted_bytes').count).toBeGreaterThan(0);
-    purgeStore(db, { vacuum: true });
+    await purgeStore(db, { vacuum: true });
     const report = auditOf(db, config);
     expect(report.checks.map((c) => [c.name, c.ran, c.count])).toEqual([
       ['tombstoned_rows', true, 0],
@@ -89,7 +89,7 @@ describe('audit', () => {
 
   it('reports each class of residue planted by hand, with counts and examples; the CLI exits 1 and names each', { timeout: 60_000 }, async () => {
     const { db, config } = await auditedStore();
-    purgeStore(db, { vacuum: true });
+    await purgeStore(db, { vacuum: true });
     // (1) A deleted tweet written back (a restored backup): the trigger indexes it in tweets_own again.
     insertTweets(db, [{ id: T(0), author_id: OTHER_USER, text: 'back again', raw_json: rawOf(T(0), false) }]);
     // (2) A dependent of another deleted tweet.

@@ -39,7 +39,7 @@ describe('external-content FTS indexes without triggers', () => {
     }
     // FTS5 checks its index against the content table: a stale entry would fail here.
     db.prepare("INSERT INTO tweets_search (tweets_search, rank) VALUES ('integrity-check', 1)").run();
-    expect(purgeStore(db).ftsOptimized).toEqual(['tweets_search', 'tweets_search4']);
+    expect((await purgeStore(db)).ftsOptimized).toEqual(['tweets_search', 'tweets_search4']);
     db.exec("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, 'tweets_search', 'row')");
     expect(db.prepare('SELECT term FROM temp.v ORDER BY term').pluck().all()).toEqual(['alpha', 'wordeleven']);
     db.close();
