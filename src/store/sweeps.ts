@@ -175,8 +175,13 @@ function firstPath(rule: EmbedRule, set: string, also = ''): string {
 /** Removes one embedded object of a deleted tweet from a row (by ID). */
 function removeStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
   const col = quoteIdent(rule.column);
-  return db.prepare(`UPDATE ${table} SET ${col} = json_remove(${col}, ${firstPath(rule, set)}) WHERE ${id} = ? AND ${matches(rule, set)}`);
+  // v1.1 points at an embedded tweet beside it too (quoted_status_id_str, quoted_status_id, quoted_status_permalink
+  // with the tweet's URL): the pointer goes with the copy. Removing a path that is not there changes nothing.
+  const pointers = rule.array ? [] : POINTER_SUFFIXES.map((suffix) => quoteLiteral(`${rule.path}${suffix}`));
+  return db.prepare(`UPDATE ${table} SET ${col} = json_remove(${[col, firstPath(rule, set), ...pointers].join(', ')}) WHERE ${id} = ? AND ${matches(rule, set)}`);
 }
+
+const POINTER_SUFFIXES = ['_id_str', '_id', '_permalink'];
 
 /** Removes the geo of one embedded object of a scrubbed tweet that still has some (by ID). */
 function scrubStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
