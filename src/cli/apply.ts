@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../errors.js';
-import { applyResultsFile, type ApplySummary } from '../pipeline/apply/applyFile.js';
+import type { ApplySummary } from '../pipeline/apply/applyFile.js';
 import { purgeStore } from '../store/purge.js';
 import { applyRunsOf, fileIdentity } from '../store/applyRuns.js';
 import type { Db } from '../store/open.js';
@@ -44,6 +44,8 @@ export function registerApply(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', RESUME_HELP)
     .action(async (fileArg: string, options: ApplyCliOptions) => {
+      // The apply pipeline loads only for this command, so the CLI's other commands and --help start fast.
+      const { applyResultsFile } = await import('../pipeline/apply/applyFile.js');
       const config = configFromOptions(options);
       const file = path.resolve(fileArg);
       if (isFolder(file)) {
@@ -91,7 +93,7 @@ export function registerApply(program: Command): void {
         });
         bar?.stop();
         if (!options.dryRun && config.reconcile.purge && summary.state === 'done') {
-          const purge = purgeStore(db, { vacuum: config.reconcile.vacuum === 'cycle' });
+          const purge = await purgeStore(db, { vacuum: config.reconcile.vacuum === 'cycle' });
           logger[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
         }
         if (options.json) printJson(summary);

@@ -4,7 +4,7 @@ import type { LevelWithSilent } from 'pino';
 import { UsageError, describeError } from '../errors.js';
 import { parseFaultList, type FaultOptions } from '../emulator/faults.js';
 import { loadRulesFile, resolveMix, type OutcomeMix } from '../emulator/outcomes.js';
-import { startEmulator, type EmulatorOptions } from '../emulator/server.js';
+import type { EmulatorOptions } from '../emulator/server.js';
 import { createLogger } from '../log.js';
 import { print } from './context.js';
 import { onStopSignals } from './signals.js';
@@ -105,6 +105,8 @@ export function registerEmulator(program: Command): void {
     .action(async (flags: EmulatorFlags) => {
       const options = emulatorOptionsFromFlags(flags);
       const logger = createLogger(flags.logLevel as LevelWithSilent).child({ component: 'emulator' });
+      // The emulator's server loads only for this command (and demo), so the CLI's other commands start fast.
+      const { startEmulator } = await import('../emulator/server.js');
       const emulator = await startEmulator({ ...options, logger }).catch((err: unknown) => {
         throw new UsageError(`cannot listen on ${flags.host}:${flags.port}: ${describeError(err)}`, { hint: 'pick another --port, or --port 0 for a free one', cause: err });
       });

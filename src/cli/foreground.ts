@@ -1,8 +1,8 @@
 import type { Config } from '../config/load.js';
 import { createLogger, logDestination, type Logger } from '../log.js';
-import { cycleSucceeded, runCycles, type CycleOptions } from '../pipeline/cycle.js';
+import type { CycleOptions } from '../pipeline/cycle.js';
 import type { CycleSummary } from '../pipeline/events.js';
-import { openRuntime, type Runtime } from '../pipeline/runtime.js';
+import type { Runtime } from '../pipeline/runtime.js';
 import { requireExistingStore } from '../store/open.js';
 import type { RunLock } from '../store/runLock.js';
 import type { JobType } from '../types.js';
@@ -34,9 +34,15 @@ export interface ForegroundCycles {
 
 /**
  * Runs cycles in the foreground, as `reconcile --now` and `demo` do: stop signals, the run lock, the runtime and the
- * live progress, all released afterwards whatever happens. `report` sees the summaries while the store is still open.
+ * live progress, all released afterwards whatever happens. `report` sees the summaries while the store is still open,
+ * and whether every shard of every cycle applied (what the exit code of a foreground run says).
  */
-export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (summaries: CycleSummary[], runtime: Runtime) => T): Promise<T> {
+export async function runCyclesInForeground<T>(
+  run: ForegroundCycles,
+  report: (summaries: CycleSummary[], runtime: Runtime, everyShardApplied: boolean) => T,
+): Promise<T> {
+  // The pipeline and the API client (got) load only here, so the CLI's other commands and --help start fast.
+  const [{ cycleSucceeded, runCycles }, { openRuntime }] = await Promise.all([import('../pipeline/cycle.js'), import('../pipeline/runtime.js')]);
   const controller = new AbortController();
   const stopSignals = onStopSignals(controller, run.logger);
   let lock: RunLock | undefined;
@@ -53,7 +59,7 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     const summaries = await runCycles(runtime.context(controller.signal, { confirmDeletions: run.confirmDeletions }), run.types, { ...run.cycle, recover: true });
     stopProgress?.();
     stopProgress = undefined;
-    const reported = report(summaries, runtime);
+    const reported = report(summaries, runtime, summaries.every(cycleSucceeded));
     // Only now has the run's outcome reached its caller; a rerun after a stop before this point reports these cycles.
     runtime.ledger.markCyclesReported(summaries.map((summary) => summary.cycleId), new Date());
     return reported;
@@ -64,9 +70,4 @@ export async function runCyclesInForeground<T>(run: ForegroundCycles, report: (s
     lock?.release();
     stopSignals();
   }
-}
-
-/** What the exit code of a foreground run says: every shard of every cycle applied. */
-export function everyShardApplied(summaries: readonly CycleSummary[]): boolean {
-  return summaries.every(cycleSucceeded);
 }

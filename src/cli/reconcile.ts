@@ -4,7 +4,7 @@ import type { CycleSummary } from '../pipeline/events.js';
 import { acquireRunLock, describeHolder, waitForRunLock, type LockHolder } from '../store/runLock.js';
 import { JOB_TYPES, type JobType } from '../types.js';
 import { configFromOptions, print, printJson, withConfigOption } from './context.js';
-import { everyShardApplied, foregroundLogger, runCyclesInForeground } from './foreground.js';
+import { foregroundLogger, runCyclesInForeground } from './foreground.js';
 import { formatCycleSummaries } from './summary.js';
 
 interface ReconcileOptions {
@@ -44,10 +44,10 @@ export function registerReconcile(program: Command): void {
           cycle: { trigger: 'manual', dryRun: options.dryRun },
           confirmDeletions: options.confirmDeletions,
         },
-        (summaries) => {
+        (summaries, _runtime, everyShardApplied) => {
           if (options.json) printJson(summaries);
           else print(formatCycleSummaries(summaries));
-          const ok = everyShardApplied(summaries);
+          const ok = everyShardApplied;
           if (!ok && !options.json) process.stderr.write(whatToDoNext(summaries));
           process.exitCode = ok ? EXIT.ok : EXIT.failure;
         },

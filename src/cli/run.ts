@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import type { Command } from 'commander';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { openRuntime } from '../pipeline/runtime.js';
-import { Daemon, type ReloadOutcome } from '../scheduler/daemon.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import type { Daemon, ReloadOutcome } from '../scheduler/daemon.js';
 import { requireExistingStore } from '../store/open.js';
 import { acquireDaemonLock, type ReloadAck } from '../store/runLock.js';
 import { configFromOptions, withConfigOption } from './context.js';
@@ -32,11 +32,13 @@ export function registerRun(program: Command): void {
       requireExistingStore(config); // before the lock file: a mistyped store.path leaves nothing behind
       // One daemon per store, for its whole life; the run lock it takes only while a cycle runs (see Daemon).
       const lock = acquireDaemonLock(config.store.path);
-      let runtime: ReturnType<typeof openRuntime> | undefined;
+      let runtime: Runtime | undefined;
       let daemon: Daemon | undefined;
       let metricsServer: MetricsServer | undefined;
       let removeStopHandlers: (() => void) | undefined;
       try {
+        // The pipeline, the scheduler and the API client (got) load only here, so other commands start fast.
+        const [{ openRuntime }, { Daemon }] = await Promise.all([import('../pipeline/runtime.js'), import('../scheduler/daemon.js')]);
         const served = await metricsFor(config);
         runtime = openRuntime(config, logger, process.env, { observer: served.metrics?.observer });
         const started = new Daemon({

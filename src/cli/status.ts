@@ -70,9 +70,9 @@ export function registerStatus(program: Command): void {
             ],
             ['run lock', holder ? `held by ${describeHolder(holder)}` : 'free'],
             ...JOB_TYPES.map((type) => {
-              const s = schedule[type]!;
-              const next = daemonRunning ? (s.nextRunAt ? `next run ${s.nextRunAt}` : 'not in schedule.types') : 'no daemon running';
-              return [`${type}`, `${next}; last started ${s.lastStartedAt ?? 'never'}; last success ${s.lastSuccessAt ?? 'never'}`] as const;
+              const scheduled = schedule[type]!;
+              const next = daemonRunning ? (scheduled.nextRunAt ? `next run ${scheduled.nextRunAt}` : 'not in schedule.types') : 'no daemon running';
+              return [`${type}`, `${next}; last started ${scheduled.lastStartedAt ?? 'never'}; last success ${scheduled.lastSuccessAt ?? 'never'}`] as const;
             }),
             ...JOB_TYPES.map((type) => {
               const m = metrics.types[type];

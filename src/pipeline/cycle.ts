@@ -107,7 +107,7 @@ async function runCycleSteps(ctx: CycleContext, type: JobType, options: CycleOpt
   ctx.ledger.closeCycle(cycle.id, summary, ctx.now());
   if (!dryRun && ctx.config.reconcile.purge) {
     log.debug({}, 'purge: start');
-    const purge = purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle', maxLockMs: ctx.config.reconcile.maxLockMs });
+    const purge = await purgeStore(ctx.db, { vacuum: ctx.config.reconcile.vacuum === 'cycle', maxLockMs: ctx.config.reconcile.maxLockMs });
     log[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
   }
   await rm(cycleWorkDir(ctx.config, cycle.id), { recursive: true, force: true });

@@ -51,6 +51,8 @@ export class Daemon {
   private watcher: FSWatcher | null = null;
   private cancelReload: () => void = () => undefined;
   private readonly running = new Map<JobType, Promise<void>>();
+  /** The VACUUM window's rebuild while it runs (in a worker thread): a stop waits for it like for a cycle. */
+  private vacuuming: Promise<void> | null = null;
   /** Cycles that found the store locked by another writer: how often in a row, and the timer of the next try. */
   private readonly busyRetries = new Map<JobType, { attempts: number; cancel?: () => void }>();
   private readonly controller = new AbortController();
@@ -179,14 +181,25 @@ export class Daemon {
     this.controller.abort(new Error('daemon stopping'));
     for (const retry of this.busyRetries.values()) retry.cancel?.();
     this.persistNextRun(null);
-    const all = Promise.allSettled([...this.running.values()]);
+    // A VACUUM cannot be interrupted part-way: the stop waits for it. Its worker thread keeps the process alive past
+    // the deadline until it ends; a kill before then (a second signal, systemd's TimeoutStopSec) leaves the file as it
+    // was before the VACUUM began (SQLite rolls an unfinished VACUUM back).
+    if (this.vacuuming) this.log.info('stopping: waiting for the VACUUM window\'s rebuild to finish');
+    const all = Promise.allSettled([...this.running.values(), ...(this.vacuuming ? [this.vacuuming] : [])]);
     let cancelDeadline = () => undefined as void;
     const deadline = new Promise<'deadline'>((resolve) => {
       cancelDeadline = this.clock.timer(deadlineMs, () => resolve('deadline'));
     });
     const outcome = await Promise.race([all, deadline]);
     cancelDeadline();
-    if (outcome === 'deadline') this.log.warn({ deadlineMs }, 'cycles did not stop in time; exiting anyway (the ledger resumes them)');
+    if (outcome === 'deadline') {
+      this.log.warn(
+        { deadlineMs },
+        this.vacuuming
+          ? 'the VACUUM did not finish within the stop deadline; the process ends when it does (killed before, SQLite rolls it back: the store stays as it was before it)'
+          : 'cycles did not stop in time; exiting anyway (the ledger resumes them)',
+      );
+    }
   }
 
   get currentConfig(): Config {
@@ -209,16 +222,26 @@ export class Daemon {
     this.vacuumWindow = null;
     const { vacuum } = this.config.reconcile;
     if (vacuum === 'off' || vacuum === 'cycle') return;
-    this.vacuumWindow = new Schedule(vacuum, this.config.schedule.timezone, () => this.onVacuumWindow(), this.log, this.clock);
+    this.vacuumWindow = new Schedule(vacuum, this.config.schedule.timezone, () => this.startVacuumWindow(), this.log, this.clock);
   }
 
   /**
    * Rebuilds the store file (VACUUM, with the rest of the purge) holding the run lock, so no cycle of this daemon or
    * of another process runs meanwhile. A window that finds a cycle running, the run lock held, or too little free
-   * disk for the copy is skipped with a log line: the next window tries again.
+   * disk for the copy is skipped with a log line: the next window tries again. The rebuild runs in a worker thread, so
+   * the watchdog pings, the metrics endpoint and signals are served meanwhile; a cycle due meanwhile waits for the run
+   * lock like behind any other holder.
    */
-  private onVacuumWindow(): void {
-    if (this.controller.signal.aborted) return;
+  private startVacuumWindow(): void {
+    if (this.controller.signal.aborted || this.vacuuming) return;
+    this.vacuuming = this.onVacuumWindow()
+      .catch((err: unknown) => this.log.error({ err: describeError(err) }, 'VACUUM window failed; the next window tries again'))
+      .finally(() => {
+        this.vacuuming = null;
+      });
+  }
+
+  private async onVacuumWindow(): Promise<void> {
     const nextWindow = this.vacuumWindow?.nextRun()?.toISOString() ?? null;
     const skip = (reason: string, fields: Record<string, unknown> = {}) => this.log.warn({ reason, nextWindow, ...fields }, 'VACUUM window skipped');
     if (this.running.size) return skip(`a ${[...this.running.keys()].join(' and ')} cycle is running`);
@@ -231,7 +254,7 @@ export class Daemon {
     }
     try {
       this.log.info('VACUUM window: rebuilding the store file');
-      const { elapsedMs, walBusy } = purgeStore(this.options.runtime.db, { vacuum: true, maxLockMs: this.config.reconcile.maxLockMs });
+      const { elapsedMs, walBusy } = await purgeStore(this.options.runtime.db, { vacuum: true, maxLockMs: this.config.reconcile.maxLockMs });
       this.log.info({ elapsedMs, walBusy, nextWindow }, 'VACUUM window: store file rebuilt');
     } catch (err) {
       this.log.error({ err: describeError(err), nextWindow }, 'VACUUM window failed; the next window tries again');

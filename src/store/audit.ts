@@ -3,8 +3,9 @@ import { durationMs } from '../config/duration.js';
 import { JOB_TYPES } from '../types.js';
 import { scanDeletedBytes } from './auditBytes.js';
 import { coverageOf } from './coverage.js';
+import { embeddedCopiesSql, embeddedGeoSql, orphansSql } from './copyResidue.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral, SchemaInfo, type FtsFact } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo, type FtsFact } from './schemaInfo.js';
 import { resolveTarget, triggerWrites, type IdEncoding, type Target } from './target.js';
 
 /**
@@ -93,7 +94,7 @@ const tombstonedRows: AuditCheck = {
     const found = new Findings(ctx.examples);
     for (const type of JOB_TYPES) {
       const t = ctx.target[type];
-      const sql = `SELECT t.id FROM cs_tombstones t JOIN ${q(t.table)} x ON x.${q(t.id)} = ${tombstoneId(t.idEncoding)} WHERE t.type = ?`;
+      const sql = `SELECT t.id FROM cs_tombstones t JOIN ${quoteIdent(t.table)} x ON x.${quoteIdent(t.id)} = ${tombstoneId(t.idEncoding)} WHERE t.type = ?`;
       const { count, ids } = countAndExamples(ctx.db, sql, [type], ctx.examples);
       found.add(t.table, count, ids);
     }
@@ -128,7 +129,7 @@ const dependents: AuditCheck = {
           found.note(`${relation.childTable}.${relation.childColumn} references ${parent.table}.${relation.parentColumn}, not its ID: not checked`);
           continue;
         }
-        const sql = `SELECT t.id FROM cs_tombstones t JOIN ${q(relation.childTable)} c ON c.${q(relation.childColumn)} = ${tombstoneId(relation.childEncoding)} WHERE t.type = ?`;
+        const sql = `SELECT t.id FROM cs_tombstones t JOIN ${quoteIdent(relation.childTable)} c ON c.${quoteIdent(relation.childColumn)} = ${tombstoneId(relation.childEncoding)} WHERE t.type = ?`;
         const { count, ids } = countAndExamples(ctx.db, sql, [parent.type], ctx.examples);
         found.add(`${relation.childTable}.${relation.childColumn}`, count, ids);
       }
@@ -146,10 +147,10 @@ const scrubbedGeo: AuditCheck = {
     const tw = ctx.target.tweets;
     const conditions: { where: string; sql: string }[] = [];
     for (const column of ctx.target.geo.nullColumns) {
-      conditions.push({ where: `${tw.table}.${column}`, sql: `nullif(x.${q(column)}, '') IS NOT NULL` });
+      conditions.push({ where: `${tw.table}.${column}`, sql: `nullif(x.${quoteIdent(column)}, '') IS NOT NULL` });
     }
     for (const { column, paths } of ctx.target.geo.json) {
-      const col = `x.${q(column)}`;
+      const col = `x.${quoteIdent(column)}`;
       for (const path of paths) {
         conditions.push({ where: `${tw.table}.${column} ${path}`, sql: `(CASE WHEN json_valid(${col}) THEN json_type(${col}, ${quoteLiteral(path)}) END) IS NOT NULL` });
       }
@@ -160,7 +161,7 @@ const scrubbedGeo: AuditCheck = {
       found.note('store.tables.tweets maps no geo column and no JSON column: nothing to check');
       return found.result;
     }
-    const from = `FROM cs_scrubs t JOIN ${q(tw.table)} x ON x.${q(tw.id)} = ${tombstoneId(tw.idEncoding)} WHERE t.type = 'tweets'`;
+    const from = `FROM cs_scrubs t JOIN ${quoteIdent(tw.table)} x ON x.${quoteIdent(tw.id)} = ${tombstoneId(tw.idEncoding)} WHERE t.type = 'tweets'`;
     const total = countAndExamples(ctx.db, `SELECT t.id ${from} AND (${conditions.map((c) => c.sql).join(' OR ')})`, [], ctx.examples);
     if (!total.count) return found.result;
     for (const condition of conditions) {
@@ -178,9 +179,9 @@ const scrubbedGeo: AuditCheck = {
 function indexedDocuments(fts: FtsFact): string | null {
   const shadow = (suffix: string) => fts.shadowTables.find((s) => same(s, `${fts.name}_${suffix}`));
   const docsize = shadow('docsize');
-  if (docsize) return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${q(docsize)}`;
+  if (docsize) return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${quoteIdent(docsize)}`;
   const content = shadow('content');
-  if (content && fts.content === 'own') return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${q(content)}`;
+  if (content && fts.content === 'own') return `SELECT ${fts.module === 'fts5' ? 'id' : 'docid'} AS id FROM ${quoteIdent(content)}`;
   return null;
 }
 
@@ -207,7 +208,7 @@ const ftsEntries: AuditCheck = {
           continue;
         }
         const rowid = fts.contentRowid ?? 'rowid';
-        const sql = `SELECT d.id FROM (${documents}) d WHERE NOT EXISTS (SELECT 1 FROM ${q(content.name)} c WHERE c.${rowid === 'rowid' ? 'rowid' : q(rowid)} = d.id)`;
+        const sql = `SELECT d.id FROM (${documents}) d WHERE NOT EXISTS (SELECT 1 FROM ${quoteIdent(content.name)} c WHERE c.${rowid === 'rowid' ? 'rowid' : quoteIdent(rowid)} = d.id)`;
         const { count, ids } = countAndExamples(ctx.db, sql, [], ctx.examples);
         found.add(fts.name, count, ids);
         continue;
@@ -254,8 +255,50 @@ const coverage: AuditCheck = {
   },
 };
 
+/**
+ * (7) Copies of deleted tweets embedded in stored tweets' JSON (target.embeds: a retweet's or quote's embedded object,
+ * an expansion), and embedded copies of geo-scrubbed tweets that still carry geo.
+ */
+const embeddedCopies: AuditCheck = {
+  name: 'embedded_copies',
+  unit: 'embedded copies of deleted tweets, or of scrubbed tweets with geo',
+  run(ctx) {
+    const found = new Findings(ctx.examples);
+    const deleted = embeddedCopiesSql(ctx.db, ctx.target);
+    if (deleted === null) {
+      found.note('no embed rules (store.tables.tweets.embeds, or a mapped rawJson column): not checked');
+      return found.result;
+    }
+    const column = [...new Set(ctx.target.embeds.map((rule) => rule.column))].join(', ');
+    const copies = countAndExamples(ctx.db, `SELECT id FROM (${deleted})`, [], ctx.examples);
+    found.add(`${ctx.target.tweets.table}.${column}`, copies.count, copies.ids);
+    const geo = embeddedGeoSql(ctx.db, ctx.target);
+    if (geo === null) found.note('embedded geo of scrubbed tweets: the embed index (cs_embeds) is not complete until the first apply: not checked');
+    else {
+      const kept = countAndExamples(ctx.db, `SELECT id FROM (${geo})`, [], ctx.examples);
+      found.add(`${ctx.target.tweets.table}.${column} (geo)`, kept.count, kept.ids);
+    }
+    return found.result;
+  },
+};
+
+/** (8) Rows of orphan tables (store.orphans, discovered link-only tables) that no stored row references. */
+const orphans: AuditCheck = {
+  name: 'orphans',
+  unit: 'rows of orphan tables nothing references',
+  run(ctx) {
+    const found = new Findings(ctx.examples);
+    if (!ctx.target.orphans.length) found.note('no orphan tables (store.orphans, or media-like tables reached only through link tables): not checked');
+    for (const rule of ctx.target.orphans) {
+      const { count, ids } = countAndExamples(ctx.db, `SELECT k FROM (${orphansSql(rule)})`, [], ctx.examples);
+      found.add(rule.table, count, ids);
+    }
+    return found.result;
+  },
+};
+
 /** The checks `audit` runs, in order. */
-export const AUDIT_CHECKS: readonly AuditCheck[] = [tombstonedRows, dependents, scrubbedGeo, ftsEntries, deletedBytes, coverage];
+export const AUDIT_CHECKS: readonly AuditCheck[] = [tombstonedRows, dependents, scrubbedGeo, ftsEntries, embeddedCopies, orphans, deletedBytes, coverage];
 
 export interface CheckReport extends CheckResult {
   name: string;
@@ -334,8 +377,7 @@ export interface RecordedAudit extends AuditReport {
 
 /** The last audit recorded, or null (none yet, or a ledger from before audits). */
 export function lastAudit(db: Db): RecordedAudit | null {
-  const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_audits'").pluck().get();
-  if (!exists) return null;
+  if (!new SchemaInfo(db).table('cs_audits')) return null;
   const row = db.prepare('SELECT id, started_at, finished_at, outcome, findings, scan_bytes, result_json FROM cs_audits ORDER BY id DESC LIMIT 1').get() as
     | { id: bigint; started_at: string; finished_at: string; outcome: AuditOutcome; findings: bigint; scan_bytes: bigint; result_json: string }
     | undefined;

@@ -37,12 +37,7 @@ export function scanDeletedBytes(db: Db, storePath: string, schema: SchemaInfo, 
   const pageCount = Number(db.pragma('page_count', { simple: true }));
 
   // Every used page of the current state, by the table (or index's table) it belongs to.
-  const tableOf = new Map<string, string>(
-    (db.prepare("SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')").all() as { name: string; tbl_name: string }[]).map((r) => [
-      r.name.toLowerCase(),
-      r.tbl_name.toLowerCase(),
-    ]),
-  );
+  const tableOf = schema.tableOfEveryObject();
   const termStores = new Set(
     schema
       .ftsTables()

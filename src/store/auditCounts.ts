@@ -50,6 +50,16 @@ export function actionTotalsOf(audit: AuditCounts): ActionTotals {
   return totals;
 }
 
+/** Two summaries' fields added, action by action in the audit's words (so a new action needs no change here). */
+export function sumActionTotals(a: ActionTotals, b: ActionTotals): ActionTotals {
+  const sum = emptyActionTotals();
+  for (const totals of [a, b]) {
+    for (const [action, n] of Object.entries(auditActionsOf(totals)) as [AuditAction, number][]) addToActionTotals(sum, action, n);
+    addToActionTotals(sum, 'not_found', totals.notFound);
+  }
+  return sum;
+}
+
 /** The summary's fields back in the audit's words (a dry run has no audit rows: its cycle summary is built from these). */
 export function auditActionsOf(totals: ActionTotals): Partial<Record<AuditAction, number>> {
   const out: Partial<Record<AuditAction, number>> = { ...totals.applied };

@@ -3,7 +3,7 @@ import { ConfigError, StoreError } from '../errors.js';
 import type { Id, JobType } from '../types.js';
 import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import { prepareSweeps } from './sweeps.js';
 import type { FtsDelete, GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
 
@@ -189,8 +189,8 @@ export function prepareContentStatements(
   options: { cascadeUsers: boolean; runId: number | null; /** false for a dry run: the store may have no ledger yet. */ tombstones?: boolean },
 ): ContentStatements {
   const t = target[type];
-  const table = q(t.table);
-  const id = q(t.id);
+  const table = quoteIdent(t.table);
+  const id = quoteIdent(t.id);
   const counter = new ChangeCounter();
   const count = (sql: string) => {
     const stmt = db.prepare(sql).pluck();
@@ -210,7 +210,7 @@ export function prepareContentStatements(
 
   const markCell = counter.cell(t.table, 'result', 'marked');
   const markRow = t.marks
-    ? byId(`UPDATE ${table} SET ${q(t.marks.state)} = ?, ${q(t.marks.reason)} = ?, ${q(t.marks.at)} = ? WHERE ${id} = ?`, t.idEncoding)
+    ? byId(`UPDATE ${table} SET ${quoteIdent(t.marks.state)} = ?, ${quoteIdent(t.marks.reason)} = ?, ${quoteIdent(t.marks.at)} = ? WHERE ${id} = ?`, t.idEncoding)
     : byId(
         `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} = ? LIMIT 1
          ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id`,
@@ -223,12 +223,12 @@ export function prepareContentStatements(
   // (a collector's full-text index re-indexes the row's text) and is counted as a change.
   const scrubNeeded = scrubCondition(target.geo);
   const scrubCell = counter.cell(tw.table, 'result', 'updated');
-  const scrubRow = type === 'tweets' && scrubSet ? byId(`UPDATE ${q(tw.table)} SET ${scrubSet} WHERE ${q(tw.id)} = ? AND ${scrubNeeded}`, t.idEncoding) : null;
+  const scrubRow = type === 'tweets' && scrubSet ? byId(`UPDATE ${quoteIdent(tw.table)} SET ${scrubSet} WHERE ${quoteIdent(tw.id)} = ? AND ${scrubNeeded}`, t.idEncoding) : null;
   // Full-text indexes holding a scrubbed column that no UPDATE trigger renews: the row's entry goes out with its old
   // values and comes back with the new ones.
   const ftsScrubs = scrubSet ? target.ftsScrubs : [];
-  const entriesOut = ftsScrubs.map((f) => byId(ftsRemove(f, tw.table, `${q(tw.id)} = ? AND ${scrubNeeded}`), tw.idEncoding));
-  const entriesIn = ftsScrubs.map((f) => byId(ftsAdd(f, tw.table, `${q(tw.id)} = ?`), tw.idEncoding));
+  const entriesOut = ftsScrubs.map((f) => byId(ftsRemove(f, tw.table, `${quoteIdent(tw.id)} = ? AND ${scrubNeeded}`), tw.idEncoding));
+  const entriesIn = ftsScrubs.map((f) => byId(ftsAdd(f, tw.table, `${quoteIdent(tw.id)} = ?`), tw.idEncoding));
   const scrubTweet =
     scrubRow && ftsScrubs.length
       ? (key: Id) => {
@@ -241,9 +241,9 @@ export function prepareContentStatements(
   // Which tweets were scrubbed (ID and time, no content), in the scrub's own transaction: `audit` checks them later.
   const recordScrubs = scrubSet && options.tombstones !== false;
   const scrubRecordSql = (where: string) =>
-    `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT 'tweets', ${q(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
-     FROM ${q(tw.table)} WHERE ${where} ON CONFLICT (type, id) DO UPDATE SET scrubbed_at = excluded.scrubbed_at, run_id = excluded.run_id`;
-  const recordScrub = type === 'tweets' && recordScrubs ? byId(scrubRecordSql(`${q(tw.id)} = ?`), t.idEncoding) : () => 0;
+    `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT 'tweets', ${quoteIdent(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
+     FROM ${quoteIdent(tw.table)} WHERE ${where} ON CONFLICT (type, id) DO UPDATE SET scrubbed_at = excluded.scrubbed_at, run_id = excluded.run_id`;
+  const recordScrub = type === 'tweets' && recordScrubs ? byId(scrubRecordSql(`${quoteIdent(tw.id)} = ?`), t.idEncoding) : () => 0;
 
   const lastDelete = { cascaded: 0, complete: true };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
@@ -252,14 +252,14 @@ export function prepareContentStatements(
   /** A statement about this row must see the queued deletions done first (an ID repeated in the batch). */
   const settle = queued ? (key: Id) => queued.settleFor(key) : () => {};
   const deleteCopy = target.embeds.some((e) => e.action === 'copy')
-    ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
+    ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${quoteIdent(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
     : () => ({ own: 0, cascaded: 0 });
   const sweeps = prepareSweeps(db, target, counter, { deleteCopy: (key, reason, at) => void deleteCopy(key, reason, at), tombstones: tombstoneRun !== undefined });
 
   let cascade: CascadeStatements | null = null;
   if (type === 'users' && options.cascadeUsers && target.authorId) {
-    const tweets = q(tw.table);
-    const authorCol = q(target.authorId);
+    const tweets = quoteIdent(tw.table);
+    const authorCol = quoteIdent(target.authorId);
     const author = `${authorCol} = ?`;
     const authorEncoding = target.authorEncoding;
     const countTweets = count(`SELECT count(*) FROM ${tweets}`);
@@ -268,22 +268,29 @@ export function prepareContentStatements(
     // let the users cycle's close-out clear a mark it did not set. `edited` is only a refetch hint, so it yields.
     const markOfAuthor = (where: string) =>
       tw.marks
-        ? `UPDATE ${tweets} SET ${q(tw.marks.state)} = @state, ${q(tw.marks.reason)} = @reason, ${q(tw.marks.at)} = @at` +
-          ` WHERE (${q(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(q(tw.marks.reason))} OR ${q(tw.marks.state)} = 'edited') AND ${where}`
-        : `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${q(tw.id)}, @state, @reason, @at, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${where}
+        ? `UPDATE ${tweets} SET ${quoteIdent(tw.marks.state)} = @state, ${quoteIdent(tw.marks.reason)} = @reason, ${quoteIdent(tw.marks.at)} = @at` +
+          ` WHERE (${quoteIdent(tw.marks.reason)} IS NULL OR ${MARK_PREFIX_TEST(quoteIdent(tw.marks.reason))} OR ${quoteIdent(tw.marks.state)} = 'edited') AND ${where}`
+        : `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT 'tweets', ${quoteIdent(tw.id)}, @state, @reason, @at, ${options.runId ?? 'NULL'} FROM ${tweets} WHERE ${where}
            ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id
            WHERE ${MARK_PREFIX_TEST('cs_marks.reason')} OR cs_marks.state = 'edited'`;
     const markPieces = authorPieces(db, tweets, authorCol, tw, markOfAuthor);
-    const scrubPieces = scrubSet ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`) : null;
+    // Around each piece's scrub, the index entries no UPDATE trigger renews: out for every tweet of the piece (a piece's
+    // rows cannot tell which the UPDATE will change), back in with their values after it.
+    const scrubPieces = scrubSet
+      ? authorPieces(db, tweets, authorCol, tw, (where) => `UPDATE ${tweets} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`, {
+          before: (where) => ftsScrubs.map((f) => ftsRemove(f, tw.table, where)),
+          after: (where) => ftsScrubs.map((f) => ftsAdd(f, tw.table, where)),
+        })
+      : null;
     const recordScrubRange = recordScrubs
-      ? db.prepare(scrubRecordSql(`${authorCol} = @author AND (@from IS NULL OR ${q(tw.id)} > @from) AND (@upTo IS NULL OR ${q(tw.id)} <= @upTo)`))
+      ? db.prepare(scrubRecordSql(`${authorCol} = @author AND (@from IS NULL OR ${quoteIdent(tw.id)} > @from) AND (@upTo IS NULL OR ${quoteIdent(tw.id)} <= @upTo)`))
       : null;
     const bindTweet = bind(tw.idEncoding);
-    const tweetWhere: Where = { sql: `${q(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding };
+    const tweetWhere: Where = { sql: `${quoteIdent(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding };
     const deleteTweet = prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, tweetWhere, 'cascade', tombstoneRun));
     const tweetDependents = prepareDependentPieces(db, target, tw, tweetWhere, counter, tombstoneRun);
     // Integers come back as BigInt and become decimal text: an ID never passes through a JS number.
-    const tweetsOfAuthor = db.prepare(`SELECT ${q(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
+    const tweetsOfAuthor = db.prepare(`SELECT ${quoteIdent(tw.id)} FROM ${tweets} WHERE ${author} LIMIT 256`).pluck().safeIntegers(true);
     const bindAuthor = bind(authorEncoding);
     const deleteTweetsOfAuthor = (key: Id, reason: string, at: string, stop: () => boolean) => {
       let deleted = 0;
@@ -385,10 +392,25 @@ export function authorPieces(
   authorCol: string,
   tw: TableTarget,
   sqlFor: (where: string) => string,
+  /** Statements run on the same rows before and after each piece's update (not counted). */
+  around: { before: (where: string) => string[]; after: (where: string) => string[] } = { before: () => [], after: () => [] },
 ): (author: unknown, params: Record<string, unknown>, after: Id | null, stop: () => boolean) => AuthorPieces {
-  const id = q(tw.id);
-  const first = db.prepare(sqlFor(`${authorCol} = @author AND ${id} <= @upTo`));
-  const next = db.prepare(sqlFor(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`));
+  const id = quoteIdent(tw.id);
+  const piece = (where: string) => {
+    const update = db.prepare(sqlFor(where));
+    const before = around.before(where).map((sql) => db.prepare(sql));
+    const after = around.after(where).map((sql) => db.prepare(sql));
+    return {
+      run: (bound: Record<string, unknown>) => {
+        for (const stmt of before) stmt.run(bound);
+        const result = update.run(bound);
+        for (const stmt of after) stmt.run(bound);
+        return result;
+      },
+    };
+  };
+  const first = piece(`${authorCol} = @author AND ${id} <= @upTo`);
+  const next = piece(`${authorCol} = @author AND ${id} > @after AND ${id} <= @upTo`);
   const walkFirst = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author ORDER BY ${id} LIMIT 1 OFFSET @skip`);
   const walkNext = db.prepare(`SELECT ${id} FROM ${tweets} WHERE ${authorCol} = @author AND ${id} > @after ORDER BY ${id} LIMIT 1 OFFSET @skip`);
   const walkLast = db.prepare(`SELECT max(${id}) FROM ${tweets} WHERE ${authorCol} = @author`);
@@ -430,7 +452,7 @@ function prepareDelete(
   /** undefined: no tombstones (a dry run). */
   runId: number | null | undefined,
 ): (key: Id, reason: string, at: string, stop?: () => boolean) => number {
-  const where: Where = { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
+  const where: Where = { sql: `${quoteIdent(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
   const run = prepareSteps(db, target, t, counter, deleteSteps(target, t.table, where, 'result', runId));
   const dependents = prepareDependentPieces(db, target, t, where, counter, runId);
   return (key, reason, at, stop = () => false) => {
@@ -481,21 +503,21 @@ function prepareQueuedDelete(
   runId: number | null | undefined,
   perRow: (key: Id, reason: string, at: string, stop?: () => boolean) => number,
 ): QueuedDelete | null {
-  const steps = deleteSteps(target, t.table, { sql: `${q(t.id)} ${IN_LIST}`, column: t.id, encoding: t.idEncoding, set: true }, 'result', runId);
+  const steps = deleteSteps(target, t.table, { sql: `${quoteIdent(t.id)} ${IN_LIST}`, column: t.id, encoding: t.idEncoding, set: true }, 'result', runId);
   if (steps.length <= 2 || steps.some((s) => s.cause === 'cascade') || target.triggerTargets.some((table) => same(table, t.table))) return null;
   // Relations that delete rows of this same table (copies): a queued row may take another queued row with it.
   const selfDeleting = (target.relations.get(t.table.toLowerCase()) ?? []).filter((r) => same(r.childTable, t.table) && r.action !== 'set_null' && r.action !== 'set_default');
   if (selfDeleting.some((r) => !same(r.parentColumn, t.id))) return null;
   // The row's direct dependents, counted up to a piece per relation: a row with a piece or more of them is deleted by
   // itself (prepareDependentPieces cuts them by reconcile.maxLockMs), and a group holds at most DELETE_GROUP_DEPENDENTS.
-  const ownWhere: Where = { sql: `${q(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
+  const ownWhere: Where = { sql: `${quoteIdent(t.id)} = ?`, column: t.id, encoding: t.idEncoding };
   const direct = (target.relations.get(t.table.toLowerCase()) ?? []).map((r) => ({ table: r.childTable, where: childWhereOf(r, t.table, ownWhere) }));
   const countDependents = direct.length
-    ? db.prepare(`SELECT ${direct.map((d) => `(SELECT count(*) FROM (SELECT 1 FROM ${q(d.table)} WHERE ${d.where.sql} LIMIT ${DEPENDENT_PIECE}))`).join(', ')}`).raw().safeIntegers(false)
+    ? db.prepare(`SELECT ${direct.map((d) => `(SELECT count(*) FROM (SELECT 1 FROM ${quoteIdent(d.table)} WHERE ${d.where.sql} LIMIT ${DEPENDENT_PIECE}))`).join(', ')}`).raw().safeIntegers(false)
     : null;
   const dependents = (key: Id) => (countDependents ? (countDependents.get(direct.map((d) => (d.where.encoding === 'number' ? BigInt(key) : key))) as number[]) : []);
   let queuedDependents = 0;
-  const probe = db.prepare(`SELECT ${['1', ...selfDeleting.map((r) => q(r.childColumn))].join(', ')} FROM ${q(t.table)} WHERE ${q(t.id)} = ?`).raw().safeIntegers(true);
+  const probe = db.prepare(`SELECT ${['1', ...selfDeleting.map((r) => quoteIdent(r.childColumn))].join(', ')} FROM ${quoteIdent(t.table)} WHERE ${quoteIdent(t.id)} = ?`).raw().safeIntegers(true);
   const bindKey = t.idEncoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
   const find = (key: Id) => probe.get(bindKey(key)) as unknown[] | undefined;
   const pointers = (row: unknown[] | undefined) => (row ? row.slice(1).filter((v) => v !== null).map((v) => String(v) as Id) : []);
@@ -611,7 +633,7 @@ function prepareDependentPieces(
     .filter((relation) => schema.table(relation.childTable)?.withoutRowid === false)
     .map((relation) => {
       const childWhere = childWhereOf(relation, t.table, where);
-      const pick = db.prepare(`SELECT rowid FROM ${q(relation.childTable)} WHERE ${childWhere.sql} LIMIT ${DEPENDENT_PIECE}`).pluck().safeIntegers(true);
+      const pick = db.prepare(`SELECT rowid FROM ${quoteIdent(relation.childTable)} WHERE ${childWhere.sql} LIMIT ${DEPENDENT_PIECE}`).pluck().safeIntegers(true);
       const bindKey = childWhere.encoding === 'number' ? (key: Id) => BigInt(key) : (key: Id) => key;
       const steps = relationSteps(target, relation, chunk, runId, true);
       const apply = prepareSteps(db, target, t, counter, steps);
@@ -710,42 +732,42 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
         ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, value, ${run} FROM json_each(?) WHERE true ON CONFLICT (type, id) DO NOTHING`
         : cause === 'result'
         ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
-        : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${q(mapped.id)}, ${run} FROM ${q(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
+        : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${quoteIdent(mapped.id)}, ${run} FROM ${quoteIdent(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
     steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
   }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
-    const ids = where.column !== null && same(where.column, mapped.id) ? (where.set ? IN_LIST : '= ?') : `IN (SELECT ${q(mapped.id)} FROM ${q(table)} WHERE ${where.sql})`;
+    const ids = where.column !== null && same(where.column, mapped.id) ? (where.set ? IN_LIST : '= ?') : `IN (SELECT ${quoteIdent(mapped.id)} FROM ${quoteIdent(table)} WHERE ${where.sql})`;
     steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
   }
   // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
   for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
     steps.push({ sql: ftsRemove(f, table, where.sql), encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
   }
-  steps.push({ sql: `DELETE FROM ${q(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
+  steps.push({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
   return steps;
 }
 
 /** Takes the entries of the rows of `table` chosen by `where` out of an FTS index, while those rows still hold them. */
 function ftsRemove(f: FtsDelete, table: string, where: string): string {
-  const rows = `FROM ${q(table)} WHERE ${where}`;
+  const rows = `FROM ${quoteIdent(table)} WHERE ${where}`;
   if (f.by === 'values') {
-    return `INSERT INTO ${q(f.fts)} (${[q(f.fts), 'rowid', ...f.columns.map(q)].join(', ')}) SELECT ${["'delete'", q(f.rowid), ...f.values.map(q)].join(', ')} ${rows}`;
+    return `INSERT INTO ${quoteIdent(f.fts)} (${[quoteIdent(f.fts), 'rowid', ...f.columns.map(quoteIdent)].join(', ')}) SELECT ${["'delete'", quoteIdent(f.rowid), ...f.values.map(quoteIdent)].join(', ')} ${rows}`;
   }
-  return `DELETE FROM ${q(f.fts)} WHERE ${f.by} IN (SELECT ${q(f.rowid)} ${rows})`;
+  return `DELETE FROM ${quoteIdent(f.fts)} WHERE ${f.by} IN (SELECT ${quoteIdent(f.rowid)} ${rows})`;
 }
 
 /** Puts the entries of those rows (their values now) into the index. */
 function ftsAdd(f: FtsDelete, table: string, where: string): string {
-  return `INSERT INTO ${q(f.fts)} (${[f.module === 'fts5' ? 'rowid' : 'docid', ...f.columns.map(q)].join(', ')}) SELECT ${[q(f.rowid), ...f.values.map(q)].join(', ')} FROM ${q(table)} WHERE ${where}`;
+  return `INSERT INTO ${quoteIdent(f.fts)} (${[f.module === 'fts5' ? 'rowid' : 'docid', ...f.columns.map(quoteIdent)].join(', ')}) SELECT ${[quoteIdent(f.rowid), ...f.values.map(quoteIdent)].join(', ')} FROM ${quoteIdent(table)} WHERE ${where}`;
 }
 
 /** The rows of a relation's child table that reference the rows of `table` chosen by `where`. */
 function childWhereOf(relation: Relation, table: string, where: Where): Where {
   return where.column !== null && same(relation.parentColumn, where.column)
-    ? { sql: `${q(relation.childColumn)} ${where.set ? IN_LIST : '= ?'}`, column: relation.childColumn, encoding: relation.childEncoding, set: where.set }
+    ? { sql: `${quoteIdent(relation.childColumn)} ${where.set ? IN_LIST : '= ?'}`, column: relation.childColumn, encoding: relation.childEncoding, set: where.set }
     : {
-        sql: `${q(relation.childColumn)} IN (SELECT ${q(relation.parentColumn)} FROM ${q(table)} WHERE ${where.sql})`,
+        sql: `${quoteIdent(relation.childColumn)} IN (SELECT ${quoteIdent(relation.parentColumn)} FROM ${quoteIdent(table)} WHERE ${where.sql})`,
         column: null,
         encoding: where.encoding,
       };
@@ -762,7 +784,7 @@ function relationSteps(target: Target, relation: Relation, childWhere: Where, ru
 function clearReference(relation: Relation, where: Where): string {
   // set_null, and a copy relation met inside a copy's deletion (see deleteSteps).
   const value = relation.action === 'set_default' ? (relation.defaultSql ?? 'NULL') : 'NULL';
-  return `UPDATE ${q(relation.childTable)} SET ${q(relation.childColumn)} = ${value} WHERE ${where.sql}`;
+  return `UPDATE ${quoteIdent(relation.childTable)} SET ${quoteIdent(relation.childColumn)} = ${value} WHERE ${where.sql}`;
 }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
@@ -830,9 +852,9 @@ export function explainCommitFailure(err: unknown, db: Db, target: Target, type:
 
 /** The SET list of a geo scrub; null when the mapping names nothing to scrub. */
 function scrubAssignments(geo: GeoScrub): string | null {
-  const sets = geo.nullColumns.map((c) => `${q(c)} = NULL`);
+  const sets = geo.nullColumns.map((c) => `${quoteIdent(c)} = NULL`);
   for (const { column, paths } of geo.json) {
-    const col = q(column);
+    const col = quoteIdent(column);
     // Only valid JSON is rewritten (json_remove would throw on anything else and abort the batch); other keys keep
     // their values, numbers keep their exact text (SQLite ≥ 3.45 stores JSON numbers as text).
     sets.push(`${col} = CASE WHEN json_valid(${col}) THEN json_remove(${col}, ${paths.map(quoteLiteral).join(', ')}) ELSE ${col} END`);
@@ -845,9 +867,9 @@ function scrubAssignments(geo: GeoScrub): string | null {
  * is NULL only for a missing path; a key holding JSON null is removed too). Not valid JSON: nothing to clear.
  */
 function scrubCondition(geo: GeoScrub): string {
-  const tests = geo.nullColumns.map((c) => `${q(c)} IS NOT NULL`);
+  const tests = geo.nullColumns.map((c) => `${quoteIdent(c)} IS NOT NULL`);
   for (const { column, paths } of geo.json) {
-    const col = q(column);
+    const col = quoteIdent(column);
     tests.push(`CASE WHEN json_valid(${col}) THEN ${paths.map((p) => `json_type(${col}, ${quoteLiteral(p)}) IS NOT NULL`).join(' OR ')} ELSE 0 END`);
   }
   return tests.length ? `(${tests.join(' OR ')})` : '0';
@@ -860,8 +882,9 @@ function scrubCondition(geo: GeoScrub): string {
  * statements changed there is subtracted, and the rest is the triggers' doing.
  */
 function prepareTriggerTally(db: Db, tables: readonly string[]) {
+  // The temp schema, not the store's: SchemaInfo reads the main schema only, and these triggers are this connection's.
   for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_tally\\_%' ESCAPE '\\'").pluck().all() as string[]) {
-    db.exec(`DROP TRIGGER temp.${q(name)}`);
+    db.exec(`DROP TRIGGER temp.${quoteIdent(name)}`);
   }
   if (!tables.length) return null;
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_tally (tbl TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tbl, kind))');
@@ -875,7 +898,7 @@ function prepareTriggerTally(db: Db, tables: readonly string[]) {
     for (const [event, kind] of events) {
       db.prepare('INSERT INTO temp.cs_tally (tbl, kind, n) VALUES (?, ?, 0)').run(table, kind);
       db.exec(
-        `CREATE TEMP TRIGGER ${q(`cs_tally_${i}_${kind}`)} AFTER ${event} ON main.${q(table)} BEGIN
+        `CREATE TEMP TRIGGER ${quoteIdent(`cs_tally_${i}_${kind}`)} AFTER ${event} ON main.${quoteIdent(table)} BEGIN
            UPDATE temp.cs_tally SET n = n + 1 WHERE tbl = ${quoteLiteral(table)} AND kind = '${kind}'; END`,
       );
     }

@@ -1,8 +1,8 @@
 import type { Db } from './open.js';
-import { quoteIdent as q } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral } from './schemaInfo.js';
 import { embedIndexReady } from './embedIndex.js';
-import { embedMatches } from './sweeps.js';
-import type { Target } from './target.js';
+import { EMBEDDED_GEO_KEYS, embedMatches } from './sweeps.js';
+import type { OrphanRule, Target } from './target.js';
 
 /**
  * What an audit checks of issue 12's copies and orphans, read-only: rows still stored that a deletion should have taken
@@ -49,22 +49,53 @@ export function countCopyResidue(db: Db, target: Target): CopyResidue {
       collect(
         db,
         into,
-        `SELECT c.rowid AS row, c.${q(r.childColumn)} AS ref FROM cs_tombstones t JOIN ${q(r.childTable)} c ON c.${q(r.childColumn)} = t.id WHERE t.type = '${parent.type}'`,
+        `SELECT c.rowid AS row, c.${quoteIdent(r.childColumn)} AS ref FROM cs_tombstones t JOIN ${quoteIdent(r.childTable)} c ON c.${quoteIdent(r.childColumn)} = t.id WHERE t.type = '${parent.type}'`,
         (row) => `${r.childTable}.${r.childColumn} = ${String(row.ref)} (rowid ${String(row.row)}): a deleted ${parent.type === 'tweets' ? 'tweet' : 'user'}`,
       );
     }
   }
-  const tw = target.tweets;
-  if (target.embeds.length) {
-    const sql = embedIndexReady(db, target)
-      ? `SELECT x.tweet_id AS id, x.embedded_id AS embedded FROM cs_embeds x JOIN ${q(tw.table)} s ON s.${q(tw.id)} = x.tweet_id
-         WHERE EXISTS (SELECT 1 FROM cs_tombstones t WHERE t.type = 'tweets' AND t.id = x.embedded_id)`
-      : `SELECT ${q(tw.id)} AS id, NULL AS embedded FROM ${q(tw.table)} WHERE ${target.embeds.map((rule) => embedMatches(rule, "(SELECT CAST(id AS TEXT) AS id FROM cs_tombstones WHERE type = 'tweets')")).join(' OR ')}`;
-    collect(db, out.embedded, sql, (row) => `tweet ${String(row.id)} embeds ${row.embedded === null ? 'a deleted tweet' : `deleted tweet ${String(row.embedded)}`}`);
-  }
-  for (const o of target.orphans) {
-    const unreferenced = o.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${q(r.table)} r WHERE r.${q(r.column)} = o.${q(o.key)})`).join(' AND ');
-    collect(db, out.orphans, `SELECT o.${q(o.key)} AS k FROM ${q(o.table)} o WHERE ${unreferenced}`, (row) => `${o.table}.${o.key} = ${String(row.k)}: nothing references it`);
-  }
+  const embedded = embeddedCopiesSql(db, target);
+  if (embedded) collect(db, out.embedded, embedded, (row) => `tweet ${String(row.id)} embeds ${row.embedded === null ? 'a deleted tweet' : `deleted tweet ${String(row.embedded)}`}`);
+  for (const o of target.orphans) collect(db, out.orphans, orphansSql(o), (row) => `${o.table}.${o.key} = ${String(row.k)}: nothing references it`);
   return out;
+}
+
+/**
+ * SQL selecting `id` (a stored tweet) and `embedded` (the deleted tweet its JSON still embeds; NULL when found without
+ * the index), one row per pair; null when no embed rule applies. Through cs_embeds when it is complete, else one pass.
+ */
+export function embeddedCopiesSql(db: Db, target: Target): string | null {
+  if (!target.embeds.length) return null;
+  const tw = target.tweets;
+  return embedIndexReady(db, target)
+    ? `SELECT x.tweet_id AS id, x.embedded_id AS embedded FROM cs_embeds x JOIN ${quoteIdent(tw.table)} s ON s.${quoteIdent(tw.id)} = x.tweet_id
+       WHERE EXISTS (SELECT 1 FROM cs_tombstones t WHERE t.type = 'tweets' AND t.id = x.embedded_id)`
+    : `SELECT ${quoteIdent(tw.id)} AS id, NULL AS embedded FROM ${quoteIdent(tw.table)} WHERE ${target.embeds.map((rule) => embedMatches(rule, "(SELECT CAST(id AS TEXT) AS id FROM cs_tombstones WHERE type = 'tweets')")).join(' OR ')}`;
+}
+
+/**
+ * SQL selecting `id` (a stored tweet) and `embedded` (a geo-scrubbed tweet, cs_scrubs) whose embedded copy in the row
+ * still carries geo; null without embed rules or without the complete index (a pass per scrubbed tweet would not end).
+ */
+export function embeddedGeoSql(db: Db, target: Target): string | null {
+  if (!embedIndexReady(db, target)) return null;
+  const tw = target.tweets;
+  const hasGeo = (json: string, at: string) => EMBEDDED_GEO_KEYS.map((k) => `json_type(${json}, ${quoteLiteral(`${at}.${k}`)}) IS NOT NULL`).join(' OR ');
+  const stillGeo = target.embeds
+    .map((rule) => {
+      const col = `s.${quoteIdent(rule.column)}`;
+      const test = rule.array
+        ? `EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE json_type(e.value) = 'object' AND json_extract(e.value, ${quoteLiteral(`$.${rule.idKey}`)}) = x.embedded_id AND (${hasGeo('e.value', '$')}))`
+        : `json_extract(${col}, ${quoteLiteral(`${rule.path}.${rule.idKey}`)}) = x.embedded_id AND (${hasGeo(col, rule.path)})`;
+      return `(CASE WHEN json_valid(${col}) THEN ${test} ELSE 0 END)`;
+    })
+    .join(' OR ');
+  return `SELECT x.tweet_id AS id, x.embedded_id AS embedded FROM cs_scrubs g JOIN cs_embeds x ON x.embedded_id = CAST(g.id AS TEXT)
+     JOIN ${quoteIdent(tw.table)} s ON s.${quoteIdent(tw.id)} = x.tweet_id WHERE g.type = 'tweets' AND (${stillGeo})`;
+}
+
+/** SQL selecting `k`, the key of each row of an orphan table that nothing references (rows never linked included). */
+export function orphansSql(o: OrphanRule): string {
+  const unreferenced = o.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${quoteIdent(r.table)} r WHERE r.${quoteIdent(r.column)} = o.${quoteIdent(o.key)})`).join(' AND ');
+  return `SELECT o.${quoteIdent(o.key)} AS k FROM ${quoteIdent(o.table)} o WHERE ${unreferenced}`;
 }

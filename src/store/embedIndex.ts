@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import { lastKey } from './sweeps.js';
 import type { EmbedRule, Target } from './target.js';
 
@@ -26,7 +26,7 @@ function embeddedPairs(rules: readonly EmbedRule[], id: string, row: { trigger: 
   const where = 'trigger' in row ? [] : [row.where];
   return rules
     .map((r) => {
-      const col = `${alias}.${q(r.column)}`;
+      const col = `${alias}.${quoteIdent(r.column)}`;
       const json = `CASE WHEN json_valid(${col}) THEN ${col} END`;
       // Text without the rule's last key cannot hold the embed: no JSON is parsed for it (most rows).
       const hasKey = `instr(${col}, ${quoteLiteral(`"${lastKey(r.path)}"`)}) > 0`;
@@ -56,19 +56,19 @@ const insertPairs = (pairs: string) =>
  */
 function wantedTriggers(target: Target): Map<string, string> {
   const tw = target.tweets;
-  const table = q(tw.table);
-  const id = q(tw.id);
+  const table = quoteIdent(tw.table);
+  const id = quoteIdent(tw.id);
   const rules = target.embeds;
   const columns = [...new Set(rules.map((r) => r.column))];
   const add = () => `${insertPairs(embeddedPairs(rules, id, { trigger: true }))};`;
   const name = (suffix: string) => `${EMBED_TRIGGER_PREFIX}${tw.table}_${suffix}`;
   return new Map([
-    [name('insert'), `CREATE TRIGGER ${q(name('insert'))} AFTER INSERT ON ${table} BEGIN ${add()} END`],
+    [name('insert'), `CREATE TRIGGER ${quoteIdent(name('insert'))} AFTER INSERT ON ${table} BEGIN ${add()} END`],
     [
       name('update'),
-      `CREATE TRIGGER ${q(name('update'))} AFTER UPDATE OF ${[id, ...columns.map(q)].join(', ')} ON ${table} BEGIN DELETE FROM cs_embeds WHERE tweet_id = +OLD.${id}; ${add()} END`,
+      `CREATE TRIGGER ${quoteIdent(name('update'))} AFTER UPDATE OF ${[id, ...columns.map(quoteIdent)].join(', ')} ON ${table} BEGIN DELETE FROM cs_embeds WHERE tweet_id = +OLD.${id}; ${add()} END`,
     ],
-    [name('delete'), `CREATE TRIGGER ${q(name('delete'))} AFTER DELETE ON ${table} BEGIN DELETE FROM cs_embeds WHERE tweet_id = +OLD.${id}; END`],
+    [name('delete'), `CREATE TRIGGER ${quoteIdent(name('delete'))} AFTER DELETE ON ${table} BEGIN DELETE FROM cs_embeds WHERE tweet_id = +OLD.${id}; END`],
   ]);
 }
 
@@ -77,7 +77,7 @@ function signature(target: Target): string {
   return JSON.stringify({ table: target.tweets.table, id: target.tweets.id, rules: target.embeds });
 }
 
-const hasLedgerTables = (db: Db) => db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'cs_embeds_state'").get() !== undefined;
+const hasLedgerTables = (db: Db) => new SchemaInfo(db).table('cs_embeds_state') !== undefined;
 
 /** Whether cs_embeds is complete for these rules, so a sweep may look embedding rows up in it (read-only). */
 export function embedIndexReady(db: Db, target: Target): boolean {
@@ -92,14 +92,11 @@ export function embedIndexReady(db: Db, target: Target): boolean {
  * Returns the rows filled in by this call.
  */
 export function ensureEmbedIndex(db: Db, target: Target): number {
-  const existing = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ${EMBED_TRIGGER_PREFIX.length}) = ?`).all(EMBED_TRIGGER_PREFIX) as {
-    name: string;
-    sql: string;
-  }[];
+  const existing = new SchemaInfo(db).triggers().filter((trigger) => trigger.name.startsWith(EMBED_TRIGGER_PREFIX));
   if (!target.embeds.length) {
     if (existing.length) {
       db.transaction(() => {
-        for (const e of existing) db.exec(`DROP TRIGGER ${q(e.name)}`);
+        for (const e of existing) db.exec(`DROP TRIGGER ${quoteIdent(e.name)}`);
         db.exec('DELETE FROM cs_embeds; DELETE FROM cs_embeds_state');
       }).immediate();
     }
@@ -113,7 +110,7 @@ export function ensureEmbedIndex(db: Db, target: Target): number {
   const triggersCurrent = existing.length === wanted.size && existing.every((e) => wanted.get(e.name) === e.sql);
   if (!state || state.rules !== sig || !triggersCurrent) {
     db.transaction(() => {
-      for (const e of existing) db.exec(`DROP TRIGGER ${q(e.name)}`);
+      for (const e of existing) db.exec(`DROP TRIGGER ${quoteIdent(e.name)}`);
       db.exec('DELETE FROM cs_embeds');
       for (const sql of wanted.values()) db.exec(sql);
       db.prepare('INSERT OR REPLACE INTO cs_embeds_state (id, rules, filled_to, complete) VALUES (1, ?, NULL, 0)').run(sig);
@@ -121,8 +118,8 @@ export function ensureEmbedIndex(db: Db, target: Target): number {
   } else if (state.complete === 1n) return 0;
 
   const tw = target.tweets;
-  const table = q(tw.table);
-  const id = q(tw.id);
+  const table = quoteIdent(tw.table);
+  const id = quoteIdent(tw.id);
   const chunk = db.prepare(`SELECT ${id} FROM ${table} WHERE ${id} > @from ORDER BY ${id} LIMIT ${FILL_ROWS}`).pluck().safeIntegers(true);
   const fill = db.prepare(insertPairs(embeddedPairs(target.embeds, id, { table, where: `t.${id} > @from AND t.${id} <= @to` })));
   const progress = db.prepare('UPDATE cs_embeds_state SET filled_to = ?, complete = ? WHERE id = 1');

@@ -2,6 +2,7 @@ import { statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo } from './schemaInfo.js';
+import { vacuumInWorker } from './vacuumWorker.js';
 
 /**
  * Deleted content is overwritten with zeros instead of left in free space and free pages (SQLite's secure_delete),
@@ -15,7 +16,8 @@ export interface PurgeOptions {
   /**
    * Rebuild the file (VACUUM). secure_delete zeroes what is deleted from now on, but SQLite leaves copies of cells in
    * the free space of pages it rebalanced earlier (while the ingester wrote them, long before the deletion): only a
-   * rebuild rewrites every page. Costs a full copy of the store and an exclusive lock while it runs.
+   * rebuild rewrites every page. Costs a full copy of the store and an exclusive lock while it runs. It runs in a
+   * worker thread on a connection of its own (vacuumInWorker), so the caller's timers and signals keep running.
    */
   vacuum?: boolean;
   /**
@@ -41,7 +43,7 @@ export interface PurgeResult {
  * checkpointed into the main file and truncated, so old versions of the changed pages do not linger there. With
  * `vacuum` the file is rebuilt in between (see PurgeOptions).
  */
-export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
+export async function purgeStore(db: Db, options: PurgeOptions = {}): Promise<PurgeResult> {
   const started = performance.now();
   enableSecureDelete(db);
   const ftsOptimized: string[] = [];
@@ -49,7 +51,11 @@ export function purgeStore(db: Db, options: PurgeOptions = {}): PurgeResult {
     db.prepare(`INSERT INTO ${quoteIdent(fts.name)} (${quoteIdent(fts.name)}) VALUES ('optimize')`).run();
     ftsOptimized.push(fts.name);
   }
-  if (options.vacuum) db.exec('VACUUM');
+  if (options.vacuum) {
+    // An in-memory store has no file another connection could open (and no file to shrink).
+    if (db.memory) db.exec('VACUUM');
+    else await vacuumInWorker(db.name, Number(db.pragma('busy_timeout', { simple: true })));
+  }
   let walBusy = false;
   if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
     // TRUNCATE holds the write lock while it copies the WAL into the file (an ingester waits meanwhile): after a cycle

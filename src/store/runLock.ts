@@ -235,6 +235,7 @@ function heldBy(file: string): LockHolder | null {
   }
   try {
     db.pragma('busy_timeout = 0');
+    // Not a schema read: the cheapest statement that needs the lock file's read lock, which its holder keeps from us.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
     return null;
   } catch (err) {

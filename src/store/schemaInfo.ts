@@ -36,6 +36,8 @@ export interface ColumnFact {
   notNull: boolean;
   /** 1-based position in the primary key, 0 when not part of it. */
   pk: number;
+  /** The declared DEFAULT as SQLite keeps its text (an expression), or null when the column has none. */
+  defaultSql: string | null;
 }
 
 export type FkAction = 'NO ACTION' | 'RESTRICT' | 'SET NULL' | 'SET DEFAULT' | 'CASCADE';
@@ -142,6 +144,15 @@ export class SchemaInfo {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * Every table and index of the main schema, SQLite's own included (lower-cased name → its table, lower-cased): who
+   * owns a page that dbstat names.
+   */
+  tableOfEveryObject(): Map<string, string> {
+    const rows = this.db.prepare("SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')").all() as { name: string; tbl_name: string }[];
+    return new Map(rows.map((row) => [row.name.toLowerCase(), row.tbl_name.toLowerCase()]));
+  }
+
   table(name: string): TableFact | undefined {
     return this.tables().find((t) => same(t.name, name));
   }
@@ -155,8 +166,9 @@ export class SchemaInfo {
   }
 
   private readColumns(table: string): ColumnFact[] {
-    const rows = this.db.prepare('SELECT name, type, "notnull" AS nn, pk, hidden FROM pragma_table_xinfo(?)').all(table) as {
+    const rows = this.db.prepare('SELECT name, type, "notnull" AS nn, pk, dflt_value, hidden FROM pragma_table_xinfo(?)').all(table) as {
       name: string;
+      dflt_value: string | null;
       type: string;
       nn: number | bigint;
       pk: number | bigint;
@@ -164,7 +176,7 @@ export class SchemaInfo {
     }[];
     return rows
       .filter((row) => Number(row.hidden) === 0)
-      .map((row) => ({ name: row.name, type: row.type, notNull: Number(row.nn) === 1, pk: Number(row.pk) }));
+      .map((row) => ({ name: row.name, type: row.type, notNull: Number(row.nn) === 1, pk: Number(row.pk), defaultSql: row.dflt_value }));
   }
 
   column(table: string, name: string): ColumnFact | undefined {

@@ -2,7 +2,7 @@ import type { Id } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
 import { embedIndexReady } from './embedIndex.js';
 import type { Db } from './open.js';
-import { quoteIdent as q, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral } from './schemaInfo.js';
 import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
 
 /**
@@ -30,7 +30,8 @@ export interface Sweeps {
   run(at: string): void;
 }
 
-const GEO_KEYS = ['geo', 'coordinates', 'place'];
+/** What a geo scrub removes from an embedded copy of the scrubbed tweet (and what the audit looks for there). */
+export const EMBEDDED_GEO_KEYS = ['geo', 'coordinates', 'place'];
 
 export function prepareSweeps(
   db: Db,
@@ -43,8 +44,9 @@ export function prepareSweeps(
     tombstones: boolean;
   },
 ): Sweeps | null {
+  // The temp schema, not the store's: SchemaInfo reads the main schema only, and these triggers are this connection's.
   for (const name of db.prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND name LIKE 'cs\\_sweep\\_%' ESCAPE '\\'").pluck().all() as string[]) {
-    db.exec(`DROP TRIGGER temp.${q(name)}`);
+    db.exec(`DROP TRIGGER temp.${quoteIdent(name)}`);
   }
   const embeds = prepareEmbedSweep(db, target, counter, options);
   const orphans = prepareOrphanSweep(db, target.orphans, counter);
@@ -63,8 +65,8 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   const rules = target.embeds;
   if (!rules.length) return null;
   const tw = target.tweets;
-  const table = q(tw.table);
-  const id = q(tw.id);
+  const table = quoteIdent(tw.table);
+  const id = quoteIdent(tw.id);
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_gone_tweets (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_scrubbed_tweets (id TEXT PRIMARY KEY)');
   db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
@@ -79,7 +81,7 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   const bindId = bindFor(tw.idEncoding);
   const noteScrubbed = db.prepare('INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) VALUES (?)');
   const noteScrubbedByAuthor = target.authorId
-    ? db.prepare(`INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) SELECT CAST(${id} AS TEXT) FROM ${table} WHERE ${q(target.authorId)} = ?`)
+    ? db.prepare(`INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) SELECT CAST(${id} AS TEXT) FROM ${table} WHERE ${quoteIdent(target.authorId)} = ?`)
     : null;
   const bindAuthor = bindFor(target.authorEncoding);
   const pending = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
@@ -89,7 +91,7 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   // Rows that hold none of the rules' keys in their text are skipped before any JSON is parsed.
   const columns = [...new Set(rules.map((r) => r.column))];
   const prefilter = columns
-    .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${q(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
+    .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${quoteIdent(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
     .join(' OR ');
   const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
   const candidates = embedIndexReady(db, target)
@@ -147,7 +149,7 @@ export function embedMatches(rule: EmbedRule, set: string): string {
 }
 
 function matches(rule: EmbedRule, set: string): string {
-  const col = q(rule.column);
+  const col = quoteIdent(rule.column);
   const test = rule.array
     ? `EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)})`
     : `json_extract(${col}, ${quoteLiteral(`${rule.path}.${rule.idKey}`)}) IN (SELECT id FROM ${set})`;
@@ -156,7 +158,7 @@ function matches(rule: EmbedRule, set: string): string {
 
 /** SQL: the reason of the deleted tweet this row is a copy of by this rule, or NULL. */
 function reasonOf(rule: EmbedRule, set: string): string {
-  const col = q(rule.column);
+  const col = quoteIdent(rule.column);
   const test = rule.array
     ? `(SELECT g.reason FROM json_each(${col}, ${quoteLiteral(rule.path)}) e JOIN ${set} g ON g.id = json_extract(e.value, ${quoteLiteral(`$.${rule.idKey}`)}) WHERE ${elementIn(rule, set)} LIMIT 1)`
     : `(SELECT g.reason FROM ${set} g WHERE g.id = json_extract(${col}, ${quoteLiteral(`${rule.path}.${rule.idKey}`)}))`;
@@ -165,31 +167,36 @@ function reasonOf(rule: EmbedRule, set: string): string {
 
 /** The JSON path of the first embedded object of this rule whose ID is in `set` and that still has `also` (SQL). */
 function firstPath(rule: EmbedRule, set: string, also = ''): string {
-  const col = q(rule.column);
+  const col = quoteIdent(rule.column);
   if (!rule.array) return quoteLiteral(rule.path);
   return `(SELECT e.fullkey FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)}${also ? ` AND ${also}` : ''} LIMIT 1)`;
 }
 
 /** Removes one embedded object of a deleted tweet from a row (by ID). */
 function removeStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
-  const col = q(rule.column);
-  return db.prepare(`UPDATE ${table} SET ${col} = json_remove(${col}, ${firstPath(rule, set)}) WHERE ${id} = ? AND ${matches(rule, set)}`);
+  const col = quoteIdent(rule.column);
+  // v1.1 points at an embedded tweet beside it too (quoted_status_id_str, quoted_status_id, quoted_status_permalink
+  // with the tweet's URL): the pointer goes with the copy. Removing a path that is not there changes nothing.
+  const pointers = rule.array ? [] : POINTER_SUFFIXES.map((suffix) => quoteLiteral(`${rule.path}${suffix}`));
+  return db.prepare(`UPDATE ${table} SET ${col} = json_remove(${[col, firstPath(rule, set), ...pointers].join(', ')}) WHERE ${id} = ? AND ${matches(rule, set)}`);
 }
+
+const POINTER_SUFFIXES = ['_id_str', '_id', '_permalink'];
 
 /** Removes the geo of one embedded object of a scrubbed tweet that still has some (by ID). */
 function scrubStatement(db: Db, table: string, id: string, rule: EmbedRule, set: string) {
-  const col = q(rule.column);
-  const hasGeo = (object: string) => `(${GEO_KEYS.map((k) => `json_type(${object}, '$.${k}') IS NOT NULL`).join(' OR ')})`;
+  const col = quoteIdent(rule.column);
+  const hasGeo = (object: string) => `(${EMBEDDED_GEO_KEYS.map((k) => `json_type(${object}, '$.${k}') IS NOT NULL`).join(' OR ')})`;
   if (rule.array) {
     const path = firstPath(rule, set, hasGeo('e.value'));
     return db.prepare(
-      `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => `${path} || '.${k}'`).join(', ')})
+      `UPDATE ${table} SET ${col} = json_remove(${col}, ${EMBEDDED_GEO_KEYS.map((k) => `${path} || '.${k}'`).join(', ')})
        WHERE ${id} = ? AND CASE WHEN json_valid(${col}) THEN EXISTS (SELECT 1 FROM json_each(${col}, ${quoteLiteral(rule.path)}) e WHERE ${elementIn(rule, set)} AND ${hasGeo('e.value')}) ELSE 0 END`,
     );
   }
   const embedded = `json_extract(${col}, ${quoteLiteral(rule.path)})`;
   return db.prepare(
-    `UPDATE ${table} SET ${col} = json_remove(${col}, ${GEO_KEYS.map((k) => quoteLiteral(`${rule.path}.${k}`)).join(', ')})
+    `UPDATE ${table} SET ${col} = json_remove(${col}, ${EMBEDDED_GEO_KEYS.map((k) => quoteLiteral(`${rule.path}.${k}`)).join(', ')})
      WHERE ${id} = ? AND ${matches(rule, set)} AND json_type(${col}, ${quoteLiteral(rule.path)}) = 'object' AND ${hasGeo(embedded)}`,
   );
 }
@@ -205,14 +212,14 @@ function prepareOrphanSweep(db: Db, rules: readonly OrphanRule[], counter: Chang
   db.exec('DELETE FROM temp.cs_orphan_keys');
   const sweeps = rules.map((rule, i) => {
     rule.referencedBy.forEach((ref, j) => {
-      const c = q(ref.column);
+      const c = quoteIdent(ref.column);
       const note = `INSERT OR IGNORE INTO temp.cs_orphan_keys (rule, k) VALUES (${i}, old.${c});`;
-      db.exec(`CREATE TEMP TRIGGER ${q(`cs_sweep_orphan_${i}_${j}_d`)} AFTER DELETE ON main.${q(ref.table)} WHEN old.${c} IS NOT NULL BEGIN ${note} END`);
-      db.exec(`CREATE TEMP TRIGGER ${q(`cs_sweep_orphan_${i}_${j}_u`)} AFTER UPDATE OF ${c} ON main.${q(ref.table)} WHEN old.${c} IS NOT NULL AND old.${c} IS NOT new.${c} BEGIN ${note} END`);
+      db.exec(`CREATE TEMP TRIGGER ${quoteIdent(`cs_sweep_orphan_${i}_${j}_d`)} AFTER DELETE ON main.${quoteIdent(ref.table)} WHEN old.${c} IS NOT NULL BEGIN ${note} END`);
+      db.exec(`CREATE TEMP TRIGGER ${quoteIdent(`cs_sweep_orphan_${i}_${j}_u`)} AFTER UPDATE OF ${c} ON main.${quoteIdent(ref.table)} WHEN old.${c} IS NOT NULL AND old.${c} IS NOT new.${c} BEGIN ${note} END`);
     });
-    const key = q(rule.key);
-    const unreferenced = rule.referencedBy.map((ref) => `NOT EXISTS (SELECT 1 FROM ${q(ref.table)} r WHERE r.${q(ref.column)} = o.${key})`).join(' AND ');
-    const stmt = db.prepare(`DELETE FROM ${q(rule.table)} AS o WHERE o.${key} IN (SELECT k FROM temp.cs_orphan_keys WHERE rule = ${i}) AND ${unreferenced}`);
+    const key = quoteIdent(rule.key);
+    const unreferenced = rule.referencedBy.map((ref) => `NOT EXISTS (SELECT 1 FROM ${quoteIdent(ref.table)} r WHERE r.${quoteIdent(ref.column)} = o.${key})`).join(' AND ');
+    const stmt = db.prepare(`DELETE FROM ${quoteIdent(rule.table)} AS o WHERE o.${key} IN (SELECT k FROM temp.cs_orphan_keys WHERE rule = ${i}) AND ${unreferenced}`);
     const cell = counter.cell(rule.table, 'orphan', 'deleted');
     return () => counter.add(cell, stmt.run().changes);
   });

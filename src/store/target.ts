@@ -394,7 +394,7 @@ function resolveRelations(db: Db, schema: SchemaInfo, config: Config, tweets: Ta
         hint: `set the action of { "table": "${child}", "column": "${column}" } in store.dependents to "delete"`,
       });
     }
-    const defaultSql = action === 'set_default' ? columnDefault(db, child, column) : null;
+    const defaultSql = action === 'set_default' ? (columnFact.defaultSql ? `(${columnFact.defaultSql})` : 'NULL') : null;
     return {
       childTable: realName(schema, child),
       childColumn: columnFact.name,
@@ -447,12 +447,6 @@ function resolveRelations(db: Db, schema: SchemaInfo, config: Config, tweets: Ta
   visit(tweets, [tweets.table]);
   visit(users, [users.table]);
   return byParent;
-}
-
-/** The column's declared DEFAULT as SQL (as SQLite keeps it), or NULL: what ON DELETE SET DEFAULT writes. */
-function columnDefault(db: Db, table: string, column: string): string {
-  const row = db.prepare('SELECT dflt_value FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE').get(table, column) as { dflt_value: string | null } | undefined;
-  return row?.dflt_value ? `(${row.dflt_value})` : 'NULL';
 }
 
 /**

@@ -69,7 +69,7 @@ describe.each(LAYOUT_NAMES)('audit after a cycle on a %s store', (name) => {
     expect(count('SELECT count(*) FROM cs_scrubs')).toBeGreaterThan(10);
     db.close();
     expect(report.checks.map((c) => [c.name, c.ran, c.count])).toEqual(
-      ['tombstoned_rows', 'dependents', 'scrubbed_geo', 'fts_entries', 'deleted_bytes', 'coverage'].map((check) => [check, true, 0]),
+      ['tombstoned_rows', 'dependents', 'scrubbed_geo', 'fts_entries', 'embedded_copies', 'orphans', 'deleted_bytes', 'coverage'].map((check) => [check, true, 0]),
     );
 
     // The independent scan: the unique words of the deleted tweets and users that no stored row copies.

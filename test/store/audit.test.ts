@@ -36,9 +36,14 @@ async function auditedStore() {
   // guard off: the test writes deleted IDs back by hand, as a restored backup or a guard-less ingester would.
   const { db, config } = makeStore(dir, {
     reconcile: { guard: 'off' },
-    store: { path: 'store.db', dependents: [{ table: 'hashtags', column: 'tweet_id', references: 'tweets', action: 'delete' }] },
+    store: {
+      path: 'store.db',
+      dependents: [{ table: 'hashtags', column: 'tweet_id', references: 'tweets', action: 'delete' }],
+      orphans: [{ table: 'places', referencedBy: [{ table: 'tweets', column: 'place_id' }] }],
+    },
   });
   db.exec(`CREATE TABLE hashtags (tweet_id INTEGER, tag TEXT); CREATE INDEX hashtags_tweet ON hashtags(tweet_id);
+           CREATE TABLE places (id TEXT PRIMARY KEY); INSERT INTO places VALUES ('p1'); CREATE INDEX tweets_place ON tweets(place_id);
            CREATE VIRTUAL TABLE tweets_own USING fts5(text);
            CREATE TRIGGER tweets_own_ai AFTER INSERT ON tweets BEGIN INSERT INTO tweets_own (rowid, text) VALUES (new.id, new.text); END;
            CREATE TRIGGER tweets_own_ad AFTER DELETE ON tweets BEGIN DELETE FROM tweets_own WHERE rowid = old.id; END;`);
@@ -61,13 +66,15 @@ describe('audit', () => {
     // The purge a cycle ends with, and its vacuum: the rows were written before secure_delete was on, so copies of
     // their cells stay in the free space of pages SQLite rebalanced while they were written, until the file is rebuilt.
     expect(check(auditOf(db, config), 'deleted_bytes').count).toBeGreaterThan(0);
-    purgeStore(db, { vacuum: true });
+    await purgeStore(db, { vacuum: true });
     const report = auditOf(db, config);
     expect(report.checks.map((c) => [c.name, c.ran, c.count])).toEqual([
       ['tombstoned_rows', true, 0],
       ['dependents', true, 0],
       ['scrubbed_geo', true, 0],
       ['fts_entries', true, 0],
+      ['embedded_copies', true, 0],
+      ['orphans', true, 0],
       ['deleted_bytes', true, 0],
       // 40 tweets - 6 deleted - 6 of the deactivated user; 3 users - 1.
       ['coverage', true, 30],
@@ -82,7 +89,7 @@ describe('audit', () => {
 
   it('reports each class of residue planted by hand, with counts and examples; the CLI exits 1 and names each', { timeout: 60_000 }, async () => {
     const { db, config } = await auditedStore();
-    purgeStore(db, { vacuum: true });
+    await purgeStore(db, { vacuum: true });
     // (1) A deleted tweet written back (a restored backup): the trigger indexes it in tweets_own again.
     insertTweets(db, [{ id: T(0), author_id: OTHER_USER, text: 'back again', raw_json: rawOf(T(0), false) }]);
     // (2) A dependent of another deleted tweet.
@@ -101,6 +108,11 @@ describe('audit', () => {
     db.prepare('DELETE FROM tweets WHERE id = ?').run(BigInt(T(4)));
     db.prepare('DELETE FROM tweets_own WHERE rowid = ?').run(BigInt(T(4)));
     // (6) Rows no cycle checked: all of them (no cycle ran).
+    // (7) Embedded copies: a deleted tweet in another's expansions; a scrubbed tweet quoted with its geo.
+    db.prepare(`UPDATE tweets SET raw_json = json_set(raw_json, '$.includes', json(?)) WHERE id = ?`).run(JSON.stringify({ tweets: [{ id: T(5), text: 'gone' }] }), BigInt(T(20)));
+    db.prepare(`UPDATE tweets SET raw_json = json_set(raw_json, '$.quoted_status', json(?)) WHERE id = ?`).run(JSON.stringify({ id_str: T(12), geo: { place_id: 'p1' } }), BigInt(T(21)));
+    // (8) An orphan: a place no tweet references.
+    db.exec("INSERT INTO places VALUES ('p9')");
 
     const report = auditOf(db, config);
     expect(report.outcome).toBe('findings');
@@ -111,10 +123,14 @@ describe('audit', () => {
     expect(check(report, 'fts_entries').examples.map((e) => e.id).sort()).toEqual([T(0), T(2), T(3)]);
     const bytes = check(report, 'deleted_bytes');
     expect(bytes.examples.map((e) => e.id)).toContain(T(4));
-    // Besides it, at most the tweet written back (a copy of its live cell left by a page split).
-    expect(bytes.examples.map((e) => e.id).filter((id) => id !== T(4) && id !== T(0))).toEqual([]);
+    // Besides it, at most the tweet written back (a copy of its live cell left by a page split) and the deleted tweet
+    // planted in another's JSON (7), whose rewrites leave copies of that cell too.
+    expect(bytes.examples.map((e) => e.id).filter((id) => ![T(4), T(0), T(5)].includes(id))).toEqual([]);
     expect(Object.keys(bytes.locations).join()).toMatch(/free space in pages of tweets|WAL/);
     expect(check(report, 'coverage').count).toBe(31);
+    expect(check(report, 'embedded_copies')).toMatchObject({ count: 2, locations: { 'tweets.raw_json': 1, 'tweets.raw_json (geo)': 1 } });
+    expect(check(report, 'embedded_copies').examples.map((e) => e.id).sort()).toEqual([T(20), T(21)]);
+    expect(check(report, 'orphans')).toMatchObject({ count: 1, locations: { places: 1 }, examples: [{ where: 'places', id: 'p9' }] });
     db.close();
 
     const json = runCli(['audit', '--scan-bytes', '--json', '--config', config.configPath]);
@@ -132,6 +148,8 @@ describe('audit', () => {
       'FAIL dependents',
       'FAIL scrubbed_geo',
       'FAIL fts_entries',
+      'FAIL embedded_copies',
+      'FAIL orphans',
       'skip deleted_bytes',
       'FAIL coverage',
     ]);

@@ -39,7 +39,7 @@ describe('copies in raw JSON (default schema)', () => {
       { id: BIG, raw_json: JSON.stringify(original) },
       // v1.1 retweet and quote
       { id: '11', raw_json: JSON.stringify({ id_str: '11', text: 'RT @a: original words', retweeted_status: original }) },
-      { id: '12', raw_json: JSON.stringify({ id_str: '12', text: 'my take', quoted_status: original, quoted_status_id_str: BIG }) },
+      { id: '12', raw_json: JSON.stringify({ id_str: '12', text: 'my take', quoted_status: original, quoted_status_id_str: BIG, quoted_status_id: 1, quoted_status_permalink: { expanded: `https://twitter.com/a/status/${BIG}` } }) },
       // v2 tweet object alone (the default ingester's shape) and the v2 response shape
       { id: '13', raw_json: JSON.stringify({ id: '13', text: 'RT @a: original words', referenced_tweets: [{ type: 'retweeted', id: BIG }], includes: { tweets: [v2original] } }) },
       { id: '14', raw_json: JSON.stringify({ data: { id: '14', text: 'quote', referenced_tweets: [{ type: 'replied_to', id: '99' }, { type: 'quoted', id: BIG }] }, includes: { tweets: [{ id: '99', text: 'kept' }, v2original] } }) },
@@ -58,7 +58,8 @@ describe('copies in raw JSON (default schema)', () => {
     ]);
     const tweetsRun = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', [result(BIG, 'deleted'), result('20', 'scrub_geo')]));
     expect(ids(db, 'tweets')).toEqual(['12', '14', '20', '21', '22', '23', '24', '25', '30', '31']);
-    expect(raw(db, '12')).toEqual({ id_str: '12', text: 'my take', quoted_status_id_str: BIG });
+    // The embedded copy and the v1.1 pointers beside it.
+    expect(raw(db, '12')).toEqual({ id_str: '12', text: 'my take' });
     expect(raw(db, '14')).toEqual({ data: { id: '14', text: 'quote', referenced_tweets: [{ type: 'replied_to', id: '99' }] }, includes: { tweets: [{ id: '99', text: 'kept' }] } });
     expect(raw(db, '21')).toEqual({ id_str: '21', text: 'q', quoted_status: { id_str: '20', text: 'geo words' } });
     expect(raw(db, '22')).toEqual({ data: { id: '22' }, includes: { tweets: [{ id: '20', text: 'geo words' }, { id: '98', geo: { place_id: 'p9' } }] } });

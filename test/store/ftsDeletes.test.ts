@@ -39,7 +39,7 @@ describe('external-content FTS indexes without triggers', () => {
     }
     // FTS5 checks its index against the content table: a stale entry would fail here.
     db.prepare("INSERT INTO tweets_search (tweets_search, rank) VALUES ('integrity-check', 1)").run();
-    expect(purgeStore(db).ftsOptimized).toEqual(['tweets_search', 'tweets_search4']);
+    expect((await purgeStore(db)).ftsOptimized).toEqual(['tweets_search', 'tweets_search4']);
     db.exec("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, 'tweets_search', 'row')");
     expect(db.prepare('SELECT term FROM temp.v ORDER BY term').pluck().all()).toEqual(['alpha', 'wordeleven']);
     db.close();
@@ -117,6 +117,31 @@ describe('a geo scrub reaches full-text indexes no UPDATE trigger renews', () =>
       expect(matches(db, fts, 'text')).toEqual(['10', '11', '12', '13']);
     }
     // Both check their entries against what they were given: an entry left with the old words fails here.
+    db.prepare("INSERT INTO raw_search (raw_search, rank) VALUES ('integrity-check', 1)").run();
+    db.prepare("INSERT INTO raw_cl (raw_cl) VALUES ('integrity-check')").run();
+    db.close();
+  });
+
+  it("a user's geo scrub over their tweets (in pieces) renews the same indexes", async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    db.exec(`CREATE VIRTUAL TABLE raw_search USING fts5(raw_json, content=tweets, content_rowid=id);
+             CREATE VIRTUAL TABLE raw_search4 USING fts4(raw_json, content=tweets);
+             CREATE VIRTUAL TABLE raw_cl USING fts5(raw_json, content='');
+             CREATE TRIGGER raw_cl_ai AFTER INSERT ON tweets BEGIN INSERT INTO raw_cl (rowid, raw_json) VALUES (new.id, new.raw_json); END;`);
+    insertUsers(db, ['7', '8']);
+    // More tweets than a first piece (64), with and without geo, and another author's tweet that must stay as it is.
+    const authored = Array.from({ length: 150 }, (_, i) => ({ id: String(100 + i), author_id: '7', raw_json: i % 3 ? geoJson(`kathmandu${i}`) : JSON.stringify({ text: `nogeo${i}` }) }));
+    insertTweets(db, [...authored, { id: '50', author_id: '8', raw_json: geoJson('timbuktu') }]);
+    db.exec(`INSERT INTO raw_search (raw_search) VALUES ('rebuild'); INSERT INTO raw_search4 (raw_search4) VALUES ('rebuild');`);
+    await apply(db, config, 'users', writeResults(dir, 'u.jsonl', [result('7', 'scrub_geo', 'scrub_geo')]));
+    for (const fts of ['raw_search', 'raw_search4', 'raw_cl']) {
+      expect(matches(db, fts, 'kathmandu1')).toEqual([]);
+      expect(matches(db, fts, 'kathmandu149')).toEqual([]);
+      expect(matches(db, fts, 'nogeo0')).toEqual(['100']);
+      expect(matches(db, fts, 'timbuktu')).toEqual(['50']);
+      expect(matches(db, fts, 'text')).toHaveLength(151);
+    }
     db.prepare("INSERT INTO raw_search (raw_search, rank) VALUES ('integrity-check', 1)").run();
     db.prepare("INSERT INTO raw_cl (raw_cl) VALUES ('integrity-check')").run();
     db.close();

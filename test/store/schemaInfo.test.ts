@@ -60,7 +60,7 @@ describe('quoteIdent', () => {
     expect(quoteIdent('we"ird')).toBe('"we""ird"');
     const db = new Database(':memory:');
     db.exec(`CREATE TABLE ${quoteIdent('a "b" c')} (${quoteIdent('x"y')} INTEGER)`);
-    expect(new SchemaInfo(db).columns('a "b" c')).toEqual([{ name: 'x"y', type: 'INTEGER', notNull: false, pk: 0 }]);
+    expect(new SchemaInfo(db).columns('a "b" c')).toEqual([{ name: 'x"y', type: 'INTEGER', notNull: false, pk: 0, defaultSql: null }]);
     db.close();
   });
 });
@@ -83,13 +83,17 @@ describe('SchemaInfo on a foreign archive (read-only connection)', () => {
   it('reads columns with declared type, NOT NULL and primary-key position', () => {
     const info = readOnly(foreignStore());
     expect(info.columns('users')).toEqual([
-      { name: 'id', type: 'INTEGER', notNull: false, pk: 1 },
-      { name: 'screen_name', type: 'TEXT', notNull: true, pk: 0 },
-      { name: 'display name', type: 'TEXT', notNull: false, pk: 0 },
+      { name: 'id', type: 'INTEGER', notNull: false, pk: 1, defaultSql: null },
+      { name: 'screen_name', type: 'TEXT', notNull: true, pk: 0, defaultSql: null },
+      { name: 'display name', type: 'TEXT', notNull: false, pk: 0, defaultSql: null },
     ]);
     expect(info.columns('media_tweets').map((c) => [c.name, c.pk])).toEqual([['media_id', 1], ['tweets_id', 2]]);
     expect(info.column('tweets', 'USER')?.name).toBe('user');
     expect(info.columns('missing')).toEqual([]);
+    const withDefault = new Database(':memory:');
+    withDefault.exec("CREATE TABLE t (state TEXT NOT NULL DEFAULT 'gone', n INTEGER DEFAULT (1 + 1), bare TEXT)");
+    expect(new SchemaInfo(withDefault).columns('t').map((c) => c.defaultSql)).toEqual(["'gone'", '1 + 1', null]);
+    withDefault.close();
   });
 
   it('finds every foreign key that references a table, with its actions, self-references included', () => {

@@ -1,7 +1,7 @@
 import { countAudit, type AuditCounts } from '../../store/auditCounts.js';
 import { CASCADE_REASON_PREFIX, type ContentStatements } from '../../store/contentStatements.js';
 import type { ChangeCount } from '../../store/changeCounts.js';
-import { FOLLOW_UP_ACTIONS, type AuditAction, type FollowUpAction, type Id } from '../../types.js';
+import { CASCADE_ACTIONS, FOLLOW_UP_ACTIONS, type AuditAction, type FollowUpAction, type Id } from '../../types.js';
 import { EDITED_STATE, type ResultRecord } from '../resultRecords.js';
 
 /** Where applyRecords stops: the first record not wholly applied, and how far its cascade over tweets got. */
@@ -41,15 +41,15 @@ export function applyRecords(
       if (taken === 'delete' && cascade) {
         // A user's tweets follow the user whether or not the user row is stored: archives often hold tweets only.
         const { deleted, complete } = cascade.deleteTweetsOfAuthor(id, reason, asOf, overTime);
-        if (deleted) count(reason, 'cascade_delete', deleted);
+        if (deleted) count(reason, CASCADE_ACTIONS.delete, deleted);
         if (!complete) return { records: i, after: null };
       } else if (taken === 'mark' && cascade && state !== EDITED_STATE) {
         const { changed, after: stopped } = cascade.markByAuthor(id, state!, CASCADE_REASON_PREFIX + reason, asOf, after, overTime);
-        if (changed) count(reason, 'cascade_mark', changed);
+        if (changed) count(reason, CASCADE_ACTIONS.mark, changed);
         if (stopped !== null) return { records: i, after: stopped };
       } else if (taken === 'scrub_geo' && cascade) {
         const { changed, after: stopped } = cascade.scrubGeoByAuthor(id, after, overTime);
-        if (changed) count(reason, 'cascade_scrub_geo', changed);
+        if (changed) count(reason, CASCADE_ACTIONS.scrub_geo, changed);
         if (stopped !== null) return { records: i, after: stopped };
       }
       const found =
@@ -61,7 +61,7 @@ export function applyRecords(
       if (cascade && taken === 'delete') {
         // Tweets the author's deletion still found (none unless written meanwhile).
         const n = statements.lastDelete.cascaded;
-        if (n) count(reason, 'cascade_delete', n);
+        if (n) count(reason, CASCADE_ACTIONS.delete, n);
       }
       // A row with many dependents: a piece of them went in this transaction, the row waits for the next one.
       if (taken === 'delete' && !statements.lastDelete.complete) return { records: i, after: null };

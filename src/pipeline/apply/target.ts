@@ -37,20 +37,20 @@ export interface PreparedTarget {
  */
 export function prepareApplyTarget(options: ApplyOptions, target: Target, runId: number | null): PreparedTarget {
   const { db, config, type } = options;
-  const rc = config.reconcile;
+  const reconcileConfig = config.reconcile;
   const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
   // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete.
   if (!options.dryRun) ensureEmbedIndex(db, target);
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {
-    statements = prepareContentStatements(db, target, type, { cascadeUsers: rc.cascadeUsers, runId, tombstones: !options.dryRun });
+    statements = prepareContentStatements(db, target, type, { cascadeUsers: reconcileConfig.cascadeUsers, runId, tombstones: !options.dryRun });
   });
   if (!options.dryRun) {
     ensureVisibleViews(db, target);
-    ensureGuard(db, target, rc.guard);
+    ensureGuard(db, target, reconcileConfig.guard);
     // Deleted rows and scrubbed values are zeroed in the file, not left in free space (purgeStore does the rest).
-    if (rc.purge) enableSecureDelete(db);
+    if (reconcileConfig.purge) enableSecureDelete(db);
   }
   return { statements, relaxForeignKeys };
 }

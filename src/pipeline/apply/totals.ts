@@ -1,4 +1,4 @@
-import { emptyActionTotals } from '../../store/auditCounts.js';
+import { emptyActionTotals, sumActionTotals } from '../../store/auditCounts.js';
 import { addChanges, type ChangeCount, type ChangesByTable } from '../../store/changeCounts.js';
 import type { Totals } from './types.js';
 
@@ -10,22 +10,14 @@ export const emptyTotals = (): Totals => {
 export function addTotals(a: Totals, b: Totals): Totals {
   const rejected = { ...a.rejected };
   for (const [kind, n] of Object.entries(b.rejected)) rejected[kind] = (rejected[kind] ?? 0) + n;
+  const { applied, notFound, cascaded } = sumActionTotals(a, b);
   return {
     linesRead: a.linesRead + b.linesRead,
     records: a.records + b.records,
-    applied: {
-      delete: a.applied.delete + b.applied.delete,
-      mark: a.applied.mark + b.applied.mark,
-      scrub_geo: a.applied.scrub_geo + b.applied.scrub_geo,
-      ignore: a.applied.ignore + b.applied.ignore,
-    },
-    notFound: a.notFound + b.notFound,
+    applied,
+    notFound,
     rejected,
-    cascaded: {
-      deleted: a.cascaded.deleted + b.cascaded.deleted,
-      marked: a.cascaded.marked + b.cascaded.marked,
-      scrubbed: a.cascaded.scrubbed + b.cascaded.scrubbed,
-    },
+    cascaded,
     changes: mergeChanges(a.changes, b.changes),
   };
 }
