@@ -76,7 +76,7 @@ for (const [label, embeds, index] of [
   let fill = null;
   if (index) {
     const t0 = performance.now();
-    const filled = ensureEmbedIndex(db, resolveTarget(db, config));
+    const filled = await ensureEmbedIndex(db, resolveTarget(db, config), { maxLockMs: config.reconcile.maxLockMs });
     fill = { rows: filled, seconds: (performance.now() - t0) / 1000 };
     log(`  index filled in: ${filled} rows in ${fill.seconds.toFixed(2)} s`);
   }

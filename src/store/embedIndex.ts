@@ -1,3 +1,4 @@
+import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import { lastKey } from './sweeps.js';
@@ -91,7 +92,11 @@ export function embedIndexReady(db: Db, target: Target): boolean {
  * transactions of FILL_ROWS rows; drops everything when no embeds are mapped. Cheap when the index is complete.
  * Returns the rows filled in by this call.
  */
-export function ensureEmbedIndex(db: Db, target: Target): number {
+export async function ensureEmbedIndex(
+  db: Db,
+  target: Target,
+  options: { maxLockMs: number; onProgress?: (filled: number) => void; clock?: () => number } = { maxLockMs: Infinity },
+): Promise<number> {
   const existing = new SchemaInfo(db).triggers().filter((trigger) => trigger.name.startsWith(EMBED_TRIGGER_PREFIX));
   if (!target.embeds.length) {
     if (existing.length) {
@@ -120,24 +125,41 @@ export function ensureEmbedIndex(db: Db, target: Target): number {
   const tw = target.tweets;
   const table = quoteIdent(tw.table);
   const id = quoteIdent(tw.id);
-  const chunk = db.prepare(`SELECT ${id} FROM ${table} WHERE ${id} > @from ORDER BY ${id} LIMIT ${FILL_ROWS}`).pluck().safeIntegers(true);
+  const chunk = db.prepare(`SELECT ${id} FROM ${table} WHERE ${id} > @from ORDER BY ${id} LIMIT @rows`).pluck().safeIntegers(true);
   const fill = db.prepare(insertPairs(embeddedPairs(target.embeds, id, { table, where: `t.${id} > @from AND t.${id} <= @to` })));
   const progress = db.prepare('UPDATE cs_embeds_state SET filled_to = ?, complete = ? WHERE id = 1');
   const readFrom = db.prepare('SELECT filled_to FROM cs_embeds_state WHERE id = 1').pluck().safeIntegers(true);
+  // Filling a large store takes many transactions: each is sized to reconcile.maxLockMs (rows halved when one took
+  // longer than the cut, doubled when it took under half of it), with the lock left free and the event loop given a
+  // turn between two (lockTurn), as the apply's own transactions are, so an ingester keeps writing meanwhile.
+  const clock = options.clock ?? (() => performance.now());
+  const cutAfter = cutAfterMs(options.maxLockMs);
+  let rows = FILL_ROWS;
   let filled = 0;
   for (;;) {
-    const done = db
-      .transaction(() => {
-        // Below every stored ID: SQLite orders every integer before every text, so this works for both encodings.
-        const from = (readFrom.get() as unknown) ?? -(2n ** 63n);
-        const ids = chunk.all({ from }) as unknown[];
-        if (ids.length) fill.run({ from, to: ids[ids.length - 1] });
-        filled += ids.length;
-        const complete = ids.length < FILL_ROWS;
-        progress.run(ids.length ? ids[ids.length - 1] : from, complete ? 1 : 0);
-        return complete;
-      })
-      .immediate();
+    await lockTurn(options.maxLockMs);
+    const started = clock();
+    let done: boolean;
+    try {
+      done = db
+        .transaction(() => {
+          // Below every stored ID: SQLite orders every integer before every text, so this works for both encodings.
+          const from = (readFrom.get() as unknown) ?? -(2n ** 63n);
+          const ids = chunk.all({ from, rows }) as unknown[];
+          if (ids.length) fill.run({ from, to: ids[ids.length - 1] });
+          filled += ids.length;
+          const complete = ids.length < rows;
+          progress.run(ids.length ? ids[ids.length - 1] : from, complete ? 1 : 0);
+          return complete;
+        })
+        .immediate();
+    } finally {
+      lockReleased();
+    }
     if (done) return filled;
+    options.onProgress?.(filled);
+    const took = clock() - started;
+    if (took > cutAfter) rows = Math.max(16, Math.floor(rows / 2));
+    else if (took < cutAfter / 2) rows = Math.min(rows * 2, 1 << 16);
   }
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { countCopyResidue } from '../../src/store/copyResidue.js';
+import { embedIndexReady, ensureEmbedIndex } from '../../src/store/embedIndex.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { resolveTarget } from '../../src/store/target.js';
@@ -238,6 +239,34 @@ describe('countCopyResidue: what an audit reports of copies and orphans', () => 
     // Without the index (made again by the next apply), the same by a pass over the table.
     db.exec('DELETE FROM cs_embeds_state');
     expect(countCopyResidue(db, resolveTarget(db, config)).embedded).toEqual({ count: 1, examples: ['tweet 11 embeds a deleted tweet'] });
+    db.close();
+  });
+});
+
+describe('the embedded-copies index (cs_embeds)', () => {
+  it('is filled from the stored tweets in transactions sized to reconcile.maxLockMs, the event loop turning between them', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    const tweets = Array.from({ length: 3000 }, (_, i) => ({ id: String(1000 + i), raw_json: JSON.stringify({ id_str: String(1000 + i), quoted_status: { id_str: String(999 + i) } }) }));
+    insertTweets(db, tweets);
+    // Triggers fill the index for rows written from now on; the rows above were stored before it existed.
+    db.exec('DROP TRIGGER IF EXISTS cs_embeds_ai');
+    db.exec('DELETE FROM cs_embeds; DELETE FROM cs_embeds_state');
+    const target = resolveTarget(db, config);
+    // A fake clock: every reading is 150 ms later, so each transaction looks over the cut (half of 200 ms).
+    let now = 0;
+    const clock = () => (now += 150);
+    const progress: number[] = [];
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const filled = await ensureEmbedIndex(db, target, { maxLockMs: 200, clock, onProgress: (n) => progress.push(n) });
+    clearInterval(ticker);
+    expect(filled).toBe(3000);
+    expect(embedIndexReady(db, target)).toBe(true);
+    expect(Number(db.prepare('SELECT count(*) FROM cs_embeds').pluck().get())).toBe(3000);
+    // 2,000 rows first, then halved (each transaction took longer than the cut), then the one that finds the end.
+    expect(progress).toEqual([2000, 3000]);
+    expect(turns).toBeGreaterThan(0);
     db.close();
   });
 });

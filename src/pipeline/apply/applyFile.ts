@@ -29,7 +29,7 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   const opened = openApplyRun(options, now);
   const { file, run, totals, checkpoint, resumed } = opened;
   const runs = run ? applyRunsOf(db) : null;
-  const { statements, relaxForeignKeys } = prepareApplyTarget(options, target, run?.id ?? null);
+  const { statements, relaxForeignKeys } = await prepareApplyTarget(options, target, run?.id ?? null);
   const logger = options.logger.child({ type, runId: run?.id ?? null, ...(options.shard ? { shard: options.shard.id } : {}) });
   const limits = deletionLimits(options, statements);
   const summary = (state: ApplySummary['state'], wouldDelete: number, rejectsFile: string | null): ApplySummary => ({

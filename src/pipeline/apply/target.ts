@@ -35,12 +35,25 @@ export interface PreparedTarget {
  * Target preparation, second half (the run's ID is known: marks in cs_marks and tombstones name it): the statements,
  * and for a real run the cs_visible_* views, the ingest guard and secure_delete.
  */
-export function prepareApplyTarget(options: ApplyOptions, target: Target, runId: number | null): PreparedTarget {
+export async function prepareApplyTarget(options: ApplyOptions, target: Target, runId: number | null): Promise<PreparedTarget> {
   const { db, config, type } = options;
   const reconcileConfig = config.reconcile;
   const relaxForeignKeys = target.unenforceableForeignKeys.length > 0;
-  // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete.
-  if (!options.dryRun) ensureEmbedIndex(db, target);
+  // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete. The first
+  // apply on a store fills it from every stored tweet, in transactions bounded like the apply's own.
+  if (!options.dryRun) {
+    let logged = performance.now();
+    const filled = await ensureEmbedIndex(db, target, {
+      maxLockMs: reconcileConfig.maxLockMs,
+      clock: options.clock,
+      onProgress: (n) => {
+        if (performance.now() - logged < 30_000) return;
+        logged = performance.now();
+        options.logger.info({ tweets: n }, 'apply: filling the embedded-copies index (cs_embeds), once per store');
+      },
+    });
+    if (filled) options.logger.info({ tweets: filled }, 'apply: embedded-copies index (cs_embeds) filled');
+  }
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {
