@@ -91,15 +91,20 @@ describe('contentless FTS indexes fed by a trigger (content=\'\')', () => {
   });
 });
 
+/** External FTS5 and FTS4 over the raw JSON without triggers, and a contentless FTS5 a trigger feeds on insert. */
+function createRawIndexes(db: Db): void {
+  db.exec(`CREATE VIRTUAL TABLE raw_search USING fts5(raw_json, content=tweets, content_rowid=id);
+           CREATE VIRTUAL TABLE raw_search4 USING fts4(raw_json, content=tweets);
+           CREATE VIRTUAL TABLE raw_cl USING fts5(raw_json, content='');
+           CREATE TRIGGER raw_cl_ai AFTER INSERT ON tweets BEGIN INSERT INTO raw_cl (rowid, raw_json) VALUES (new.id, new.raw_json); END;`);
+}
+
 describe('a geo scrub reaches full-text indexes no UPDATE trigger renews', () => {
   const geoJson = (place: string) => JSON.stringify({ text: 't', geo: { place_id: 'p1', full_name: place } });
   it('external FTS5 and FTS4 and a contentless FTS5 over the raw JSON lose the geo words of a scrubbed row, the rest stays findable', async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir);
-    db.exec(`CREATE VIRTUAL TABLE raw_search USING fts5(raw_json, content=tweets, content_rowid=id);
-             CREATE VIRTUAL TABLE raw_search4 USING fts4(raw_json, content=tweets);
-             CREATE VIRTUAL TABLE raw_cl USING fts5(raw_json, content='');
-             CREATE TRIGGER raw_cl_ai AFTER INSERT ON tweets BEGIN INSERT INTO raw_cl (rowid, raw_json) VALUES (new.id, new.raw_json); END;`);
+    createRawIndexes(db);
     insertUsers(db, ['7']);
     insertTweets(db, [
       { id: '10', raw_json: geoJson('zanzibar') },
@@ -125,10 +130,7 @@ describe('a geo scrub reaches full-text indexes no UPDATE trigger renews', () =>
   it("a user's geo scrub over their tweets (in pieces) renews the same indexes", async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir);
-    db.exec(`CREATE VIRTUAL TABLE raw_search USING fts5(raw_json, content=tweets, content_rowid=id);
-             CREATE VIRTUAL TABLE raw_search4 USING fts4(raw_json, content=tweets);
-             CREATE VIRTUAL TABLE raw_cl USING fts5(raw_json, content='');
-             CREATE TRIGGER raw_cl_ai AFTER INSERT ON tweets BEGIN INSERT INTO raw_cl (rowid, raw_json) VALUES (new.id, new.raw_json); END;`);
+    createRawIndexes(db);
     insertUsers(db, ['7', '8']);
     // More tweets than a first piece (64), with and without geo, and another author's tweet that must stay as it is.
     const authored = Array.from({ length: 150 }, (_, i) => ({ id: String(100 + i), author_id: '7', raw_json: i % 3 ? geoJson(`kathmandu${i}`) : JSON.stringify({ text: `nogeo${i}` }) }));
