@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,13 +9,6 @@ import { REPO_ROOT } from './helpers/tmp.js';
  */
 
 const SECTION = '\u00a7';
-/**
- * The old text of migration 0001, kept byte for byte: stores record its checksum, and test/store/migrate.test.ts proves
- * they are still accepted, so its first line keeps a citation that predates this rule
- * (docs/architecture.md#the-store-tables is what it meant). The checksum below pins it: nothing else is exempt.
- */
-const FROZEN_FILE = 'test/fixtures/migrations/0001_initial.sql';
-const FROZEN_SHA256 = createHash('sha256').update(readFileSync(path.join(REPO_ROOT, FROZEN_FILE))).digest('hex');
 
 /** A markdown file named in a comment or a doc: it must be one the repository has. */
 const MARKDOWN_NAME = /(?<![\w/.-])(?:[\w-]+\/)*([\w-]+\.md)\b/g;
@@ -123,7 +115,6 @@ describe('docs stand on their own', () => {
     const present = new Set(files.filter((file) => file.rel.endsWith('.md')).map((file) => path.basename(file.rel)));
     const offending: string[] = [];
     for (const { rel, lines } of files) {
-      if (rel === FROZEN_FILE) continue;
       lines.forEach((line, index) => {
         // Prose only (docs, and comments in code): a file name inside a string is data, not a citation.
         const prose = rel.endsWith('.md') || /^\s*(\/\/|\/?\*|--|#)/.test(line);
@@ -133,10 +124,6 @@ describe('docs stand on their own', () => {
       });
     }
     expect(offending, 'link into docs/ (docs/x-api.md#…, docs/architecture.md#…) or write out the sentence it stands for').toEqual([]);
-  });
-
-  it('the exempt file is still the migration as shipped (its checksum is one the store code accepts)', () => {
-    expect(readFileSync(path.join(REPO_ROOT, 'src/store/migrate.ts'), 'utf8')).toContain(FROZEN_SHA256);
   });
 
   it('every link into docs/ and every relative markdown link lands on an existing file and heading', () => {
