@@ -3,10 +3,10 @@ import { durationMs } from '../config/duration.js';
 import { JOB_TYPES } from '../types.js';
 import { scanDeletedBytes } from './auditBytes.js';
 import { coverageOf } from './coverage.js';
-import { embeddedCopiesSql, embeddedGeoSql, orphansSql } from './copyResidue.js';
+import { embeddedCopiesSql, embeddedGeoSql, orphansSql, stillReferencingSql, tombstoneId } from './copyResidue.js';
 import type { Db } from './open.js';
 import { quoteIdent, quoteLiteral, SchemaInfo, type FtsFact } from './schemaInfo.js';
-import { resolveTarget, triggerWrites, type IdEncoding, type Target } from './target.js';
+import { resolveTarget, triggerWrites, type Target } from './target.js';
 
 /**
  * `compliance-sync audit`: checks that what the ledger says was done to the store is still true of it. Each check is
@@ -76,8 +76,6 @@ export class Findings {
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-/** A tombstone's ID as the column compares: INTEGER as it is, TEXT as its decimal text (so the column's index serves). */
-export const tombstoneId = (encoding: IdEncoding, column = 't.id') => (encoding === 'text' ? `CAST(${column} AS TEXT)` : column);
 
 /** count(*) and the first examples of a query that selects one column (an ID). */
 export function countAndExamples(db: Db, sql: string, params: unknown[], limit: number): { count: number; ids: bigint[] } {
@@ -129,8 +127,7 @@ const dependents: AuditCheck = {
           found.note(`${relation.childTable}.${relation.childColumn} references ${parent.table}.${relation.parentColumn}, not its ID: not checked`);
           continue;
         }
-        const sql = `SELECT t.id FROM cs_tombstones t JOIN ${quoteIdent(relation.childTable)} c ON c.${quoteIdent(relation.childColumn)} = ${tombstoneId(relation.childEncoding)} WHERE t.type = ?`;
-        const { count, ids } = countAndExamples(ctx.db, sql, [parent.type], ctx.examples);
+        const { count, ids } = countAndExamples(ctx.db, `SELECT id FROM (${stillReferencingSql(relation, parent.type)})`, [], ctx.examples);
         found.add(`${relation.childTable}.${relation.childColumn}`, count, ids);
       }
     }

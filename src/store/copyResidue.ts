@@ -2,7 +2,8 @@ import type { Db } from './open.js';
 import { quoteIdent, quoteLiteral } from './schemaInfo.js';
 import { embedIndexReady } from './embedIndex.js';
 import { EMBEDDED_GEO_KEYS, embedMatches } from './sweeps.js';
-import type { OrphanRule, Target } from './target.js';
+import type { JobType } from '../types.js';
+import type { IdEncoding, OrphanRule, Relation, Target } from './target.js';
 
 /**
  * What an audit checks of issue 12's copies and orphans, read-only: rows still stored that a deletion should have taken
@@ -49,8 +50,8 @@ export function countCopyResidue(db: Db, target: Target): CopyResidue {
       collect(
         db,
         into,
-        `SELECT c.rowid AS row, c.${quoteIdent(r.childColumn)} AS ref FROM cs_tombstones t JOIN ${quoteIdent(r.childTable)} c ON c.${quoteIdent(r.childColumn)} = t.id WHERE t.type = '${parent.type}'`,
-        (row) => `${r.childTable}.${r.childColumn} = ${String(row.ref)} (rowid ${String(row.row)}): a deleted ${parent.type === 'tweets' ? 'tweet' : 'user'}`,
+        stillReferencingSql(r, parent.type, 'c.rowid AS row'),
+        (row) => `${r.childTable}.${r.childColumn} = ${String(row.id)} (rowid ${String(row.row)}): a deleted ${parent.type === 'tweets' ? 'tweet' : 'user'}`,
       );
     }
   }
@@ -98,4 +99,17 @@ export function embeddedGeoSql(db: Db, target: Target): string | null {
 export function orphansSql(o: OrphanRule): string {
   const unreferenced = o.referencedBy.map((r) => `NOT EXISTS (SELECT 1 FROM ${quoteIdent(r.table)} r WHERE r.${quoteIdent(r.column)} = o.${quoteIdent(o.key)})`).join(' AND ');
   return `SELECT o.${quoteIdent(o.key)} AS k FROM ${quoteIdent(o.table)} o WHERE ${unreferenced}`;
+}
+
+/** A tombstone's ID as the column compares: INTEGER as it is, TEXT as its decimal text (so the column's index serves). */
+export const tombstoneId = (encoding: IdEncoding, column = 't.id') => (encoding === 'text' ? `CAST(${column} AS TEXT)` : column);
+
+/**
+ * SQL selecting `id`, a tombstoned ID of `parentType` that a row of the relation's table still references (one row per
+ * referencing row), and whatever `select` adds from that row (`c`). The one query of "a deleted row is still pointed
+ * at": the audit's `dependents` check and countCopyResidue both use it.
+ */
+export function stillReferencingSql(relation: Relation, parentType: JobType, select = ''): string {
+  const column = quoteIdent(relation.childColumn);
+  return `SELECT t.id AS id${select ? `, ${select}` : ''} FROM cs_tombstones t JOIN ${quoteIdent(relation.childTable)} c ON c.${column} = ${tombstoneId(relation.childEncoding)} WHERE t.type = '${parentType}'`;
 }
