@@ -24,21 +24,11 @@ export async function uploadFile(ctx: TransferContext, job: ComplianceJob, file:
 }
 
 function simple(ctx: TransferContext, job: ComplianceJob, file: string, size: number, signal?: AbortSignal): Promise<number> {
-  return retryTransfer(
-    ctx,
-    {
-      direction: 'upload',
-      job,
-      url: job.upload_url,
-      checkWindow: true,
-      attempt: async (client) => {
-        const headers = { 'content-type': ctx.contentType, 'content-length': String(size) };
-        const answer = await send(ctx, client, job, 'PUT', job.upload_url, signal, { headers, file });
-        return isSuccess(answer.status) ? { kind: 'done', value: size } : { kind: 'refused', answer };
-      },
-    },
-    signal,
-  );
+  return atUploadUrl(ctx, job, signal, async (client) => {
+    const headers = { 'content-type': ctx.contentType, 'content-length': String(size) };
+    const answer = await send(ctx, client, job, 'PUT', job.upload_url, signal, { headers, file });
+    return isSuccess(answer.status) ? { kind: 'done', value: size } : { kind: 'refused', answer };
+  });
 }
 
 /**
@@ -84,24 +74,19 @@ async function putChunk(ctx: TransferContext, client: Got, job: ComplianceJob, s
 }
 
 function startSession(ctx: TransferContext, job: ComplianceJob, signal?: AbortSignal): Promise<string> {
-  return retryTransfer(
-    ctx,
-    {
-      direction: 'upload',
-      job,
-      url: job.upload_url,
-      checkWindow: true,
-      attempt: async (client) => {
-        const headers = { 'content-type': ctx.contentType, 'content-length': '0', 'x-goog-resumable': 'start' };
-        const answer = await send(ctx, client, job, 'POST', job.upload_url, signal, { headers, body: Buffer.alloc(0) });
-        if (!isSuccess(answer.status)) return { kind: 'refused', answer };
-        const location = header(answer.headers.location);
-        if (!location) throw new XApiError('bad_response', `job ${job.id}: resumable upload start answered without a Location`, { jobId: job.id, status: answer.status });
-        return { kind: 'done', value: new URL(location, job.upload_url).toString() };
-      },
-    },
-    signal,
-  );
+  return atUploadUrl(ctx, job, signal, async (client) => {
+    const headers = { 'content-type': ctx.contentType, 'content-length': '0', 'x-goog-resumable': 'start' };
+    const answer = await send(ctx, client, job, 'POST', job.upload_url, signal, { headers, body: Buffer.alloc(0) });
+    if (!isSuccess(answer.status)) return { kind: 'refused', answer };
+    const location = header(answer.headers.location);
+    if (!location) throw new XApiError('bad_response', `job ${job.id}: resumable upload start answered without a Location`, { jobId: job.id, status: answer.status });
+    return { kind: 'done', value: new URL(location, job.upload_url).toString() };
+  });
+}
+
+/** One request to the job's upload URL (a simple upload, or a session's start), retried within the upload window. */
+function atUploadUrl<T>(ctx: TransferContext, job: ComplianceJob, signal: AbortSignal | undefined, attempt: (client: Got) => Promise<Attempt<T>>): Promise<T> {
+  return retryTransfer(ctx, { direction: 'upload', job, url: job.upload_url, checkWindow: true, attempt }, signal);
 }
 
 async function queryOffset(ctx: TransferContext, client: Got, job: ComplianceJob, session: string, size: number, signal?: AbortSignal): Promise<Answer> {
