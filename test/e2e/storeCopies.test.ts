@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, type World } from '../helpers/world.js';
+import { makeWorld, spawnCli, waitForOutput, type World } from '../helpers/world.js';
 
 const tempDir = useTempDir();
 const worlds: World[] = [];
@@ -31,7 +31,16 @@ function ledgerOf(storePath: string) {
 
 describe('two copies of one store against one API', () => {
   it('each checks all its own rows with its own jobs: no adoption across copies, and the wait for the slot is logged', async () => {
-    const original = await makeWorld(tempDir(), { tweets: 1500, users: 120, emulator: { processingMs: 1500 }, config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 } } });
+    // The emulator's clock (the only mock) stands still while `heldAt` is set: a job uploaded meanwhile stays in
+    // progress, so X's one slot per type stays taken until a copy has been refused it, whatever the copies' start-up
+    // skew on a loaded machine. Released, it jumps to the real now (never back) and the held jobs complete.
+    let heldAt: number | null = null;
+    const original = await makeWorld(tempDir(), {
+      tweets: 1500,
+      users: 120,
+      emulator: { clock: () => heldAt ?? Date.now() },
+      config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 } },
+    });
     worlds.push(original);
     // The store has run before: its identity is bound to its file.
     expect((await spawnCli(['reconcile', '--now', '--type', 'users', '--config', original.configPath], original.env).exit).code).toBe(0);
@@ -45,11 +54,14 @@ describe('two copies of one store against one API', () => {
     db.prepare('DELETE FROM tweets WHERE rowid % 3 = 0').run();
     db.close();
 
-    // Jobs that take 1.5 s each keep X's slot busy long enough that the copies collide whatever their start-up skew
-    // on a loaded machine (at 0.3 s one copy could finish before the other created its first job).
+    // Both copies start while the clock is held; it moves again once one of them logged the wait for a slot the other's
+    // job holds (each runs both types side by side, so the second to ask for a type's slot is refused it).
+    const slotWait = 'another job of this type is active for this app';
+    heldAt = Date.now();
     const runs = [original.configPath, path.join(copyDir, 'config.json')].map((config) =>
       spawnCli(['reconcile', '--now', '--json', '--config', config], original.env),
     );
+    await Promise.any(runs.map((run) => waitForOutput(run, (text) => text.includes(slotWait)))).finally(() => (heldAt = null));
     const results = await Promise.all(runs.map(async (run) => ({ ...(await run.exit), stdout: run.stdout(), stderr: run.stderr() })));
     for (const result of results) {
       expect(result.code, result.stderr.slice(-2000)).toBe(0);
@@ -59,7 +71,7 @@ describe('two copies of one store against one API', () => {
     // The copy knew it was one and said so; the slot taken by the other copy's job was waited for, visibly.
     expect(results[1]!.stderr).toContain('this store is a copy');
     expect(results[0]!.stderr).not.toContain('this store is a copy');
-    expect(results.some((result) => result.stderr.includes('another job of this type is active for this app')), results.map((r) => r.stderr).join('\n').slice(-6000)).toBe(true);
+    expect(results.some((result) => result.stderr.includes(slotWait)), results.map((r) => r.stderr).join('\n').slice(-6000)).toBe(true);
 
     // The jobs of this run (the copy inherited the ledger's history, jobs of the first run included).
     const newJobs = (ledger: ReturnType<typeof ledgerOf>) => ({ ...ledger, jobs: ledger.jobs.filter((job) => !before.has(job.id)) });
