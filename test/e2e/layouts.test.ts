@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/server.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import {
@@ -19,7 +20,7 @@ import {
   type Results,
   type Snapshot,
 } from '../helpers/layouts-check.js';
-import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, reingest, scriptOutcomes, uniqueWord, type LayoutName } from '../helpers/layouts.js';
+import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, reingest, scriptOutcomes, uniqueWord, type Archive, type LayoutName } from '../helpers/layouts.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
 import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
 
@@ -45,22 +46,55 @@ function storedIds(before: Snapshot, name: LayoutName) {
   return { tweets: ids(spec.tweets.table, spec.tweets.id), users: ids(spec.users.table, spec.users.id) };
 }
 
-async function layoutWorld(name: LayoutName, size: { tweets: number; users: number }) {
-  const dir = tempDir();
+/** Copies a closed store: the file, and its WAL if the last writer left one. */
+function copyStore(from: string, to: string): void {
+  copyFileSync(from, to);
+  if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
+}
+
+// What the file builds once and removes at its end: the collectors' stores and the cycles the tests share.
+const shared = { dir: '', emulators: [] as Emulator[] };
+beforeAll(() => {
+  shared.dir = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
+});
+afterAll(async () => {
+  for (const emulator of shared.emulators.splice(0)) await emulator.close();
+  rmSync(shared.dir, { recursive: true, force: true });
+});
+
+/**
+ * Each layout's store as its collector leaves it (one archive, 1200 tweets and 120 users: enough that the scripted
+ * outcomes reach every hard case), built once per file. Tests get their own copy of the file.
+ */
+const collected = new Map<LayoutName, { storePath: string; archive: Archive; original: Snapshot }>();
+function collectorStore(name: LayoutName) {
+  let store = collected.get(name);
+  if (!store) {
+    const storePath = path.join(mkdtempSync(path.join(shared.dir, `${name}-`)), 'store.db');
+    const archive = makeArchive({ tweets: 1200, users: 120, seed: 11 });
+    buildLayoutStore(name, storePath, archive, env);
+    store = { storePath, archive, original: snapshot(storePath) };
+    collected.set(name, store);
+  }
+  return store;
+}
+
+/** A copy of the layout's collected store in `dir`, the emulator with every outcome pinned, and the config. */
+async function layoutWorld(name: LayoutName, dir: string, emulatorList: Emulator[]) {
+  const { storePath: collectedPath, archive, original } = collectorStore(name);
   const storePath = path.join(dir, 'store.db');
-  const archive = makeArchive({ ...size, seed: 11 });
-  buildLayoutStore(name, storePath, archive, env);
-  const original = snapshot(storePath);
+  copyStore(collectedPath, storePath);
   const pinned = scriptOutcomes(archive, storedIds(original, name));
+  // Jobs complete on the first read after their upload (processingMs 0): nothing here is about processing time.
   const emulator = await startEmulator({
     token: TOKEN,
     seed: SEED,
-    processingMs: 50,
+    processingMs: 0,
     rateLimit: { limit: 100_000 },
     mix: NO_MIX,
     rules: new Map([...pinned.tweets, ...pinned.users]),
   });
-  emulators.push(emulator);
+  emulatorList.push(emulator);
   const configPath = writeJson(path.join(dir, 'config.json'), {
     store: { path: 'store.db', ...layoutStoreConfig(name) },
     api: { baseUrl: emulator.url, timeoutSeconds: 10 },
@@ -71,40 +105,68 @@ async function layoutWorld(name: LayoutName, size: { tweets: number; users: numb
   return { dir, storePath, archive, original, results, configPath, emulator };
 }
 
-describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (name) => {
-  it('reconcile --now applies every result to the row, its dependents, its FTS entries and the report', { timeout: 180_000 }, async () => {
-    const spec = LAYOUT_SPECS[name];
-    const w = await layoutWorld(name, { tweets: 1200, users: 120 });
+/**
+ * The session of a user who keeps a collector's store compliant, run once per layout and read by several tests: the
+ * preflight, status and report on the store as the collector left it, `migrate --create-indexes`, the preflight
+ * again, `reconcile --now`, and the report. Each step's outcome is kept for the tests to check.
+ */
+const sessions = new Map<LayoutName, ReturnType<typeof runSession>>();
+const sessionOf = (name: LayoutName) => {
+  if (!sessions.has(name)) sessions.set(name, runSession(name));
+  return sessions.get(name)!;
+};
+async function runSession(name: LayoutName) {
+  const w = await layoutWorld(name, mkdtempSync(path.join(shared.dir, `${name}-session-`)), shared.emulators);
+  const untouched = fileHash(w.storePath);
+  // Read-only commands, side by side: whatever one of them wrote, the hash taken after all three shows it.
+  const reader = async (args: string[]) => {
+    const run = spawnCli([...args, '--config', w.configPath], env);
+    return { code: (await run.exit).code, stdout: run.stdout(), stderr: run.stderr() };
+  };
+  const [firstLook, status, firstReport] = await Promise.all([reader(['check-config', '--store']), reader(['status']), reader(['report'])]);
+  const afterReads = fileHash(w.storePath);
+  const indexes = runCli(['migrate', '--create-indexes', '--config', w.configPath], { env });
+  const preflight = runCli(['check-config', '--store', '--config', w.configPath], { env });
+  const before = snapshot(w.storePath);
+  const run = spawnCli(['reconcile', '--now', '--config', w.configPath], env);
+  const reconcile = { code: (await run.exit).code, stderr: run.stderr() };
+  const report = runCli(['report', '--format', 'json', '--config', w.configPath], { env });
+  // What the pinned results must have made of the store, from the rows before the cycle alone.
+  const expected = expectedStore(LAYOUT_SPECS[name], before, w.results);
+  return { w, untouched, firstLook, status, firstReport, afterReads, indexes, preflight, before, reconcile, report, expected };
+}
 
+describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (name) => {
+  const spec = LAYOUT_SPECS[name];
+  beforeAll(async () => {
+    await sessionOf(name);
+  }, 180_000);
+
+  it('the preflight, status and report only read; on a foreign layout the preflight refuses only for the indexes the work needs, until migrate --create-indexes', async () => {
+    const s = await sessionOf(name);
     // Preflight is read-only: the store file stays byte for byte what the collector left. On a foreign layout it
     // may refuse only for the indexes the work needs, naming the CREATE INDEX.
-    const untouched = fileHash(w.storePath);
-    const firstLook = runCli(['check-config', '--store', '--config', w.configPath], { env });
-    if (name === 'default') expect(firstLook.code, firstLook.stderr).toBe(0);
+    if (name === 'default') expect(s.firstLook.code, s.firstLook.stderr).toBe(0);
     else {
-      expect(firstLook.code, firstLook.stderr).toBe(78);
-      expect(firstLook.stdout).toMatch(/MISSING .*CREATE INDEX IF NOT EXISTS "cs_idx_/);
-      expect(firstLook.stderr).toMatch(/Try: .*CREATE INDEX|Try: compliance-sync migrate --create-indexes/);
+      expect(s.firstLook.code, s.firstLook.stderr).toBe(78);
+      expect(s.firstLook.stdout).toMatch(/MISSING .*CREATE INDEX IF NOT EXISTS "cs_idx_/);
+      expect(s.firstLook.stderr).toMatch(/Try: .*CREATE INDEX|Try: compliance-sync migrate --create-indexes/);
     }
     // Whatever they answer before a ledger exists, status and report only read.
-    expect(runCli(['status', '--config', w.configPath], { env }).code).toBe(0);
-    runCli(['report', '--config', w.configPath], { env });
-    expect(fileHash(w.storePath)).toBe(untouched);
+    expect(s.status.code).toBe(0);
+    expect(s.afterReads).toBe(s.untouched);
 
     // The indexes the work needs, by the opt-in command; then the preflight passes. Rows stay as they were.
-    const indexes = runCli(['migrate', '--create-indexes', '--config', w.configPath], { env });
-    expect(indexes.code, indexes.stderr).toBe(0);
-    const preflight = runCli(['check-config', '--store', '--config', w.configPath], { env });
-    expect(preflight.code, preflight.stderr).toBe(0);
-    const before = snapshot(w.storePath);
-    expect(JSON.stringify([...before.tables].map(([t, s]) => [t, [...s.rows]]))).toBe(JSON.stringify([...w.original.tables].map(([t, s]) => [t, [...s.rows]])));
+    expect(s.indexes.code, s.indexes.stderr).toBe(0);
+    expect(s.preflight.code, s.preflight.stderr).toBe(0);
+    expect(JSON.stringify([...s.before.tables].map(([t, v]) => [t, [...v.rows]]))).toBe(JSON.stringify([...s.w.original.tables].map(([t, v]) => [t, [...v.rows]])));
+  });
 
-    const run = spawnCli(['reconcile', '--now', '--config', w.configPath], env);
-    const { code } = await run.exit;
-    expect(run.stderr()).not.toMatch(/FOREIGN KEY constraint failed|foreign key mismatch/);
-    expect(code, run.stderr().slice(-2000)).toBe(0);
+  it('reconcile --now applies every result to the row, its dependents and its FTS entries', async () => {
+    const { w, before, reconcile, expected } = await sessionOf(name);
+    expect(reconcile.stderr).not.toMatch(/FOREIGN KEY constraint failed|foreign key mismatch/);
+    expect(reconcile.code, reconcile.stderr.slice(-2000)).toBe(0);
 
-    const expected = expectedStore(spec, before, w.results);
     // The scripted outcomes reach the hard cases: rows gone from the main tables and from their dependents.
     expect(expected.diff.get(spec.tweets.table)!.deleted).toBeGreaterThan(50);
     for (const relation of spec.relations) expect(expected.diff.get(relation.table)!.deleted + expected.diff.get(relation.table)!.changed).toBeGreaterThan(0);
@@ -117,8 +179,10 @@ describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (nam
     expect(ftsResidue(spec, w.storePath, words, expected)).toEqual([]);
     // Issue 12: no copy, pointer or embedded copy of a deleted tweet, no embedded geo of a scrubbed one, no orphan.
     expect(residue(w.storePath, [], [], { spec, deleted: expected.deletedIds.tweets, scrubbed: expected.scrubbedIds }).inRows).toEqual([]);
+  });
 
-    const report = runCli(['report', '--format', 'json', '--config', w.configPath], { env });
+  it("the report counts the cycle's deletions, the issue-12 cases under their own causes", async () => {
+    const { report, expected } = await sessionOf(name);
     expect(report.code).toBe(0);
     expect(Object.fromEntries(reportedDeletions(JSON.parse(report.stdout)))).toEqual(Object.fromEntries(expectedDeletions(expected)));
     // The cycle met the issue-12 cases of its layout, and the report counts them under their own causes.
@@ -136,25 +200,27 @@ describe.each(LAYOUT_NAMES)('a %s store kept compliant with only a config', (nam
 describe('marks without compliance columns', () => {
   it("survive the collector's INSERT OR REPLACE of the marked rows (twitter-to-sqlite, recursive triggers on)", { timeout: 180_000 }, async () => {
     const spec = LAYOUT_SPECS['twitter-to-sqlite'];
-    const w = await layoutWorld('twitter-to-sqlite', { tweets: 400, users: 40 });
-    expect(runCli(['migrate', '--create-indexes', '--config', w.configPath], { env }).code).toBe(0);
-    const run = spawnCli(['reconcile', '--now', '--config', w.configPath], env);
-    expect((await run.exit).code, run.stderr().slice(-2000)).toBe(0);
-    const marked = sideTableMarks(w.storePath);
-    const markedTweets = w.archive.tweets.filter((t) => marked.has(`tweets:${t.id}`));
+    // The store after the twitter-to-sqlite session's cycle (migrate --create-indexes, reconcile --now), copied.
+    const { w: session, indexes, reconcile } = await sessionOf('twitter-to-sqlite');
+    expect(indexes.code).toBe(0);
+    expect(reconcile.code, reconcile.stderr.slice(-2000)).toBe(0);
+    const storePath = path.join(tempDir(), 'store.db');
+    copyStore(session.storePath, storePath);
+    const marked = sideTableMarks(storePath);
+    const markedTweets = session.archive.tweets.filter((t) => marked.has(`tweets:${t.id}`));
     expect(markedTweets.length).toBeGreaterThan(5);
 
     // A later collection run writes the same tweets again (and their authors, nested tweets, media) the collector's way.
-    reingest('twitter-to-sqlite', w.storePath, w.archive, markedTweets);
-    const after = sideTableMarks(w.storePath);
+    reingest('twitter-to-sqlite', storePath, session.archive, markedTweets);
+    const after = sideTableMarks(storePath);
     for (const tweet of markedTweets) expect(after.get(`tweets:${tweet.id}`)).toEqual(marked.get(`tweets:${tweet.id}`));
-    expect(storeIntegrity(spec, w.storePath)).toEqual([]);
+    expect(storeIntegrity(spec, storePath)).toEqual([]);
   });
 });
 
 describe('a bad mapping of a foreign store', () => {
   it.each(['twitter-to-sqlite', 'twint'] as const)('%s with the default mapping: refused before any API call, naming the key, the store untouched', async (name) => {
-    const w = await layoutWorld(name, { tweets: 200, users: 20 });
+    const w = await layoutWorld(name, tempDir(), emulators);
     // What a new user tries first: no store.tables at all.
     const configPath = writeJson(path.join(w.dir, 'config-default-mapping.json'), {
       store: { path: 'store.db' },
