@@ -67,13 +67,23 @@ describe('compliance-sync run (the daemon, spawned)', () => {
   });
 
   it('SIGTERM mid-cycle exits 0, and the next start resumes the cycle', async () => {
-    const w = await world({ tweets: 1200, users: 20, emulator: { processingMs: 1500 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
+    // The emulator's clock stands still while the first daemon runs: its first job cannot complete, so the SIGTERM
+    // surely lands mid-cycle however slow the machine. Once it runs again, jobs complete after processingMs.
+    let frozenAt: number | null = null;
+    const w = await world({
+      tweets: 1200,
+      users: 20,
+      emulator: { processingMs: 300, clock: () => frozenAt ?? Date.now() },
+      config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } },
+    });
     const first = startDaemon(w);
     await waitForOutput(first, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    frozenAt = Date.now();
     first.child.kill('SIGUSR1');
     await waitForOutput(first, (text) => text.includes('"state":"uploaded"'), 'stdout');
     first.child.kill('SIGTERM');
     expect(await first.exit).toEqual({ code: 0, signal: null });
+    frozenAt = null;
     const between = await status(w);
     expect(between.inProgress).toHaveLength(1);
     expect(between.inProgress[0].shardsDone).toBeLessThan(3);
