@@ -1,54 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { describe, expect, it as base } from 'vitest';
+import { describe, expect } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/config/schema.js';
 import { outcomeFor } from '../../src/emulator/outcomes.js';
 import { openStore } from '../../src/store/open.js';
-import { makeWorld, SEED, spawnCli, type World } from '../helpers/world.js';
-
-/** What one test opens: temp directories, worlds and HTTP receivers, closed when that test ends (not after each test: they run side by side). */
-interface Scope {
-  tempDir(): string;
-  world(options: Parameters<typeof makeWorld>[1]): Promise<World>;
-  /** Listens on a free loopback port; returns the port. */
-  listen(server: Server): Promise<number>;
-}
-
-const it = base.extend<{ scope: Scope }>({
-  // eslint-disable-next-line no-empty-pattern -- vitest reads a fixture's dependencies from this pattern; this one has none
-  scope: async ({}, use) => {
-    const dirs: string[] = [];
-    const worlds: World[] = [];
-    const servers: Server[] = [];
-    const tempDir = () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
-      dirs.push(dir);
-      return dir;
-    };
-    await use({
-      tempDir,
-      world: async (options) => {
-        const w = await makeWorld(tempDir(), options);
-        worlds.push(w);
-        return w;
-      },
-      listen: async (server) => {
-        servers.push(server);
-        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-        return (server.address() as AddressInfo).port;
-      },
-    });
-    for (const server of servers) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    for (const world of worlds) await world.close();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  },
-});
+// `it` with a per-test `scope` (temp dirs, worlds, receivers): some tests here run side by side.
+import { itScoped as it } from '../helpers/scope.js';
+import { SEED, spawnCli, type World } from '../helpers/world.js';
 
 async function reconcile(w: World, args: string[] = []) {
   const run = spawnCli(['reconcile', '--now', '--config', w.configPath, ...args], w.env);
