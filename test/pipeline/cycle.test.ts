@@ -155,7 +155,8 @@ describe('cycle engine against the emulator', () => {
     const authored = Number(runtime.db.prepare('SELECT count(*) FROM tweets WHERE author_id = ?').pluck().get(userFlips));
     expect(Number(cascaded.get(userFlips, 'author_protected'))).toBe(authored);
 
-    const second = await makeWorld(tempDir(), { emulator: { rules: new Map([[stays, { action: 'delete', reason: 'suspended' }]]) } });
+    // Only its emulator is used (the runtime below works on the first world's store): its own store stays small.
+    const second = await makeWorld(tempDir(), { tweets: 10, users: 1, emulator: { rules: new Map([[stays, { action: 'delete', reason: 'suspended' }]]) } });
     open.push({ world: second });
     const config = parseConfig({ store: { path: first.storePath }, api: { baseUrl: second.emulator.url }, jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } }, first.configPath, first.env);
     const again = openRuntime(config, quietLogger(), first.env);
@@ -253,7 +254,7 @@ describe('cycle engine against the emulator', () => {
   });
 
   it("a dry run's summary counts the rows a users cycle would change through the cascade, as the real run then does", async () => {
-    const { runtime } = await setup({ tweets: 3000, users: 300 });
+    const { runtime } = await setup({ tweets: 1500, users: 150 });
     const dry = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual', dryRun: true });
     const real = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual' });
     expect(real.actions.cascade_delete).toBeGreaterThan(0);
