@@ -1,14 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { resultFile } from '../../src/pipeline/context.js';
 import { runCycle } from '../../src/pipeline/cycle.js';
 import { openRuntime } from '../../src/pipeline/runtime.js';
 import { openStore } from '../../src/store/open.js';
 import { cleanEnv } from '../helpers/cli.js';
-import { useTempDir } from '../helpers/tmp.js';
+import { useFileTempDir, useTempDir } from '../helpers/tmp.js';
 import { makeWorld, quietLogger, spawnCli, useOpenWorlds } from '../helpers/world.js';
 import { insertTweets, makeStore, result } from './helpers.js';
 
@@ -70,19 +69,11 @@ async function applyFile(dir: string, content: string | Buffer): Promise<Applied
 
 // The runs are independent (a store each) and nearly all process start-up: they run side by side, once, before the
 // tests; each test reads the outcome of its own file.
+const fileTempDir = useFileTempDir();
 const applied = new Map<string, Applied>();
-let scratch = '';
 beforeAll(async () => {
-  scratch = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
-  await Promise.all(
-    FILES.map(async ([name, content], i) => {
-      const dir = path.join(scratch, String(i));
-      mkdirSync(dir);
-      applied.set(name, await applyFile(dir, content));
-    }),
-  );
+  await Promise.all(FILES.map(async ([name, content]) => applied.set(name, await applyFile(fileTempDir(), content))));
 });
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function outcome(name: string): Applied {
   const run = applied.get(name);
