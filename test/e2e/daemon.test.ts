@@ -1,22 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { acquireRunLock, currentLockHolder } from '../../src/store/runLock.js';
-import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, waitForOutput, type Spawned, type World, useDaemonWorlds } from '../helpers/world.js';
+// `it` with a per-test `scope` (temp dirs, worlds, daemons): the tests here run side by side.
+import { itScoped as it, type Scope } from '../helpers/scope.js';
+import { spawnCli, waitForOutput, type Spawned, type World } from '../helpers/world.js';
 
-const tempDir = useTempDir();
-const { worlds, daemons } = useDaemonWorlds();
-
-async function world(options: Parameters<typeof makeWorld>[1] = {}) {
-  const w = await makeWorld(tempDir(), options);
-  worlds.push(w);
-  return w;
-}
-
-function startDaemon(w: World): Spawned {
-  const daemon = spawnCli(['run', '--config', w.configPath], w.env);
-  daemons.push(daemon);
-  return daemon;
+function startDaemon(scope: Scope, w: World): Spawned {
+  return scope.process(spawnCli(['run', '--config', w.configPath], w.env));
 }
 
 /** `status --json` through a config of its own, so that a broken edit of the daemon's config does not hide it. */
@@ -37,10 +27,12 @@ function editConfig(w: World, edit: (config: Record<string, any>) => void): void
 
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
-describe('compliance-sync run (the daemon, spawned)', () => {
-  it('moves the schedule on SIGHUP, and keeps it when the edit is invalid', async () => {
-    const w = await world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
-    const daemon = startDaemon(w);
+// Each test has its own store, emulator and daemons, and spends most of its time waiting on them: they run side by
+// side.
+describe.concurrent('compliance-sync run (the daemon, spawned)', () => {
+  it('moves the schedule on SIGHUP, and keeps it when the edit is invalid', async ({ scope }) => {
+    const w = await scope.world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(scope, w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
     expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(3);
 
@@ -66,19 +58,29 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await daemon.exit).code).toBe(0);
   });
 
-  it('SIGTERM mid-cycle exits 0, and the next start resumes the cycle', async () => {
-    const w = await world({ tweets: 1200, users: 20, emulator: { processingMs: 1500 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.2 } } });
-    const first = startDaemon(w);
+  it('SIGTERM mid-cycle exits 0, and the next start resumes the cycle', async ({ scope }) => {
+    // The emulator's clock stands still while the first daemon runs: its first job cannot complete, so the SIGTERM
+    // surely lands mid-cycle however slow the machine. Once it runs again, jobs complete after processingMs.
+    let frozenAt: number | null = null;
+    const w = await scope.world({
+      tweets: 1200,
+      users: 20,
+      emulator: { processingMs: 300, clock: () => frozenAt ?? Date.now() },
+      config: { schedule: { cron: '0 3 * * *', types: ['tweets'] }, jobs: { shardSize: 400, pollIntervalSeconds: 0.1 } },
+    });
+    const first = startDaemon(scope, w);
     await waitForOutput(first, (text) => text.includes('"msg":"daemon started"'), 'stdout');
+    frozenAt = Date.now();
     first.child.kill('SIGUSR1');
     await waitForOutput(first, (text) => text.includes('"state":"uploaded"'), 'stdout');
     first.child.kill('SIGTERM');
     expect(await first.exit).toEqual({ code: 0, signal: null });
+    frozenAt = null;
     const between = await status(w);
     expect(between.inProgress).toHaveLength(1);
     expect(between.inProgress[0].shardsDone).toBeLessThan(3);
 
-    const second = startDaemon(w);
+    const second = startDaemon(scope, w);
     await waitForOutput(second, (text) => text.includes('resuming the unfinished cycle') && text.includes('"msg":"cycle closed"'), 'stdout');
     const after = await status(w);
     expect(after.inProgress).toHaveLength(0);
@@ -89,11 +91,11 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await second.exit).code).toBe(0);
   });
 
-  it('holds the run lock only while a cycle runs: reconcile --now works between cycles; one daemon per store', async () => {
-    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *' } } });
-    const daemon = startDaemon(w);
+  it('holds the run lock only while a cycle runs: reconcile --now works between cycles; one daemon per store', async ({ scope }) => {
+    const w = await scope.world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(scope, w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
-    const second = startDaemon(w);
+    const second = startDaemon(scope, w);
     expect((await second.exit).code).toBe(75);
     expect(second.stderr()).toMatch(new RegExp(`a daemon already runs on the store .*pid ${daemon.child.pid}`));
     const between = spawnCli(['reconcile', '--now', '--config', w.configPath], w.env);
@@ -103,10 +105,10 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect((await daemon.exit).code).toBe(0);
   });
 
-  it('during a daemon cycle, reconcile --now exits 75 naming the daemon, and --wait gives up after its limit', async () => {
+  it('during a daemon cycle, reconcile --now exits 75 naming the daemon, and --wait gives up after its limit', async ({ scope }) => {
     // Jobs that take far longer than the test: the cycle is surely running while the two runs try.
-    const w = await world({ tweets: 300, users: 20, emulator: { processingMs: 600_000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
-    const daemon = startDaemon(w);
+    const w = await scope.world({ tweets: 300, users: 20, emulator: { processingMs: 600_000 }, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
+    const daemon = startDaemon(scope, w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
     daemon.child.kill('SIGUSR1');
     await waitForOutput(daemon, (text) => text.includes('"state":"uploaded"'), 'stdout');
@@ -124,9 +126,9 @@ describe('compliance-sync run (the daemon, spawned)', () => {
   });
 
   // The wait's backoff, its retries and the cycle that follows are tested in-process on a fake clock (test/scheduler/daemon.test.ts).
-  it('a cycle due while another process holds the run lock waits, status says so, and SIGTERM ends the wait with exit 0', async () => {
-    const w = await world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
-    const daemon = startDaemon(w);
+  it('a cycle due while another process holds the run lock waits, status says so, and SIGTERM ends the wait with exit 0', async ({ scope }) => {
+    const w = await scope.world({ tweets: 300, users: 20, config: { schedule: { cron: '0 3 * * *', types: ['tweets'] } } });
+    const daemon = startDaemon(scope, w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
     // This test process plays the one-off run that holds the lock.
     const manual = acquireRunLock(w.storePath, 'reconcile --now');
@@ -145,9 +147,21 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     }
   });
 
-  it('`reload` waits for the daemon and says how it went; one edit is loaded once', async () => {
-    const w = await world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
-    const daemon = startDaemon(w);
+  it('a bad config at start exits 78 and names the field', async ({ scope }) => {
+    const w = await scope.world({ tweets: 10, users: 1, config: { jobs: { shardSize: 0 } } }).catch(() => null);
+    expect(w).toBeNull();
+    const dir = scope.tempDir();
+    writeFileSync(`${dir}/config.json`, JSON.stringify({ store: { path: 'x.db' }, schedule: { timezone: 'Nowhere/Land' } }));
+    const run = spawnCli(['run', '--config', `${dir}/config.json`], {});
+    expect((await run.exit).code).toBe(78);
+    expect(run.stderr()).toContain('schedule.timezone');
+  });
+
+  // Alone, after the others: its last check gives the file watch a fixed time to act, which a loaded machine would
+  // stretch.
+  it.sequential('`reload` waits for the daemon and says how it went; one edit is loaded once', async ({ scope }) => {
+    const w = await scope.world({ tweets: 10, users: 1, config: { schedule: { cron: '0 3 * * *' } } });
+    const daemon = startDaemon(scope, w);
     await waitForOutput(daemon, (text) => text.includes('"msg":"daemon started"'), 'stdout');
     editConfig(w, (config) => (config.schedule.cron = '0 5 * * *'));
     const reload = spawnCli(['reload', '--config', w.configPath], w.env);
@@ -167,15 +181,5 @@ describe('compliance-sync run (the daemon, spawned)', () => {
     expect(new Date((await status(w)).schedule.tweets.nextRunAt).getUTCHours()).toBe(5);
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code).toBe(0);
-  });
-
-  it('a bad config at start exits 78 and names the field', async () => {
-    const w = await world({ tweets: 10, users: 1, config: { jobs: { shardSize: 0 } } }).catch(() => null);
-    expect(w).toBeNull();
-    const dir = tempDir();
-    writeFileSync(`${dir}/config.json`, JSON.stringify({ store: { path: 'x.db' }, schedule: { timezone: 'Nowhere/Land' } }));
-    const run = spawnCli(['run', '--config', `${dir}/config.json`], {});
-    expect((await run.exit).code).toBe(78);
-    expect(run.stderr()).toContain('schedule.timezone');
   });
 });

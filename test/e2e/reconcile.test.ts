@@ -1,19 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect } from 'vitest';
 import { openStore } from '../../src/store/open.js';
-import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, spawnCli, TOKEN, waitForOutput, type World } from '../helpers/world.js';
-
-const tempDir = useTempDir();
-const worlds: World[] = [];
-afterEach(async () => {
-  for (const world of worlds.splice(0)) await world.close();
-});
-
-async function world(options: Parameters<typeof makeWorld>[1] = {}) {
-  const w = await makeWorld(tempDir(), options);
-  worlds.push(w);
-  return w;
-}
+// `it` with a per-test `scope` (temp dirs, worlds, receivers): some tests here run side by side.
+import { itScoped as it } from '../helpers/scope.js';
+import { spawnCli, TOKEN, waitForOutput, type World } from '../helpers/world.js';
 
 /** Everything compliance changes, row by row (compliance_at aside: it is the time of the run that set it). */
 function dump(storePath: string): string {
@@ -34,8 +24,10 @@ async function reconcile(w: World, args: string[] = []) {
 }
 
 describe('compliance-sync reconcile --now (spawned)', () => {
-  it('runs both cycles, prints the summary and exits 0', async () => {
-    const w = await world({ tweets: 1500, users: 150, config: { log: { level: 'trace' } } });
+  // The short runs are independent (a world each) and mostly process start-up and polls: they run side by side. The
+  // SIGKILL sweep runs alone, after them: when its kills land depends on how fast its runs get along.
+  it.concurrent('runs both cycles, prints the summary and exits 0', async ({ scope }) => {
+    const w = await scope.world({ tweets: 1500, users: 150, config: { log: { level: 'trace' } } });
     const result = await reconcile(w);
     expect(result.code).toBe(0);
     // Every request is logged at this level, with its URL: never the token or a signature.
@@ -49,8 +41,8 @@ describe('compliance-sync reconcile --now (spawned)', () => {
     expect(result.stderr).toContain('"msg":"cycle closed"');
   });
 
-  it('exits 1 when a shard fails after every attempt, and says so', async () => {
-    const w = await world({ tweets: 300, users: 10, emulator: { faults: { jobFail: { rate: 1 } } }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1, maxAttempts: 2 } } });
+  it.concurrent('exits 1 when a shard fails after every attempt, and says so', async ({ scope }) => {
+    const w = await scope.world({ tweets: 300, users: 10, emulator: { faults: { jobFail: { rate: 1 } } }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1, maxAttempts: 2 } } });
     const result = await reconcile(w, ['--type', 'tweets']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/shards failed\s+1/);
@@ -58,26 +50,44 @@ describe('compliance-sync reconcile --now (spawned)', () => {
     expect(w.emulator.stats().jobsCreated.tweets).toBe(2);
   });
 
-  it('refuses without --now (64) and with a bad token (78)', async () => {
-    const w = await world({ tweets: 10, users: 1 });
+  it.concurrent('refuses without --now (64) and with a bad token (78)', async ({ scope }) => {
+    const w = await scope.world({ tweets: 10, users: 1 });
     expect((await spawnCli(['reconcile', '--config', w.configPath], w.env).exit).code).toBe(64);
     const bad = await reconcile({ ...w, env: { ...w.env, X_BEARER_TOKEN: 'wrong-token' } });
     expect(bad.code).toBe(78);
     expect(bad.stderr).toMatch(/Try: check the bearer token/);
   });
 
-  it('resumes after SIGKILL at many points and ends with the same store and no extra jobs', async () => {
+  it.concurrent('export writes the shard files alone', async ({ scope }) => {
+    const w = await scope.world({ tweets: 2500, users: 10 });
+    const out = scope.tempDir();
+    const run = spawnCli(['export', '--type', 'tweets', '--out', out, '--shard-size', '1000', '--config', w.configPath], w.env);
+    expect((await run.exit).code).toBe(0);
+    const files = readdirSync(out).sort();
+    expect(files).toEqual(['tweets-00001.txt', 'tweets-00002.txt', 'tweets-00003.txt']);
+    const ids = files.flatMap((file) => readFileSync(`${out}/${file}`, 'utf8').trim().split('\n'));
+    expect(ids).toHaveLength(2500);
+    expect(ids.every((id) => /^[0-9]{1,19}$/.test(id))).toBe(true);
+    expect([...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))).toEqual(ids);
+  });
+
+  it('resumes after SIGKILL at many points and ends with the same store and no extra jobs', async ({ scope }) => {
     const options = {
       tweets: 2400,
       users: 240,
       emulator: { processingMs: 150 },
       config: { jobs: { shardSize: 600, pollIntervalSeconds: 0.1 }, reconcile: { batchSize: 20 }, log: { level: 'debug' } },
     };
-    const reference = await world(options);
-    for (const type of ['tweets', 'users']) expect((await reconcile(reference, ['--type', type])).code).toBe(0);
-    const referenceJobs = reference.emulator.stats().jobsCreated;
+    // The uninterrupted runs, on a world of their own, go on while the sweep below runs; the kill points are counted
+    // in log lines, not time.
+    const reference = await scope.world(options);
+    const referenceRuns = (async () => {
+      for (const type of ['tweets', 'users']) expect((await reconcile(reference, ['--type', type])).code).toBe(0);
+    })();
+    // Awaited after the sweep; a failure then is reported there, not as an unhandled rejection meanwhile.
+    referenceRuns.catch(() => undefined);
 
-    const crashed = await world(options);
+    const crashed = await scope.world(options);
     let kills = 0;
     for (const type of ['tweets', 'users']) {
       // Kill after the k-th log line, for a growing k: every run gets further, and the kill points sweep the
@@ -101,24 +111,12 @@ describe('compliance-sync reconcile --now (spawned)', () => {
         break;
       }
     }
+    await referenceRuns;
+    const referenceJobs = reference.emulator.stats().jobsCreated;
     expect(kills).toBeGreaterThanOrEqual(10);
     expect(dump(crashed.storePath)).toBe(dump(reference.storePath));
     // Jobs orphaned by a kill were adopted, uploads repeated to the same job: one job per shard, as uninterrupted.
     expect(crashed.emulator.stats().jobsCreated).toEqual(referenceJobs);
     // Some 30 spawned runs: on a loaded two-core machine this takes minutes, not the suite's default minute.
   }, 300_000);
-
-  it('export writes the shard files alone', async () => {
-    const w = await world({ tweets: 2500, users: 10 });
-    const out = tempDir();
-    const run = spawnCli(['export', '--type', 'tweets', '--out', out, '--shard-size', '1000', '--config', w.configPath], w.env);
-    expect((await run.exit).code).toBe(0);
-    const { readFileSync, readdirSync } = await import('node:fs');
-    const files = readdirSync(out).sort();
-    expect(files).toEqual(['tweets-00001.txt', 'tweets-00002.txt', 'tweets-00003.txt']);
-    const ids = files.flatMap((file) => readFileSync(`${out}/${file}`, 'utf8').trim().split('\n'));
-    expect(ids).toHaveLength(2500);
-    expect(ids.every((id) => /^[0-9]{1,19}$/.test(id))).toBe(true);
-    expect([...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))).toEqual(ids);
-  });
 });

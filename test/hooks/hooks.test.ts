@@ -1,30 +1,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/config/schema.js';
 import { outcomeFor } from '../../src/emulator/outcomes.js';
 import { openStore } from '../../src/store/open.js';
-import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, SEED, spawnCli, type World } from '../helpers/world.js';
-
-const tempDir = useTempDir();
-const worlds: World[] = [];
-const servers: Server[] = [];
-afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
-  for (const world of worlds.splice(0)) await world.close();
-});
-
-async function world(options: Parameters<typeof makeWorld>[1]) {
-  const w = await makeWorld(tempDir(), options);
-  worlds.push(w);
-  return w;
-}
+// `it` with a per-test `scope` (temp dirs, worlds, receivers): some tests here run side by side.
+import { itScoped as it } from '../helpers/scope.js';
+import { SEED, spawnCli, type World } from '../helpers/world.js';
 
 async function reconcile(w: World, args: string[] = []) {
   const run = spawnCli(['reconcile', '--now', '--config', w.configPath, ...args], w.env);
@@ -32,11 +15,13 @@ async function reconcile(w: World, args: string[] = []) {
   return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
+/** `status --json` and `status`, side by side: both only read the store. */
 async function status(w: World) {
   const run = spawnCli(['status', '--json', '--config', w.configPath], w.env);
-  expect((await run.exit).code).toBe(0);
   const text = spawnCli(['status', '--config', w.configPath], w.env);
-  expect((await text.exit).code).toBe(0);
+  const [json, plain] = await Promise.all([run.exit, text.exit]);
+  expect(json.code).toBe(0);
+  expect(plain.code).toBe(0);
   return { json: JSON.parse(run.stdout()), text: text.stdout() };
 }
 
@@ -74,11 +59,13 @@ writeFileSync(process.argv[2] + '/' + process.env.COMPLIANCE_SYNC_HOOK + '-' + p
   return file;
 }
 
-describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loopback)', () => {
-  it('tells a command which IDs each cycle deleted, as decimal strings, and the cycle summary', async () => {
-    const dir = tempDir();
+// Each test has its own store, emulator and receivers; much of their time is spent in hook backoffs and timeouts, so
+// they run side by side.
+describe.concurrent('hooks (reconcile --now spawned; a command and an HTTP receiver on loopback)', () => {
+  it('tells a command which IDs each cycle deleted, as decimal strings, and the cycle summary', async ({ scope }) => {
+    const dir = scope.tempDir();
     const script = recorderScript(dir);
-    const w = await world({
+    const w = await scope.world({
       tweets: 800,
       users: 80,
       config: {
@@ -131,10 +118,10 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(text).toContain('onDeletions for cycle');
   }, 180_000);
 
-  it('names a file of the IDs above hooks.maxInlineIds', async () => {
-    const dir = tempDir();
+  it('names a file of the IDs above hooks.maxInlineIds', async ({ scope }) => {
+    const dir = scope.tempDir();
     const script = recorderScript(dir);
-    const w = await world({
+    const w = await scope.world({
       tweets: 600,
       users: 60,
       config: { hooks: { onDeletions: { command: [process.execPath, script, dir] }, maxInlineIds: 3 } },
@@ -148,7 +135,7 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(file.split('\n').filter(Boolean).sort()).toEqual([...tweets].sort());
   }, 120_000);
 
-  it('POSTs to a URL, retries after failures with backoff, and counts the attempts', async () => {
+  it('POSTs to a URL, retries after failures with backoff, and counts the attempts', async ({ scope }) => {
     const bodies: string[] = [];
     const server = createServer((req: IncomingMessage, res) => {
       let body = '';
@@ -160,10 +147,8 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
         res.writeHead(bodies.length <= 2 ? 503 : 204).end();
       });
     });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook?token=receiver-secret`;
-    const w = await world({ tweets: 300, users: 30, config: { hooks: { onCycleClosed: { url }, maxAttempts: 4 } } });
+    const url = `http://127.0.0.1:${await scope.listen(server)}/hook?token=receiver-secret`;
+    const w = await scope.world({ tweets: 300, users: 30, config: { hooks: { onCycleClosed: { url }, maxAttempts: 4 } } });
     const result = await reconcile(w, ['--type', 'tweets']);
     expect(result.code).toBe(0);
     expect(bodies).toHaveLength(3);
@@ -180,16 +165,14 @@ describe('hooks (reconcile --now spawned; a command and an HTTP receiver on loop
     expect(json.hookDeliveries[0]).toMatchObject({ hook: 'onCycleClosed', state: 'delivered', attempts: 3 });
   }, 120_000);
 
-  it('bounds each attempt by hooks.timeoutSeconds and shows the failure in status, without failing the cycle', async () => {
-    const dir = tempDir();
+  it('bounds each attempt by hooks.timeoutSeconds and shows the failure in status, without failing the cycle', async ({ scope }) => {
+    const dir = scope.tempDir();
     const sleeper = path.join(dir, 'sleep.mjs');
     writeFileSync(sleeper, 'setTimeout(() => {}, 60_000);\n');
     // A receiver that never answers.
     const server = createServer(() => undefined);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/silent`;
-    const w = await world({
+    const url = `http://127.0.0.1:${await scope.listen(server)}/silent`;
+    const w = await scope.world({
       tweets: 300,
       users: 30,
       config: {

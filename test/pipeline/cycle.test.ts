@@ -32,7 +32,8 @@ async function setup(options: Parameters<typeof makeWorld>[1] = {}, clock?: Fake
 
 describe('cycle engine against the emulator', () => {
   it('brings the store to what the outcomes dictate, with several shards per type and one job per shard', async () => {
-    const { world, runtime, before } = await setup({ tweets: 3000, users: 300, config: { jobs: { shardSize: 700, pollIntervalSeconds: 0.1 } } });
+    // Five tweet shards and one user shard; the store's size is not what is tested.
+    const { world, runtime, before } = await setup({ tweets: 1500, users: 150, config: { jobs: { shardSize: 350, pollIntervalSeconds: 0.1 } } });
     const controller = new AbortController();
     const summaries = await runCycles(runtime.context(controller.signal), ['tweets', 'users'], { trigger: 'manual' });
     expect(summaries.map((s) => s.state)).toEqual(['closed', 'closed']);
@@ -114,14 +115,18 @@ describe('cycle engine against the emulator', () => {
   });
 
   it('waits for a foreign job of the same type to finish, then runs its own', async () => {
-    const { world, runtime } = await setup({ tweets: 300, users: 10, emulator: { processingMs: 600 }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } });
+    // On a fake clock the emulator shares, the foreign job is surely still processing when the cycle starts (time
+    // stands still until the cycle waits), and the waits for it and for our own job take no real time.
+    const clock = new FakeClock();
+    const { world, runtime } = await setup({ tweets: 300, users: 10, emulator: { processingMs: 600 }, config: { jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } } }, clock);
     const client = new ComplianceClient({ baseUrl: world.emulator.url, token: TOKEN });
     const foreign = await client.createJob({ type: 'tweets', name: 'someone-elses-job' });
     const { writeFileSync } = await import('node:fs');
     const file = `${world.dir}/foreign.txt`;
     writeFileSync(file, '1\n2\n');
     await client.upload(foreign, file);
-    const summary = await runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' });
+    expect((await client.getJob(foreign.id)).status).toBe('in_progress');
+    const summary = await clock.run(runCycle(runtime.context(new AbortController().signal), 'tweets', { trigger: 'manual' }), 'the cycle');
     expect(summary.state).toBe('closed');
     expect(world.emulator.stats().jobsCreated.tweets).toBe(2);
     expect((await client.getJob(foreign.id)).status).toBe('complete');
@@ -150,7 +155,8 @@ describe('cycle engine against the emulator', () => {
     const authored = Number(runtime.db.prepare('SELECT count(*) FROM tweets WHERE author_id = ?').pluck().get(userFlips));
     expect(Number(cascaded.get(userFlips, 'author_protected'))).toBe(authored);
 
-    const second = await makeWorld(tempDir(), { emulator: { rules: new Map([[stays, { action: 'delete', reason: 'suspended' }]]) } });
+    // Only its emulator is used (the runtime below works on the first world's store): its own store stays small.
+    const second = await makeWorld(tempDir(), { tweets: 10, users: 1, emulator: { rules: new Map([[stays, { action: 'delete', reason: 'suspended' }]]) } });
     open.push({ world: second });
     const config = parseConfig({ store: { path: first.storePath }, api: { baseUrl: second.emulator.url }, jobs: { shardSize: 1000, pollIntervalSeconds: 0.1 } }, first.configPath, first.env);
     const again = openRuntime(config, quietLogger(), first.env);
@@ -248,7 +254,7 @@ describe('cycle engine against the emulator', () => {
   });
 
   it("a dry run's summary counts the rows a users cycle would change through the cascade, as the real run then does", async () => {
-    const { runtime } = await setup({ tweets: 3000, users: 300 });
+    const { runtime } = await setup({ tweets: 1500, users: 150 });
     const dry = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual', dryRun: true });
     const real = await runCycle(runtime.context(new AbortController().signal), 'users', { trigger: 'manual' });
     expect(real.actions.cascade_delete).toBeGreaterThan(0);

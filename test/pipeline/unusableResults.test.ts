@@ -1,14 +1,14 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { resultFile } from '../../src/pipeline/context.js';
 import { runCycle } from '../../src/pipeline/cycle.js';
 import { openRuntime } from '../../src/pipeline/runtime.js';
 import { openStore } from '../../src/store/open.js';
-import { runCli } from '../helpers/cli.js';
-import { useTempDir } from '../helpers/tmp.js';
-import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
+import { cleanEnv } from '../helpers/cli.js';
+import { useFileTempDir, useTempDir } from '../helpers/tmp.js';
+import { makeWorld, quietLogger, spawnCli, useOpenWorlds } from '../helpers/world.js';
 import { insertTweets, makeStore, result } from './helpers.js';
 
 const tempDir = useTempDir();
@@ -17,45 +17,84 @@ const worlds = useOpenWorlds();
 const IDS = ['1500000000000000001', '1500000000000000002', '1500000000000000003'];
 const GOOD = IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join('\n') + '\n';
 
-function storeWithTweets(dir: string): string {
+const UNUSABLE: [string, string | Buffer, RegExp][] = [
+  ['a JSON array', `[${IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join(',')}]\n`, /is a JSON array, not JSON lines/],
+  ['pretty-printed JSON', JSON.stringify(result(IDS[0]!, 'deleted'), null, 2), /pretty-printed JSON/],
+  ['gzip', gzipSync(GOOD), /is gzip-compressed: gunzip it first/],
+  ['binary', Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x80, 0x0a, 0x7b, 0x0a, 0xc3, 0x28, 0x0a]), /is binary, not text/],
+  ['every line rejected', 'not json\n{"id":1500000000000000001,"action":"delete","reason":"deleted"}\n{"id":"x"}\n', /every line .* was rejected \(1 malformed_json, 2 invalid_id\)/],
+];
+
+const REJECTED = [
+  '{"id":1500000000000000003,"action":"delete","reason":"deleted"}',
+  '{ "reason" : "deleted", "id": 15000000000000000031, "action":"delete" }\r',
+  '{"id":"1500000000000000002","action":"nuke","reason":"deleted"}',
+  'half a line {"id":',
+  '  [1500000000000000001, 2.50]  ',
+];
+
+/** Every results file this file hands to `apply`, by name. */
+const FILES: [string, string | Buffer][] = [
+  ...UNUSABLE.map(([name, content]): [string, string | Buffer] => [name, content]),
+  ['empty', ''],
+  ['blank lines', '\n\n'],
+  ['kept rejects', [JSON.stringify(result(IDS[0]!, 'deleted')), ...REJECTED].join('\n') + '\n'],
+];
+
+interface Applied {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Rows left in the store after the run. */
+  stored: number;
+  /** The rejects file's content, or null when the run wrote none. */
+  rejects: string | null;
+}
+
+/** `apply --confirm-deletions` of `content` on a store of its own holding IDS, as a user runs it. */
+async function applyFile(dir: string, content: string | Buffer): Promise<Applied> {
   const { db } = makeStore(dir);
   insertTweets(db, IDS.map((id) => ({ id })));
   db.close();
-  return path.join(dir, 'config.json');
-}
-
-function applyFile(content: string | Buffer) {
-  const dir = tempDir();
-  const config = storeWithTweets(dir);
   const file = path.join(dir, 'results.ndjson');
   writeFileSync(file, content);
-  const run = runCli(['apply', '--type', 'tweets', file, '--confirm-deletions', '--config', config]);
-  const db = openStore(path.join(dir, 'store.db'), { readonly: true });
-  const stored = Number(db.prepare('SELECT count(*) FROM tweets').pluck().get());
-  db.close();
-  return { ...run, file, stored, rejects: `${file}.rejects.ndjson` };
+  const run = spawnCli(['apply', '--type', 'tweets', file, '--confirm-deletions', '--config', path.join(dir, 'config.json')], cleanEnv());
+  const { code } = await run.exit;
+  const stored = openStore(path.join(dir, 'store.db'), { readonly: true });
+  const count = Number(stored.prepare('SELECT count(*) FROM tweets').pluck().get());
+  stored.close();
+  const rejects = `${file}.rejects.ndjson`;
+  return { code, stdout: run.stdout(), stderr: run.stderr(), stored: count, rejects: existsSync(rejects) ? readFileSync(rejects, 'utf8') : null };
+}
+
+// The runs are independent (a store each) and nearly all process start-up: they run side by side, once, before the
+// tests; each test reads the outcome of its own file.
+const fileTempDir = useFileTempDir();
+const applied = new Map<string, Applied>();
+beforeAll(async () => {
+  await Promise.all(FILES.map(async ([name, content]) => applied.set(name, await applyFile(fileTempDir(), content))));
+});
+
+function outcome(name: string): Applied {
+  const run = applied.get(name);
+  if (!run) throw new Error(`no apply run for ${name}`);
+  return run;
 }
 
 describe('a results file that cannot be used is a failure that says what the file is', () => {
-  it.each([
-    ['a JSON array', `[${IDS.map((id) => JSON.stringify(result(id, 'deleted'))).join(',')}]\n`, /is a JSON array, not JSON lines/],
-    ['pretty-printed JSON', JSON.stringify(result(IDS[0]!, 'deleted'), null, 2), /pretty-printed JSON/],
-    ['gzip', gzipSync(GOOD), /is gzip-compressed: gunzip it first/],
-    ['binary', Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x80, 0x0a, 0x7b, 0x0a, 0xc3, 0x28, 0x0a]), /is binary, not text/],
-    ['every line rejected', 'not json\n{"id":1500000000000000001,"action":"delete","reason":"deleted"}\n{"id":"x"}\n', /every line .* was rejected \(1 malformed_json, 2 invalid_id\)/],
-  ])('%s: exit 1, nothing applied, no binary junk in a rejects file', (_name, content, message) => {
-    const run = applyFile(content);
+  it.each(UNUSABLE)('%s: exit 1, nothing applied, no binary junk in a rejects file', (name, _content, message) => {
+    const run = outcome(name);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(message);
     expect(run.stderr).toMatch(/Try: /);
     expect(run.stored).toBe(IDS.length);
     // eslint-disable-next-line no-control-regex -- a NUL in the rejects file is the corruption under test
-    if (existsSync(run.rejects)) expect(readFileSync(run.rejects, 'utf8')).not.toMatch(/\uFFFD|\u0000/);
+    if (run.rejects !== null) expect(run.rejects).not.toMatch(/\uFFFD|\u0000/);
   });
 
   it('an empty results file is legitimate: no ID needs action (exit 0)', () => {
-    expect(applyFile('').code).toBe(0);
-    expect(applyFile('\n\n').code).toBe(0);
+    expect(outcome('empty').code).toBe(0);
+    expect(outcome('blank lines').code).toBe(0);
   });
 
   it('a cycle fails the shard (not "applied") when X returns an unusable file', async () => {
@@ -77,20 +116,14 @@ describe('a results file that cannot be used is a failure that says what the fil
 
 describe('the rejects file keeps each rejected line byte for byte', () => {
   it('numeric IDs keep every digit; spacing, key order and CRLF are kept', () => {
-    const rejected = [
-      '{"id":1500000000000000003,"action":"delete","reason":"deleted"}',
-      '{ "reason" : "deleted", "id": 15000000000000000031, "action":"delete" }\r',
-      '{"id":"1500000000000000002","action":"nuke","reason":"deleted"}',
-      'half a line {"id":',
-      '  [1500000000000000001, 2.50]  ',
-    ];
-    const run = applyFile([JSON.stringify(result(IDS[0]!, 'deleted')), ...rejected].join('\n') + '\n');
+    const run = outcome('kept rejects');
     expect(run.code).toBe(0);
-    const entries = readFileSync(run.rejects, 'utf8')
+    expect(run.rejects).not.toBeNull();
+    const entries = (run.rejects ?? '')
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as { line: number; text: string });
     expect(entries.map((entry) => entry.line)).toEqual([2, 3, 4, 5, 6]);
-    expect(entries.map((entry) => entry.text)).toEqual(rejected);
+    expect(entries.map((entry) => entry.text)).toEqual(REJECTED);
   });
 });
