@@ -15,13 +15,17 @@ export function cutAfterMs(maxLockMs: number): number {
 let releasedAt = -Infinity;
 /** When the current paced transaction's turn came (null: none under way, as in a dry run's unpaced batches). */
 let takenAt: number | null = null;
+/** A turn is taken from lockTurn until lockReleased; `turnOver` resolves then. */
+let turnTaken = false;
+let endTurn: () => void = () => {};
+let turnOver: Promise<void> = Promise.resolve();
 
 /** This process's paced transactions so far: how many, how long they held the lock, how long it was left free. */
 export interface LockPacing {
   transactions: number;
   /** From each lockTurn's end to the transaction's lockReleased: the transaction, its commit included. */
   heldMs: number;
-  /** Slept in lockTurn, leaving the lock to another writer. */
+  /** The lock left free before each paced transaction that had to wait for its turn (at most the gap each). */
   gapMs: number;
   /** The longest of them. */
   maxHeldMs: number;
@@ -29,20 +33,39 @@ export interface LockPacing {
 
 const pacing: LockPacing = { transactions: 0, heldMs: 0, gapMs: 0, maxHeldMs: 0 };
 
-/** Waits until the lock has been free of this process's transactions for 25 ms (at the default bound). */
+/**
+ * Waits until the lock has been free of this process's transactions for 25 ms (at the default bound). Several paced
+ * workers share one process (the tweets and users flows, an index fill beside an apply): each checks again after its
+ * sleep, because another may have taken and released the lock meanwhile, and starting right after that release
+ * would leave the lock free for microseconds only — an ingester waiting in its busy handler would starve (measured:
+ * two fills alternating back to back kept an ingester out for its whole 5 s busy timeout).
+ */
 export async function lockTurn(maxLockMs: number): Promise<void> {
   const gap = Math.min(25, maxLockMs / 8);
-  const wait = releasedAt + gap - performance.now();
-  if (wait > 0) {
+  let slept = false;
+  for (;;) {
+    // Another worker's turn is taken and its transaction not yet done (a turn is taken before an `await` resolves).
+    if (turnTaken) {
+      await turnOver;
+      continue;
+    }
+    const wait = releasedAt + gap - performance.now();
+    if (wait <= 0) break;
     await sleep(wait);
-    pacing.gapMs += wait;
+    slept = true;
   }
   takenAt = performance.now();
+  turnTaken = true;
+  turnOver = new Promise((resolve) => (endTurn = resolve));
+  // What pacing cost: the gap left since the last release, when this turn had to wait for it.
+  if (slept) pacing.gapMs += Math.min(gap, takenAt - releasedAt);
 }
 
 /** Called after each commit (or rollback) of a paced transaction. */
 export function lockReleased(): void {
   releasedAt = performance.now();
+  turnTaken = false;
+  endTurn();
   if (takenAt === null) return;
   const held = releasedAt - takenAt;
   takenAt = null;
