@@ -7,7 +7,6 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { cleanEnv } from '../helpers/cli.js';
 import { CLI, useTempDir } from '../helpers/tmp.js';
-import { spawnCli } from '../helpers/world.js';
 import { useEmulators } from './helpers.js';
 
 const tempDir = useTempDir();
@@ -31,6 +30,19 @@ function spawnEmulator(args: string[]) {
     void exited.then((code) => reject(new Error(`emulator exited (${code}) before listening: ${stderr}`)));
   });
   return { child, lines, url, exited, stderr: () => stderr };
+}
+
+/**
+ * `compliance-sync emulator …` to its end, without blocking the event loop (as runCli would). An emulator that
+ * wrongly accepted its flags is stopped after 30 s (SIGTERM: it exits 0), so the case fails instead of hanging.
+ */
+function runEmulatorCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'emulator', ...args], { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
 }
 
 describe('compliance-sync emulator (spawned)', () => {
@@ -106,10 +118,7 @@ describe('compliance-sync emulator (spawned)', () => {
     const results: { code: number | null; stderr: string }[] = [];
     let next = 0;
     const lane = async () => {
-      for (let i = next++; i < cases.length; i = next++) {
-        const run = spawnCli(['emulator', ...cases[i]!], cleanEnv());
-        results[i] = { code: (await run.exit).code, stderr: run.stderr() };
-      }
+      for (let i = next++; i < cases.length; i = next++) results[i] = await runEmulatorCli(cases[i]!);
     };
     await Promise.all([lane(), lane()]);
     for (const [i, args] of cases.entries()) {
