@@ -1,14 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
-import { CLI, useTempDir, writeJson } from '../helpers/tmp.js';
+import { CLI, useFileTempDir, useTempDir, writeJson } from '../helpers/tmp.js';
 import { makeWorld, spawnCli, type Spawned, type World } from '../helpers/world.js';
 
 const tempDir = useTempDir();
+const fileTempDir = useFileTempDir();
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 
@@ -54,27 +54,26 @@ describe('foreseeable errors: one line, a Try: line and the exit code', () => {
   /**
    * The locked store: apply, a writer, waits out the store's busy timeout (10 s, src/store/open.ts) before it exits 75.
    * That wait is started here and checked by the last case, so that it overlaps the other cases instead of adding to
-   * them. Its folder is its own: tempDir's are removed after each case.
+   * them. Its folder lasts for the file (fileTempDir): tempDir's are removed after each case.
    */
-  let locked: { dir: string; world: World; holder: Database.Database; run: Spawned; results: string } | undefined;
+  let locked: { world: World; holder: Database.Database; run: Spawned; results: string } | undefined;
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
+    const dir = fileTempDir();
     const world = await makeWorld(dir, { tweets: 200, users: 20 });
     const results = path.join(dir, 'results.ndjson');
     writeFileSync(results, `${JSON.stringify({ id: '1', action: 'delete', reason: 'deleted', created_at: '2019-08-10T12:22:39.022Z' })}\n`);
     const holder = new Database(world.storePath);
     holder.exec('BEGIN EXCLUSIVE');
     const run = spawnCli(['apply', '--type', 'tweets', '--config', world.configPath, results], world.env);
-    locked = { dir, world, holder, run, results };
+    locked = { world, holder, run, results };
   });
   afterAll(async () => {
     if (!locked) return;
-    const { dir, world, holder, run } = locked;
+    const { world, holder, run } = locked;
     if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
     await run.exit;
     if (holder.open) holder.close();
     await world.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a file that is not SQLite, and a truncated store, exit 78 naming the file', async () => {
