@@ -90,14 +90,17 @@ describe('compliance-sync apply', () => {
 
   it('killed between batches (SIGKILL), a rerun resumes from the checkpoint and ends as an uninterrupted run does', async () => {
     const dir = tempDir();
-    const n = 60_000;
+    // Enough batches that the kill lands mid-run: after the first checkpoint the run still has some 60 batches to go,
+    // each after the 25 ms pause that lockTurn (src/store/lockPace.ts) leaves between write transactions, so at
+    // least 1.5 s in which the watcher (polling every 5 ms) sends SIGKILL.
+    const n = 6_000;
     const ids = Array.from({ length: n }, (_, i) => String(1500000000000000000n + BigInt(i) * 4_194_304n));
-    const config = seededStore(dir, ids, { reconcile: { batchSize: 500 } });
+    const config = seededStore(dir, ids, { reconcile: { batchSize: 100 } });
     const store = path.join(dir, 'store.db');
     copyFileSync(store, path.join(dir, 'straight.db'));
     const reasons = ['deleted', 'suspended', 'protected', 'scrub_geo', 'suspended'];
     const lines: (object | string)[] = ids.map((id, i) => result(ids[(i * 7919) % n]!, reasons[i % 5]!));
-    for (let at = 1000; at < lines.length; at += 7_000) lines.splice(at, 0, '', '{"id":"1"');
+    for (let at = 100; at < lines.length; at += 700) lines.splice(at, 0, '', '{"id":"1"');
     const killedFile = writeResults(dir, 'killed.ndjson', lines);
     const straightFile = path.join(dir, 'straight.ndjson');
     copyFileSync(killedFile, straightFile);
@@ -127,7 +130,7 @@ describe('compliance-sync apply', () => {
     const resumedSummary = JSON.parse(resumed.stdout) as Record<string, unknown>;
     expect(resumedSummary.runId).toBe(1);
 
-    writeJson(path.join(dir, 'straight.json'), { store: { path: 'straight.db' }, reconcile: { batchSize: 500 }, log: { level: 'warn' } });
+    writeJson(path.join(dir, 'straight.json'), { store: { path: 'straight.db' }, reconcile: { batchSize: 100 }, log: { level: 'warn' } });
     const straight = runCli(['apply', '--type', 'tweets', straightFile, '--config', path.join(dir, 'straight.json'), '--json']);
     expect(straight.code).toBe(0);
     const straightSummary = JSON.parse(straight.stdout) as Record<string, unknown>;
@@ -148,6 +151,5 @@ describe('compliance-sync apply', () => {
     };
     expect(audit(store)).toEqual(audit(path.join(dir, 'straight.db')));
     expect(readFileSync(`${killedFile}.rejects.ndjson`, 'utf8')).toBe(readFileSync(`${straightFile}.rejects.ndjson`, 'utf8'));
-    // Three spawned applies of 60,000 lines: 50-90 s on a loaded two-core machine, beyond the suite's default minute.
-  }, 240_000);
+  });
 });

@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { runCycles } from '../../src/pipeline/cycle.js';
 import { openRuntime } from '../../src/pipeline/runtime.js';
 import { Chromium, findChromium } from '../helpers/chromium.js';
+import { FakeClock } from '../helpers/fakeClock.js';
 import { REPO_ROOT, useTempDir } from '../helpers/tmp.js';
 import { makeWorld, quietLogger, spawnCli, type World } from '../helpers/world.js';
 
@@ -21,26 +22,29 @@ const chromium = findChromium();
 
 /** Eleven cycles per type on one store: a failed job retried, a users shard held by the gate and then confirmed. */
 async function storeWithHistory(): Promise<World> {
+  // The polls and the failed job's retry pass on a fake clock the emulator shares (test/helpers/fakeClock.ts), instead
+  // of seconds of real waiting. It starts an hour back: every cycle ends before the report's period does (the real now).
+  const clock = new FakeClock(Date.now() - 3_600_000);
   const w = await makeWorld(tempDir(), {
     tweets: 400,
     users: 80,
-    emulator: { faults: { jobFail: { count: 1 } }, processingMs: 20 },
+    emulator: { faults: { jobFail: { count: 1 } }, processingMs: 20, clock: () => clock.now().getTime() },
     config: { jobs: { shardSize: 200, pollIntervalSeconds: 0.1 } },
   });
   worlds.push(w);
   const raw = (extra: Record<string, unknown>) =>
     parseConfig({ store: { path: w.storePath }, api: { baseUrl: w.emulator.url, timeoutSeconds: 10 }, jobs: { shardSize: 200, pollIntervalSeconds: 0.1 }, ...extra }, w.configPath, w.env);
   const strict = raw({ reconcile: { maxDeleteFraction: 0.001 } });
-  const runtime = openRuntime(strict, quietLogger(), w.env);
+  const runtime = openRuntime(strict, quietLogger(), w.env, { clock });
   try {
     const signal = new AbortController().signal;
     // The first users cycle deletes more than 0.1% of its IDs: held, then confirmed by an operator.
-    const [held] = await runCycles({ ...runtime.context(signal), config: strict }, ['users'], { trigger: 'manual' });
+    const [held] = await clock.run(runCycles({ ...runtime.context(signal), config: strict }, ['users'], { trigger: 'manual' }), 'the held users cycle');
     expect(held!.state).toBe('held');
-    await runCycles({ ...runtime.context(signal, { confirmDeletions: true }), config: strict }, ['users'], { trigger: 'manual' });
+    await clock.run(runCycles({ ...runtime.context(signal, { confirmDeletions: true }), config: strict }, ['users'], { trigger: 'manual' }), 'the confirmed users cycle');
     const normal = raw({});
     for (let i = 0; i < 11; i++) {
-      const summaries = await runCycles({ ...runtime.context(signal), config: normal }, i < 10 ? ['tweets', 'users'] : ['tweets'], { trigger: 'schedule' });
+      const summaries = await clock.run(runCycles({ ...runtime.context(signal), config: normal }, i < 10 ? ['tweets', 'users'] : ['tweets'], { trigger: 'schedule' }), `cycles #${i + 1}`);
       for (const summary of summaries) expect(summary.state).toBe('closed');
     }
   } finally {
@@ -58,16 +62,17 @@ describe.skipIf(!chromium)('report --format html in headless Chromium (Debian pa
   it('renders a self-contained page with a chart per type, no script errors and no network request', async () => {
     const w = await storeWithHistory();
     const out = path.join(w.dir, 'report.html');
+    // The two reports and the browser start together; each is awaited where it is needed.
     const run = spawnCli(['report', '--format', 'html', '--out', out, '--config', w.configPath], w.env);
-    expect((await run.exit).code).toBe(0);
     const json = spawnCli(['report', '--format', 'json', '--config', w.configPath], w.env);
-    expect((await json.exit).code).toBe(0);
-    const report = JSON.parse(json.stdout());
-    mkdirSync(ARTIFACTS, { recursive: true });
-    copyFileSync(out, path.join(ARTIFACTS, 'report.html'));
-
     const browser = new Chromium(chromium!);
     try {
+      expect((await run.exit).code).toBe(0);
+      expect((await json.exit).code).toBe(0);
+      const report = JSON.parse(json.stdout());
+      mkdirSync(ARTIFACTS, { recursive: true });
+      copyFileSync(out, path.join(ARTIFACTS, 'report.html'));
+
       const session = await browser.page();
       const problems: string[] = [];
       const requests: string[] = [];

@@ -21,6 +21,7 @@ const CONFIG = '/etc/compliance-sync/config.json';
 const STORE = '/var/lib/compliance-sync/archive.db';
 /** `status` reads a config of its own, so that an invalid edit of the daemon's does not hide what the daemon does. */
 const STATUS_CONFIG = '/etc/compliance-sync/status.json';
+const INSTALL_CONFIG = `install -m 0644 /run/cs-harness/host/config.json ${CONFIG}`;
 
 function probeReason(): string | null {
   if (/^\/(home|root)(\/|$)/.test(REPO_ROOT)) return `the checkout (${REPO_ROOT}) is under /home or /root, which ProtectHome=yes hides from the service`;
@@ -69,6 +70,12 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
 
   /** Replaces the installed config (an administrator's edit). */
   function setConfig(schedule: Record<string, unknown> = {}, port = PORT): void {
+    writeConfig(schedule, port);
+    if (pid) expect(sh(INSTALL_CONFIG).code).toBe(0);
+  }
+
+  /** The config as the host prepares it; INSTALL_CONFIG installs it (inside the namespaces). */
+  function writeConfig(schedule: Record<string, unknown> = {}, port = PORT): void {
     const config = {
       store: { path: STORE },
       api: { baseUrl: `http://127.0.0.1:${port}`, timeoutSeconds: 10 },
@@ -77,7 +84,6 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
       log: { level: 'info' },
     };
     writeFileSync(path.join(scratch, 'config.json'), JSON.stringify(config, null, 2));
-    if (pid) expect(sh(`install -m 0644 /run/cs-harness/host/config.json ${CONFIG}`).code).toBe(0);
   }
 
   /** What `compliance-sync status` says, run as the service user as systemd/README.md shows. */
@@ -105,8 +111,14 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
     expect(boot.status, boot.stderr).toBe(0);
     pid = boot.stdout.trim();
 
-    const emulator = `systemd-run --unit=cs-emulator -p Type=exec /usr/bin/compliance-sync emulator --port ${PORT} --token ${TOKEN} --processing-ms 3000 --rate-limit 100000 --log-level warn`;
+    // Jobs complete 300 ms after their upload, so that a cycle polls a job in progress (pollIntervalSeconds 0.2) without
+    // waiting seconds for it; no case here looks at a job in progress of this emulator (the slow one is for that).
+    const emulator = `systemd-run --unit=cs-emulator -p Type=exec /usr/bin/compliance-sync emulator --port ${PORT} --token ${TOKEN} --processing-ms 300 --rate-limit 100000 --log-level warn`;
     expect(sh(emulator).code).toBe(0);
+    // A second emulator, whose jobs take ten minutes, for the case where a daemon cycle must surely hold the lock
+    // while it is checked; started now so that its start-up overlaps the cases before that one.
+    const slow = `systemd-run --unit=cs-emulator-slow -p Type=exec /usr/bin/compliance-sync emulator --port ${SLOW_PORT} --token ${TOKEN} --processing-ms 600000 --rate-limit 100000 --log-level warn`;
+    expect(sh(slow).code).toBe(0);
     await until(() => sh(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/${PORT}'`).code === 0, 'the emulator listens');
     writeFileSync(path.join(scratch, 'status.json'), JSON.stringify({ store: { path: STORE } }));
     expect(sh(`install -m 0644 /run/cs-harness/host/status.json ${STATUS_CONFIG}`).code).toBe(0);
@@ -175,8 +187,8 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
       expect(show('compliance-sync').SubState).toBe('running');
     }
     for (let i = 0; i < 20; i++) {
-      setConfig({ cron: `${i} 4 * * *` });
-      expect(sh('systemctl kill --kill-whom=main -s HUP compliance-sync').code).toBe(0);
+      writeConfig({ cron: `${i} 4 * * *` });
+      expect(sh(`${INSTALL_CONFIG} && systemctl kill --kill-whom=main -s HUP compliance-sync`).code).toBe(0);
     }
     // A `systemctl reload` now is answered only after every SIGHUP before it was: then nothing may be left pending.
     const drain = sh('systemctl reload compliance-sync');
@@ -192,9 +204,7 @@ describe.skipIf(skipReason !== null)('the units under a real systemd (PID 1 of f
   });
 
   it('during a daemon cycle the oneshot waits without taking the lock; systemctl stop exits 0; then the oneshot runs', async () => {
-    // A second emulator whose jobs take ten minutes: the daemon's cycle surely holds the lock while this is checked.
-    const slow = `systemd-run --unit=cs-emulator-slow -p Type=exec /usr/bin/compliance-sync emulator --port ${SLOW_PORT} --token ${TOKEN} --processing-ms 600000 --rate-limit 100000 --log-level warn`;
-    expect(sh(slow).code).toBe(0);
+    // The slow emulator (started in beforeAll): the daemon's cycle surely holds the lock while this is checked.
     await until(() => sh(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/${SLOW_PORT}'`).code === 0, 'the slow emulator listens');
     setConfig({}, SLOW_PORT);
     expect(sh('systemctl restart compliance-sync').code).toBe(0);
