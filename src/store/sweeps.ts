@@ -2,7 +2,7 @@ import type { Id } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
 import { embedIndexReady } from './embedIndex.js';
 import type { Db } from './open.js';
-import { quoteIdent, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
 
 /**
@@ -20,14 +20,27 @@ import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
  * up in cs_embeds (src/store/embedIndex.ts) by index; only while that index is not complete (a dry run before the
  * first apply) are they found by one pass over the tweets table per transaction, never per result line. The orphan
  * sweep looks only at the keys the transaction's deletes and updates removed, each by index.
+ *
+ * The embedded-copies sweep is cut by time (issue 15): one tweet can be embedded by thousands of rows (a viral tweet's
+ * retweets kept as raw JSON), each a copy deleted with its tombstone and dependents. Given the transaction's `stop`, it
+ * stops between two rows once that says so, and what it has not done yet is committed with the transaction in the
+ * ledger (cs_sweep_pending: the IDs with their reasons; cs_sweep_state: the last row gone through, in ID order); the
+ * next transaction that sweeps goes on from there. The orphan sweep is not cut: it is bounded by the keys the
+ * transaction touched.
  */
 export interface Sweeps {
   /** A tweet was geo-scrubbed in this transaction (its embedded copies lose their geo at the sweep). */
   scrubbed(id: Id): void;
   /** The tweets of an author were geo-scrubbed in this transaction. */
   scrubbedByAuthor(author: Id): void;
-  /** Runs the sweeps over what this transaction did, then forgets it. */
-  run(at: string): void;
+  /**
+   * Runs the sweeps over what this transaction did and what an earlier one left pending, then forgets it. With `stop`,
+   * the embedded-copies sweep stops between two rows once it says so (one row at least) and commits the rest as
+   * pending. Returns false when something is left pending.
+   */
+  run(at: string, stop?: () => boolean): boolean;
+  /** Whether a cut sweep is pending in the store (left by this connection or another, before a crash too). */
+  pending(): boolean;
 }
 
 /** What a geo scrub removes from an embedded copy of the scrubbed tweet (and what the audit looks for there). */
@@ -54,12 +67,18 @@ export function prepareSweeps(
   return {
     scrubbed: (id) => embeds?.scrubbed(id),
     scrubbedByAuthor: (author) => embeds?.scrubbedByAuthor(author),
-    run: (at) => {
-      embeds?.run(at);
+    run: (at, stop) => {
+      const done = embeds?.run(at, stop) ?? true;
+      // After the copies this transaction deleted: their media and places go with them.
       orphans?.run();
+      return done;
     },
+    pending: () => embeds?.pending() ?? false,
   };
 }
+
+/** Candidate rows read per query of a cut sweep: the next transaction reads on from where this one stopped. */
+const SWEEP_PAGE = 256;
 
 function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, options: { deleteCopy: (id: Id, reason: string, at: string) => void; tombstones: boolean }) {
   const rules = target.embeds;
@@ -67,9 +86,16 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   const tw = target.tweets;
   const table = quoteIdent(tw.table);
   const id = quoteIdent(tw.id);
+  // Noted by this transaction (the trigger, scrubbed()), and the set a sweep works on: what was noted when it began,
+  // with what an earlier transaction left pending. The tweets a sweep deletes itself (copies, their dependents) are
+  // noted too and dropped: one level, as for pointer copies.
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_gone_tweets (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_scrubbed_tweets (id TEXT PRIMARY KEY)');
-  db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_sweeping_gone (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_sweeping_scrubbed (id TEXT PRIMARY KEY)');
+  const forgetNoted = 'DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets';
+  const forgetSweeping = 'DELETE FROM temp.cs_sweeping_gone; DELETE FROM temp.cs_sweeping_scrubbed';
+  db.exec(`${forgetNoted}; ${forgetSweeping}`);
   // The deleted tweet's tombstone (written just before its DELETE) gives the reason its copies' tombstones repeat.
   const reason = options.tombstones
     ? `coalesce((SELECT reason FROM main.cs_tombstones WHERE type = 'tweets' AND id = old.${id}), 'deleted')`
@@ -84,19 +110,28 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
     ? db.prepare(`INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) SELECT CAST(${id} AS TEXT) FROM ${table} WHERE ${quoteIdent(target.authorId)} = ?`)
     : null;
   const bindAuthor = bindFor(target.authorEncoding);
-  const pending = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
+  const noted = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
 
-  const gone = 'temp.cs_gone_tweets';
-  const scrubbed = 'temp.cs_scrubbed_tweets';
+  const gone = 'temp.cs_sweeping_gone';
+  const scrubbed = 'temp.cs_sweeping_scrubbed';
   // Rows that hold none of the rules' keys in their text are skipped before any JSON is parsed.
   const columns = [...new Set(rules.map((r) => r.column))];
   const prefilter = columns
     .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${quoteIdent(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
     .join(' OR ');
   const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
-  const candidates = embedIndexReady(db, target)
-    ? db.prepare('SELECT DISTINCT tweet_id AS id FROM cs_embeds WHERE embedded_id IN (SELECT id FROM temp.cs_gone_tweets UNION ALL SELECT id FROM temp.cs_scrubbed_tweets)').safeIntegers(true)
-    : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
+  // In ID order from `after` on. By index a page at a time (a cut sweep reads no further than it gets); the pass over
+  // the table (no index yet: a dry run, never cut) once.
+  const indexed = embedIndexReady(db, target);
+  const page = indexed ? SWEEP_PAGE : Infinity;
+  const candidates = indexed
+    ? db
+        .prepare(
+          `SELECT DISTINCT tweet_id AS id FROM cs_embeds WHERE embedded_id IN (SELECT id FROM ${gone} UNION ALL SELECT id FROM ${scrubbed})
+           AND (@after IS NULL OR tweet_id > @after) ORDER BY tweet_id LIMIT ${SWEEP_PAGE}`,
+        )
+        .safeIntegers(true)
+    : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch}) AND (@after IS NULL OR ${id} > @after) ORDER BY ${id}`).safeIntegers(true);
 
   const copyRules = rules.filter((r) => r.action === 'copy');
   const copyOf = copyRules.length ? db.prepare(`SELECT coalesce(${copyRules.map((r) => reasonOf(r, gone)).join(', ')}) FROM ${table} WHERE ${id} = ?`).pluck() : null;
@@ -104,28 +139,95 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   // A retweet of a scrubbed tweet is kept, and so is the original's geo it embeds: that goes as from a quote.
   const edits = [...removeRules.map((r) => removeStatement(db, table, id, r, gone)), ...rules.map((r) => scrubStatement(db, table, id, r, scrubbed))];
   const cell = counter.cell(tw.table, 'embed', 'updated');
+  const sweepRow = (row: Id, at: string) => {
+    const reason = copyOf?.get(bindId(row)) as string | null | undefined;
+    if (reason) {
+      options.deleteCopy(row, reason, at);
+      return;
+    }
+    let changed = false;
+    for (const edit of edits) {
+      // One embedded object per statement (array elements shift as one is removed): repeated until none is left.
+      for (let i = 0; i < 64 && edit.run(bindId(row)).changes > 0; i++) changed = true;
+    }
+    if (changed) counter.add(cell, 1);
+  };
+
+  // What is left when the time is up (a dry run has no ledger to leave it in, and is never cut).
+  const ledger = options.tombstones && new SchemaInfo(db).table('cs_sweep_state') !== undefined ? prepareSweepLedger(db, gone, scrubbed) : null;
 
   return {
     scrubbed: (key: Id) => void noteScrubbed.run(key),
     scrubbedByAuthor: (author: Id) => void noteScrubbedByAuthor?.run(bindAuthor(author)),
-    run: (at: string) => {
-      if (Number(pending.get()) === 0) return;
-      const rows = (candidates.all() as { id: bigint | string }[]).map((r) => String(r.id) as Id);
-      for (const row of rows) {
-        const reason = copyOf?.get(bindId(row)) as string | null | undefined;
-        if (reason) {
-          options.deleteCopy(row, reason, at);
-          continue;
+    pending: () => ledger?.pending() ?? false,
+    run: (at: string, stop?: () => boolean): boolean => {
+      const left = ledger?.pending() ?? false;
+      if (Number(noted.get()) === 0 && !left) return true;
+      // Rows are gone through in ID order; a pending sweep goes on after the last row it reached, unless this
+      // transaction noted IDs it did not have (their rows may lie before that).
+      let after: bigint | string | null = left ? ledger!.load() : null;
+      db.exec(
+        `INSERT OR IGNORE INTO ${gone} (id, reason) SELECT id, reason FROM temp.cs_gone_tweets;
+         INSERT OR IGNORE INTO ${scrubbed} (id) SELECT id FROM temp.cs_scrubbed_tweets; ${forgetNoted}`,
+      );
+      if (left && ledger!.grew()) after = null;
+      const cutting = ledger !== null && stop !== undefined;
+      let cut = false;
+      for (let more = true; more && !cut; ) {
+        const rows = (candidates.all({ after }) as { id: bigint | string }[]).map((r) => r.id);
+        more = rows.length >= page;
+        for (let i = 0; i < rows.length; i++) {
+          sweepRow(String(rows[i]) as Id, at);
+          after = rows[i]!;
+          if (cutting && (more || i < rows.length - 1) && stop()) {
+            cut = true;
+            break;
+          }
         }
-        let changed = false;
-        for (const edit of edits) {
-          // One embedded object per statement (array elements shift as one is removed): repeated until none is left.
-          for (let i = 0; i < 64 && edit.run(bindId(row)).changes > 0; i++) changed = true;
-        }
-        if (changed) counter.add(cell, 1);
       }
-      db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+      // The copies deleted here noted their own IDs: one level, they are not swept in turn.
+      db.exec(forgetNoted);
+      if (cut) ledger!.save(after);
+      else if (left) ledger!.clear();
+      db.exec(forgetSweeping);
+      return !cut;
     },
+  };
+}
+
+/**
+ * The pending sweep in the ledger (migrations/0009_sweep_pending.sql): saved with the transaction that was cut, loaded
+ * by the next one that sweeps, cleared by the one that finds no row left.
+ */
+function prepareSweepLedger(db: Db, gone: string, scrubbed: string) {
+  const state = db.prepare('SELECT swept_to FROM main.cs_sweep_state WHERE id = 1').safeIntegers(true);
+  const loadGone = db.prepare(`INSERT OR IGNORE INTO ${gone} (id, reason) SELECT id, coalesce(reason, 'deleted') FROM main.cs_sweep_pending WHERE kind = 'gone'`);
+  const loadScrubbed = db.prepare(`INSERT OR IGNORE INTO ${scrubbed} (id) SELECT id FROM main.cs_sweep_pending WHERE kind = 'scrubbed'`);
+  const grew = db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM ${gone} g WHERE NOT EXISTS (SELECT 1 FROM main.cs_sweep_pending p WHERE p.kind = 'gone' AND p.id = g.id))
+           OR EXISTS (SELECT 1 FROM ${scrubbed} s WHERE NOT EXISTS (SELECT 1 FROM main.cs_sweep_pending p WHERE p.kind = 'scrubbed' AND p.id = s.id))`,
+    )
+    .pluck();
+  const saveGone = db.prepare(`INSERT OR IGNORE INTO main.cs_sweep_pending (kind, id, reason) SELECT 'gone', id, reason FROM ${gone}`);
+  const saveScrubbed = db.prepare(`INSERT OR IGNORE INTO main.cs_sweep_pending (kind, id, reason) SELECT 'scrubbed', id, NULL FROM ${scrubbed}`);
+  const saveState = db.prepare('INSERT INTO main.cs_sweep_state (id, swept_to) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET swept_to = excluded.swept_to');
+  return {
+    pending: () => state.get() !== undefined,
+    /** Adds the pending IDs to the sweep's set; returns the last row gone through. */
+    load: (): bigint | string | null => {
+      loadGone.run();
+      loadScrubbed.run();
+      return (state.get() as { swept_to: bigint | string | null } | undefined)?.swept_to ?? null;
+    },
+    /** Whether the set holds IDs the ledger does not (noted by this transaction). */
+    grew: () => Number(grew.get()) === 1,
+    save: (after: bigint | string | null) => {
+      saveGone.run();
+      saveScrubbed.run();
+      saveState.run(after);
+    },
+    clear: () => db.exec('DELETE FROM main.cs_sweep_pending; DELETE FROM main.cs_sweep_state'),
   };
 }
 
