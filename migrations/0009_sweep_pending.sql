@@ -8,9 +8,13 @@ CREATE TABLE cs_sweep_pending (
   reason TEXT,            -- gone: the deleted tweet's tombstone reason, repeated by its copies' (copy_<reason>)
   PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
--- One row while a sweep is pending: the last row it went through, in ID order (the tweets table's ID as stored; NULL:
--- none yet). A row that embeds a pending ID at or before it was handled already.
+-- One row while a sweep is pending: where it stopped. The IDs are gone through kind by kind (gone, then scrubbed), in
+-- ID order, and for each the rows embedding it in the tweets table's ID order: every ID before `swept_id` is done,
+-- and of that one the rows up to `swept_to` (the ID as stored; NULL: all of them). `generation` counts the saves.
 CREATE TABLE cs_sweep_state (
-  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  generation  INTEGER NOT NULL,
+  kind        TEXT NOT NULL CHECK (kind IN ('gone', 'scrubbed')),
+  swept_id    TEXT NOT NULL,
   swept_to
 );
