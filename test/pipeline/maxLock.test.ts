@@ -2,6 +2,8 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyRunsOf } from '../../src/store/applyRuns.js';
+import { ensureEmbedIndex } from '../../src/store/embedIndex.js';
+import { resolveTarget } from '../../src/store/target.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import type { ApplySummary, Cut } from '../../src/pipeline/apply/applyFile.js';
 import { useTempDir } from '../helpers/tmp.js';
@@ -335,7 +337,8 @@ describe('reconcile.maxLockMs: the embedded-copies sweep cut by time', () => {
 
   it('a crash between two transactions leaves the sweep pending in the ledger; the resumed run finishes it first, counts exact', async () => {
     const dir = tempDir();
-    const { config, file, store, straight } = viralStore(dir);
+    const { config, file, straight, ...opened } = viralStore(dir);
+    let store = opened.store;
     const crash = (when: (c: Commit) => boolean) => {
       let seen = 0;
       return (c: Commit) => {
@@ -364,7 +367,10 @@ describe('reconcile.maxLockMs: the embedded-copies sweep cut by time', () => {
     expect(changed('copy', 'deleted')).toBe(19);
     expect(changed('embed', 'updated')).toBe(300 - geoLeft);
 
-    // 2. Resumed, it sweeps before taking records; stopped again after the batch's last records, the sweep pending.
+    // 2. Resumed on a new connection (as after the process died: nothing of the sweep is left but the ledger), it
+    // sweeps before taking records; stopped again after the batch's last records, the sweep pending.
+    store.close();
+    store = openStore(config.store.path);
     const commits: Commit[] = [];
     const afterBatch = crash((c) => c.sweepPending && c.cut === null);
     await expect(
@@ -385,7 +391,9 @@ describe('reconcile.maxLockMs: the embedded-copies sweep cut by time', () => {
     expect(left).toBeLessThan(2000);
     expect(copyTombstones(store).copy_deleted).toBe(2000 - left);
 
-    // 3. Resumed with every line applied: the pending sweep is finished before the run is done.
+    // 3. Resumed with every line applied (a new connection again): the pending sweep is finished before the run is done.
+    store.close();
+    store = openStore(config.store.path);
     const resumed = await apply(store, config, 'tweets', file, { runId, clock: ticking() });
     expect(resumed.state).toBe('done');
     expect(pendingSweep(store)).toEqual({ ids: [], state: 0n });
@@ -396,6 +404,46 @@ describe('reconcile.maxLockMs: the embedded-copies sweep cut by time', () => {
     expect(copyTombstones(store)).toEqual({ deleted: 1, deactivated: 40, copy_deleted: 2000, copy_deactivated: 40 });
     expect(applyRunsOf(store).auditCounts(runId)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
     expect(applyRunsOf(store).changeCounts(runId)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
+    store.close();
+    straight.close();
+  });
+});
+
+describe('reconcile.maxLockMs: a pending sweep shared by the two flows of one process', () => {
+  it("the tweets and users applies interleaved on one connection finish each other's sweeps: the store and the total counts of one transaction each", async () => {
+    const dir = tempDir();
+    const { config, file, store, straight } = viralStore(dir);
+    // User 7's 30 tweets (600…629), each retweeted three times in raw JSON (40000…40089).
+    for (const db of [store, straight]) {
+      insertUsers(db, ['7']);
+      insertTweets(db, [
+        ...Array.from({ length: 30 }, (_, i) => ({ id: String(600 + i), author_id: '7', raw_json: JSON.stringify({ id_str: String(600 + i) }) })),
+        ...Array.from({ length: 90 }, (_, i) => ({ id: String(40_000 + i), raw_json: JSON.stringify({ id_str: String(40_000 + i), retweeted_status: { id_str: String(600 + (i % 30)) } }) })),
+      ]);
+      await ensureEmbedIndex(db, resolveTarget(db, config));
+    }
+    const users = writeResults(dir, 'users.ndjson', [result('7', 'deactivated')]);
+    const commits: Record<string, Commit[]> = { tweets: [], users: [] };
+    const runs = await Promise.all([
+      apply(store, config, 'tweets', file, { clock: ticking(), onCommit: (c) => commits.tweets!.push(c) }),
+      apply(store, config, 'users', users, { clock: ticking(), onCommit: (c) => commits.users!.push(c) }),
+    ]);
+    expect(runs.map((r) => r.state)).toEqual(['done', 'done']);
+    expect(commits.tweets!.filter((c) => c.sweepPending).length).toBeGreaterThan(10);
+    expect(pendingSweep(store)).toEqual({ ids: [], state: 0n });
+
+    const unbounded = { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } };
+    const once = [await apply(straight, unbounded, 'tweets', file), await apply(straight, unbounded, 'users', users)];
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(rowsOf(store, 'users')).toEqual(rowsOf(straight, 'users'));
+    expect(copyTombstones(store)).toEqual(copyTombstones(straight));
+    expect(copyTombstones(store)).toMatchObject({ copy_deleted: 2000, copy_deactivated: 40, copy_author_deactivated: 90 });
+    // Each copy counted once, in whichever run's transaction deleted it: the two runs together count what one did.
+    const total = (db: Db, ids: number[]) =>
+      db
+        .prepare(`SELECT table_name, cause, kind, sum(count) AS n FROM cs_change_counts WHERE run_id IN (${ids.join(', ')}) GROUP BY table_name, cause, kind ORDER BY table_name, cause, kind`)
+        .all();
+    expect(total(store, runs.map((r) => r.runId!))).toEqual(total(straight, once.map((r) => r.runId!)));
     store.close();
     straight.close();
   });
