@@ -59,9 +59,12 @@ export interface ContentStatements {
   /**
    * At the end of each transaction, before drainChanges: runs the queued deletions, then deletes the copies
    * embedded-JSON rules find of the tweets this transaction deleted, removes (or geo-scrubs) embedded copies, deletes
-   * orphans (src/store/sweeps.ts).
+   * orphans (src/store/sweeps.ts). With `stop`, the embedded copies are cut by time: what is left is committed as
+   * pending with the transaction (false returned), and the next call goes on with it.
    */
-  sweep(at: string): void;
+  sweep(at: string, stop?: () => boolean): boolean;
+  /** Whether a sweep cut by time is pending in the store: a transaction that only sweeps goes on with it. */
+  sweepPending(): boolean;
   /**
    * Rows changed since the last call, per table, cause and kind (trigger writes included); resets the count. Queued
    * deletions (see prepareQueuedDelete) are run first: call it in the transaction, before its commit.
@@ -364,11 +367,12 @@ export function prepareContentStatements(
     },
     cascade,
     explainCommitFailure: (err) => explainCommitFailure(err, db, target, type),
-    sweep: (at) => {
+    sweep: (at, stop) => {
       // The sweeps act on what the transaction deleted: the queued deletions must have run.
       queued?.flush();
-      sweeps?.run(at);
+      return sweeps?.run(at, stop) ?? true;
     },
+    sweepPending: () => sweeps?.pending() ?? false,
     drainChanges: () => {
       queued?.flush();
       const changes = counter.drain();

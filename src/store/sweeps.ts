@@ -2,7 +2,7 @@ import type { Id } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
 import { embedIndexReady } from './embedIndex.js';
 import type { Db } from './open.js';
-import { quoteIdent, quoteLiteral } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
 
 /**
@@ -20,14 +20,27 @@ import type { EmbedRule, IdEncoding, OrphanRule, Target } from './target.js';
  * up in cs_embeds (src/store/embedIndex.ts) by index; only while that index is not complete (a dry run before the
  * first apply) are they found by one pass over the tweets table per transaction, never per result line. The orphan
  * sweep looks only at the keys the transaction's deletes and updates removed, each by index.
+ *
+ * The embedded-copies sweep is cut by time (issue 15): one tweet can be embedded by thousands of rows (a viral tweet's
+ * retweets kept as raw JSON), each a copy deleted with its tombstone and dependents. Given the transaction's `stop`, it
+ * stops after the row (or ID) under way once that says so, and what it has not done yet is committed with the
+ * transaction in the ledger (cs_sweep_pending: the IDs with their reasons; cs_sweep_state: where it stopped); the
+ * next transaction that sweeps goes on from there. The orphan sweep is not cut: it is bounded by the keys the
+ * transaction touched.
  */
 export interface Sweeps {
   /** A tweet was geo-scrubbed in this transaction (its embedded copies lose their geo at the sweep). */
   scrubbed(id: Id): void;
   /** The tweets of an author were geo-scrubbed in this transaction. */
   scrubbedByAuthor(author: Id): void;
-  /** Runs the sweeps over what this transaction did, then forgets it. */
-  run(at: string): void;
+  /**
+   * Runs the sweeps over what this transaction did and what an earlier one left pending, then forgets it. With `stop`,
+   * the embedded-copies sweep stops after the row or ID under way once it says so (one at least) and commits the rest as
+   * pending. Returns false when something is left pending.
+   */
+  run(at: string, stop?: () => boolean): boolean;
+  /** Whether a cut sweep is pending in the store (left by this connection or another, before a crash too). */
+  pending(): boolean;
 }
 
 /** What a geo scrub removes from an embedded copy of the scrubbed tweet (and what the audit looks for there). */
@@ -54,11 +67,24 @@ export function prepareSweeps(
   return {
     scrubbed: (id) => embeds?.scrubbed(id),
     scrubbedByAuthor: (author) => embeds?.scrubbedByAuthor(author),
-    run: (at) => {
-      embeds?.run(at);
+    run: (at, stop) => {
+      const done = embeds?.run(at, stop) ?? true;
+      // After the copies this transaction deleted: their media and places go with them.
       orphans?.run();
+      return done;
     },
+    pending: () => embeds?.pending() ?? false,
   };
+}
+
+/** Rows (or pending IDs) read per query of the indexed sweep: a cut sweep reads little further than it gets. */
+const SWEEP_PAGE = 256;
+
+/** Where a sweep is: every ID of the sets before (`kind`, `id`) is done; of `id`, the rows up to `row` (null: all). */
+interface SweepCursor {
+  kind: 'gone' | 'scrubbed';
+  id: string;
+  row: bigint | string | null;
 }
 
 function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, options: { deleteCopy: (id: Id, reason: string, at: string) => void; tombstones: boolean }) {
@@ -67,9 +93,19 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   const tw = target.tweets;
   const table = quoteIdent(tw.table);
   const id = quoteIdent(tw.id);
+  // Noted by this transaction (the trigger, scrubbed()); and the sets a sweep works on, with what an earlier
+  // transaction left pending. The tweets a sweep deletes itself (copies, their
+  // dependents) are noted too and dropped: one level, as for pointer copies. TEMP tables are in the transaction: a
+  // rollback takes back what it put in them.
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_gone_tweets (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
   db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_scrubbed_tweets (id TEXT PRIMARY KEY)');
-  db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_sweeping_gone (id TEXT PRIMARY KEY, reason TEXT NOT NULL)');
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_sweeping_scrubbed (id TEXT PRIMARY KEY)');
+  // The ledger's generation (cs_sweep_state) the sets above hold while a sweep is pending: loaded once per connection.
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS cs_sweeping_of (generation INTEGER NOT NULL)');
+  const forgetNoted = 'DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets';
+  const forgetSweeping = 'DELETE FROM temp.cs_sweeping_gone; DELETE FROM temp.cs_sweeping_scrubbed; DELETE FROM temp.cs_sweeping_of';
+  db.exec(`${forgetNoted}; ${forgetSweeping}`);
   // The deleted tweet's tombstone (written just before its DELETE) gives the reason its copies' tombstones repeat.
   const reason = options.tombstones
     ? `coalesce((SELECT reason FROM main.cs_tombstones WHERE type = 'tweets' AND id = old.${id}), 'deleted')`
@@ -84,19 +120,29 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
     ? db.prepare(`INSERT OR IGNORE INTO temp.cs_scrubbed_tweets (id) SELECT CAST(${id} AS TEXT) FROM ${table} WHERE ${quoteIdent(target.authorId)} = ?`)
     : null;
   const bindAuthor = bindFor(target.authorEncoding);
-  const pending = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
+  const noted = db.prepare('SELECT (SELECT count(*) FROM temp.cs_gone_tweets) + (SELECT count(*) FROM temp.cs_scrubbed_tweets)').pluck();
+  // Into the sets; `changes` says whether any ID is new to them.
+  const takeGone = db.prepare('INSERT OR IGNORE INTO temp.cs_sweeping_gone (id, reason) SELECT id, reason FROM temp.cs_gone_tweets');
+  const takeScrubbed = db.prepare('INSERT OR IGNORE INTO temp.cs_sweeping_scrubbed (id) SELECT id FROM temp.cs_scrubbed_tweets');
 
-  const gone = 'temp.cs_gone_tweets';
-  const scrubbed = 'temp.cs_scrubbed_tweets';
+  const gone = 'temp.cs_sweeping_gone';
+  const scrubbed = 'temp.cs_sweeping_scrubbed';
+  const sets = { gone, scrubbed } as const;
+  // By index: the sets' IDs in order, and the rows embedding each in ID order, a page at a time, from the cursor on.
+  // Without it (a dry run before the first apply, never cut) one pass over the table finds them all.
+  const indexed = embedIndexReady(db, target);
+  const idsAfter = Object.fromEntries(
+    (['gone', 'scrubbed'] as const).map((kind) => [kind, db.prepare(`SELECT id FROM ${sets[kind]} WHERE @after IS NULL OR id > @after ORDER BY id LIMIT ${SWEEP_PAGE}`).pluck()]),
+  ) as Record<SweepCursor['kind'], ReturnType<Db['prepare']>>;
+  const rowsOf = db.prepare(`SELECT tweet_id FROM cs_embeds WHERE embedded_id = ? ORDER BY tweet_id LIMIT ${SWEEP_PAGE}`).pluck().safeIntegers(true);
+  const rowsAfter = db.prepare(`SELECT tweet_id FROM cs_embeds WHERE embedded_id = ? AND tweet_id > ? ORDER BY tweet_id LIMIT ${SWEEP_PAGE}`).pluck().safeIntegers(true);
   // Rows that hold none of the rules' keys in their text are skipped before any JSON is parsed.
   const columns = [...new Set(rules.map((r) => r.column))];
   const prefilter = columns
     .map((c) => `(${[...new Set(rules.filter((r) => r.column === c).map((r) => lastKey(r.path)))].map((k) => `instr(${quoteIdent(c)}, ${quoteLiteral(`"${k}"`)}) > 0`).join(' OR ')})`)
     .join(' OR ');
   const anyMatch = rules.flatMap((r) => [matches(r, gone), matches(r, scrubbed)]).join(' OR ');
-  const candidates = embedIndexReady(db, target)
-    ? db.prepare('SELECT DISTINCT tweet_id AS id FROM cs_embeds WHERE embedded_id IN (SELECT id FROM temp.cs_gone_tweets UNION ALL SELECT id FROM temp.cs_scrubbed_tweets)').safeIntegers(true)
-    : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).safeIntegers(true);
+  const scan = indexed ? null : db.prepare(`SELECT ${id} AS id FROM ${table} WHERE (${prefilter}) AND (${anyMatch})`).pluck().safeIntegers(true);
 
   const copyRules = rules.filter((r) => r.action === 'copy');
   const copyOf = copyRules.length ? db.prepare(`SELECT coalesce(${copyRules.map((r) => reasonOf(r, gone)).join(', ')}) FROM ${table} WHERE ${id} = ?`).pluck() : null;
@@ -104,28 +150,150 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
   // A retweet of a scrubbed tweet is kept, and so is the original's geo it embeds: that goes as from a quote.
   const edits = [...removeRules.map((r) => removeStatement(db, table, id, r, gone)), ...rules.map((r) => scrubStatement(db, table, id, r, scrubbed))];
   const cell = counter.cell(tw.table, 'embed', 'updated');
+  /** Deletes the row as a copy, or removes (or scrubs) what it embeds; a row handled already matches nothing. */
+  const sweepRow = (row: Id, at: string) => {
+    const reason = copyOf?.get(bindId(row)) as string | null | undefined;
+    if (reason) {
+      options.deleteCopy(row, reason, at);
+      return;
+    }
+    let changed = false;
+    for (const edit of edits) {
+      // One embedded object per statement (array elements shift as one is removed): repeated until none is left.
+      for (let i = 0; i < 64 && edit.run(bindId(row)).changes > 0; i++) changed = true;
+    }
+    if (changed) counter.add(cell, 1);
+  };
+
+  /**
+   * Goes through the sets from `from` (null: the start): each ID's rows, then the next ID. After each row and each
+   * ID, `stop()` is asked; returns where it stopped, or null when every row is done.
+   */
+  const sweepFrom = (from: SweepCursor | null, at: string, stop: () => boolean): SweepCursor | null => {
+    const kinds = (['gone', 'scrubbed'] as const).filter((kind) => from === null || kind === from.kind || (from.kind === 'gone' && kind === 'scrubbed'));
+    for (const kind of kinds) {
+      const start = from?.kind === kind ? from : null;
+      /** The rows of `key` after `row`; returns the cursor when stopped. */
+      const rowsFrom = (key: string, row: bigint | string | null): SweepCursor | null => {
+        for (let after = row; ; ) {
+          const rows = (after === null ? rowsOf.all(key) : rowsAfter.all(key, after)) as (bigint | string)[];
+          for (const r of rows) {
+            sweepRow(String(r) as Id, at);
+            after = r;
+            if (stop()) return { kind, id: key, row: r };
+          }
+          if (rows.length < SWEEP_PAGE) return null;
+        }
+      };
+      if (start && start.row !== null) {
+        const stopped = rowsFrom(start.id, start.row);
+        if (stopped) return stopped;
+        if (stop()) return { kind, id: start.id, row: null };
+      }
+      for (let after: string | null = start?.id ?? null; ; ) {
+        const keys = idsAfter[kind].all({ after }) as string[];
+        for (const key of keys) {
+          const stopped = rowsFrom(key, null);
+          if (stopped) return stopped;
+          after = key;
+          if (stop()) return { kind, id: key, row: null };
+        }
+        if (keys.length < SWEEP_PAGE) break;
+      }
+    }
+    return null;
+  };
+
+  // What is left when the time is up (a dry run has no ledger to leave it in, and is never cut; nor is the pass over
+  // the table, which has no order to go on from).
+  const ledger = options.tombstones && indexed && new SchemaInfo(db).table('cs_sweep_state') !== undefined ? prepareSweepLedger(db, gone, scrubbed) : null;
+  const never = () => false;
 
   return {
     scrubbed: (key: Id) => void noteScrubbed.run(key),
     scrubbedByAuthor: (author: Id) => void noteScrubbedByAuthor?.run(bindAuthor(author)),
-    run: (at: string) => {
-      if (Number(pending.get()) === 0) return;
-      const rows = (candidates.all() as { id: bigint | string }[]).map((r) => String(r.id) as Id);
-      for (const row of rows) {
-        const reason = copyOf?.get(bindId(row)) as string | null | undefined;
-        if (reason) {
-          options.deleteCopy(row, reason, at);
-          continue;
+    pending: () => ledger?.state() !== undefined,
+    run: (at: string, stop?: () => boolean): boolean => {
+      const state = ledger?.state();
+      // Sets held for a sweep another connection has finished since are dropped.
+      if (state === undefined) ledger?.release();
+      if (Number(noted.get()) === 0 && state === undefined) return true;
+      if (state !== undefined) ledger!.hold(state.generation);
+      const grew = takeGone.run().changes + takeScrubbed.run().changes > 0;
+      db.exec(forgetNoted);
+      if (!scan) {
+        // A pending sweep goes on where it stopped, unless this transaction noted IDs it did not have: their rows may
+        // lie before that, so it starts over (rows handled already match nothing).
+        const from = state !== undefined && !grew ? state.cursor : null;
+        const stopped = sweepFrom(from, at, ledger && stop ? stop : never);
+        // The copies deleted here noted their own IDs: one level, they are not swept in turn.
+        db.exec(forgetNoted);
+        if (stopped) {
+          ledger!.save(stopped, state?.generation ?? 0, grew);
+          return false;
         }
-        let changed = false;
-        for (const edit of edits) {
-          // One embedded object per statement (array elements shift as one is removed): repeated until none is left.
-          for (let i = 0; i < 64 && edit.run(bindId(row)).changes > 0; i++) changed = true;
-        }
-        if (changed) counter.add(cell, 1);
+        if (state !== undefined) ledger!.clear();
+      } else {
+        for (const row of scan.all() as (bigint | string)[]) sweepRow(String(row) as Id, at);
+        db.exec(forgetNoted);
       }
-      db.exec('DELETE FROM temp.cs_gone_tweets; DELETE FROM temp.cs_scrubbed_tweets');
+      db.exec(forgetSweeping);
+      return true;
     },
+  };
+}
+
+/**
+ * The pending sweep in the ledger (migrations/0009_sweep_pending.sql): saved with the transaction that was cut (its new
+ * IDs only, and where it stopped), loaded once per connection by the next one that sweeps (the TEMP sets then go on
+ * from one transaction to the next), cleared by the one that finds no row left. Each save moves the generation on,
+ * so sets loaded at an earlier one are loaded again.
+ */
+function prepareSweepLedger(db: Db, gone: string, scrubbed: string) {
+  const state = db.prepare('SELECT generation, kind, swept_id, swept_to FROM main.cs_sweep_state WHERE id = 1').safeIntegers(true);
+  const heldGeneration = db.prepare('SELECT generation FROM temp.cs_sweeping_of').pluck().safeIntegers(true);
+  const loadGone = db.prepare(`INSERT INTO ${gone} (id, reason) SELECT id, coalesce(reason, 'deleted') FROM main.cs_sweep_pending WHERE kind = 'gone'`);
+  const loadScrubbed = db.prepare(`INSERT INTO ${scrubbed} (id) SELECT id FROM main.cs_sweep_pending WHERE kind = 'scrubbed'`);
+  const saveGone = db.prepare(`INSERT OR IGNORE INTO main.cs_sweep_pending (kind, id, reason) SELECT 'gone', id, reason FROM ${gone}`);
+  const saveScrubbed = db.prepare(`INSERT OR IGNORE INTO main.cs_sweep_pending (kind, id, reason) SELECT 'scrubbed', id, NULL FROM ${scrubbed}`);
+  const saveState = db.prepare(
+    `INSERT INTO main.cs_sweep_state (id, generation, kind, swept_id, swept_to) VALUES (1, @generation, @kind, @id, @row)
+     ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, kind = excluded.kind, swept_id = excluded.swept_id, swept_to = excluded.swept_to`,
+  );
+  const setHeld = db.prepare('INSERT INTO temp.cs_sweeping_of (generation) VALUES (?)');
+  const forget = `DELETE FROM ${gone}; DELETE FROM ${scrubbed}; DELETE FROM temp.cs_sweeping_of`;
+  return {
+    state: (): { generation: bigint; cursor: SweepCursor } | undefined => {
+      const row = state.get() as { generation: bigint; kind: SweepCursor['kind']; swept_id: string; swept_to: bigint | string | null } | undefined;
+      return row && { generation: row.generation, cursor: { kind: row.kind, id: row.swept_id, row: row.swept_to } };
+    },
+    /** Makes the TEMP sets hold the pending IDs of this generation (loaded unless they do already). */
+    hold: (generation: bigint) => {
+      if (heldGeneration.get() === generation) return;
+      db.exec(forget);
+      loadGone.run();
+      loadScrubbed.run();
+      setHeld.run(generation);
+    },
+    /**
+     * Commits with the transaction where the sweep stopped and, when the sets took IDs the ledger does not have
+     * (`fresh`: a transaction that noted some), the sets: those already there are skipped.
+     */
+    save: (cursor: SweepCursor, generation: bigint | number, fresh: boolean) => {
+      if (fresh) {
+        saveGone.run();
+        saveScrubbed.run();
+      }
+      const next = BigInt(generation) + 1n;
+      saveState.run({ generation: next, kind: cursor.kind, id: cursor.id, row: cursor.row });
+      db.exec('DELETE FROM temp.cs_sweeping_of');
+      setHeld.run(next);
+    },
+    /** Empties the TEMP sets if they hold a generation (no sweep is pending any more). */
+    release: () => {
+      if (heldGeneration.get() !== undefined) db.exec(forget);
+    },
+    clear: () => db.exec('DELETE FROM main.cs_sweep_pending; DELETE FROM main.cs_sweep_state'),
   };
 }
 

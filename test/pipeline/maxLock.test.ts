@@ -2,6 +2,8 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyRunsOf } from '../../src/store/applyRuns.js';
+import { ensureEmbedIndex } from '../../src/store/embedIndex.js';
+import { resolveTarget } from '../../src/store/target.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import type { ApplySummary, Cut } from '../../src/pipeline/apply/applyFile.js';
 import { useTempDir } from '../helpers/tmp.js';
@@ -256,6 +258,192 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     expect(applyRunsOf(store).auditCounts(resumed.runId!)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
     expect(applyRunsOf(store).changeCounts(resumed.runId!)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
     expect(resumed.changes).toMatchObject({ likes: { deleted: { fk: 603 } }, replies: { updated: { fk: 300 } } });
+    store.close();
+    straight.close();
+  });
+});
+
+/**
+ * Issue 15: the embedded-copies sweep is cut by time too. Tweet 900 is embedded as retweeted_status by 2,000 rows (a
+ * viral tweet's retweets kept as raw JSON) and quoted by 50; tweet 200 (geo) is quoted with its geo by 300 rows; 40
+ * more tweets (300…339) have one retweet each (5000…5039). The file deletes 900 and 300…339 and scrubs 200: in ID
+ * order, the viral tweet is the batch's last record.
+ */
+function viralStore(dir: string) {
+  const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 40 } });
+  const geo = { geo: { type: 'Point', coordinates: [52.5, 13.4] }, place: { id: 'p1', full_name: 'Berlin' } };
+  const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), text: `RT @a: words of ${of}`, retweeted_status: { id_str: of, text: `words of ${of}` } }) });
+  insertTweets(db, [
+    { id: '900', raw_json: JSON.stringify({ id_str: '900', text: 'viral' }) },
+    { id: '200', geo_lat: 1, geo_lon: 2, place_id: 'p1', raw_json: JSON.stringify({ id_str: '200', text: 'here', ...geo }) },
+    ...Array.from({ length: 40 }, (_, i) => ({ id: String(300 + i), raw_json: JSON.stringify({ id_str: String(300 + i) }) })),
+    ...Array.from({ length: 40 }, (_, i) => rt(5000 + i, String(300 + i))),
+    ...Array.from({ length: 2000 }, (_, i) => rt(10_000 + i, '900')),
+    ...Array.from({ length: 300 }, (_, i) => ({ id: String(20_000 + i), raw_json: JSON.stringify({ id_str: String(20_000 + i), quoted_status: { id_str: '200', text: 'here', ...geo } }) })),
+    ...Array.from({ length: 50 }, (_, i) => ({ id: String(30_000 + i), raw_json: JSON.stringify({ id_str: String(30_000 + i), text: 'so true', quoted_status: { id_str: '900' }, quoted_status_id_str: '900' }) })),
+  ]);
+  const file = writeResults(dir, 'tweets.ndjson', [result('900', 'deleted'), result('200', 'scrub_geo'), ...Array.from({ length: 40 }, (_, i) => result(String(300 + i), 'deactivated'))]);
+  db.close();
+  copyFileSync(config.store.path, path.join(dir, 'straight.db'));
+  return { config, file, store: openStore(config.store.path), straight: openStore(path.join(dir, 'straight.db')) };
+}
+
+const tweetCount = (d: Db) => Number(d.prepare('SELECT count(*) FROM tweets').pluck().get());
+const copyTombstones = (d: Db) => Object.fromEntries((d.prepare("SELECT reason, count(*) AS n FROM cs_tombstones WHERE type = 'tweets' GROUP BY reason ORDER BY reason").all() as { reason: string; n: bigint }[]).map((r) => [r.reason, Number(r.n)]));
+const pendingSweep = (d: Db) => ({
+  ids: d.prepare('SELECT kind, id, reason FROM cs_sweep_pending ORDER BY kind, id').all(),
+  state: d.prepare('SELECT count(*) FROM cs_sweep_state').pluck().get(),
+});
+type Commit = { checkpointLine: number; cut: Cut | null; sweepPending: boolean };
+
+describe('reconcile.maxLockMs: the embedded-copies sweep cut by time', () => {
+  it("deletes a viral tweet's 2,000 JSON retweets over many transactions, each copy tombstoned and counted once, as one transaction would", async () => {
+    const dir = tempDir();
+    const { config, file, store, straight } = viralStore(dir);
+    const before = tweetCount(store);
+    const commits: Commit[] = [];
+    const summary = await apply(store, config, 'tweets', file, { clock: ticking(), onCommit: (c) => commits.push(c) });
+    expect(summary.state).toBe('done');
+    // About 20 rows per transaction (a tick per row, half of 40 ms): the sweep alone needs a hundred or more.
+    expect(commits.filter((c) => c.sweepPending).length).toBeGreaterThanOrEqual(100);
+    // The first records transaction was cut, and its sweep too: sweep-only transactions came before the other records.
+    expect(commits[0]).toMatchObject({ checkpointLine: 0, sweepPending: true });
+    expect(commits[0]!.cut).not.toBeNull();
+    expect(commits.some((c, i) => i > 0 && c.cut === null && c.sweepPending)).toBe(true);
+    expect(commits.at(-1)).toEqual({ checkpointLine: 42, cut: null, sweepPending: false });
+    expect(pendingSweep(store)).toEqual({ ids: [], state: 0n });
+
+    const unbounded = { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } };
+    const once: Commit[] = [];
+    const whole = await apply(straight, unbounded, 'tweets', file, { clock: ticking(), onCommit: (c) => once.push(c) });
+    expect(once).toEqual([{ checkpointLine: 42, cut: null, sweepPending: false }]);
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(totalsOf(summary)).toEqual(totalsOf(whole));
+    expect(applyRunsOf(store).auditCounts(summary.runId!)).toEqual(applyRunsOf(straight).auditCounts(whole.runId!));
+    expect(applyRunsOf(store).changeCounts(summary.runId!)).toEqual(applyRunsOf(straight).changeCounts(whole.runId!));
+
+    // Every copy gone with its tombstone; the quotes lost the embedded tweet, the geo quotes its geo: each counted once.
+    expect(copyTombstones(store)).toEqual({ deleted: 1, deactivated: 40, copy_deleted: 2000, copy_deactivated: 40 });
+    expect(summary.changes.tweets).toEqual({ deleted: { result: 41, copy: 2040 }, updated: { result: 1, embed: 350 } });
+    expect(before - tweetCount(store)).toBe(41 + 2040);
+    expect(applyRunsOf(store).auditCounts(summary.runId!).filter((a) => a.reason === 'copy' || a.reason === 'embed')).toEqual([
+      { reason: 'copy', actionTaken: 'copy_deleted', count: 2040 },
+      { reason: 'embed', actionTaken: 'embed_updated', count: 350 },
+    ]);
+    expect(store.prepare("SELECT count(*) FROM tweets WHERE raw_json LIKE '%\"geo\"%' OR raw_json LIKE '%quoted_status_id_str%'").pluck().get()).toBe(0n);
+    store.close();
+    straight.close();
+  });
+
+  it('a crash between two transactions leaves the sweep pending in the ledger; the resumed run finishes it first, counts exact', async () => {
+    const dir = tempDir();
+    const { config, file, straight, ...opened } = viralStore(dir);
+    let store = opened.store;
+    const crash = (when: (c: Commit) => boolean) => {
+      let seen = 0;
+      return (c: Commit) => {
+        if (when(c) && ++seen === 3) throw new Error('crash');
+      };
+    };
+    const latestRun = () => Number(store.prepare('SELECT max(id) FROM cs_apply_runs').pluck().get());
+
+    // 1. Inside the batch: 20 records applied (200 scrubbed, 300…318 deleted), the rows embedding them partly swept.
+    await expect(apply(store, config, 'tweets', file, { clock: ticking(), onCommit: crash((c) => c.sweepPending && c.cut !== null) })).rejects.toThrow('crash');
+    const runId = latestRun();
+    expect(applyRunsOf(store).get(runId)).toMatchObject({ state: 'running', checkpointLine: 0 });
+    const savedCut = applyRunsOf(store).get(runId)!.counts!.cut;
+    expect(savedCut).toEqual({ line: 42, records: 20 });
+    const pending = pendingSweep(store);
+    expect(pending.state).toBe(1n);
+    expect(pending.ids).toContainEqual({ kind: 'gone', id: '300', reason: 'deactivated' });
+    expect(pending.ids).toContainEqual({ kind: 'scrubbed', id: '200', reason: null });
+    const geoLeft = Number(store.prepare("SELECT count(*) FROM tweets WHERE id >= 20000 AND id < 30000 AND raw_json LIKE '%\"geo\"%'").pluck().get());
+    expect(geoLeft).toBeGreaterThan(0);
+    expect(geoLeft).toBeLessThan(300);
+    // What was deleted is tombstoned and counted in the run, no more.
+    const stones = copyTombstones(store);
+    expect(stones).toEqual({ deactivated: 19, copy_deactivated: 19 });
+    const changed = (cause: string, kind: string) => applyRunsOf(store).changeCounts(runId).find((c) => c.cause === cause && c.kind === kind)?.count;
+    expect(changed('copy', 'deleted')).toBe(19);
+    expect(changed('embed', 'updated')).toBe(300 - geoLeft);
+
+    // 2. Resumed on a new connection (as after the process died: nothing of the sweep is left but the ledger), it
+    // sweeps before taking records; stopped again after the batch's last records, the sweep pending.
+    store.close();
+    store = openStore(config.store.path);
+    const commits: Commit[] = [];
+    const afterBatch = crash((c) => c.sweepPending && c.cut === null);
+    await expect(
+      apply(store, config, 'tweets', file, {
+        runId,
+        clock: ticking(),
+        onCommit: (c) => {
+          commits.push(c);
+          afterBatch(c);
+        },
+      }),
+    ).rejects.toThrow('crash');
+    expect(commits[0]).toEqual({ checkpointLine: 0, cut: savedCut, sweepPending: true });
+    expect(applyRunsOf(store).get(runId)).toMatchObject({ state: 'running', checkpointLine: 42 });
+    expect(pendingSweep(store)).toMatchObject({ ids: [{ kind: 'gone', id: '339', reason: 'deactivated' }, { kind: 'gone', id: '900', reason: 'deleted' }], state: 1n });
+    const left = Number(store.prepare('SELECT count(*) FROM tweets WHERE id BETWEEN 10000 AND 11999').pluck().get());
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(2000);
+    expect(copyTombstones(store).copy_deleted).toBe(2000 - left);
+
+    // 3. Resumed with every line applied (a new connection again): the pending sweep is finished before the run is done.
+    store.close();
+    store = openStore(config.store.path);
+    const resumed = await apply(store, config, 'tweets', file, { runId, clock: ticking() });
+    expect(resumed.state).toBe('done');
+    expect(pendingSweep(store)).toEqual({ ids: [], state: 0n });
+    const once = await apply(straight, config, 'tweets', file, { clock: ticking() });
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(totalsOf(resumed)).toEqual(totalsOf(once));
+    expect(resumed.changes.tweets).toEqual({ deleted: { result: 41, copy: 2040 }, updated: { result: 1, embed: 350 } });
+    expect(copyTombstones(store)).toEqual({ deleted: 1, deactivated: 40, copy_deleted: 2000, copy_deactivated: 40 });
+    expect(applyRunsOf(store).auditCounts(runId)).toEqual(applyRunsOf(straight).auditCounts(once.runId!));
+    expect(applyRunsOf(store).changeCounts(runId)).toEqual(applyRunsOf(straight).changeCounts(once.runId!));
+    store.close();
+    straight.close();
+  });
+});
+
+describe('reconcile.maxLockMs: a pending sweep shared by the two flows of one process', () => {
+  it("the tweets and users applies interleaved on one connection finish each other's sweeps: the store and the total counts of one transaction each", async () => {
+    const dir = tempDir();
+    const { config, file, store, straight } = viralStore(dir);
+    // User 7's 30 tweets (600…629), each retweeted three times in raw JSON (40000…40089).
+    for (const db of [store, straight]) {
+      insertUsers(db, ['7']);
+      insertTweets(db, [
+        ...Array.from({ length: 30 }, (_, i) => ({ id: String(600 + i), author_id: '7', raw_json: JSON.stringify({ id_str: String(600 + i) }) })),
+        ...Array.from({ length: 90 }, (_, i) => ({ id: String(40_000 + i), raw_json: JSON.stringify({ id_str: String(40_000 + i), retweeted_status: { id_str: String(600 + (i % 30)) } }) })),
+      ]);
+      await ensureEmbedIndex(db, resolveTarget(db, config));
+    }
+    const users = writeResults(dir, 'users.ndjson', [result('7', 'deactivated')]);
+    const commits: Record<string, Commit[]> = { tweets: [], users: [] };
+    const runs = await Promise.all([
+      apply(store, config, 'tweets', file, { clock: ticking(), onCommit: (c) => commits.tweets!.push(c) }),
+      apply(store, config, 'users', users, { clock: ticking(), onCommit: (c) => commits.users!.push(c) }),
+    ]);
+    expect(runs.map((r) => r.state)).toEqual(['done', 'done']);
+    expect(commits.tweets!.filter((c) => c.sweepPending).length).toBeGreaterThan(10);
+    expect(pendingSweep(store)).toEqual({ ids: [], state: 0n });
+
+    const unbounded = { ...config, reconcile: { ...config.reconcile, maxLockMs: 1e9 } };
+    const once = [await apply(straight, unbounded, 'tweets', file), await apply(straight, unbounded, 'users', users)];
+    expect(rowsOf(store, 'tweets')).toEqual(rowsOf(straight, 'tweets'));
+    expect(rowsOf(store, 'users')).toEqual(rowsOf(straight, 'users'));
+    expect(copyTombstones(store)).toEqual(copyTombstones(straight));
+    expect(copyTombstones(store)).toMatchObject({ copy_deleted: 2000, copy_deactivated: 40, copy_author_deactivated: 90 });
+    // Each copy counted once, in whichever run's transaction deleted it: the two runs together count what one did.
+    const total = (db: Db, ids: number[]) =>
+      db
+        .prepare(`SELECT table_name, cause, kind, sum(count) AS n FROM cs_change_counts WHERE run_id IN (${ids.join(', ')}) GROUP BY table_name, cause, kind ORDER BY table_name, cause, kind`)
+        .all();
+    expect(total(store, runs.map((r) => r.runId!))).toEqual(total(straight, once.map((r) => r.runId!)));
     store.close();
     straight.close();
   });

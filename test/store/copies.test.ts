@@ -1,14 +1,16 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { prepareContentStatements } from '../../src/store/contentStatements.js';
 import { countCopyResidue } from '../../src/store/copyResidue.js';
 import { embedIndexReady, ensureEmbedIndex } from '../../src/store/embedIndex.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
 import { resolveTarget } from '../../src/store/target.js';
+import type { Id } from '../../src/types.js';
 import { layoutDdl, layoutStoreConfig } from '../helpers/layouts.js';
 import { useTempDir } from '../helpers/tmp.js';
-import { apply, insertTweets, insertUsers, makeConfig, makeStore, result, writeResults } from '../pipeline/helpers.js';
+import { AS_OF, apply, insertTweets, insertUsers, makeConfig, makeStore, result, writeResults } from '../pipeline/helpers.js';
 
 /**
  * Issue 12, copies and orphans: retweets go with their original (pointer columns and raw JSON), embedded copies leave
@@ -106,6 +108,56 @@ describe('copies in raw JSON (default schema)', () => {
     expect(run.changes.tweets).toEqual({ deleted: { result: 1, copy: 1 }, updated: { embed: 1 } });
     expect(ids(db, 'tweets')).toEqual(['10', '11', '12']);
     expect(db.prepare('SELECT count(*) FROM cs_embeds').pluck().get()).toBe(0n);
+    db.close();
+  });
+
+  it('a sweep cut by time goes on where it stopped, from the start when a later deletion added IDs, and clears what it left', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), retweeted_status: { id_str: of } }) });
+    // The deleted IDs are gone through in order: 100's retweets come before 200's, wherever a sweep of 200 stopped.
+    insertTweets(db, [{ id: '100' }, { id: '200' }, ...Array.from({ length: 50 }, (_, i) => rt(2000 + i, '200')), ...Array.from({ length: 10 }, (_, i) => rt(1000 + i, '100'))]);
+    const target = resolveTarget(db, config);
+    await ensureEmbedIndex(db, target);
+    const statements = prepareContentStatements(db, target, 'tweets', { cascadeUsers: false, runId: null });
+    const copies: number[] = [];
+    /** One transaction: `work`, then the sweep, told to stop at its `units`-th row or ID done (none: never). */
+    const transaction = (units: number | null, work: () => void = () => {}) =>
+      db.transaction(() => {
+        work();
+        let asked = 0;
+        const swept = statements.sweep(AS_OF, units === null ? undefined : () => ++asked >= units);
+        copies.push(statements.drainChanges().find((c) => c.cause === 'copy')?.count ?? 0);
+        return swept;
+      }).immediate();
+    const where = () => db.prepare('SELECT kind, swept_id, swept_to FROM cs_sweep_state').get();
+    const pending = () => db.prepare('SELECT kind, id, reason FROM cs_sweep_pending ORDER BY id').all();
+
+    expect(transaction(10, () => statements.delete('200' as Id, 'deleted', AS_OF))).toBe(false);
+    expect(copies).toEqual([10]);
+    expect(where()).toEqual({ kind: 'gone', swept_id: '200', swept_to: 2009n });
+    expect(pending()).toEqual([{ kind: 'gone', id: '200', reason: 'deleted' }]);
+    // Nothing new: on from 2010.
+    expect(transaction(5)).toBe(false);
+    expect(where()).toEqual({ kind: 'gone', swept_id: '200', swept_to: 2014n });
+    // 100's deletion adds an ID before the one reached: the sweep starts over (rows handled no longer match) and
+    // reaches 100's retweets first.
+    expect(transaction(5, () => statements.delete('100' as Id, 'deactivated', AS_OF))).toBe(false);
+    expect(where()).toEqual({ kind: 'gone', swept_id: '100', swept_to: 1004n });
+    expect(pending()).toEqual([{ kind: 'gone', id: '100', reason: 'deactivated' }, { kind: 'gone', id: '200', reason: 'deleted' }]);
+    expect(transaction(null)).toBe(true);
+    expect(ids(db, 'tweets')).toEqual([]);
+    expect(copies).toEqual([10, 5, 5, 40]);
+    expect(pending()).toEqual([]);
+    expect(where()).toBeUndefined();
+    const reasons = db.prepare("SELECT reason, count(*) AS n FROM cs_tombstones WHERE type = 'tweets' GROUP BY reason ORDER BY reason").all();
+    expect(reasons).toEqual([
+      { reason: 'copy_deactivated', n: 10n },
+      { reason: 'copy_deleted', n: 50n },
+      { reason: 'deactivated', n: 1n },
+      { reason: 'deleted', n: 1n },
+    ]);
+    expect(statements.sweepPending()).toBe(false);
     db.close();
   });
 

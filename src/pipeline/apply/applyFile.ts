@@ -93,6 +93,8 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     );
     interrupted = read.stopped;
     if (!interrupted && read.lines > applier.committedLine) interrupted = await applier.flush(read.lines);
+    // A sweep left pending after the last batch's records (a run stopped there, or another run's): done before this one.
+    if (!interrupted) interrupted = await applier.finishSweep();
   } finally {
     rejects?.close();
   }

@@ -80,25 +80,36 @@ export class BatchApplier {
 
   /**
    * Applies the batch ending at `line`, committed with its checkpoint, yielding to the event loop between
-   * transactions. Resolves to true when interrupted (the checkpoint then says exactly what is done).
+   * transactions. A sweep left pending (by a transaction cut by time, or by a run that stopped) is finished by
+   * transactions that only sweep before any more records are taken, and before the batch counts as done. Resolves to
+   * true when interrupted (the checkpoint then says exactly what is done; a pending sweep is in the ledger).
    */
   async flush(line: number): Promise<boolean> {
-    const { options, logger, rejects } = this.setup;
+    const { options, logger, rejects, statements } = this.setup;
     rejects?.flush();
     // ID order: one pass over the table's pages (see applyRecords); the sort is stable, so a resumed run sees the
     // batch in the same order and can skip what a cut committed.
     this.batch.sort((a, b) => compareIds(a.id, b.id));
-    const cut = this.resumeCut;
-    let done: Reached = cut?.line === line ? { records: cut.records, after: cut.after ?? null } : { records: 0, after: null };
+    const resumed = this.resumeCut?.line === line ? this.resumeCut : null;
+    let done: Reached = resumed ? { records: resumed.records, after: resumed.after ?? null } : { records: 0, after: null };
+    /** The cut as last committed; null once the batch's records are all applied (its lines counted). */
+    let cut: Cut | null = resumed;
+    let counted = false;
     this.resumeCut = null;
     for (;;) {
       if (!options.dryRun) await lockTurn(this.maxLockMs);
-      const reached = this.commitFrom(line, done);
-      const whole = reached.records === this.batch.length;
-      options.onCommit?.({ checkpointLine: whole ? line : this.committedLine, cut: whole ? null : cutAt(line, reached) });
-      if (whole) break;
-      done = reached;
-      logger.debug({ line, records: reached.records, after: reached.after, of: this.batch.length }, 'apply: batch cut by reconcile.maxLockMs');
+      const sweepOnly = counted || statements.sweepPending();
+      const checkpointLine = counted ? line : this.committedLine;
+      const { reached, swept } = this.commitFrom(line, sweepOnly ? { checkpointLine, cut } : { from: done });
+      if (!sweepOnly) {
+        done = reached;
+        counted = reached.records === this.batch.length;
+        cut = counted ? null : cutAt(line, reached);
+      }
+      options.onCommit?.({ checkpointLine: counted ? line : this.committedLine, cut, sweepPending: !swept });
+      if (counted && swept) break;
+      if (!swept) logger.debug({ line }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
+      else logger.debug({ line, records: reached.records, after: reached.after, of: this.batch.length }, 'apply: batch cut by reconcile.maxLockMs');
       // The ingester's writes and this process's own timers (polls, the watchdog) get their turn (lockTurn).
       if (options.signal?.aborted) return true;
     }
@@ -117,35 +128,65 @@ export class BatchApplier {
   }
 
   /**
-   * One transaction: the batch ending at `line` from `done` on, until it ends or the transaction has held the lock
-   * for half of reconcile.maxLockMs; with it, the checkpoint (this batch's start while it is cut), the totals, the
-   * audit and the change counts. Returns where it stopped.
+   * Finishes a sweep still pending once every batch is committed (left by a run that stopped after its last batch's
+   * records), in paced transactions that only sweep: a run is never done with one pending. Resolves to true when
+   * interrupted.
    */
-  private commitFrom(line: number, done: Reached): Reached {
+  async finishSweep(): Promise<boolean> {
+    const { options, logger, statements } = this.setup;
+    while (statements.sweepPending()) {
+      if (!options.dryRun) await lockTurn(this.maxLockMs);
+      const { swept } = this.commitFrom(this.committedLine, { checkpointLine: this.committedLine, cut: null });
+      options.onCommit?.({ checkpointLine: this.committedLine, cut: null, sweepPending: !swept });
+      if (swept) break;
+      logger.debug({ line: this.committedLine }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
+      if (options.signal?.aborted) return true;
+    }
+    return false;
+  }
+
+  /**
+   * One transaction: the batch ending at `line` from `from` on, until it ends or the transaction has held the lock
+   * for half of reconcile.maxLockMs, then the sweeps (cut by the same time); with it, the checkpoint (this batch's
+   * start while it is cut), the totals, the audit and the change counts. Given a checkpoint and cut instead, the
+   * transaction only sweeps, and commits them as they are. Returns where the records stopped and whether the sweep
+   * was done.
+   */
+  private commitFrom(line: number, work: { from: Reached } | { checkpointLine: number; cut: Cut | null }): { reached: Reached; swept: boolean } {
     const { db, statements, ledger } = this.setup;
     const batch = this.batch;
     const cutAfter = cutAfterMs(this.maxLockMs);
-    let reached = done;
+    let reached = 'from' in work ? work.from : { records: batch.length, after: null };
+    let swept = true;
     let next = this.totals;
     const apply = (): BatchRecord => {
       const started = this.clock();
+      const overTime = () => this.clock() - started >= cutAfter;
       const audit: AuditCounts = new Map();
-      reached = applyRecords(batch, done, statements, this.setup.asOf, audit, () => this.clock() - started >= cutAfter);
-      // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction.
-      statements.sweep(this.setup.asOf);
+      if ('from' in work) reached = applyRecords(batch, work.from, statements, this.setup.asOf, audit, overTime);
+      // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction, or what
+      // the time did not allow left pending with it (and with its cause, committed here).
+      swept = statements.sweep(this.setup.asOf, overTime);
       const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
-      if (reached.records === batch.length) {
-        // The batch's lines are counted once, with its last transaction.
-        delta.linesRead = line - this.committedLine;
-        delta.records = batch.length;
-        for (const r of this.batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
+      let checkpointLine: number;
+      let cut: Cut | null;
+      if ('from' in work) {
+        if (reached.records === batch.length) {
+          // The batch's lines are counted once, with its last transaction that applies records.
+          delta.linesRead = line - this.committedLine;
+          delta.records = batch.length;
+          for (const r of this.batchRejects) delta.rejected[r.kind] = (delta.rejected[r.kind] ?? 0) + 1;
+        }
+        cut = reached.records < batch.length ? cutAt(line, reached) : null;
+        checkpointLine = cut ? this.committedLine : line;
+      } else {
+        ({ checkpointLine, cut } = work);
       }
       const changes: ChangeCount[] = statements.drainChanges();
       auditFollowUps(audit, changes);
       addChanges(delta.changes, changes);
       next = addTotals(this.totals, delta);
-      const cut = reached.records < batch.length ? cutAt(line, reached) : null;
-      return { checkpointLine: cut ? this.committedLine : line, counts: cut ? { ...next, cut } : next, audit, changes };
+      return { checkpointLine, counts: cut ? { ...next, cut } : next, audit, changes };
     };
     try {
       withForeignKeysRelaxed(db, this.setup.relaxForeignKeys, () => {
@@ -158,7 +199,7 @@ export class BatchApplier {
       lockReleased();
     }
     Object.assign(this.totals, next);
-    return reached;
+    return { reached, swept };
   }
 }
 

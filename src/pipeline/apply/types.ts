@@ -26,8 +26,11 @@ export interface ApplyOptions {
   now?: () => Date;
   /** Milliseconds, for `reconcile.maxLockMs` (default performance.now): tests inject one to make cuts deterministic. */
   clock?: () => number;
-  /** Called after each commit: `cut` is set when the transaction ended inside a batch (the bound on time). */
-  onCommit?: (commit: { checkpointLine: number; cut: Cut | null }) => void;
+  /**
+   * Called after each commit: `cut` is set when the transaction ended inside a batch (the bound on time);
+   * `sweepPending` when the embedded-copies sweep is left to the next transaction (cut by time too).
+   */
+  onCommit?: (commit: { checkpointLine: number; cut: Cut | null; sweepPending: boolean }) => void;
 }
 
 /** What a cycle's shard adds to an apply: its ledger row, its ID range and its size. */
