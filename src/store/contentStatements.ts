@@ -285,7 +285,7 @@ export function prepareContentStatements(
       : null;
   const stored = queued ? (key: Id) => (queued.exists(key) ? 1 : 0) : exists;
   /** A statement about this row must see the queued deletions done first (an ID repeated in the batch). */
-  const settle = queued ? (key: Id) => queued.settleFor(key) : () => {};
+  const settle = queued ? (key: Id) => queued.settleFor(key) : () => false;
   const deleteCopy = target.embeds.some((e) => e.action === 'copy')
     ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${quoteIdent(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
     : () => ({ own: 0, cascaded: 0 });
@@ -386,7 +386,7 @@ export function prepareContentStatements(
     lastDelete,
     lookahead: (records) => queued?.lookahead(records),
     mark: (key, state, reason, at) => {
-      settle(key);
+      if (settle(key)) return 0;
       if (!marks) return counter.add(markCell, markRow(key, state, reason, at));
       // A second mark of the row (an ID repeated in the batch) comes after the first.
       if (marks.has(key)) marks.flush();
@@ -396,8 +396,9 @@ export function prepareContentStatements(
     },
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
     scrubGeo: (key) => {
-      settle(key);
+      const gone = settle(key);
       if (type === 'tweets') sweeps?.scrubbed(key);
+      if (gone) return 0;
       if (!scrubTweet) return stored(key);
       if (scrubs) {
         if (scrubs.has(key)) scrubs.flush();
@@ -554,8 +555,12 @@ interface QueuedDelete {
   delete(key: Id, reason: string, at: string, stop?: () => boolean): number;
   /** Runs the queued deletions. */
   flush(): void;
-  /** Runs the queued deletions if one of them would change what a statement about this row finds. */
-  settleFor(key: Id): void;
+  /**
+   * Before a statement about this row: true when the queued deletions delete the row (it is queued, or a copy of a
+   * queued row), so that, per row, the statement would find nothing; else runs them if one of them would change what
+   * the statement finds.
+   */
+  settleFor(key: Id): boolean;
   /** Whether the row is stored (a queued deletion of it not run yet: still stored). */
   exists(key: Id): boolean;
   /** The batch's coming records (see ContentStatements.lookahead). */
@@ -575,8 +580,9 @@ export interface Ahead {
  * statement, and every statement that fires an FTS5 trigger first flushes the index's pending changes to a new
  * segment (FTS5 does so at each statement savepoint), so per row the collector's index took one tiny segment, and
  * its merges, per deleted row. The queue is run before anything could see it half done: when it is full, before the
- * changes are drained (so inside the caller's transaction, before its commit), and before a mark or scrub of a
- * queued row, or of a row a queued deletion would delete as a copy. The default schema's deletion (tombstone and
+ * changes are drained (so inside the caller's transaction, before its commit), and before a statement about a row
+ * whose deletion would delete a queued row (its copy). A record about a row the queue deletes (queued, or a copy of
+ * a queued row) finds nothing, as per row. The default schema's deletion (tombstone and
  * row) stays per row: with no relations there is nothing to gain. A users deletion with the cascade, or a store whose
  * triggers write the table itself, stays per row too, so what each deletion finds is exactly what it would per row.
  */
@@ -708,12 +714,19 @@ function prepareQueuedDelete(
     queuedDependents = 0;
     run(list);
   };
-  /** Whether a queued deletion would delete this row (as a copy), or this row's deletion a queued row. */
-  const entangled = (key: Id, row: unknown[] | undefined) => selfDeleting.length > 0 && (queuedPointers.has(key) || pointers(row).some((p) => queuedIds.has(p)));
+  /**
+   * Whether a queued deletion deletes this row with it (a copy of a queued row): per row that deletion came first, and
+   * a statement about this row found nothing (its own tombstone, had it been deleted, gives way to the copy's). Such a
+   * row is answered as not found without running anything: most retweets in a collector's store follow their original
+   * in ID order, and running the queue for each of them had cut the groups to a third of their size.
+   */
+  const doomed = (row: unknown[] | undefined) => selfDeleting.length > 0 && pointers(row).some((p) => queuedIds.has(p));
+  /** Whether this row's deletion would delete a queued row (its copy, queued before it) with it. */
+  const entangled = (key: Id) => selfDeleting.length > 0 && queuedPointers.has(key);
   return {
     delete(key, reason, at, stop) {
       // A repeated ID: the first deletion takes the row; per row, the second would find nothing and change nothing.
-      if (queuedIds.has(key)) return 0;
+      if (queuedIds.has(key) || doomed(factsOf(key).row)) return 0;
       const counts = factsOf(key, true).counts!;
       if (counts.some((n) => n >= DEPENDENT_PIECE)) {
         flush();
@@ -721,7 +734,7 @@ function prepareQueuedDelete(
         return perRow(key, reason, at, stop);
       }
       let { row } = factsOf(key);
-      if (entangled(key, row)) {
+      if (entangled(key)) {
         flush();
         row = factsOf(key).row;
       }
@@ -737,8 +750,10 @@ function prepareQueuedDelete(
     },
     flush,
     settleFor(key) {
-      if (!queuedIds.size) return;
-      if (queuedIds.has(key) || (selfDeleting.length > 0 && entangled(key, factsOf(key).row))) flush();
+      if (!queuedIds.size) return false;
+      if (queuedIds.has(key) || doomed(factsOf(key).row)) return true;
+      if (entangled(key)) flush();
+      return false;
     },
     exists: (key) => factsOf(key).row !== undefined,
     lookahead(records) {
