@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/server.js';
-import { cleanEnv, runCli } from '../helpers/cli.js';
+import { createStore } from '../../src/store/migrate.js';
+import { cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { buildLayoutStore, layoutStoreConfig, makeArchive } from '../helpers/layouts.js';
-import { useTempDir, writeJson } from '../helpers/tmp.js';
+import { useFileTempDir, useTempDir, writeJson } from '../helpers/tmp.js';
 import { SEED, TOKEN } from '../helpers/world.js';
 
 /**
@@ -15,6 +16,7 @@ import { SEED, TOKEN } from '../helpers/world.js';
  */
 
 const tempDir = useTempDir();
+const fileTempDir = useFileTempDir();
 const emulators: Emulator[] = [];
 afterEach(async () => {
   for (const emulator of emulators.splice(0)) await emulator.close();
@@ -30,9 +32,43 @@ async function emulator(): Promise<Emulator> {
   return started;
 }
 
-function twitterToSqliteStore(dir: string): string {
+/**
+ * One twitter-to-sqlite archive for the file, built in beforeAll, and the read-only commands that 11.1 and 11.4 look at,
+ * each spawned once on it there (a spawn costs ~0.3 s of CPU): status, report, check-config --store as text and JSON.
+ * The tests that run a command that may write get a copy of the archive as it was built.
+ */
+let archive: {
+  dir: string;
+  storePath: string;
+  pristine: string;
+  before: string;
+  after: string;
+  status: CliResult;
+  statusJson: CliResult;
+  report: CliResult;
+  check: CliResult;
+  checkJson: CliResult;
+};
+beforeAll(() => {
+  const dir = fileTempDir();
   const storePath = path.join(dir, 'store.db');
   buildLayoutStore('twitter-to-sqlite', storePath, makeArchive({ tweets: 200, users: 20, seed: 5 }), env);
+  const pristine = path.join(fileTempDir(), 'store.db');
+  copyFileSync(storePath, pristine);
+  const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite') } });
+  const before = hash(storePath);
+  const status = runCli(['status', '--config', config], { env });
+  const statusJson = runCli(['status', '--json', '--config', config], { env });
+  const report = runCli(['report', '--config', config], { env });
+  const check = runCli(['check-config', '--store', '--config', config], { env });
+  const checkJson = runCli(['check-config', '--store', '--json', '--config', config], { env });
+  archive = { dir, storePath, pristine, before, after: hash(storePath), status, statusJson, report, check, checkJson };
+});
+
+/** The twitter-to-sqlite archive as built, copied to dir/store.db (its journal mode is delete: the file is all of it). */
+function twitterToSqliteStore(dir: string): string {
+  const storePath = path.join(dir, 'store.db');
+  copyFileSync(archive.pristine, storePath);
   return storePath;
 }
 
@@ -81,26 +117,20 @@ describe('a store is created only on purpose (13.2)', () => {
 
 describe('read-only commands never alter a store (11.1)', () => {
   it('status, report and check-config --store on an archive no compliance-sync has touched', () => {
-    const dir = tempDir();
-    const storePath = twitterToSqliteStore(dir);
-    const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite') } });
-    const before = hash(storePath);
-
-    const status = runCli(['status', '--config', config], { env });
+    const { dir, storePath, status, statusJson, report, check } = archive;
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/ledger\s+not migrated yet/);
     expect(status.stdout).toMatch(/rows in tweets\s+\d+/);
-    expect(JSON.parse(runCli(['status', '--json', '--config', config], { env }).stdout).ledger).toMatchObject({ version: 0, state: 'not migrated yet' });
+    expect(JSON.parse(statusJson.stdout).ledger).toMatchObject({ version: 0, state: 'not migrated yet' });
 
-    const report = runCli(['report', '--config', config], { env });
     expect(report.code).toBe(1);
     expect(report.stderr).toMatch(/is not migrated yet: no compliance cycle has run on it/);
 
-    const check = runCli(['check-config', '--store', '--config', config], { env });
     expect(check.code).toBe(78);
     expect(check.stdout).toMatch(/ledger: not migrated yet/);
 
-    expect(hash(storePath)).toBe(before);
+    // The hash after all of them (check-config --store --json too, which the next test reads).
+    expect(archive.after).toBe(archive.before);
     expect(readdirSync(dir).sort()).toEqual(['config.json', 'store.db']);
     expect(sqlite(storePath, 'PRAGMA journal_mode')).toBe('delete');
   });
@@ -108,12 +138,7 @@ describe('read-only commands never alter a store (11.1)', () => {
 
 describe('check-config --store: what a cycle would do to a twitter-to-sqlite archive (11.4, 11.7)', () => {
   it('prints columns per key, marks, relations and their actions, FTS, triggers and the missing indexes; migrate --create-indexes makes them', () => {
-    const dir = tempDir();
-    const storePath = twitterToSqliteStore(dir);
-    const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite') } });
-    const before = hash(storePath);
-
-    const text = runCli(['check-config', '--store', '--config', config], { env });
+    const text = archive.check;
     expect(text.code).toBe(78);
     expect(text.stdout).toMatch(/store\.tables\.tweets\.authorId\s+"user" found \(INTEGER\)/);
     expect(text.stdout).toMatch(/store\.tables\.tweets\.geoColumns\[0\]\s+"geo" found/);
@@ -130,7 +155,7 @@ describe('check-config --store: what a cycle would do to a twitter-to-sqlite arc
     expect(text.stdout).toMatch(/MISSING {2}media_tweets\(tweets_id\): CREATE INDEX IF NOT EXISTS "cs_idx_media_tweets_tweets_id" ON "media_tweets"\("tweets_id"\) — media_tweets has \d+ rows; the index takes ~\d+ KiB/);
     expect(text.stderr).toMatch(/the first at migrate --create-indexes/);
 
-    const json = JSON.parse(runCli(['check-config', '--store', '--json', '--config', config], { env }).stdout);
+    const json = JSON.parse(archive.checkJson.stdout);
     const tweets = json.store.types.find((t: { type: string }) => t.type === 'tweets');
     expect(tweets.marks).toEqual({ where: 'side table', table: 'cs_marks' });
     expect(tweets.relations).toContainEqual({
@@ -145,8 +170,12 @@ describe('check-config --store: what a cycle would do to a twitter-to-sqlite arc
     const missing = json.store.indexes.filter((i: { present: boolean }) => !i.present);
     expect(missing.length).toBeGreaterThan(0);
     for (const need of missing) expect(need.rows).toBeGreaterThanOrEqual(0);
-    expect(hash(storePath)).toBe(before);
+    expect(archive.after).toBe(archive.before);
 
+    // migrate writes: on a copy of the archive.
+    const dir = tempDir();
+    const storePath = twitterToSqliteStore(dir);
+    const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db', ...layoutStoreConfig('twitter-to-sqlite') } });
     const created = runCli(['migrate', '--create-indexes', '--config', config], { env });
     expect(created.code, created.stderr).toBe(0);
     const indexNames = sqlite(storePath, "SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'cs_idx_%' ORDER BY name").split('\n');
@@ -165,8 +194,9 @@ describe('preflight before any API call or write (13.3)', () => {
     const api = await emulator();
     const dir = tempDir();
     const config = writeJson(path.join(dir, 'config.json'), { store: { path: 'store.db' }, api: { baseUrl: api.url, timeoutSeconds: 10 }, jobs: { pollIntervalSeconds: 0.1 } });
-    expect(runCli(['migrate', '--create', '--config', config], { env }).code).toBe(0);
+    // A new default store as migrate --create makes it (src/cli/migrate.ts); that command's own test is in foundation.test.ts.
     const storePath = path.join(dir, 'store.db');
+    createStore(storePath).close();
     sqlite(storePath, 'INSERT INTO users (id) VALUES (1), (2); INSERT INTO tweets (id, author_id) VALUES (10, 1), (11, 2); ALTER TABLE tweets DROP COLUMN geo_lat;');
 
     const run = runCli(['reconcile', '--now', '--config', config], { env });

@@ -1,12 +1,28 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 
 /** A fresh temp directory per test, removed afterwards. */
 export function useTempDir(): () => string {
   const dirs: string[] = [];
   afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
+    dirs.push(dir);
+    return dir;
+  };
+}
+
+/**
+ * Like useTempDir, but a directory lasts for the whole file (removed in afterAll): for what a beforeAll builds once and
+ * several tests read or copy.
+ */
+export function useFileTempDir(): () => string {
+  const dirs: string[] = [];
+  afterAll(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
   return () => {
