@@ -674,19 +674,23 @@ function prepareQueuedDelete(
   };
   /**
    * Step by step over all groups (one per reason): every group's pointers and dependents go before any group's rows,
-   * as per row in ID order a row's pointer at an earlier deleted row is cleared before the row itself goes. A
-   * constraint that blocks undoes the groups (a savepoint) and runs them row by row, which names the blocked row.
+   * as per row in ID order a row's pointer at an earlier deleted row is cleared before the row itself goes. Only the
+   * tombstones carry the reason, so they run per group; every other step runs once over all groups' IDs (no queued
+   * row is a copy of another, see doomed and entangled, so one statement over the union finds what one per group
+   * would): each statement that deletes or updates the table fires the collector's FTS5 triggers, and so writes a
+   * segment. A constraint that blocks undoes the groups (a savepoint) and runs them row by row, which names the
+   * blocked row.
    */
   const run = (groups: Group[]) => {
     const changed: number[] = [];
     facts.clear();
+    const all: Group = groups.length === 1 ? groups[0]! : { reason: '', at: '', ids: groups.flatMap((g) => g.ids), lists: new Map() };
     savepoint.run();
     try {
       for (const p of prepared) {
         let n = 0;
-        for (const group of groups) {
-          n += (p.step.tombstone ? p.stmt.run(group.reason, group.at, list(group, p.step.encoding)) : p.stmt.run(list(group, p.step.encoding))).changes;
-        }
+        if (p.step.tombstone) for (const group of groups) n += p.stmt.run(group.reason, group.at, list(group, p.step.encoding)).changes;
+        else n = p.stmt.run(list(all, p.step.encoding)).changes;
         changed.push(n);
       }
     } catch (err) {
