@@ -222,6 +222,42 @@ describe('copies and orphans on twitter-to-sqlite', () => {
     db.close();
   });
 
+  it('records about a row a queued deletion takes with it, and IDs repeated in the batch, find what they would row by row', async () => {
+    // Deletions are queued and marks and scrubs grouped (src/store/contentStatements.ts, prepareQueuedDelete): each
+    // record must still find what it would if every record ran alone, in ID order.
+    const dir = tempDir();
+    const { db, config } = twitterToSqlite(dir);
+    db.exec(`
+      INSERT INTO users (id, screen_name) VALUES (1, 'one'), (2, 'two');
+      INSERT INTO tweets (id, user, full_text, retweeted_status, geo) VALUES
+        (100, 1, 'original', NULL, NULL),
+        (99, 2, 'RT before its original', 100, NULL),
+        (101, 2, 'RT @one: original', 100, '{"type":"Point"}'),
+        (102, 2, 'RT @one: original', 100, NULL),
+        (103, 1, 'marked, then deleted', NULL, NULL),
+        (104, 1, 'deleted, then marked and scrubbed', NULL, '{"type":"Point"}'),
+        (105, 1, 'marked twice', NULL, NULL),
+        (106, 1, 'scrubbed twice', NULL, '{"type":"Point"}');
+    `);
+    const lines = [
+      ...[['99', 'suspended'], ['100', 'deleted'], ['101', 'scrub_geo'], ['102', 'deleted'], ['102', 'suspended']],
+      ...[['103', 'protected'], ['103', 'deleted'], ['104', 'deleted'], ['104', 'suspended'], ['104', 'scrub_geo']],
+      ...[['105', 'suspended'], ['105', 'protected'], ['106', 'scrub_geo'], ['106', 'scrub_geo']],
+    ].map(([id, reason]) => result(id!, reason!));
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
+    // 99 is marked, then goes (with its mark) as a copy of 100; 101 and 102 went with 100 before their own records.
+    expect(run.applied).toMatchObject({ delete: 3, mark: 4, scrub_geo: 2 });
+    expect(run.notFound).toBe(5);
+    expect(ids(db, 'tweets')).toEqual(['105', '106']);
+    expect(tombstones(db)).toEqual({ '99': 'copy_deleted', '100': 'deleted', '101': 'copy_deleted', '102': 'copy_deleted', '103': 'deleted', '104': 'deleted' });
+    expect(db.prepare("SELECT id || ' ' || state FROM cs_marks WHERE type = 'tweets'").pluck().all()).toEqual(['105 protected']);
+    expect(db.prepare("SELECT CAST(id AS TEXT) FROM cs_scrubs WHERE type = 'tweets'").pluck().all()).toEqual(['106']);
+    expect(db.prepare('SELECT geo FROM tweets WHERE id = 106').pluck().get()).toBeNull();
+    expect(run.changes).toEqual({ tweets: { deleted: { result: 3, copy: 3 }, marked: { result: 4 }, updated: { result: 1 } } });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
   it('a user deletion: the cascade deletes the author’s tweets, their retweets by others, and the media they leave', async () => {
     const dir = tempDir();
     const { db, config } = twitterToSqlite(dir);

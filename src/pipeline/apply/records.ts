@@ -31,6 +31,7 @@ export function applyRecords(
 ): Reached {
   const count = (reason: string, action: AuditAction, n: number) => countAudit(audit, reason, action, n);
   const cascade = statements.cascade;
+  statements.lookahead(records.slice(from.records).filter((r) => r.taken !== 'ignore'));
   for (let i = from.records; i < records.length; ) {
     const { id, taken, state, reason } = records[i]!;
     /** Where this record's cascade over tweets resumes (a cut in it). */
