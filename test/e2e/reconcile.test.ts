@@ -117,6 +117,6 @@ describe('compliance-sync reconcile --now (spawned)', () => {
     expect(dump(crashed.storePath)).toBe(dump(reference.storePath));
     // Jobs orphaned by a kill were adopted, uploads repeated to the same job: one job per shard, as uninterrupted.
     expect(crashed.emulator.stats().jobsCreated).toEqual(referenceJobs);
-    // Some 30 spawned runs: on a loaded two-core machine this takes minutes, not the suite's default minute.
+    // Some 14 spawned runs, one after another: on a loaded two-core machine this takes minutes, not the suite's default minute.
   }, 300_000);
 });
