@@ -5,15 +5,7 @@ import { afterAll, afterEach } from 'vitest';
 
 /** A fresh temp directory per test, removed afterwards. */
 export function useTempDir(): () => string {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-  return () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cs-test-'));
-    dirs.push(dir);
-    return dir;
-  };
+  return tempDirsRemovedBy(afterEach);
 }
 
 /**
@@ -21,8 +13,12 @@ export function useTempDir(): () => string {
  * several tests read or copy.
  */
 export function useFileTempDir(): () => string {
+  return tempDirsRemovedBy(afterAll);
+}
+
+function tempDirsRemovedBy(hook: typeof afterEach | typeof afterAll): () => string {
   const dirs: string[] = [];
-  afterAll(() => {
+  hook(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
   return () => {
