@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Id } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
 import { embedIndexReady } from './embedIndex.js';
@@ -229,7 +230,9 @@ function prepareEmbedSweep(db: Db, target: Target, counter: ChangeCounter, optio
         // The copies deleted here noted their own IDs: one level, they are not swept in turn.
         db.exec(forgetNoted);
         if (stopped) {
-          ledger!.save(stopped, state?.generation ?? 0, grew);
+          // A new sweep's generation is drawn, not counted from 0: the ledger forgets the last one when a sweep ends, and
+          // a connection still holding an earlier sweep's sets at a reused generation would go on with them.
+          ledger!.save(stopped, state?.generation ?? BigInt(randomInt(2 ** 47)), grew);
           return false;
         }
         if (state !== undefined) ledger!.clear();

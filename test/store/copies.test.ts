@@ -161,6 +161,33 @@ describe('copies in raw JSON (default schema)', () => {
     db.close();
   });
 
+  it('a connection holding the sets of a sweep another connection finished and then started anew sweeps the new one', async () => {
+    const dir = tempDir();
+    const { db, config } = makeStore(dir);
+    const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), retweeted_status: { id_str: of } }) });
+    insertTweets(db, [{ id: '100' }, { id: '200' }, ...Array.from({ length: 5 }, (_, i) => rt(1000 + i, '100')), ...Array.from({ length: 5 }, (_, i) => rt(2000 + i, '200'))]);
+    const target = resolveTarget(db, config);
+    await ensureEmbedIndex(db, target);
+    const other = openStore(config.store.path);
+    const a = prepareContentStatements(db, target, 'tweets', { cascadeUsers: false, runId: null });
+    const b = prepareContentStatements(other, resolveTarget(other, config), 'tweets', { cascadeUsers: false, runId: null });
+    const transaction = (on: Db, statements: typeof a, units: number | null, work: () => void = () => {}) =>
+      on.transaction(() => {
+        work();
+        let asked = 0;
+        return statements.sweep(AS_OF, units === null ? undefined : () => ++asked >= units);
+      }).immediate();
+    // A cuts the sweep of 100's copies and holds its IDs; B finishes it, then cuts the sweep of 200's copies.
+    expect(transaction(db, a, 1, () => a.delete('100' as Id, 'deleted', AS_OF))).toBe(false);
+    expect(transaction(other, b, null)).toBe(true);
+    expect(transaction(other, b, 1, () => b.delete('200' as Id, 'deleted', AS_OF))).toBe(false);
+    // A goes on with the pending sweep: 200's, not the one it held.
+    expect(transaction(db, a, null)).toBe(true);
+    expect(ids(db, 'tweets')).toEqual([]);
+    other.close();
+    db.close();
+  });
+
   it('store.tables.tweets.embeds: [] turns the JSON copies off', async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir, { store: { path: 'store.db', tables: { tweets: { embeds: [] } } } });
