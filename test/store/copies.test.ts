@@ -31,6 +31,9 @@ const raw = (db: Db, id: string) => JSON.parse(db.prepare('SELECT raw_json FROM 
 const GEO = { geo: { type: 'Point', coordinates: [52.5, 13.4] }, coordinates: { type: 'Point', coordinates: [13.4, 52.5] }, place: { id: 'p1', full_name: 'Berlin' } };
 const BIG = '1234567890123456789'; // above 2^53: an ID that passed through a JS number would not match
 
+/** A row kept only as a retweet of `of` in raw JSON (v1.1's retweeted_status). */
+const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), retweeted_status: { id_str: of } }) });
+
 describe('copies in raw JSON (default schema)', () => {
   it('deletes v1.1 and v2 retweets with their original, removes embedded copies, scrubs embedded geo; tombstones and counts exact', async () => {
     const dir = tempDir();
@@ -114,7 +117,6 @@ describe('copies in raw JSON (default schema)', () => {
   it('a sweep cut by time goes on where it stopped, from the start when a later deletion added IDs, and clears what it left', async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir);
-    const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), retweeted_status: { id_str: of } }) });
     // The deleted IDs are gone through in order: 100's retweets come before 200's, wherever a sweep of 200 stopped.
     insertTweets(db, [{ id: '100' }, { id: '200' }, ...Array.from({ length: 50 }, (_, i) => rt(2000 + i, '200')), ...Array.from({ length: 10 }, (_, i) => rt(1000 + i, '100'))]);
     const target = resolveTarget(db, config);
@@ -164,7 +166,6 @@ describe('copies in raw JSON (default schema)', () => {
   it('a connection holding the sets of a sweep another connection finished and then started anew sweeps the new one', async () => {
     const dir = tempDir();
     const { db, config } = makeStore(dir);
-    const rt = (id: number, of: string) => ({ id: String(id), raw_json: JSON.stringify({ id_str: String(id), retweeted_status: { id_str: of } }) });
     insertTweets(db, [{ id: '100' }, { id: '200' }, ...Array.from({ length: 5 }, (_, i) => rt(1000 + i, '100')), ...Array.from({ length: 5 }, (_, i) => rt(2000 + i, '200'))]);
     const target = resolveTarget(db, config);
     await ensureEmbedIndex(db, target);
