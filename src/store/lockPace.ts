@@ -15,8 +15,7 @@ export function cutAfterMs(maxLockMs: number): number {
 let releasedAt = -Infinity;
 /** When the current paced transaction's turn came (null: none under way, as in a dry run's unpaced batches). */
 let takenAt: number | null = null;
-/** A turn is taken from lockTurn until lockReleased; `turnOver` resolves then. */
-let turnTaken = false;
+/** Resolves when the turn taken at `takenAt` is over (lockReleased). */
 let endTurn: () => void = () => {};
 let turnOver: Promise<void> = Promise.resolve();
 
@@ -45,7 +44,7 @@ export async function lockTurn(maxLockMs: number): Promise<void> {
   let slept = false;
   for (;;) {
     // Another worker's turn is taken and its transaction not yet done (a turn is taken before an `await` resolves).
-    if (turnTaken) {
+    if (takenAt !== null) {
       await turnOver;
       continue;
     }
@@ -55,7 +54,6 @@ export async function lockTurn(maxLockMs: number): Promise<void> {
     slept = true;
   }
   takenAt = performance.now();
-  turnTaken = true;
   turnOver = new Promise((resolve) => (endTurn = resolve));
   // What pacing cost: the gap left since the last release, when this turn had to wait for it.
   if (slept) pacing.gapMs += Math.min(gap, takenAt - releasedAt);
@@ -64,7 +62,6 @@ export async function lockTurn(maxLockMs: number): Promise<void> {
 /** Called after each commit (or rollback) of a paced transaction. */
 export function lockReleased(): void {
   releasedAt = performance.now();
-  turnTaken = false;
   endTurn();
   if (takenAt === null) return;
   const held = releasedAt - takenAt;
