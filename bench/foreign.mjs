@@ -8,8 +8,8 @@
 //
 // What is measured: the wall time of the `apply` CLI process (start-up included, the same for both) on a fresh copy
 // of each store, after `migrate` (default) or `migrate --create-indexes` (foreign, untimed); rows/s = result lines /
-// wall s; medians of --repeat alternating runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the
-// same 200,000 authors' ID range, and the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions,
+// wall s; and the process's own CPU (user + system, bench/lib/usage-at-exit.mjs); medians of --repeat alternating
+// runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions,
 // marks, scrubs, edits, 5% unknown IDs, malformed lines). Stores and results are cached in the data directory; the
 // figures also go to <dir>/foreign-results.json.
 import { spawnSync } from 'node:child_process';
@@ -156,9 +156,9 @@ function prepare(layout, source, run) {
   return { dir, store, config };
 }
 
-function cliRun(args) {
+function cliRun(args, env = {}, preload = []) {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, X_BEARER_TOKEN: 'unused' }, maxBuffer: 1 << 26 });
+  const result = spawnSync(process.execPath, [...preload, cli, ...args], { encoding: 'utf8', env: { ...process.env, X_BEARER_TOKEN: 'unused', ...env }, maxBuffer: 1 << 26 });
   return { ms: performance.now() - started, ...result };
 }
 
@@ -182,7 +182,12 @@ function measure(layout, source, file, run) {
     if (migrated.status !== 0) throw new Error(`migrate failed (exit ${migrated.status}): ${migrated.stderr.slice(-1500)}`);
   }
   spawnSync('sync');
-  const applied = cliRun(['apply', '--type', 'tweets', file, '--confirm-deletions', '--json', '--config', config]);
+  // The apply process's own CPU (user + system) too: on a shared or drifting machine it moves less than the wall time.
+  const usageFile = path.join(dir, 'usage.json');
+  const applied = cliRun(['apply', '--type', 'tweets', file, '--confirm-deletions', '--json', '--config', config], { BENCH_USAGE_FILE: usageFile }, [
+    '--import',
+    path.join(here, 'lib', 'usage-at-exit.mjs'),
+  ]);
   if (applied.status !== 0) throw new Error(`${layout} apply failed (exit ${applied.status}):\n${applied.stderr.slice(-3000)}`);
   let summary = null;
   try {
@@ -191,8 +196,9 @@ function measure(layout, source, file, run) {
     // the figures below do not need it
   }
   const storeBytes = statSync(path.join(dir, 'store.db')).size;
+  const usage = JSON.parse(readFileSync(usageFile, 'utf8'));
   rmSync(dir, { recursive: true, force: true });
-  return { ms: applied.ms, summary, storeBytes };
+  return { ms: applied.ms, cpuMs: usage.userMs + usage.systemMs, summary, storeBytes };
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -207,6 +213,7 @@ const lines = size;
 
 const layouts = breakdown ? ['default', 'foreign', 'foreign-no-fts'] : ['default', 'foreign'];
 const times = Object.fromEntries(layouts.map((l) => [l, []]));
+const cpuTimes = Object.fromEntries(layouts.map((l) => [l, []]));
 let lastSummary = {};
 for (let run = 0; run < repeat; run++) {
   // Alternate which goes first, so drift on a shared machine lands on both.
@@ -214,8 +221,9 @@ for (let run = 0; run < repeat; run++) {
   for (const layout of order) {
     const m = measure(layout, layout === 'default' ? defaultStore : foreignStore, file, run);
     times[layout].push(m.ms);
+    cpuTimes[layout].push(m.cpuMs);
     lastSummary[layout] = m.summary;
-    log(`run ${run + 1}/${repeat} ${layout}: ${(m.ms / 1000).toFixed(2)} s`);
+    log(`run ${run + 1}/${repeat} ${layout}: ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)`);
   }
 }
 
@@ -226,13 +234,15 @@ const table = layouts.map((layout) => ({
   lines,
   medianS: median(times[layout]) / 1000,
   rowsPerSecond: rowsPerSecond(median(times[layout])),
+  cpuS: median(cpuTimes[layout]) / 1000,
 }));
 const ratio = table[1].rowsPerSecond / table[0].rowsPerSecond;
-console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s |`);
-console.log('| --- | ---: | ---: | ---: |');
-for (const row of table) console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} |`);
+console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s | apply CPU s (user + system, median) |`);
+console.log('| --- | ---: | ---: | ---: | ---: |');
+for (const row of table) console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} | ${row.cpuS.toFixed(2)} |`);
 console.log('');
 console.log(`foreign / default rows/s: ${ratio.toFixed(2)}x (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
+console.log(`by CPU (default / foreign CPU s): ${(table[0].cpuS / table[1].cpuS).toFixed(2)}x`);
 if (breakdown) console.log(`without the collector's FTS5 triggers: ${(table[2].rowsPerSecond / table[0].rowsPerSecond).toFixed(2)}x`);
 const changes = lastSummary.foreign?.changes;
 if (changes) {
@@ -241,4 +251,4 @@ if (changes) {
   console.log(`foreign apply changed: ${parts.join('; ')}`);
 }
 console.log(`machine: ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
-writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, table, ratio, summaries: lastSummary }, null, 2));
+writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, cpuTimes, table, ratio, summaries: lastSummary }, null, 2));

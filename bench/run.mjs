@@ -264,13 +264,13 @@ if (only.has('cycle')) {
       configFile,
       JSON.stringify({ store: { path: store }, api: { baseUrl: emulator.url }, jobs: { shardSize: 500_000, pollIntervalSeconds: 0.2 }, paths: { work: cycleWork } }),
     );
-    const rssFile = path.join(work, 'cycle-rss.txt');
+    const usageFile = path.join(work, 'cycle-usage.json');
     const stderrFile = path.join(work, 'cycle-stderr.log');
     settle();
     const t = performance.now();
-    const run = spawnSync(process.execPath, ['--import', path.join(here, 'lib', 'rss-at-exit.mjs'), cli, 'reconcile', '--now', '--config', configFile], {
+    const run = spawnSync(process.execPath, ['--import', path.join(here, 'lib', 'usage-at-exit.mjs'), cli, 'reconcile', '--now', '--config', configFile], {
       encoding: 'utf8',
-      env: { ...process.env, X_BEARER_TOKEN: TOKEN, BENCH_RSS_FILE: rssFile },
+      env: { ...process.env, X_BEARER_TOKEN: TOKEN, BENCH_USAGE_FILE: usageFile },
       maxBuffer: 1 << 26,
     });
     const ms = performance.now() - t;
@@ -278,7 +278,7 @@ if (only.has('cycle')) {
     if (run.status !== 0) throw new Error(`reconcile --now exited ${run.status}:\n${run.stdout}\n${run.stderr.slice(-3000)}`);
     const summary = run.stdout;
     const checked = Number(/IDs checked\s+(\d+)/.exec(summary)?.[1] ?? cycleSize);
-    const maxRssMb = Math.round(Number(readFileSync(rssFile, 'utf8')) / 1024);
+    const maxRssMb = Math.round(JSON.parse(readFileSync(usageFile, 'utf8')).maxRssKiB / 1024);
     const phases = cyclePhases(run.stderr);
     record('cycle', 'ours: reconcile --now (CLI process, wall)', cycleSize, { ms, rows: checked, bytes: statSync(stores[cycleSize]).size, maxRssMb }, phases.note);
     cycleFigure = { ms, checked, maxRssMb, summary, phases };

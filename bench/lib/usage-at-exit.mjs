@@ -1,6 +1,11 @@
-// Preloaded with `node --import` into a process we do not control (the CLI): writes its peak RSS (KiB) at exit to
-// $BENCH_RSS_FILE, so the figure is of that process alone, not of the bench or the emulator.
+// Preloaded with `node --import` into a process we do not control (the CLI): writes what that process alone used
+// (not the bench, not the emulator) at exit to $BENCH_USAGE_FILE, as JSON: peak RSS in KiB, user and system CPU in ms.
 import { writeFileSync } from 'node:fs';
 
-const file = process.env.BENCH_RSS_FILE;
-if (file) process.on('exit', () => writeFileSync(file, String(process.resourceUsage().maxRSS)));
+const file = process.env.BENCH_USAGE_FILE;
+if (file) {
+  process.on('exit', () => {
+    const { maxRSS, userCPUTime, systemCPUTime } = process.resourceUsage();
+    writeFileSync(file, JSON.stringify({ maxRssKiB: maxRSS, userMs: userCPUTime / 1000, systemMs: systemCPUTime / 1000 }));
+  });
+}
