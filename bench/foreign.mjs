@@ -9,8 +9,9 @@
 // What is measured: the wall time of the `apply` CLI process (start-up included, the same for both) on a fresh copy
 // of each store, after `migrate` (default) or `migrate --create-indexes` (foreign, untimed); rows/s = result lines /
 // wall s; and the process's own CPU (user + system, bench/lib/usage-at-exit.mjs); medians of --repeat alternating
-// runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions,
-// marks, scrubs, edits, 5% unknown IDs, malformed lines). Stores and results are cached in the data directory; the
+// runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and
+// the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions, marks, scrubs, edits, 5% unknown
+// IDs, malformed lines). Stores and results are cached in the data directory; the
 // figures also go to <dir>/foreign-results.json.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
