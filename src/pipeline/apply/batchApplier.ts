@@ -85,7 +85,7 @@ export class BatchApplier {
    * true when interrupted (the checkpoint then says exactly what is done; a pending sweep is in the ledger).
    */
   async flush(line: number): Promise<boolean> {
-    const { options, logger, rejects, statements } = this.setup;
+    const { options, logger, rejects } = this.setup;
     rejects?.flush();
     // ID order: one pass over the table's pages (see applyRecords); the sort is stable, so a resumed run sees the
     // batch in the same order and can skip what a cut committed.
@@ -97,15 +97,15 @@ export class BatchApplier {
     let counted = false;
     this.resumeCut = null;
     for (;;) {
+      const sweep = await this.sweepWhilePending(counted ? line : this.committedLine, cut);
+      if (sweep === 'interrupted') return true;
+      if (counted) break;
+      if (sweep === 'swept' && options.signal?.aborted) return true;
       if (!options.dryRun) await lockTurn(this.maxLockMs);
-      const sweepOnly = counted || statements.sweepPending();
-      const checkpointLine = counted ? line : this.committedLine;
-      const { reached, swept } = this.commitFrom(line, sweepOnly ? { checkpointLine, cut } : { from: done });
-      if (!sweepOnly) {
-        done = reached;
-        counted = reached.records === this.batch.length;
-        cut = counted ? null : cutAt(line, reached);
-      }
+      const { reached, swept } = this.commitFrom(line, { from: done });
+      done = reached;
+      counted = reached.records === this.batch.length;
+      cut = counted ? null : cutAt(line, reached);
       options.onCommit?.({ checkpointLine: counted ? line : this.committedLine, cut, sweepPending: !swept });
       if (counted && swept) break;
       if (!swept) logger.debug({ line }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
@@ -133,16 +133,24 @@ export class BatchApplier {
    * interrupted.
    */
   async finishSweep(): Promise<boolean> {
+    return (await this.sweepWhilePending(this.committedLine, null)) === 'interrupted';
+  }
+
+  /**
+   * Transactions that only sweep, paced, while a sweep is pending; each commits the checkpoint and cut as they are.
+   * Resolves to 'idle' when none was pending, 'swept' when it is done, 'interrupted' when stopped half-way.
+   */
+  private async sweepWhilePending(checkpointLine: number, cut: Cut | null): Promise<'idle' | 'swept' | 'interrupted'> {
     const { options, logger, statements } = this.setup;
-    while (statements.sweepPending()) {
+    if (!statements.sweepPending()) return 'idle';
+    for (;;) {
       if (!options.dryRun) await lockTurn(this.maxLockMs);
-      const { swept } = this.commitFrom(this.committedLine, { checkpointLine: this.committedLine, cut: null });
-      options.onCommit?.({ checkpointLine: this.committedLine, cut: null, sweepPending: !swept });
-      if (swept) break;
-      logger.debug({ line: this.committedLine }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
-      if (options.signal?.aborted) return true;
+      const { swept } = this.commitFrom(checkpointLine, { checkpointLine, cut });
+      options.onCommit?.({ checkpointLine, cut, sweepPending: !swept });
+      if (swept) return 'swept';
+      logger.debug({ line: checkpointLine }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
+      if (options.signal?.aborted) return 'interrupted';
     }
-    return false;
   }
 
   /**
