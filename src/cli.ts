@@ -2,45 +2,41 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, describeError, explainError } from './errors.js';
-import { registerApply } from './cli/apply.js';
-import { registerAudit } from './cli/audit.js';
-import { registerCheckConfig } from './cli/check-config.js';
-import { registerDemo } from './cli/demo.js';
-import { registerEmulator } from './cli/emulator.js';
-import { registerExport } from './cli/export.js';
-import { registerMigrate } from './cli/migrate.js';
-import { registerReconcile } from './cli/reconcile.js';
-import { registerReload } from './cli/reload.js';
-import { registerReport } from './cli/report.js';
-import { registerRun } from './cli/run.js';
-import { registerStatus } from './cli/status.js';
-import { registerTombstones } from './cli/tombstones.js';
-
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * The commands, in the order a newcomer meets them: the daemon, the one-off run, the pieces, the views, the setup,
+ * the fakes. Each is imported only when needed: a command's module pulls in its own dependencies (got alone takes
+ * longer to load than SQLite and the config), so `compliance-sync status` loads what status needs and no more.
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Register>]> = [
+  ['run', async () => (await import('./cli/run.js')).registerRun],
+  ['reload', async () => (await import('./cli/reload.js')).registerReload],
+  ['reconcile', async () => (await import('./cli/reconcile.js')).registerReconcile],
+  ['apply', async () => (await import('./cli/apply.js')).registerApply],
+  ['export', async () => (await import('./cli/export.js')).registerExport],
+  ['status', async () => (await import('./cli/status.js')).registerStatus],
+  ['report', async () => (await import('./cli/report.js')).registerReport],
+  ['tombstones', async () => (await import('./cli/tombstones.js')).registerTombstones],
+  ['audit', async () => (await import('./cli/audit.js')).registerAudit],
+  ['check-config', async () => (await import('./cli/check-config.js')).registerCheckConfig],
+  ['migrate', async () => (await import('./cli/migrate.js')).registerMigrate],
+  ['emulator', async () => (await import('./cli/emulator.js')).registerEmulator],
+  ['demo', async () => (await import('./cli/demo.js')).registerDemo],
+];
+
+/** The command named first on the line alone; all of them for anything else (help, version, a misspelt name). */
+async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command('compliance-sync')
     .description("Keeps a local SQLite archive of Tweets and users compliant with X's batch compliance API.")
     .version(pkg.version)
     // Commander's own complaints ("unknown option", "missing required argument") in the one-line + `Try:` form.
     .configureOutput({ outputError: (text, write) => write(usageLines(text)) })
     .exitOverride();
-  // In the order a newcomer meets them: the daemon, the one-off run, the pieces, the views, the setup, the fakes.
-  for (const register of [
-    registerRun,
-    registerReload,
-    registerReconcile,
-    registerApply,
-    registerExport,
-    registerStatus,
-    registerReport,
-    registerTombstones,
-    registerAudit,
-    registerCheckConfig,
-    registerMigrate,
-    registerEmulator,
-    registerDemo,
-  ]) {
+  const named = COMMANDS.filter(([name]) => name === argv[0]);
+  for (const register of await Promise.all((named.length > 0 ? named : COMMANDS).map(([, load]) => load()))) {
     register(program);
   }
   for (const command of program.commands) {
@@ -70,7 +66,7 @@ function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
 /** Runs the CLI and returns the exit code; every error ends here as one line and a `Try:` line. */
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    await (await buildProgram(argv)).parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
