@@ -449,3 +449,22 @@ describe('reconcile.maxLockMs: a pending sweep shared by the two flows of one pr
     straight.close();
   });
 });
+
+describe('the WAL of a large apply', () => {
+  it('is checkpointed by a worker while the batches commit, and the connection checkpoints itself again after', async () => {
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { batchSize: 2000 } });
+    const ids = Array.from({ length: 16_000 }, (_, i) => String(10_000_000_000n + BigInt(i) * 7n));
+    insertTweets(db, ids.filter((_, i) => i % 2 === 0).map((id) => ({ id })));
+    // Over 1 MiB of results: the size from which the apply checkpoints in a worker.
+    const file = writeResults(dir, 'tweets.ndjson', ids.map((id, i) => result(id, i % 3 === 0 ? 'deleted' : 'protected', i % 3 === 0 ? 'delete' : 'mark')));
+    const during: number[] = [];
+    const summary = await apply(db, config, 'tweets', file, { confirmDeletions: true, onCommit: () => during.push(Number(db.pragma('wal_autocheckpoint', { simple: true }))) });
+    expect(summary.state).toBe('done');
+    expect(during.length).toBeGreaterThan(1);
+    expect(new Set(during)).toEqual(new Set([0]));
+    expect(Number(db.pragma('wal_autocheckpoint', { simple: true }))).toBe(1000);
+    expect(Number(db.prepare('SELECT count(*) FROM tweets').pluck().get())).toBe(8000 - ids.filter((_, i) => i % 2 === 0 && i % 3 === 0).length);
+    db.close();
+  });
+});

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { AppError } from '../../errors.js';
 import { applyRunsOf } from '../../store/applyRuns.js';
+import { WalCheckpoints } from '../../store/walCheckpoints.js';
 import { BadLine, readResultLines } from '../resultLines.js';
 import { toResultRecord } from '../resultRecords.js';
 import { RejectsWriter, rejectsPathFor } from '../rejects.js';
@@ -9,6 +10,9 @@ import { openApplyRun } from './run.js';
 import { checkSafetyGate, deletionLimits } from './safetyGate.js';
 import { prepareApplyTarget, resolveApplyTarget } from './target.js';
 import type { ApplyOptions, ApplySummary } from './types.js';
+
+/** About 10,000 result lines. */
+const BACKGROUND_CHECKPOINTS_FROM_BYTES = 1 << 20;
 
 export type { ApplyOptions, ApplySummary, Cut, ShardScope } from './types.js';
 
@@ -58,12 +62,16 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
   }
 
   const rejects = options.dryRun ? null : resumed ? await RejectsWriter.resumed(file, checkpoint) : RejectsWriter.fresh(file);
+  // A file this large commits transactions of thousands of pages: the WAL is copied into the store by a worker
+  // meanwhile (walCheckpoints.ts). A smaller one is not worth a thread; a dry run commits nothing.
+  const checkpoints = options.dryRun || opened.fileSize < BACKGROUND_CHECKPOINTS_FROM_BYTES ? null : WalCheckpoints.start(db, logger);
   const applier = new BatchApplier({
     db,
     statements,
     relaxForeignKeys,
     ledger: run ? { runs: applyRunsOf(db), runId: run.id } : null,
     rejects,
+    checkpoints,
     asOf: opened.asOf,
     totals,
     checkpoint,
@@ -96,7 +104,11 @@ export async function applyResultsFile(options: ApplyOptions): Promise<ApplySumm
     // A sweep left pending after the last batch's records (a run stopped there, or another run's): done before this one.
     if (!interrupted) interrupted = await applier.finishSweep();
   } finally {
-    rejects?.close();
+    try {
+      rejects?.close();
+    } finally {
+      await checkpoints?.stop();
+    }
   }
 
   const rejectsFile = rejects && existsSync(rejectsPathFor(file)) ? rejectsPathFor(file) : null;

@@ -6,6 +6,7 @@ import { addChanges, type ChangeCount } from '../../store/changeCounts.js';
 import type { ContentStatements } from '../../store/contentStatements.js';
 import { cutAfterMs, lockReleased, lockTurn } from '../../store/lockPace.js';
 import { translateSqliteError, withForeignKeysRelaxed, type Db } from '../../store/open.js';
+import type { WalCheckpoints } from '../../store/walCheckpoints.js';
 import { compareIds } from '../../types.js';
 import type { RejectKind, ResultRecord } from '../resultRecords.js';
 import type { RejectsWriter } from '../rejects.js';
@@ -20,6 +21,8 @@ export interface BatchApplierSetup {
   /** The run each transaction is recorded on; null for a dry run: nothing is recorded. */
   ledger: { runs: ApplyRuns; runId: number } | null;
   rejects: RejectsWriter | null;
+  /** Told of each commit (null: the connection checkpoints the WAL itself). */
+  checkpoints: WalCheckpoints | null;
   asOf: string;
   /** The run's totals so far (a resumed run's); the applier adds each commit's to them. */
   totals: Totals;
@@ -210,6 +213,7 @@ export class BatchApplier {
       throw translateSqliteError(statements.explainCommitFailure(err), db.name);
     } finally {
       lockReleased();
+      this.setup.checkpoints?.committed();
     }
     Object.assign(this.totals, next);
     return { reached, swept };
