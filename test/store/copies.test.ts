@@ -286,6 +286,45 @@ describe('copies and orphans on twitter-to-sqlite', () => {
     db.close();
   });
 
+  it('records after a queue run inside the window find what they would row by row: copies gone, a copy’s retweet kept', async () => {
+    // The queue runs early when its rows' dependents add up (DELETE_GROUP_DEPENDENTS): what was looked up for the
+    // records after it must not be taken as still true where the run changed it (prepareQueuedDelete, forgetWhatChanges).
+    const dir = tempDir();
+    const { db, config } = twitterToSqlite(dir);
+    db.exec(`
+      WITH RECURSIVE n (value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 250)
+      INSERT INTO users (id, screen_name) SELECT value, 'u' || value FROM n;
+      INSERT INTO tweets (id, user, full_text, retweeted_status, geo) VALUES
+        (100, 1, 'original', NULL, NULL),
+        (200, 1, 'liked a', NULL, NULL), (201, 1, 'liked b', NULL, NULL), (202, 1, 'liked c', NULL, NULL),
+        (203, 1, 'liked d', NULL, NULL), (204, 1, 'liked e', NULL, NULL),
+        (1000, 2, 'RT @u1: original', 100, NULL),
+        (1001, 3, 'RT of the retweet', 1000, NULL),
+        (1002, 4, 'RT @u1: original', 100, '{"type":"Point"}');
+      INSERT INTO favorited_by (tweet, user) SELECT t.id, u.id FROM tweets AS t, users AS u WHERE t.id BETWEEN 200 AND 204;
+    `);
+    const lines = [
+      ...['100', '200', '201', '202', '203', '204'].map((id) => result(id, 'deleted')),
+      result('1000', 'suspended'),
+      result('1001', 'deleted'),
+      result('1002', 'scrub_geo'),
+    ];
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
+    // 1000 and 1002 went with 100 before their records; 1001 lost its pointer at 1000 then, and is deleted by its own.
+    expect(run.applied).toMatchObject({ delete: 7, mark: 0, scrub_geo: 0 });
+    expect(run.notFound).toBe(2);
+    expect(ids(db, 'tweets')).toEqual([]);
+    expect(tombstones(db)).toEqual({
+      ...Object.fromEntries(['100', '200', '201', '202', '203', '204', '1001'].map((id) => [id, 'deleted'])),
+      '1000': 'copy_deleted',
+      '1002': 'copy_deleted',
+    });
+    expect(db.prepare("SELECT count(*) FROM cs_marks WHERE type = 'tweets'").pluck().get()).toBe(0n);
+    expect(run.changes).toEqual({ tweets: { deleted: { result: 7, copy: 2 }, updated: { fk: 1 } }, favorited_by: { deleted: { fk: 1250 } } });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
   it('a user deletion: the cascade deletes the author’s tweets, their retweets by others, and the media they leave', async () => {
     const dir = tempDir();
     const { db, config } = twitterToSqlite(dir);
