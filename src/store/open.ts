@@ -41,7 +41,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Db {
     // Statement journals (the pages a statement or savepoint inside a transaction changes, kept to undo it) and this
     // connection's temp tables in memory: a grouped deletion's statements wrote over a gigabyte of them to /var/tmp
     // in a 200k apply (bench/README.md, "A foreign layout"). Both are bounded by a transaction, and so by
-    // reconcile.maxLockMs. Set at open: changing it later drops the connection's temp tables.
+    // reconcile.maxLockMs. Set at open: changing it later drops the connection's temp tables. SQLite then also sorts in
+    // memory only, so a CREATE INDEX over a large table switches back first (createMissingIndexes).
     if (!readonly) db.pragma('temp_store = MEMORY');
     return db;
   } catch (err) {

@@ -411,6 +411,9 @@ function escapeRegExp(text: string): string {
  */
 export function createMissingIndexes(db: Db, config: Config, types: readonly JobType[], onIndex?: (need: IndexNeed) => void): IndexNeed[] {
   const missing = missingIndexes(db, neededIndexes(config, types, resolveTarget(db, config))).filter((need) => !need.present);
+  // Sort in temp files, as SQLite does by default: with temp_store = MEMORY (open.ts) the sort of a large table's
+  // index would be held in memory whole. Changing it drops this connection's TEMP tables; nothing here uses any.
+  if (missing.length) db.pragma('temp_store = FILE');
   for (const need of missing) {
     onIndex?.(need);
     db.exec(need.create);

@@ -29,7 +29,7 @@ if (db) {
     }
     try {
       const [row] = db.pragma('wal_checkpoint(PASSIVE)');
-      parentPort.postMessage({ ok: true, frames: Number(row.checkpointed) });
+      parentPort.postMessage({ ok: true, log: Number(row.log) });
     } catch (err) {
       parentPort.postMessage({ ok: false, message: String((err && err.message) || err) });
     }
@@ -39,7 +39,15 @@ if (db) {
 
 const driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
 
-type Reply = { ok: true; frames: number } | { ok: false; message: string };
+type Reply = { ok: true; log: number } | { ok: false; message: string };
+
+/**
+ * SQLite starts the WAL over only when a write transaction begins with every frame already copied into the store:
+ * with the checkpoint running beside the next transaction that is rarely so, and the WAL kept growing (to the store's
+ * own size in a 200k apply). Past this many frames (~40 MiB of 4 KiB pages) the next transaction waits for the
+ * checkpoint under way, and so begins a fresh WAL.
+ */
+const RESTART_WAL_FRAMES = 10_000;
 
 /**
  * The WAL checkpoints of a long run of write transactions (an apply), done by a worker thread instead of the writing
@@ -48,7 +56,7 @@ type Reply = { ok: true; frames: number } | { ok: false; message: string };
  * the database file (measured: a sixth of a 200k apply's time on a collector's store, bench/README.md). Here the
  * writer's automatic checkpoint is off while a worker checkpoints after each commit, on the other core; the
  * writer's transactions end sooner and the next begins sooner. After a commit that arrives while a checkpoint runs,
- * one more follows it. `stop` waits for the last one and gives the writer its automatic checkpoint back. When the
+ * one more follows it; once the WAL is long, the next transaction waits for them (RESTART_WAL_FRAMES). `stop` waits for the last one and gives the writer its automatic checkpoint back. When the
  * worker cannot open the store or a checkpoint fails, the writer's automatic checkpoint is back at once: the WAL never
  * grows without bound.
  */
@@ -56,8 +64,11 @@ export class WalCheckpoints {
   private busy = false;
   private again = false;
   private failed = false;
-  private stopped = false;
-  private idle: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Frames in the WAL when the last checkpoint ended. */
+  private walFrames = 0;
+  private idle: (() => void)[] = [];
+  private readonly exited: Promise<void>;
 
   private constructor(
     private readonly db: Db,
@@ -66,12 +77,15 @@ export class WalCheckpoints {
     private readonly logger: Logger,
   ) {
     worker.on('message', (reply: Reply) => this.replied(reply));
-    worker.on('error', (err) => this.fail(err.message));
-    worker.on('exit', () => {
-      if (!this.stopped) this.fail('the checkpoint worker exited');
-      this.settle();
-    });
-    // Only a checkpoint under way keeps the process alive: an error that skips `stop` must not leave it running.
+    worker.on('error', (err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
+    this.exited = new Promise((resolve) =>
+      worker.on('exit', () => {
+        if (!this.stopping) this.fail('the checkpoint worker exited');
+        this.settle();
+        resolve();
+      }),
+    );
+    // Only a checkpoint under way (or a stop) keeps the process alive: an error that skips `stop` must not hang it.
     worker.unref();
   }
 
@@ -87,7 +101,7 @@ export class WalCheckpoints {
 
   /** After each commit of the writer: a checkpoint now, or right after the one under way. */
   committed(): void {
-    if (this.failed || this.stopped) return;
+    if (this.failed || this.stopping) return;
     if (this.busy) {
       this.again = true;
       return;
@@ -97,18 +111,35 @@ export class WalCheckpoints {
     this.worker.postMessage('checkpoint');
   }
 
-  /** Waits for the checkpoint under way (and the one asked for after it), ends the worker, restores the writer's own. */
-  async stop(): Promise<void> {
-    if (this.busy) await new Promise<void>((resolve) => (this.idle = resolve));
-    this.stopped = true;
-    this.restore();
-    this.worker.postMessage('stop');
+  /** Before the writer's next transaction: when the WAL has grown long, the checkpoint under way is waited for. */
+  async beforeTransaction(): Promise<void> {
+    if (this.busy && this.walFrames >= RESTART_WAL_FRAMES) await this.settled();
+  }
+
+  /**
+   * Waits for the checkpoint under way (and the one asked for after it), restores the writer's own and waits for the
+   * worker to close its connection (the writer's close is then the last, which removes the WAL and shared memory).
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.settled();
+      this.restore();
+      this.worker.ref();
+      this.worker.postMessage('stop');
+      await this.exited;
+    })();
+    return this.stopping;
+  }
+
+  private settled(): Promise<void> {
+    return this.busy ? new Promise((resolve) => this.idle.push(resolve)) : Promise.resolve();
   }
 
   private replied(reply: Reply): void {
     this.busy = false;
     if (!reply.ok) return this.fail(reply.message);
-    if (this.again && !this.stopped && !this.failed) {
+    this.walFrames = reply.log;
+    if (this.again && !this.failed) {
       this.again = false;
       this.busy = true;
       this.worker.postMessage('checkpoint');
@@ -120,9 +151,7 @@ export class WalCheckpoints {
   private settle(): void {
     this.busy = false;
     this.worker.unref();
-    const idle = this.idle;
-    this.idle = null;
-    idle?.();
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private fail(message: string): void {

@@ -1,7 +1,7 @@
 import { renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { openStore, useWal, type Db } from '../../src/store/open.js';
 import { WalCheckpoints } from '../../src/store/walCheckpoints.js';
 import { capturedLogger } from '../helpers/daemon.js';
@@ -73,10 +73,12 @@ describe('WAL checkpoints in a worker', () => {
     // The writer keeps its open file; the worker, opening by name, finds none.
     renameSync(db.name, `${db.name}.moved`);
     const checkpoints = WalCheckpoints.start(db, logger)!;
+    expect(Number(db.pragma('wal_autocheckpoint', { simple: true }))).toBe(0);
     checkpoints.committed();
-    await checkpoints.stop();
+    // Restored when the failure is known, not only at stop.
+    await vi.waitFor(() => expect(lines.find((line) => line.level === 'warn')?.msg).toMatch(/checkpoints in a worker failed/));
     expect(Number(db.pragma('wal_autocheckpoint', { simple: true }))).toBe(1000);
-    expect(lines.find((line) => line.level === 'warn')?.msg).toMatch(/checkpoints in a worker failed/);
+    await checkpoints.stop();
     db.close();
   });
 

@@ -104,7 +104,7 @@ export class BatchApplier {
       if (sweep === 'interrupted') return true;
       if (counted) break;
       if (sweep === 'swept' && options.signal?.aborted) return true;
-      if (!options.dryRun) await lockTurn(this.maxLockMs);
+      await this.turn();
       const { reached, swept } = this.commitFrom(line, { from: done });
       done = reached;
       counted = reached.records === this.batch.length;
@@ -147,13 +147,20 @@ export class BatchApplier {
     const { options, logger, statements } = this.setup;
     if (!statements.sweepPending()) return 'idle';
     for (;;) {
-      if (!options.dryRun) await lockTurn(this.maxLockMs);
+      await this.turn();
       const { swept } = this.commitFrom(checkpointLine, { checkpointLine, cut });
       options.onCommit?.({ checkpointLine, cut, sweepPending: !swept });
       if (swept) return 'swept';
       logger.debug({ line: checkpointLine }, 'apply: sweep of embedded copies cut by reconcile.maxLockMs');
       if (options.signal?.aborted) return 'interrupted';
     }
+  }
+
+  /** Waits for the next transaction's turn at the lock (none in a dry run); first for a fresh WAL when it grew long. */
+  private async turn(): Promise<void> {
+    if (this.setup.options.dryRun) return;
+    await this.setup.checkpoints?.beforeTransaction();
+    await lockTurn(this.maxLockMs);
   }
 
   /**
