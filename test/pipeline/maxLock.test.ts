@@ -147,6 +147,34 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     straight.close();
   });
 
+  it('leaves room for a slow commit: after a transaction whose ledger writes and commit took long, the next takes fewer records', async () => {
+    // The fake clock jumps while the ledger records each transaction (inside it, after the sweep: the part that is
+    // not cut), as a large store's commit takes long; the transactions after the first then stop taking records
+    // sooner, so that records, sweep and that tail together stay under reconcile.maxLockMs.
+    const perTransaction = async (tailMs: number) => {
+      const dir = tempDir();
+      const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 200, batchSize: 5000 } });
+      insertTweets(db, Array.from({ length: 600 }, (_, i) => ({ id: String(100 + i) })));
+      const file = writeResults(dir, 'r.ndjson', Array.from({ length: 600 }, (_, i) => result(String(100 + i), 'protected')));
+      const tick = ticking();
+      let jumped = 0;
+      db.function('cs_test_slow_commit', () => ((jumped += tailMs), 0));
+      db.exec('CREATE TEMP TRIGGER cs_test_slow AFTER UPDATE ON cs_apply_runs BEGIN SELECT cs_test_slow_commit(); END');
+      const done: number[] = [];
+      const summary = await apply(db, config, 'tweets', file, { clock: () => tick() + jumped, onCommit: (c) => done.push(c.cut?.records ?? 600) });
+      expect(summary.applied.mark).toBe(600);
+      db.close();
+      return done.map((records, i) => records - (done[i - 1] ?? 0));
+    };
+    const quick = await perTransaction(0);
+    const slow = await perTransaction(120);
+    // The first transaction knows nothing of the tail yet: the same in both.
+    expect(slow[0]).toBe(quick[0]);
+    // After it: the bound's 200 less 1.25 x 120 leaves 50 of the 100 for records.
+    expect(Math.max(...slow.slice(1, -1))).toBeLessThan(quick[0]! * 0.6);
+    expect(slow.length).toBeGreaterThan(quick.length);
+  });
+
   it.each([
     ['in the tables\' own columns', {}],
     ['in the ledger (cs_marks)', { tweets: { complianceState: null, complianceReason: null, complianceAt: null } }],

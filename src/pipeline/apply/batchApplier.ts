@@ -52,6 +52,8 @@ export class BatchApplier {
   // A dry run rolls back each transaction, so work cut there would never be seen done: it is not cut.
   private readonly maxLockMs: number;
   private readonly clock: () => number;
+  /** The last transaction's untimed tail: from the end of its sweep to the end of its commit. */
+  private lastTailMs = 0;
 
   constructor(private readonly setup: BatchApplierSetup) {
     this.totals = setup.totals;
@@ -164,6 +166,22 @@ export class BatchApplier {
   }
 
   /**
+   * How long the next transaction may take records, and sweep. Half and three quarters of reconcile.maxLockMs, the
+   * commit keeping the rest: its sweep usually takes a few milliseconds, and cut at the records' limit nearly every
+   * transaction left a sweep pending and needed a sweep-only one after it (measured: twice the transactions of a
+   * 200k apply). What comes after the sweep is not cut: the ledger writes and the commit, whose WAL write grows with
+   * the pages a transaction touched (80–135 ms in a 2M-tweet store, bench/README.md). When the last transaction's
+   * tail would not fit, both limits shrink to leave it room with a quarter to spare, to an eighth of the bound at
+   * least, so that every transaction gets on.
+   */
+  private budget(): { records: number; sweep: number } {
+    const half = cutAfterMs(this.maxLockMs);
+    const room = this.maxLockMs - 1.25 * this.lastTailMs;
+    const sweep = Math.max(this.maxLockMs / 8, Math.min(half * 1.5, room));
+    return { records: Math.min(half, sweep), sweep };
+  }
+
+  /**
    * One transaction: the batch ending at `line` from `from` on, until it ends or the transaction has held the lock
    * for half of reconcile.maxLockMs, then the sweeps (until three quarters of it); with it, the checkpoint (this batch's
    * start while it is cut), the totals, the audit and the change counts. Given a checkpoint and cut instead, the
@@ -173,23 +191,21 @@ export class BatchApplier {
   private commitFrom(line: number, work: { from: Reached } | { checkpointLine: number; cut: Cut | null }): { reached: Reached; swept: boolean } {
     const { db, statements, ledger } = this.setup;
     const batch = this.batch;
-    const cutAfter = cutAfterMs(this.maxLockMs);
+    const budget = this.budget();
+    let sweepEnded = 0;
     let reached = 'from' in work ? work.from : { records: batch.length, after: null };
     let swept = true;
     let next = this.totals;
     const apply = (): BatchRecord => {
       const started = this.clock();
-      const overTime = () => this.clock() - started >= cutAfter;
-      // The sweep comes after records that may have taken the first half of the bound: it may go on to three
-      // quarters, the commit keeping the last. Its work per transaction is usually a few milliseconds; cut at the
-      // records' limit, nearly every transaction left a sweep pending and needed a sweep-only one after it
-      // (measured: twice the transactions of a 200k apply).
-      const sweepOverTime = () => this.clock() - started >= cutAfter * 1.5;
+      const overTime = () => this.clock() - started >= budget.records;
+      const sweepOverTime = () => this.clock() - started >= budget.sweep;
       const audit: AuditCounts = new Map();
       if ('from' in work) reached = applyRecords(batch, work.from, statements, this.setup.asOf, audit, overTime);
       // Copies, embedded copies and orphans the transaction's deletions left: gone in the same transaction, or what
       // the time did not allow left pending with it (and with its cause, committed here).
       swept = statements.sweep(this.setup.asOf, sweepOverTime);
+      sweepEnded = this.clock();
       const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
       let checkpointLine: number;
       let cut: Cut | null;
@@ -216,6 +232,7 @@ export class BatchApplier {
         if (ledger) ledger.runs.commitBatch(ledger.runId, apply);
         else runRolledBack(db, apply);
       });
+      this.lastTailMs = this.clock() - sweepEnded;
     } catch (err) {
       throw translateSqliteError(statements.explainCommitFailure(err), db.name);
     } finally {
