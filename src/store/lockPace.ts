@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * How work shares SQLite's write lock with another writer (reconcile.maxLockMs). A transaction stops taking rows at
- * half the bound: the row under way and the commit (WAL write and fsync) must fit in the other half. Between two
+ * half the bound: the row under way and the commit (WAL write and fsync) must fit in the other half (an apply stops
+ * sooner when its last commit took longer, BatchApplier.budget). Between two
  * write transactions of this process the lock is left free for a while: a writer waiting in SQLite's busy handler
  * does not queue, it sleeps and retries (1, 2, 5, 10, 15, 20, 25, 25 ms… up to 100 ms apart), so a release of a few
  * microseconds is nearly never seen, and our next transaction — of this cycle or of the other type's, which runs in
