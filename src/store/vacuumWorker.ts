@@ -1,12 +1,10 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import { translateSqliteError } from './open.js';
+import { storeWorker } from './storeWorker.js';
 
 /**
- * The worker's code, run as a CommonJS script (`eval`) so the same text works from src/ under the test runner and from
- * dist/ as the CLI runs, with no .js file to locate beside the compiled module. It opens its own connection to the
- * store: a VACUUM on the daemon's connection would block the main thread (and with it the watchdog pings, the metrics
- * endpoint and signal handling) for as long as the rebuild takes.
+ * The worker's code (storeWorker.ts). It opens its own connection to the store: a VACUUM on the daemon's connection
+ * would block the main thread (and with it the watchdog pings, the metrics endpoint and signal handling) for as long
+ * as the rebuild takes.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -25,8 +23,6 @@ try {
 }
 `;
 
-const driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
-
 interface WorkerReply {
   ok: boolean;
   code?: string;
@@ -44,7 +40,7 @@ interface WorkerReply {
 export function vacuumInWorker(file: string, busyTimeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let reply: WorkerReply | null = null;
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver: driverPath, file, busyTimeoutMs } });
+    const worker = storeWorker(WORKER_SOURCE, { file, busyTimeoutMs });
     worker.on('message', (message: WorkerReply) => {
       reply = message;
     });

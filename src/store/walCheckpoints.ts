@@ -1,11 +1,10 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { Db } from './open.js';
+import { storeWorker } from './storeWorker.js';
 
 /**
- * The worker's code, run as a CommonJS script (`eval`, as vacuumWorker.ts does, so the same text works from src/ and
- * dist/). On each message it runs one PASSIVE checkpoint on a connection of its own and answers with its result or
+ * The worker's code (storeWorker.ts). On each message it runs one PASSIVE checkpoint on a connection of its own and answers with its result or
  * error. PASSIVE never waits for a lock and never blocks a writer or reader
  * (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html).
  */
@@ -37,8 +36,6 @@ if (db) {
 }
 `;
 
-const driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
-
 type Reply = { ok: true; log: number } | { ok: false; message: string };
 
 /**
@@ -56,9 +53,9 @@ const RESTART_WAL_FRAMES = 10_000;
  * the database file (measured: a sixth of a 200k apply's time on a collector's store, bench/README.md). Here the
  * writer's automatic checkpoint is off while a worker checkpoints after each commit, on the other core; the
  * writer's transactions end sooner and the next begins sooner. After a commit that arrives while a checkpoint runs,
- * one more follows it; once the WAL is long, the next transaction waits for them (RESTART_WAL_FRAMES). `stop` waits for the last one and gives the writer its automatic checkpoint back. When the
- * worker cannot open the store or a checkpoint fails, the writer's automatic checkpoint is back at once: the WAL never
- * grows without bound.
+ * one more follows it; once the WAL is long, the next transaction waits for them (RESTART_WAL_FRAMES). `stop` waits
+ * for the last one and gives the writer its automatic checkpoint back. When the worker cannot open the store or a
+ * checkpoint fails, the writer's automatic checkpoint is back at once: the WAL never grows without bound.
  */
 export class WalCheckpoints {
   private busy = false;
@@ -94,7 +91,7 @@ export class WalCheckpoints {
     if (db.memory || String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return null;
     const autocheckpoint = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     if (autocheckpoint <= 0) return null;
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver: driverPath, file: db.name } });
+    const worker = storeWorker(WORKER_SOURCE, { file: db.name });
     db.pragma('wal_autocheckpoint = 0');
     return new WalCheckpoints(db, worker, autocheckpoint, logger);
   }
@@ -139,7 +136,7 @@ export class WalCheckpoints {
     this.busy = false;
     if (!reply.ok) return this.fail(reply.message);
     this.walFrames = reply.log;
-    if (this.again && !this.failed) {
+    if (this.again) {
       this.again = false;
       this.busy = true;
       this.worker.postMessage('checkpoint');
