@@ -42,13 +42,22 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Db {
     // connection's temp tables in memory: a grouped deletion's statements wrote over a gigabyte of them to /var/tmp
     // in a 200k apply (bench/README.md, "A foreign layout"). Both are bounded by a transaction, and so by
     // reconcile.maxLockMs. Set at open: changing it later drops the connection's temp tables. SQLite then also sorts in
-    // memory only, so a CREATE INDEX over a large table switches back first (createMissingIndexes).
+    // memory only, so a CREATE INDEX over a large table switches back first (sortInTempFiles).
     if (!readonly) db.pragma('temp_store = MEMORY');
     return db;
   } catch (err) {
     db.close();
     throw translateSqliteError(err, file);
   }
+}
+
+/**
+ * This connection's sorts in temp files again, as SQLite's default has them: with the temp store in memory (openStore)
+ * SQLite sorts in memory only, and the sort of a large table's index would be held there whole. Changing it drops the
+ * connection's TEMP tables: only for work that uses none.
+ */
+export function sortInTempFiles(db: Db): void {
+  db.pragma('temp_store = FILE');
 }
 
 /**

@@ -4,7 +4,7 @@ import type { JobType } from '../types.js';
 import { visibleViewName } from './marks.js';
 import { EMBED_TRIGGER_PREFIX, embedIndexReady } from './embedIndex.js';
 import { ledgerState, type LedgerState } from './migrate.js';
-import type { Db } from './open.js';
+import { sortInTempFiles, type Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
 import { resolveTarget, type EmbedRule, type OrphanRule, type Relation, type Target } from './target.js';
 
@@ -411,9 +411,8 @@ function escapeRegExp(text: string): string {
  */
 export function createMissingIndexes(db: Db, config: Config, types: readonly JobType[], onIndex?: (need: IndexNeed) => void): IndexNeed[] {
   const missing = missingIndexes(db, neededIndexes(config, types, resolveTarget(db, config))).filter((need) => !need.present);
-  // Sort in temp files, as SQLite does by default: with temp_store = MEMORY (open.ts) the sort of a large table's
-  // index would be held in memory whole. Changing it drops this connection's TEMP tables; nothing here uses any.
-  if (missing.length) db.pragma('temp_store = FILE');
+  // An index over a large table: sorted in temp files, not in memory. Nothing here uses a TEMP table.
+  if (missing.length) sortInTempFiles(db);
   for (const need of missing) {
     onIndex?.(need);
     db.exec(need.create);

@@ -11,10 +11,10 @@ import { checkSafetyGate, deletionLimits } from './safetyGate.js';
 import { prepareApplyTarget, resolveApplyTarget } from './target.js';
 import type { ApplyOptions, ApplySummary } from './types.js';
 
-/** About 10,000 result lines. */
-const BACKGROUND_CHECKPOINTS_FROM_BYTES = 1 << 20;
-
 export type { ApplyOptions, ApplySummary, Cut, ShardScope } from './types.js';
+
+/** A results file from this size on (about 10,000 lines) is applied with its WAL checkpoints in a worker. */
+const BACKGROUND_CHECKPOINTS_FROM_BYTES = 1 << 20;
 
 /**
  * The apply step: applies a results file to the store (docs/architecture.md#from-a-result-line-to-a-row-change),

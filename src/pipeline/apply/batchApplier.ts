@@ -237,8 +237,8 @@ export class BatchApplier {
       throw translateSqliteError(statements.explainCommitFailure(err), db.name);
     } finally {
       lockReleased();
-      this.setup.checkpoints?.committed();
     }
+    this.setup.checkpoints?.committed();
     Object.assign(this.totals, next);
     return { reached, swept };
   }
