@@ -177,6 +177,8 @@ interface Where {
   encoding: IdEncoding;
   /** The key is a JSON array of IDs (IN_LIST), not one ID: the same steps delete a whole group of rows. */
   set?: boolean;
+  /** The key is the list a collecting step made (Step.collect), not the group's own IDs. */
+  list?: number;
 }
 
 /** One statement of a row's deletion, with the cell its changes are counted in (null: not a content row). */
@@ -189,6 +191,15 @@ interface Step {
   uncounted?: boolean;
   /** A cs_tombstones insert: bound with (reason, at, key) instead of (key). */
   tombstone?: boolean;
+  /** Bound with the IDs a collecting step listed (Step.collect) instead of the group's own. */
+  list?: number;
+  /**
+   * Not a write: a query whose rows (an ID, and the ID of the step's own list it was found by) make list number
+   * `collect`, which later steps are bound with. In a grouped deletion the copies of the group's rows (retweets in the
+   * same table) are listed so, once, instead of each of the copies' half a dozen statements finding them again
+   * through a subquery over the group (a search of the pointer's index per ID); with no copies, those steps are skipped.
+   */
+  collect?: number;
 }
 
 /** Prepares, once per apply run, every statement for one type from the resolved target. */
@@ -671,7 +682,12 @@ function prepareQueuedDelete(
   let queuedDependents = 0;
   const pointers = (row: unknown[] | undefined) => (row ? row.slice(1).filter((v) => v !== null).map((v) => String(v) as Id) : []);
 
-  const prepared = steps.map((step) => ({ step, stmt: db.prepare(step.sql), cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind) }));
+  const prepared = steps.map((step) => ({
+    step,
+    // A collecting step's IDs come back as BigInt (INTEGER) or text, never through a JS number.
+    stmt: step.collect === undefined ? db.prepare(step.sql) : db.prepare(step.sql).raw().safeIntegers(true),
+    cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
+  }));
   const savepoint = db.prepare('SAVEPOINT cs_delete_group');
   const release = db.prepare('RELEASE cs_delete_group');
   const rollback = db.prepare('ROLLBACK TO cs_delete_group');
@@ -690,16 +706,29 @@ function prepareQueuedDelete(
    * segment. A constraint that blocks undoes the groups (a savepoint) and runs them row by row, which names the
    * blocked row.
    */
+  type Lists = { groups: Group[]; all: Group };
+  const union = (groups: Group[]): Group => (groups.length === 1 ? groups[0]! : { reason: '', at: '', ids: groups.flatMap((g) => g.ids), lists: new Map() });
+  /** A collecting step's rows (ID, the ID of `source` it was found by) as lists per group of `source`. */
+  const collect = (rows: unknown[][], source: Lists): Lists => {
+    const groups = source.groups.map((g) => ({ reason: g.reason, at: g.at, ids: [] as Id[], lists: new Map<IdEncoding, string>() }));
+    const owner = new Map<string, number>();
+    if (groups.length > 1) source.groups.forEach((g, i) => g.ids.forEach((key) => owner.set(key, i)));
+    for (const [key, by] of rows) groups[owner.get(String(by)) ?? 0]!.ids.push(String(key) as Id);
+    return { groups, all: union(groups) };
+  };
   const run = (groups: Group[]) => {
     const changed: number[] = [];
     facts.clear();
-    const all: Group = groups.length === 1 ? groups[0]! : { reason: '', at: '', ids: groups.flatMap((g) => g.ids), lists: new Map() };
+    const lists = new Map<number, Lists>([[0, { groups, all: union(groups) }]]);
     savepoint.run();
     try {
       for (const p of prepared) {
         let n = 0;
-        if (p.step.tombstone) for (const group of groups) n += p.stmt.run(group.reason, group.at, list(group, p.step.encoding)).changes;
-        else n = p.stmt.run(list(all, p.step.encoding)).changes;
+        const source = lists.get(p.step.list ?? 0)!;
+        if (p.step.collect !== undefined) lists.set(p.step.collect, collect(p.stmt.all(list(source.all, p.step.encoding)) as unknown[][], source));
+        else if (!source.all.ids.length) n = 0;
+        else if (p.step.tombstone) for (const group of source.groups) n += group.ids.length ? p.stmt.run(group.reason, group.at, list(group, p.step.encoding)).changes : 0;
+        else n = p.stmt.run(list(source.all, p.step.encoding)).changes;
         changed.push(n);
       }
     } catch (err) {
@@ -887,11 +916,20 @@ const TOMBSTONE_REASON: Record<ChangeCause, string> = {
  * `copies` is false inside a copy's own deletion: X points every retweet at the original, never at a retweet, so a
  * copy's copies are not followed (their pointer is cleared, which keeps the FOREIGN KEY valid), and the steps stay finite.
  */
-function deleteSteps(target: Target, table: string, where: Where, cause: ChangeCause, runId: number | null | undefined, copies = true): Step[] {
+function deleteSteps(
+  target: Target,
+  table: string,
+  where: Where,
+  cause: ChangeCause,
+  runId: number | null | undefined,
+  copies = true,
+  /** The number the next collecting step's list gets (0 is the group's own IDs). */
+  lists = { next: 1 },
+): Step[] {
   const steps: Step[] = [];
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere = childWhereOf(relation, table, where);
-    steps.push(...relationSteps(target, relation, childWhere, runId, copies));
+    steps.push(...relationSteps(target, relation, childWhere, runId, copies, lists));
   }
   const mapped = [target.tweets, target.users].find((m) => same(m.table, table));
   if (mapped && runId !== undefined) {
@@ -904,18 +942,18 @@ function deleteSteps(target: Target, table: string, where: Where, cause: ChangeC
         : cause === 'result'
         ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
         : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${quoteIdent(mapped.id)}, ${run} FROM ${quoteIdent(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
-    steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
+    steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true, list: where.list });
   }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
     const ids = where.column !== null && same(where.column, mapped.id) ? (where.set ? IN_LIST : '= ?') : `IN (SELECT ${quoteIdent(mapped.id)} FROM ${quoteIdent(table)} WHERE ${where.sql})`;
-    steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
+    steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true, list: where.list });
   }
   // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
   for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
-    steps.push({ sql: ftsRemove(f, table, where.sql), encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true });
+    steps.push({ sql: ftsRemove(f, table, where.sql), encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true, list: where.list });
   }
-  steps.push({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted' });
+  steps.push({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted', list: where.list });
   return steps;
 }
 
@@ -936,20 +974,37 @@ function ftsAdd(f: FtsDelete, table: string, where: string): string {
 /** The rows of a relation's child table that reference the rows of `table` chosen by `where`. */
 function childWhereOf(relation: Relation, table: string, where: Where): Where {
   return where.column !== null && same(relation.parentColumn, where.column)
-    ? { sql: `${quoteIdent(relation.childColumn)} ${where.set ? IN_LIST : '= ?'}`, column: relation.childColumn, encoding: relation.childEncoding, set: where.set }
+    ? { sql: `${quoteIdent(relation.childColumn)} ${where.set ? IN_LIST : '= ?'}`, column: relation.childColumn, encoding: relation.childEncoding, set: where.set, list: where.list }
     : {
         sql: `${quoteIdent(relation.childColumn)} IN (SELECT ${quoteIdent(relation.parentColumn)} FROM ${quoteIdent(table)} WHERE ${where.sql})`,
         column: null,
         encoding: where.encoding,
+        list: where.list,
       };
 }
 
 /** What acting on one relation's rows (chosen by `childWhere`) takes: their deletion, as dependents or copies, or clearing the reference. */
-function relationSteps(target: Target, relation: Relation, childWhere: Where, runId: number | null | undefined, copies: boolean): Step[] {
-  const mappedChild = [target.tweets, target.users].some((m) => same(m.table, relation.childTable));
-  if (relation.action === 'delete') return deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies);
-  if (relation.action === 'copy' && (copies || !mappedChild)) return deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies);
-  return [{ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated' }];
+function relationSteps(target: Target, relation: Relation, childWhere: Where, runId: number | null | undefined, copies: boolean, lists = { next: 1 }): Step[] {
+  const mappedChild = [target.tweets, target.users].find((m) => same(m.table, relation.childTable));
+  if (relation.action === 'delete') return deleteSteps(target, relation.childTable, childWhere, relation.cascade ? 'cascade' : 'fk', runId, copies, lists);
+  if (relation.action === 'copy' && mappedChild && copies && childWhere.set && childWhere.column !== null) {
+    // The group's copies, listed once (Step.collect).
+    const list = lists.next++;
+    const collect: Step = {
+      sql: `SELECT ${quoteIdent(mappedChild.id)}, ${quoteIdent(childWhere.column)} FROM ${quoteIdent(mappedChild.table)} WHERE ${childWhere.sql}`,
+      encoding: childWhere.encoding,
+      table: mappedChild.table,
+      cause: 'copy',
+      kind: 'deleted',
+      uncounted: true,
+      list: childWhere.list,
+      collect: list,
+    };
+    const copiesWhere: Where = { sql: `${quoteIdent(mappedChild.id)} ${IN_LIST}`, column: mappedChild.id, encoding: mappedChild.idEncoding, set: true, list };
+    return [collect, ...deleteSteps(target, relation.childTable, copiesWhere, 'copy', runId, false, lists)];
+  }
+  if (relation.action === 'copy' && (copies || !mappedChild)) return deleteSteps(target, relation.childTable, childWhere, 'copy', runId, !mappedChild && copies, lists);
+  return [{ sql: clearReference(relation, childWhere), encoding: childWhere.encoding, table: relation.childTable, cause: 'fk', kind: 'updated', list: childWhere.list }];
 }
 
 function clearReference(relation: Relation, where: Where): string {

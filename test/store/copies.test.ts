@@ -286,6 +286,54 @@ describe('copies and orphans on twitter-to-sqlite', () => {
     db.close();
   });
 
+  it('deletions of two reasons in one group: each copy is tombstoned with its own original’s reason, with all it holds', async () => {
+    // The group's copies are listed once and split by the original they point at (Step.collect in
+    // src/store/contentStatements.ts): the copy tombstones run per reason, everything else once over the lists.
+    const dir = tempDir();
+    const { db, config } = twitterToSqlite(dir);
+    db.exec(`
+      INSERT INTO users (id, screen_name) VALUES (1, 'one'), (2, 'two');
+      INSERT INTO tweets (id, user, full_text, retweeted_status, quoted_status) VALUES
+        (100, 1, 'deleted, two retweets', NULL, NULL),
+        (110, 1, 'deactivated, one retweet', NULL, NULL),
+        (120, 1, 'deleted, no retweet', NULL, NULL),
+        (201, 2, 'RT of 100, liked, marked', 100, NULL),
+        (202, 2, 'RT of 100', 100, NULL),
+        (211, 2, 'RT of 110', 110, NULL),
+        (300, 2, 'quotes the retweet 211', NULL, 211),
+        (301, 2, 'retweets the retweet 202', 202, NULL);
+      INSERT INTO favorited_by (tweet, user) VALUES (201, 1), (100, 2);
+      INSERT INTO media (id, media_url) VALUES (500, 'https://pbs.twimg.com/media/a.jpg');
+      INSERT INTO media_tweets (media_id, tweets_id) VALUES (500, 211);
+      INSERT INTO cs_marks (type, id, state, reason, at) VALUES ('tweets', 201, 'protected', 'protected', '${AS_OF}');
+    `);
+    const lines = [result('100', 'deleted'), result('110', 'deactivated'), result('120', 'deleted')];
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
+    expect(run.applied).toMatchObject({ delete: 3 });
+    expect(ids(db, 'tweets')).toEqual(['300', '301']);
+    expect(tombstones(db)).toEqual({
+      '100': 'deleted',
+      '110': 'deactivated',
+      '120': 'deleted',
+      '201': 'copy_deleted',
+      '202': 'copy_deleted',
+      '211': 'copy_deactivated',
+    });
+    // A copy's own references: its quote and its retweet (not followed) are cleared, its links and mark go.
+    expect(db.prepare('SELECT quoted_status FROM tweets WHERE id = 300').pluck().get()).toBeNull();
+    expect(db.prepare('SELECT retweeted_status FROM tweets WHERE id = 301').pluck().get()).toBeNull();
+    expect(ids(db, 'favorited_by', 'tweet')).toEqual([]);
+    expect(ids(db, 'media_tweets', 'media_id')).toEqual([]);
+    expect(db.prepare("SELECT count(*) FROM cs_marks WHERE type = 'tweets'").pluck().get()).toBe(0n);
+    expect(run.changes).toMatchObject({
+      tweets: { deleted: { result: 3, copy: 3 }, updated: { fk: 2 } },
+      favorited_by: { deleted: { fk: 2 } },
+      media_tweets: { deleted: { fk: 1 } },
+    });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
   it('records after a queue run inside the window find what they would row by row: copies gone, a copy’s retweet kept', async () => {
     // The queue runs early when its rows' dependents add up (DELETE_GROUP_DEPENDENTS): what was looked up for the
     // records after it must not be taken as still true where the run changed it (prepareQueuedDelete, forgetWhatChanges).
