@@ -24,6 +24,11 @@ export interface Target {
   /** Declared FKs SQLite cannot enforce (their parent key is not unique): enforcement is off while we apply. */
   readonly unenforceableForeignKeys: readonly string[];
   /**
+   * Whether our own statements keep every declared FOREIGN KEY the work could break (foreignKeysKeptByUs): SQLite's
+   * check of them then finds nothing, and enforcement is off while a batch applies.
+   */
+  readonly foreignKeysKeptByUs: boolean;
+  /**
    * Per table we delete from (lower-case name): its external-content FTS indexes that no trigger of the store keeps
    * in step on DELETE. Their entries would outlive the row (and stay searchable), so the deletion removes them first.
    */
@@ -154,6 +159,9 @@ export function resolveTarget(db: Db, config: Config): Target {
     json: [...(tw.rawJson ? [{ column: tw.rawJson, paths: DEFAULT_RAW_JSON_GEO_PATHS }] : []), ...tw.geoJson],
   };
   const relations = resolveRelations(db, schema, config, tweets, users);
+  const written = triggerTargets(schema, relations, tweets, users);
+  const embeds = resolveEmbeds(schema, config, tweets);
+  const orphans = resolveOrphans(schema, config, relations, tweets, users);
   return {
     tweets,
     users,
@@ -161,12 +169,45 @@ export function resolveTarget(db: Db, config: Config): Target {
     authorEncoding: authorId ? encodingOf(schema, tw.table, authorId) : 'number',
     relations,
     geo,
-    triggerTargets: triggerTargets(schema, relations, tweets, users),
+    triggerTargets: written,
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
+    foreignKeysKeptByUs: !written.length && foreignKeysKeptByUs(schema, relations, orphans, [
+      ...[tweets, users].flatMap((t) => (t.marks ? [t.marks.state, t.marks.reason, t.marks.at].map((column) => ({ table: t.table, column })) : [])),
+      ...geo.json.map(({ column }) => ({ table: tweets.table, column })),
+      ...embeds.map(({ column }) => ({ table: tweets.table, column })),
+    ]),
     ...untriggeredFts(schema, relations, tweets, users, geo),
-    embeds: resolveEmbeds(schema, config, tweets),
-    orphans: resolveOrphans(schema, config, relations, tweets, users),
+    embeds,
+    orphans,
   };
+}
+
+/**
+ * Whether the work keeps every declared FOREIGN KEY by itself, so that SQLite's enforcement (on every deleted row, a
+ * search of each referencing table's index: measured on twitter-to-sqlite, about a third of a DELETE's time) can
+ * only confirm it: every key referencing a table we delete rows from is a relation acted on before those rows go (or,
+ * for a table of orphans, one of the references its rule checks), none is set to a declared default (which may
+ * reference nothing), and no key is held by a column we write values to (marks, JSON rewritten). The caller also
+ * requires that no trigger of the store writes rows, which could add a reference we do not see.
+ */
+function foreignKeysKeptByUs(
+  schema: SchemaInfo,
+  relations: Map<string, Relation[]>,
+  orphans: readonly OrphanRule[],
+  writtenColumns: readonly { table: string; column: string }[],
+): boolean {
+  const all = [...relations.values()].flat();
+  if (all.some((r) => r.action === 'set_default')) return false;
+  const isRef = (fk: ForeignKeyFact, ref: { table: string; column: string }) => fk.childColumns.length === 1 && same(fk.childTable, ref.table) && same(fk.childColumns[0]!, ref.column);
+  const deletedFrom = new Set([...relations.keys()]);
+  return schema.foreignKeys().every((fk) => {
+    if (writtenColumns.some((w) => fk.childColumns.some((c) => same(fk.childTable, w.table) && same(c, w.column)))) return false;
+    const parent = fk.parentTable.toLowerCase();
+    const orphan = orphans.find((o) => same(o.table, parent));
+    if (orphan) return orphan.referencedBy.some((ref) => isRef(fk, ref));
+    if (!deletedFrom.has(parent)) return true;
+    return (relations.get(parent) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
+  });
 }
 
 /** The configured embeds, else X's shapes in the raw JSON column when one is mapped. */

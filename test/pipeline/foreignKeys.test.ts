@@ -4,6 +4,7 @@ import { ConfigError, StoreError } from '../../src/errors.js';
 import { applyRunsOf } from '../../src/store/applyRuns.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
+import { resolveTarget } from '../../src/store/target.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, AS_OF, makeConfig, makeStore, result, writeResults } from './helpers.js';
 
@@ -476,6 +477,47 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce, both types at once'
     expect(column(db, 'SELECT tweet_id FROM retweets')).toEqual([[10]]);
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1n);
     db.close();
+  });
+});
+
+describe("SQLite's own check of the keys, where our statements keep them all", () => {
+  // On every deleted row SQLite searches each referencing table's index for it (Target.foreignKeysKeptByUs): where our
+  // own statements have acted on every such key before the row goes, that search can find nothing, and is skipped.
+  const keptByUs = (schema: string, store: Record<string, unknown> = {}) => {
+    const dir = tempDir();
+    const { config, db } = foreignStore(dir, schema, { store: { path: 'store.db', tables: COLLECTOR_MAPPING, ...store } });
+    const kept = resolveTarget(db, config).foreignKeysKeptByUs;
+    db.close();
+    return kept;
+  };
+
+  it('is skipped on a collector layout, which still ends with every key valid and enforcement on', async () => {
+    expect(keptByUs(COLLECTOR)).toBe(true);
+    const dir = tempDir();
+    const { config, db } = foreignStore(dir, COLLECTOR, { store: { path: 'store.db', tables: COLLECTOR_MAPPING } });
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('10', 'deleted'), result('13', 'deleted'), result('17', 'scrub_geo')]));
+    expect(run.applied).toMatchObject({ delete: 2, scrub_geo: 1 });
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[12], [15], [16], [17]]);
+    storeChecks(db);
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1n);
+    db.close();
+  });
+
+  it('stays on where a trigger of the store writes rows, a key has a declared default, or a rule or a written column leaves a key to SQLite', () => {
+    // A trigger could write a reference our statements never see.
+    expect(keptByUs(`${COLLECTOR} CREATE TABLE log (tweet INTEGER); CREATE TRIGGER gone AFTER DELETE ON tweets BEGIN INSERT INTO log VALUES (old.id); END;`)).toBe(false);
+    // The declared default may reference nothing.
+    expect(keptByUs(`${COLLECTOR} CREATE TABLE pins (tweet INTEGER DEFAULT 0 REFERENCES tweets(id) ON DELETE SET DEFAULT);`)).toBe(false);
+    // An orphans rule that checks fewer references than the schema declares.
+    const places = `${COLLECTOR} CREATE TABLE visits (place TEXT REFERENCES places(id));`;
+    expect(keptByUs(places, { orphans: [{ table: 'places' }] })).toBe(true);
+    expect(keptByUs(places, { orphans: [{ table: 'places', referencedBy: [{ table: 'tweets', column: 'place' }] }] })).toBe(false);
+    // A column we write values to (a mark column) that holds a key.
+    const marked = `CREATE TABLE users (id INTEGER PRIMARY KEY); CREATE TABLE states (name TEXT PRIMARY KEY);
+      CREATE TABLE tweets (id INTEGER PRIMARY KEY, user INTEGER, place TEXT, geo TEXT, coordinates TEXT, state TEXT REFERENCES states(name), why TEXT, at TEXT);`;
+    const markColumns = { complianceState: 'state', complianceReason: 'why', complianceAt: 'at' };
+    expect(keptByUs(marked, { tables: { ...COLLECTOR_MAPPING, tweets: { ...COLLECTOR_MAPPING.tweets, ...markColumns } } })).toBe(false);
+    expect(keptByUs(marked.replace(' REFERENCES states(name)', ''), { tables: { ...COLLECTOR_MAPPING, tweets: { ...COLLECTOR_MAPPING.tweets, ...markColumns } } })).toBe(true);
   });
 });
 
