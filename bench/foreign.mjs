@@ -4,15 +4,16 @@
 // marks in the ledger) and to a default-layout store of the same tweet IDs, alternating, in one run.
 // Target: the foreign layout's rows/s ≥ 0.7x the default's, with the indexes the work needs in place.
 //
-//   npm run build && node bench/foreign.mjs [--size 200000] [--repeat 3] [--dir bench/data] [--no-breakdown]
+//   npm run build && node bench/foreign.mjs [--size 200000] [--repeat 3] [--dir bench/data] [--no-breakdown] [--no-floor]
 //
 // What is measured: the wall time of the `apply` CLI process (start-up included, the same for both) on a fresh copy
 // of each store, after `migrate` (default) or `migrate --create-indexes` (foreign, untimed); rows/s = result lines /
 // wall s; and the process's own CPU (user + system, bench/lib/usage-at-exit.mjs); medians of --repeat alternating
 // runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and
 // the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions, marks, scrubs, edits, 5% unknown
-// IDs, malformed lines). Stores and results are cached in the data directory; the
-// figures also go to <dir>/foreign-results.json.
+// IDs, malformed lines). Next to each apply, the layout's floor (sqliteFloor): the same effects by the sqlite3 shell,
+// set-based, in one transaction, which is what the schema alone costs. Stores and results are cached in the data
+// directory; the figures also go to <dir>/foreign-results.json.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,6 +34,8 @@ const dataDir = path.resolve(option('dir', path.join(here, 'data')));
 // A third store: the foreign one without its FTS5 tables and triggers, to tell the collector's trigger cost (every
 // delete, and every UPDATE of a tweet, re-indexes its text through tweets_ad/tweets_au) from compliance-sync's own work.
 const breakdown = !argv.includes('--no-breakdown');
+// Each layout's floor too (sqliteFloor): what its schema alone costs, so the ratio can be read against what is possible.
+const floor = !argv.includes('--no-floor');
 mkdirSync(dataDir, { recursive: true });
 const log = (line) => process.stderr.write(`${line}\n`);
 
@@ -163,25 +166,82 @@ function cliRun(args, env = {}, preload = []) {
   return { ms: performance.now() - started, ...result };
 }
 
+/**
+ * The layout's own work, done by the sqlite3 shell in one transaction, set-based, nothing of ours around it (no
+ * parsing, no tombstones, no lock bound, foreign-key enforcement off as the shell has it): the results' effects
+ * (pre-extracted to CSV, untimed) imported into a TEMP table, then per layout the statements that leave the store as
+ * an apply leaves it. The ratio of two layouts' floors is what their schemas alone cost: a floor no apply can beat.
+ */
+const FLOOR_SQL = {
+  default: [
+    `DELETE FROM tweets WHERE id IN d;`,
+    `UPDATE tweets SET compliance_state = m.state, compliance_reason = m.state, compliance_at = '${new Date().toISOString()}' FROM m WHERE tweets.id = m.id;`,
+    `UPDATE tweets SET geo_lat = NULL, geo_lon = NULL, place_id = NULL, raw_json = CASE WHEN json_valid(raw_json) THEN json_remove(raw_json, '$.geo', '$.coordinates', '$.place') ELSE raw_json END
+       WHERE id IN s AND (geo_lat IS NOT NULL OR geo_lon IS NOT NULL OR place_id IS NOT NULL OR json_type(raw_json, '$.geo') IS NOT NULL OR json_type(raw_json, '$.place') IS NOT NULL);`,
+  ],
+  foreign: [
+    // The copies (retweets of a deleted tweet) go too; their retweets and quotes, and the deleted rows' quotes, are cleared.
+    `CREATE TEMP TABLE c (id INTEGER PRIMARY KEY); INSERT INTO c SELECT id FROM tweets WHERE retweeted_status IN d AND id NOT IN d;`,
+    `CREATE TEMP TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a SELECT id FROM d UNION SELECT id FROM c;`,
+    `DELETE FROM favorited_by WHERE tweet IN a; DELETE FROM media_tweets WHERE tweets_id IN a;`,
+    `UPDATE tweets SET quoted_status = NULL WHERE quoted_status IN a AND id NOT IN a;`,
+    `UPDATE tweets SET retweeted_status = NULL WHERE retweeted_status IN c AND id NOT IN a;`,
+    `DELETE FROM tweets WHERE id IN a;`,
+    `INSERT INTO cs_marks (type, id, state, reason, at) SELECT 'tweets', t.id, m.state, m.state, '${new Date().toISOString()}' FROM m JOIN tweets t ON t.id = m.id WHERE true
+       ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at;`,
+    `UPDATE tweets SET place = NULL, geo = NULL, coordinates = NULL WHERE id IN s AND (place IS NOT NULL OR geo IS NOT NULL OR coordinates IS NOT NULL);`,
+    `DELETE FROM media WHERE id NOT IN (SELECT media_id FROM media_tweets);`,
+  ],
+};
+
+function sqliteFloor(layout, source, csv, run) {
+  const { dir, store } = prepare(layout, source, `floor-${run}`);
+  if (layout === 'foreign-no-fts') dropFts(store);
+  migrateFor(layout, path.join(dir, 'config.json'));
+  const script = [
+    'PRAGMA journal_mode = WAL;',
+    'PRAGMA synchronous = NORMAL;',
+    'CREATE TEMP TABLE r (id INTEGER, effect TEXT);',
+    `.import --csv --schema temp ${csv} r`,
+    `CREATE TEMP TABLE d (id INTEGER PRIMARY KEY); INSERT OR IGNORE INTO d SELECT id FROM r WHERE effect = 'delete';`,
+    `CREATE TEMP TABLE m (id INTEGER PRIMARY KEY, state TEXT); INSERT OR REPLACE INTO m SELECT id, effect FROM r WHERE effect IN ('suspended', 'protected', 'edited') AND id NOT IN d;`,
+    `CREATE TEMP TABLE s (id INTEGER PRIMARY KEY); INSERT OR IGNORE INTO s SELECT id FROM r WHERE effect = 'scrub' AND id NOT IN d;`,
+    'BEGIN;',
+    ...FLOOR_SQL[layout === 'default' ? 'default' : 'foreign'],
+    'COMMIT;',
+    // As the purge does after an apply: the deleted words leave the index.
+    ...(layout === 'foreign' ? ["INSERT INTO tweets_fts (tweets_fts) VALUES ('optimize');"] : []),
+  ].join('\n');
+  spawnSync('sync');
+  const started = performance.now();
+  const done = spawnSync('sqlite3', ['-batch', store], { input: script, encoding: 'utf8' });
+  const ms = performance.now() - started;
+  if (done.status !== 0 || done.stderr) throw new Error(`sqlite3 floor (${layout}) failed: ${done.stderr}`);
+  rmSync(dir, { recursive: true, force: true });
+  return ms;
+}
+
+function dropFts(store) {
+  const db = new Database(store);
+  for (const table of ['tweets', 'users']) {
+    for (const suffix of ['ai', 'ad', 'au']) db.exec(`DROP TRIGGER [${table}_${suffix}]`);
+    db.exec(`DROP TABLE [${table}_fts]`);
+  }
+  db.close();
+}
+
+function migrateFor(layout, config) {
+  // The opt-in index step (issue 11, item 4) for a foreign store: a one-off, not part of every apply.
+  const args = layout === 'default' ? ['migrate', '--config', config] : ['migrate', '--create-indexes', '--config', config];
+  const migrated = cliRun(args);
+  if (migrated.status !== 0) throw new Error(`${args.join(' ')} failed (exit ${migrated.status}): ${migrated.stderr.slice(-1500)}`);
+}
+
 /** One apply of the results file; wall time of the whole CLI process (start-up included, the same for both). */
 function measure(layout, source, file, run) {
   const { dir, store, config } = prepare(layout, source, run);
-  if (layout === 'foreign-no-fts') {
-    const db = new Database(store);
-    for (const table of ['tweets', 'users']) {
-      for (const suffix of ['ai', 'ad', 'au']) db.exec(`DROP TRIGGER [${table}_${suffix}]`);
-      db.exec(`DROP TABLE [${table}_fts]`);
-    }
-    db.close();
-  }
-  if (layout !== 'default') {
-    // The opt-in index step (issue 11, item 4), timed apart: it is a one-off, not part of every apply.
-    const indexes = cliRun(['migrate', '--create-indexes', '--config', config]);
-    if (indexes.status !== 0) throw new Error(`migrate --create-indexes failed (exit ${indexes.status}): ${indexes.stderr.slice(-1500)}`);
-  } else {
-    const migrated = cliRun(['migrate', '--config', config]);
-    if (migrated.status !== 0) throw new Error(`migrate failed (exit ${migrated.status}): ${migrated.stderr.slice(-1500)}`);
-  }
+  if (layout === 'foreign-no-fts') dropFts(store);
+  migrateFor(layout, config);
   spawnSync('sync');
   // The apply process's own CPU (user + system) too: on a shared or drifting machine it moves less than the wall time.
   const usageFile = path.join(dir, 'usage.json');
@@ -209,12 +269,13 @@ log(`data: ${dataDir}`);
 log(`generating (cached): default store, twitter-to-sqlite store and results of ${size} …`);
 const defaultStore = await makeStore(dataDir, size, dist);
 const foreignStore = makeForeignStore(size);
-const { file } = await makeResults(dataDir, size);
+const { file, csv } = await makeResults(dataDir, size);
 const lines = size;
 
 const layouts = breakdown ? ['default', 'foreign', 'foreign-no-fts'] : ['default', 'foreign'];
 const times = Object.fromEntries(layouts.map((l) => [l, []]));
 const cpuTimes = Object.fromEntries(layouts.map((l) => [l, []]));
+const floorTimes = Object.fromEntries(layouts.map((l) => [l, []]));
 let lastSummary = {};
 for (let run = 0; run < repeat; run++) {
   // Alternate which goes first, so drift on a shared machine lands on both.
@@ -225,6 +286,10 @@ for (let run = 0; run < repeat; run++) {
     cpuTimes[layout].push(m.cpuMs);
     lastSummary[layout] = m.summary;
     log(`run ${run + 1}/${repeat} ${layout}: ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)`);
+    if (floor) {
+      floorTimes[layout].push(sqliteFloor(layout, layout === 'default' ? defaultStore : foreignStore, csv, run));
+      log(`run ${run + 1}/${repeat} ${layout} floor (sqlite3, set-based): ${(floorTimes[layout].at(-1) / 1000).toFixed(2)} s`);
+    }
   }
 }
 
@@ -236,15 +301,22 @@ const table = layouts.map((layout) => ({
   medianS: median(times[layout]) / 1000,
   rowsPerSecond: rowsPerSecond(median(times[layout])),
   cpuS: median(cpuTimes[layout]) / 1000,
+  floorS: floor ? median(floorTimes[layout]) / 1000 : null,
 }));
 const ratio = table[1].rowsPerSecond / table[0].rowsPerSecond;
-console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s | apply CPU s (user + system, median) |`);
-console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const row of table) console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} | ${row.cpuS.toFixed(2)} |`);
+console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s | apply CPU s (user + system, median) | sqlite3 floor s (median) |`);
+console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+for (const row of table) {
+  console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} | ${row.cpuS.toFixed(2)} | ${row.floorS === null ? '' : row.floorS.toFixed(2)} |`);
+}
 console.log('');
 console.log(`foreign / default rows/s: ${ratio.toFixed(2)}x (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
 console.log(`by CPU (default / foreign CPU s): ${(table[0].cpuS / table[1].cpuS).toFixed(2)}x`);
 if (breakdown) console.log(`without the collector's FTS5 triggers: ${(table[2].rowsPerSecond / table[0].rowsPerSecond).toFixed(2)}x`);
+if (floor) {
+  const floorRatio = (i) => (table[0].floorS / table[i].floorS).toFixed(2);
+  console.log(`the same ratios of the sqlite3 floors (the schemas' own work): ${floorRatio(1)}x${breakdown ? `, without the FTS5 triggers ${floorRatio(2)}x` : ''}`);
+}
 const changes = lastSummary.foreign?.changes;
 if (changes) {
   // The apply's own per-table counts: proof the link tables and self-references were part of the work measured.
@@ -252,4 +324,4 @@ if (changes) {
   console.log(`foreign apply changed: ${parts.join('; ')}`);
 }
 console.log(`machine: ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
-writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, cpuTimes, table, ratio, summaries: lastSummary }, null, 2));
+writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, cpuTimes, floorTimes, table, ratio, summaries: lastSummary }, null, 2));
