@@ -161,6 +161,7 @@ if (only.has('apply')) {
       // Alternate, so drift on the shared machine hits every variant alike.
       for (const [kind, stage, extra] of variants) {
         copyStore(stores[n], copy);
+        if (stage === 'apply-ours') child('fill-embeds', { store: copy });
         runs[kind].push(child(stage, { store: copy, file: results[n].file, ...extra }));
         removeStore(copy);
       }

@@ -113,6 +113,24 @@ const stages = {
     return { ms: performance.now() - started, rows, rejected, bytes: statSync(file).size };
   },
 
+  /**
+   * Before ours, untimed: the store's index of embedded copies (cs_embeds), which the first apply on a store fills from
+   * every stored tweet, once (src/store/embedIndex.ts), filled as any earlier cycle leaves it: a one-off, not the
+   * steady cost of an apply (and not something the bare loop does).
+   */
+  async 'fill-embeds'({ store }) {
+    const { openStore } = await load('store/open.js');
+    const { parseConfig } = await load('config/load.js');
+    const { resolveTarget } = await load('store/target.js');
+    const { ensureEmbedIndex } = await load('store/embedIndex.js');
+    const cfg = parseConfig({ store: { path: store } }, path.join(path.dirname(store), 'config.json'), {});
+    const started = performance.now();
+    const db = openStore(store);
+    const rows = await ensureEmbedIndex(db, resolveTarget(db, cfg));
+    db.close();
+    return { ms: performance.now() - started, rows };
+  },
+
   /** Ours: applyResultsFile with the default config (batch size, safety gate, checkpoint, audit, rejects file). */
   async 'apply-ours'({ store, file, batchSize }) {
     const { openStore } = await load('store/open.js');
