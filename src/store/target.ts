@@ -24,8 +24,8 @@ export interface Target {
   /** Declared FKs SQLite cannot enforce (their parent key is not unique): enforcement is off while we apply. */
   readonly unenforceableForeignKeys: readonly string[];
   /**
-   * Whether our own statements keep every declared FOREIGN KEY the work could break (foreignKeysKeptByUs): SQLite's
-   * check of them then finds nothing, and enforcement is off while a batch applies.
+   * Whether our own statements keep every declared FOREIGN KEY the work could break, and there is one (see
+   * foreignKeysKeptByUs): SQLite's check of them then finds nothing, and enforcement is off while a batch applies.
    */
   readonly foreignKeysKeptByUs: boolean;
   /**
@@ -200,13 +200,16 @@ function foreignKeysKeptByUs(
   if (all.some((r) => r.action === 'set_default')) return false;
   const isRef = (fk: ForeignKeyFact, ref: { table: string; column: string }) => fk.childColumns.length === 1 && same(fk.childTable, ref.table) && same(fk.childColumns[0]!, ref.column);
   const deletedFrom = new Set([...relations.keys()]);
-  return schema.foreignKeys().every((fk) => {
-    if (writtenColumns.some((w) => fk.childColumns.some((c) => same(fk.childTable, w.table) && same(c, w.column)))) return false;
-    const parent = fk.parentTable.toLowerCase();
-    const orphan = orphans.find((o) => same(o.table, parent));
+  const keys = schema.foreignKeys();
+  // Keys on a table we delete from: the checks there would be to skip. A store without any (the default layout:
+  // only the ledger's own keys) keeps enforcement on, as switching it costs each statement a recompile.
+  const checked = keys.filter((fk) => deletedFrom.has(fk.parentTable.toLowerCase()) || orphans.some((o) => same(o.table, fk.parentTable)));
+  if (!checked.length) return false;
+  if (keys.some((fk) => writtenColumns.some((w) => same(fk.childTable, w.table) && fk.childColumns.some((c) => same(c, w.column))))) return false;
+  return checked.every((fk) => {
+    const orphan = orphans.find((o) => same(o.table, fk.parentTable));
     if (orphan) return orphan.referencedBy.some((ref) => isRef(fk, ref));
-    if (!deletedFrom.has(parent)) return true;
-    return (relations.get(parent) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
+    return (relations.get(fk.parentTable.toLowerCase()) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
   });
 }
 
