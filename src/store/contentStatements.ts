@@ -713,7 +713,12 @@ function prepareQueuedDelete(
     const groups = source.groups.map((g) => ({ reason: g.reason, at: g.at, ids: [] as Id[], lists: new Map<IdEncoding, string>() }));
     const owner = new Map<string, number>();
     if (groups.length > 1) source.groups.forEach((g, i) => g.ids.forEach((key) => owner.set(key, i)));
-    for (const [key, by] of rows) groups[owner.get(String(by)) ?? 0]!.ids.push(String(key) as Id);
+    for (const [key, by] of rows) {
+      const group = groups.length > 1 ? owner.get(String(by)) : 0;
+      // Found through the list, so it points at one of its IDs: else its tombstone would carry another group's reason.
+      if (group === undefined) throw new Error(`copy ${String(key)} points at ${String(by)}, which is not in the group it was found by`);
+      groups[group]!.ids.push(String(key) as Id);
+    }
     return { groups, all: union(groups) };
   };
   const run = (groups: Group[]) => {

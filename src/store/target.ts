@@ -159,9 +159,27 @@ export function resolveTarget(db: Db, config: Config): Target {
     json: [...(tw.rawJson ? [{ column: tw.rawJson, paths: DEFAULT_RAW_JSON_GEO_PATHS }] : []), ...tw.geoJson],
   };
   const relations = resolveRelations(db, schema, config, tweets, users);
-  const written = triggerTargets(schema, relations, tweets, users);
+  const written = triggerTargets(schema, [tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)]);
   const embeds = resolveEmbeds(schema, config, tweets);
   const orphans = resolveOrphans(schema, config, relations, tweets, users);
+  const valuesWritten = [
+    ...[tweets, users].flatMap((t) => (t.marks ? [t.marks.state, t.marks.reason, t.marks.at].map((column) => ({ table: t.table, column })) : [])),
+    ...geo.json.map(({ column }) => ({ table: tweets.table, column })),
+    ...embeds.map(({ column }) => ({ table: tweets.table, column })),
+  ];
+  const keysKept =
+    !written.length &&
+    // The orphans sweep deletes from tables the relations do not reach: their triggers count too.
+    !triggerTargets(schema, orphans.map((o) => o.table)).length &&
+    foreignKeysKeptByUs(schema, relations, orphans, {
+      valuesWritten,
+      updated: [
+        ...valuesWritten,
+        ...geo.nullColumns.map((column) => ({ table: tweets.table, column })),
+        // References cleared: set_null relations, and copy relations met inside a copy's deletion (deleteSteps).
+        ...[...relations.values()].flat().filter((r) => r.action !== 'delete').map((r) => ({ table: r.childTable, column: r.childColumn })),
+      ],
+    });
   return {
     tweets,
     users,
@@ -171,11 +189,7 @@ export function resolveTarget(db: Db, config: Config): Target {
     geo,
     triggerTargets: written,
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
-    foreignKeysKeptByUs: !written.length && foreignKeysKeptByUs(schema, relations, orphans, [
-      ...[tweets, users].flatMap((t) => (t.marks ? [t.marks.state, t.marks.reason, t.marks.at].map((column) => ({ table: t.table, column })) : [])),
-      ...geo.json.map(({ column }) => ({ table: tweets.table, column })),
-      ...embeds.map(({ column }) => ({ table: tweets.table, column })),
-    ]),
+    foreignKeysKeptByUs: keysKept,
     ...untriggeredFts(schema, relations, tweets, users, geo),
     embeds,
     orphans,
@@ -186,32 +200,38 @@ export function resolveTarget(db: Db, config: Config): Target {
  * Whether the work keeps every declared FOREIGN KEY by itself, so that SQLite's enforcement (on every deleted row, a
  * search of each referencing table's index: measured on twitter-to-sqlite, about a third of a DELETE's time) can
  * only confirm it: every key referencing a table we delete rows from is a relation acted on before those rows go (or,
- * for a table of orphans, one of the references its rule checks), none is set to a declared default (which may
- * reference nothing), and no key is held by a column we write values to (marks, JSON rewritten). The caller also
- * requires that no trigger of the store writes rows, which could add a reference we do not see.
+ * for a table of orphans, one of the references its rule checks, on the rule's key), none is set to a declared
+ * default (which may reference nothing), no key is held by a column we write values to (marks, JSON rewritten), and
+ * no key references a column we change in place (whose old value a reference may hold). The caller also requires that
+ * no trigger of the store writes rows, which could add a reference we do not see.
  */
 function foreignKeysKeptByUs(
   schema: SchemaInfo,
   relations: Map<string, Relation[]>,
   orphans: readonly OrphanRule[],
-  writtenColumns: readonly { table: string; column: string }[],
+  columns: { valuesWritten: readonly ColumnRef[]; updated: readonly ColumnRef[] },
 ): boolean {
-  const all = [...relations.values()].flat();
-  if (all.some((r) => r.action === 'set_default')) return false;
-  const isRef = (fk: ForeignKeyFact, ref: { table: string; column: string }) => fk.childColumns.length === 1 && same(fk.childTable, ref.table) && same(fk.childColumns[0]!, ref.column);
-  const deletedFrom = new Set([...relations.keys()]);
+  if ([...relations.values()].flat().some((r) => r.action === 'set_default')) return false;
+  const isRef = (fk: ForeignKeyFact, ref: ColumnRef) => fk.childColumns.length === 1 && same(fk.childTable, ref.table) && same(fk.childColumns[0]!, ref.column);
+  const among = (list: readonly ColumnRef[], table: string, names: readonly string[]) => list.some((c) => same(c.table, table) && names.some((n) => same(n, c.column)));
   const keys = schema.foreignKeys();
   // Keys on a table we delete from: the checks there would be to skip. A store without any (the default layout:
   // only the ledger's own keys) keeps enforcement on, as switching it costs each statement a recompile.
-  const checked = keys.filter((fk) => deletedFrom.has(fk.parentTable.toLowerCase()) || orphans.some((o) => same(o.table, fk.parentTable)));
+  const checked = keys.filter((fk) => relations.has(fk.parentTable.toLowerCase()) || orphans.some((o) => same(o.table, fk.parentTable)));
   if (!checked.length) return false;
-  if (keys.some((fk) => writtenColumns.some((w) => same(fk.childTable, w.table) && fk.childColumns.some((c) => same(c, w.column))))) return false;
+  for (const fk of keys) {
+    if (among(columns.valuesWritten, fk.childTable, fk.childColumns)) return false;
+    const referenced = fk.parentColumns.every((c) => c !== null) ? (fk.parentColumns as string[]) : schema.columns(fk.parentTable).filter((c) => c.pk > 0).map((c) => c.name);
+    if (among(columns.updated, fk.parentTable, referenced)) return false;
+  }
   return checked.every((fk) => {
     const orphan = orphans.find((o) => same(o.table, fk.parentTable));
-    if (orphan) return orphan.referencedBy.some((ref) => isRef(fk, ref));
+    if (orphan) return same(parentColumnOf(schema, fk), orphan.key) && orphan.referencedBy.some((ref) => isRef(fk, ref));
     return (relations.get(fk.parentTable.toLowerCase()) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
   });
 }
+
+type ColumnRef = { readonly table: string; readonly column: string };
 
 /** The configured embeds, else X's shapes in the raw JSON column when one is mapped. */
 function resolveEmbeds(schema: SchemaInfo, config: Config, tweets: TableTarget): EmbedRule[] {
@@ -513,15 +533,14 @@ function unenforceable(schema: SchemaInfo, relations: Map<string, Relation[]>, t
 }
 
 /**
- * The non-FTS tables written by the store's triggers that our deletes and updates fire (and, transitively, by the
- * triggers on those): FTS writes are index upkeep, not rows that left the store.
+ * The non-FTS tables written by the store's triggers that our deletes and updates of the `changed` tables fire (and,
+ * transitively, by the triggers on those): FTS writes are index upkeep, not rows that left the store.
  */
-function triggerTargets(schema: SchemaInfo, relations: Map<string, Relation[]>, tweets: TableTarget, users: TableTarget): string[] {
+function triggerTargets(schema: SchemaInfo, changed: readonly string[]): string[] {
   const fts = schema.ftsTables();
   const isFts = (table: string) => fts.some((f) => same(f.name, table) || f.shadowTables.some((s) => same(s, table)));
-  const written = new Set<string>([tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)].map((t) => t.toLowerCase()));
   const targets = new Map<string, string>();
-  const queue = [...written];
+  const queue = changed.map((t) => t.toLowerCase());
   const seen = new Set<string>();
   while (queue.length) {
     const table = queue.shift()!;

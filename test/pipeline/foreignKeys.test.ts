@@ -503,7 +503,7 @@ describe("SQLite's own check of the keys, where our statements keep them all", (
     db.close();
   });
 
-  it('stays on where a trigger of the store writes rows, a key has a declared default, or a rule or a written column leaves a key to SQLite', () => {
+  it('stays on where a trigger of the store writes rows, a key has a declared default, or a rule or a changed column leaves a key to SQLite', () => {
     // A trigger could write a reference our statements never see.
     expect(keptByUs(`${COLLECTOR} CREATE TABLE log (tweet INTEGER); CREATE TRIGGER gone AFTER DELETE ON tweets BEGIN INSERT INTO log VALUES (old.id); END;`)).toBe(false);
     // The declared default may reference nothing.
@@ -512,6 +512,18 @@ describe("SQLite's own check of the keys, where our statements keep them all", (
     const places = `${COLLECTOR} CREATE TABLE visits (place TEXT REFERENCES places(id));`;
     expect(keptByUs(places, { orphans: [{ table: 'places' }] })).toBe(true);
     expect(keptByUs(places, { orphans: [{ table: 'places', referencedBy: [{ table: 'tweets', column: 'place' }] }] })).toBe(false);
+    // A trigger on a table the orphans sweep deletes from (media, found through the link table media_tweets).
+    expect(keptByUs(`${COLLECTOR} CREATE TABLE files (id INTEGER PRIMARY KEY, media INTEGER); CREATE TRIGGER media_ad AFTER DELETE ON media BEGIN DELETE FROM files WHERE media = old.id; END;`)).toBe(false);
+    // A column we clear that a key references: the reference would keep the old value.
+    expect(
+      keptByUs(`${COLLECTOR} CREATE TABLE tweet_places (tweet INTEGER UNIQUE REFERENCES tweets(id) ON DELETE SET NULL, name TEXT); CREATE TABLE visits (tp INTEGER REFERENCES tweet_places(tweet));`),
+    ).toBe(false);
+    // An orphans rule whose key is not the column the references hold.
+    const spots = `${COLLECTOR} CREATE TABLE spots (id INTEGER PRIMARY KEY, code INTEGER UNIQUE); CREATE TABLE seen (spot INTEGER REFERENCES spots(code));
+      CREATE TABLE tweet_spots (tweet INTEGER REFERENCES tweets(id), spot INTEGER REFERENCES spots(code));`;
+    const referencedBy = [{ table: 'tweet_spots', column: 'spot' }, { table: 'seen', column: 'spot' }];
+    expect(keptByUs(spots, { orphans: [{ table: 'spots', referencedBy }] })).toBe(false);
+    expect(keptByUs(spots, { orphans: [{ table: 'spots', column: 'code', referencedBy }] })).toBe(true);
     // A column we write values to (a mark column) that holds a key.
     const marked = `CREATE TABLE users (id INTEGER PRIMARY KEY); CREATE TABLE states (name TEXT PRIMARY KEY);
       CREATE TABLE tweets (id INTEGER PRIMARY KEY, user INTEGER, place TEXT, geo TEXT, coordinates TEXT, state TEXT REFERENCES states(name), why TEXT, at TEXT);
