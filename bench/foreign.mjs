@@ -332,6 +332,11 @@ for (const row of table) {
 }
 console.log('');
 console.log(`foreign / default rows/s: ${ratio.toFixed(2)}x (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
+// Each round's layouts ran back to back, so a round's own ratio is less moved by the machine's drift than the ratio of
+// the medians, which may come from different rounds.
+const rounds = (layout) => times.default.map((ms, i) => ms / times[layout][i]);
+const roundsText = (layout) => `${rounds(layout).map((r) => r.toFixed(2)).join(', ')} (median ${median(rounds(layout)).toFixed(2)}x)`;
+console.log(`the same, round by round: ${roundsText('foreign')}${breakdown ? `; without the FTS5 triggers: ${roundsText('foreign-no-fts')}` : ''}`);
 console.log(`by CPU (default / foreign CPU s): ${(table[0].cpuS / table[1].cpuS).toFixed(2)}x`);
 if (breakdown) console.log(`without the collector's FTS5 triggers: ${(table[2].rowsPerSecond / table[0].rowsPerSecond).toFixed(2)}x`);
 if (floor) {
