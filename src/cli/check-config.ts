@@ -110,6 +110,7 @@ function formatPreflight(p: Preflight): string {
     lines.push('', 'orphans deleted after each batch (rows nothing references any more):');
     for (const o of p.orphans) lines.push(`  ${o.table}.${o.key}, referenced by ${o.referencedBy.map((r) => `${r.table}.${r.column}`).join(', ')} (${o.source})`);
   }
+  if (p.foreignKeyEnforcement) lines.push('', `foreign-key enforcement while a batch applies: ${p.foreignKeyEnforcement.whileApplying} (${p.foreignKeyEnforcement.why})`);
   if (p.indexes.length) {
     lines.push('', 'indexes the work needs:');
     for (const need of p.indexes) lines.push(need.present ? `  ok       ${need.table}(${need.column})` : `  MISSING  ${need.table}(${need.column}): ${need.create} — ${formatCost(need)}`);

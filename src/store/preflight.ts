@@ -96,6 +96,8 @@ export interface Preflight {
   embeds: EmbedRule[];
   /** Tables whose rows a batch leaves unreferenced are deleted (store.orphans and discovered). */
   orphans: OrphanRule[];
+  /** SQLite's foreign-key enforcement while a batch applies, and why (null: the mapping does not fit the store). */
+  foreignKeyEnforcement: { whileApplying: 'on' | 'off'; why: string } | null;
   problems: PreflightProblem[];
   warnings: string[];
 }
@@ -349,7 +351,28 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
       `tweets embedded in "${target.tweets.table}" are found through the ledger's index cs_embeds, which the first apply makes: triggers on "${target.tweets.table}" (${EMBED_TRIGGER_PREFIX}*) keep it, and the rows stored before are filled in once, in transactions of a few thousand rows; set store.tables.tweets.embeds to [] if the store keeps no embedded tweets`,
     );
   }
-  return { store: config.store.path, ledger: ledgerState(db), types: typeReports, indexes, embeds: [...(target?.embeds ?? [])], orphans: [...(target?.orphans ?? [])], problems, warnings };
+  return {
+    store: config.store.path,
+    ledger: ledgerState(db),
+    types: typeReports,
+    indexes,
+    embeds: [...(target?.embeds ?? [])],
+    orphans: [...(target?.orphans ?? [])],
+    foreignKeyEnforcement: target ? foreignKeyEnforcement(target) : null,
+    problems,
+    warnings,
+  };
+}
+
+/** What withForeignKeysRelaxed will do around each batch (src/pipeline/apply/target.ts), in words. */
+function foreignKeyEnforcement(target: Target): { whileApplying: 'on' | 'off'; why: string } {
+  if (target.unenforceableForeignKeys.length) {
+    return { whileApplying: 'off', why: `SQLite cannot enforce ${target.unenforceableForeignKeys.join(', ')} (the parent key is not unique); the relations are acted on all the same` };
+  }
+  if (target.foreignKeysKeptByUs) {
+    return { whileApplying: 'off', why: "compliance-sync's own statements keep every key a batch could break, before the rows go: SQLite's checks could only confirm them" };
+  }
+  return { whileApplying: 'on', why: 'SQLite checks every key' };
 }
 
 /**

@@ -149,6 +149,7 @@ describe('check-config --store: what a cycle would do to a twitter-to-sqlite arc
     // Issue 12: the orphan rules it will apply, configured and discovered, and the index each probe needs.
     expect(text.stdout).toContain('orphans deleted after each batch (rows nothing references any more):\n  places.id, referenced by tweets.place (store.orphans)\n  media.id, referenced by media_tweets.media_id (discovered)');
     expect(text.stdout).toMatch(/MISSING {2}tweets\(place\): .*"cs_idx_tweets_place"/);
+    expect(text.stdout).toContain("foreign-key enforcement while a batch applies: off (compliance-sync's own statements keep every key");
     expect(text.stdout).toContain('tweets.user → users.id: rows deleted first (reconcile.cascadeUsers');
     expect(text.stdout).toMatch(/full-text table tweets_fts \(fts5, content=tweets\): kept by triggers \w+/);
     expect(text.stdout).toMatch(/triggers that fire:\n(?:.*\n)*\s+\w+: AFTER DELETE ON tweets/);
@@ -156,6 +157,7 @@ describe('check-config --store: what a cycle would do to a twitter-to-sqlite arc
     expect(text.stderr).toMatch(/the first at migrate --create-indexes/);
 
     const json = JSON.parse(archive.checkJson.stdout);
+    expect(json.store.foreignKeyEnforcement.whileApplying).toBe('off');
     const tweets = json.store.types.find((t: { type: string }) => t.type === 'tweets');
     expect(tweets.marks).toEqual({ where: 'side table', table: 'cs_marks' });
     expect(tweets.relations).toContainEqual({
