@@ -157,6 +157,29 @@ export class SchemaInfo {
     return this.tables().find((t) => same(t.name, name));
   }
 
+  /**
+   * The collating sequence a column is declared with (its COLLATE clause in CREATE TABLE), upper-case; BINARY when
+   * it names none, or when the table's SQL is not a column list (a virtual table).
+   */
+  collation(table: string, column: string): string {
+    const tokens = tokenize(this.table(table)?.sql ?? '');
+    let depth = 0;
+    let definition: string[] = [];
+    const found = () => (definition.length && same(identValue(definition[0]!) ?? '', column) ? definition : null);
+    for (const token of tokens) {
+      if (token === '(' && depth++ === 0) continue;
+      if (token === ')' && --depth === 0) break;
+      if (depth === 0) continue;
+      if (token === ',' && depth === 1) {
+        if (found()) break;
+        definition = [];
+      } else definition.push(token);
+    }
+    const own = found() ?? [];
+    const at = own.findIndex((t) => t.toUpperCase() === 'COLLATE');
+    return at >= 0 && own[at + 1] ? (identValue(own[at + 1]!) ?? 'BINARY').toUpperCase() : 'BINARY';
+  }
+
   /** The table's columns in order (hidden columns of virtual tables left out); empty when there is no such table. */
   columns(table: string): ColumnFact[] {
     const key = table.toLowerCase();

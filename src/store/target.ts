@@ -200,10 +200,10 @@ export function resolveTarget(db: Db, config: Config): Target {
  * Whether the work keeps every declared FOREIGN KEY by itself, so that SQLite's enforcement (on every deleted row, a
  * search of each referencing table's index: measured on twitter-to-sqlite, about a third of a DELETE's time) can
  * only confirm it: every key referencing a table we delete rows from is a relation acted on before those rows go (or,
- * for a table of orphans, one of the references its rule checks, on the rule's key), none is set to a declared
- * default (which may reference nothing), no key is held by a column we write values to (marks, JSON rewritten), and
- * no key references a column we change in place (whose old value a reference may hold). The caller also requires that
- * no trigger of the store writes rows, which could add a reference we do not see.
+ * for a table of orphans, one of the references its rule checks, on the rule's key, both columns in one collation),
+ * none is set to a declared default (which may reference nothing), no key is held by a column we write values to
+ * (marks, JSON rewritten), and no key references a column we change in place (whose old value a reference may hold).
+ * The caller also requires that no trigger of the store writes rows, which could add a reference we do not see.
  */
 function foreignKeysKeptByUs(
   schema: SchemaInfo,
@@ -226,7 +226,10 @@ function foreignKeysKeptByUs(
   }
   return checked.every((fk) => {
     const orphan = orphans.find((o) => same(o.table, fk.parentTable));
-    if (orphan) return same(parentColumnOf(schema, fk), orphan.key) && orphan.referencedBy.some((ref) => isRef(fk, ref));
+    // The sweep compares with the referencing column's collation, SQLite's check with the referenced column's.
+    const key = parentColumnOf(schema, fk);
+    const collated = fk.childColumns.length === 1 && schema.collation(fk.childTable, fk.childColumns[0]!) === schema.collation(fk.parentTable, key);
+    if (orphan) return collated && same(key, orphan.key) && orphan.referencedBy.some((ref) => isRef(fk, ref));
     return (relations.get(fk.parentTable.toLowerCase()) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
   });
 }

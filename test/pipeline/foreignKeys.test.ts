@@ -524,6 +524,9 @@ describe("SQLite's own check of the keys, where our statements keep them all", (
     const referencedBy = [{ table: 'tweet_spots', column: 'spot' }, { table: 'seen', column: 'spot' }];
     expect(keptByUs(spots, { orphans: [{ table: 'spots', referencedBy }] })).toBe(false);
     expect(keptByUs(spots, { orphans: [{ table: 'spots', column: 'code', referencedBy }] })).toBe(true);
+    // …or that compares in another collation than SQLite's check of the key does (the referenced column's).
+    const codes = spots.replace('code INTEGER UNIQUE', 'code TEXT COLLATE NOCASE UNIQUE');
+    expect(keptByUs(codes, { orphans: [{ table: 'spots', column: 'code', referencedBy }] })).toBe(false);
     // A column we write values to (a mark column) that holds a key.
     const marked = `CREATE TABLE users (id INTEGER PRIMARY KEY); CREATE TABLE states (name TEXT PRIMARY KEY);
       CREATE TABLE tweets (id INTEGER PRIMARY KEY, user INTEGER, place TEXT, geo TEXT, coordinates TEXT, state TEXT REFERENCES states(name), why TEXT, at TEXT);

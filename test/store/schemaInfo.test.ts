@@ -80,6 +80,15 @@ describe('SchemaInfo on a foreign archive (read-only connection)', () => {
     expect(info.table('nope')).toBeUndefined();
   });
 
+  it('reads the collation a column is declared with, BINARY when none', () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE [t] ("a" TEXT COLLATE nocase, b TEXT, c TEXT CHECK (c IN (\'x\', \'y\')) COLLATE RTRIM, PRIMARY KEY (a, b))');
+    db.exec("CREATE VIRTUAL TABLE f USING fts5(body)");
+    const info = new SchemaInfo(db);
+    expect([info.collation('t', 'A'), info.collation('t', 'b'), info.collation('t', 'c'), info.collation('f', 'body')]).toEqual(['NOCASE', 'BINARY', 'RTRIM', 'BINARY']);
+    db.close();
+  });
+
   it('reads columns with declared type, NOT NULL and primary-key position', () => {
     const info = readOnly(foreignStore());
     expect(info.columns('users')).toEqual([
