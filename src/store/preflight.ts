@@ -6,7 +6,7 @@ import { EMBED_TRIGGER_PREFIX, embedIndexReady } from './embedIndex.js';
 import { ledgerState, type LedgerState } from './migrate.js';
 import { sortInTempFiles, type Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
-import { resolveTarget, type EmbedRule, type OrphanRule, type Relation, type Target } from './target.js';
+import { foreignKeyEnforcement, resolveTarget, type EmbedRule, type ForeignKeyEnforcement, type OrphanRule, type Relation, type Target } from './target.js';
 
 /**
  * Preflight: what a cycle would do to this store, and whether it can, read from the store's own schema before any API
@@ -97,7 +97,7 @@ export interface Preflight {
   /** Tables whose rows a batch leaves unreferenced are deleted (store.orphans and discovered). */
   orphans: OrphanRule[];
   /** SQLite's foreign-key enforcement while a batch applies, and why (null: the mapping does not fit the store). */
-  foreignKeyEnforcement: { whileApplying: 'on' | 'off'; why: string } | null;
+  foreignKeyEnforcement: ForeignKeyEnforcement | null;
   problems: PreflightProblem[];
   warnings: string[];
 }
@@ -362,17 +362,6 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     problems,
     warnings,
   };
-}
-
-/** What withForeignKeysRelaxed will do around each batch (src/pipeline/apply/target.ts), in words. */
-function foreignKeyEnforcement(target: Target): { whileApplying: 'on' | 'off'; why: string } {
-  if (target.unenforceableForeignKeys.length) {
-    return { whileApplying: 'off', why: `SQLite cannot enforce ${target.unenforceableForeignKeys.join(', ')} (the parent key is not unique); the relations are acted on all the same` };
-  }
-  if (target.foreignKeysKeptByUs) {
-    return { whileApplying: 'off', why: "compliance-sync's own statements keep every key a batch could break, before the rows go: SQLite's checks could only confirm them" };
-  }
-  return { whileApplying: 'on', why: 'SQLite checks every key' };
 }
 
 /**

@@ -159,7 +159,8 @@ export function resolveTarget(db: Db, config: Config): Target {
     json: [...(tw.rawJson ? [{ column: tw.rawJson, paths: DEFAULT_RAW_JSON_GEO_PATHS }] : []), ...tw.geoJson],
   };
   const relations = resolveRelations(db, schema, config, tweets, users);
-  const written = triggerTargets(schema, [tweets.table, users.table, ...[...relations.values()].flat().map((r) => r.childTable)]);
+  const relationList = [...relations.values()].flat();
+  const writtenByTriggers = triggerTargets(schema, [tweets.table, users.table, ...relationList.map((r) => r.childTable)]);
   const embeds = resolveEmbeds(schema, config, tweets);
   const orphans = resolveOrphans(schema, config, relations, tweets, users);
   const valuesWritten = [
@@ -168,7 +169,7 @@ export function resolveTarget(db: Db, config: Config): Target {
     ...embeds.map(({ column }) => ({ table: tweets.table, column })),
   ];
   const keysKept =
-    !written.length &&
+    !writtenByTriggers.length &&
     // The orphans sweep deletes from tables the relations do not reach: their triggers count too.
     !triggerTargets(schema, orphans.map((o) => o.table)).length &&
     foreignKeysKeptByUs(schema, relations, orphans, {
@@ -177,7 +178,7 @@ export function resolveTarget(db: Db, config: Config): Target {
         ...valuesWritten,
         ...geo.nullColumns.map((column) => ({ table: tweets.table, column })),
         // References cleared: set_null relations, and copy relations met inside a copy's deletion (deleteSteps).
-        ...[...relations.values()].flat().filter((r) => r.action !== 'delete').map((r) => ({ table: r.childTable, column: r.childColumn })),
+        ...relationList.filter((r) => r.action !== 'delete').map((r) => ({ table: r.childTable, column: r.childColumn })),
       ],
     });
   return {
@@ -187,13 +188,32 @@ export function resolveTarget(db: Db, config: Config): Target {
     authorEncoding: authorId ? encodingOf(schema, tw.table, authorId) : 'number',
     relations,
     geo,
-    triggerTargets: written,
+    triggerTargets: writtenByTriggers,
     unenforceableForeignKeys: unenforceable(schema, relations, tweets, users),
     foreignKeysKeptByUs: keysKept,
     ...untriggeredFts(schema, relations, tweets, users, geo),
     embeds,
     orphans,
   };
+}
+
+export interface ForeignKeyEnforcement {
+  whileApplying: 'on' | 'off';
+  why: string;
+}
+
+/**
+ * SQLite's foreign-key enforcement while a batch applies (withForeignKeysRelaxed around each transaction), and why:
+ * off where it cannot enforce a key, or where our own statements keep every key (foreignKeysKeptByUs).
+ */
+export function foreignKeyEnforcement(target: Target): ForeignKeyEnforcement {
+  if (target.unenforceableForeignKeys.length) {
+    return { whileApplying: 'off', why: `SQLite cannot enforce ${target.unenforceableForeignKeys.join(', ')} (the parent key is not unique); the relations are acted on all the same` };
+  }
+  if (target.foreignKeysKeptByUs) {
+    return { whileApplying: 'off', why: "compliance-sync's own statements keep every key a batch could break, before the rows go: SQLite's checks could only confirm them" };
+  }
+  return { whileApplying: 'on', why: 'SQLite checks every key' };
 }
 
 /**
@@ -226,11 +246,11 @@ function foreignKeysKeptByUs(
   }
   return checked.every((fk) => {
     const orphan = orphans.find((o) => same(o.table, fk.parentTable));
-    // The sweep compares with the referencing column's collation, SQLite's check with the referenced column's.
+    if (!orphan) return (relations.get(fk.parentTable.toLowerCase()) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
+    const ref = orphan.referencedBy.find((r) => isRef(fk, r));
     const key = parentColumnOf(schema, fk);
-    const collated = fk.childColumns.length === 1 && schema.collation(fk.childTable, fk.childColumns[0]!) === schema.collation(fk.parentTable, key);
-    if (orphan) return collated && same(key, orphan.key) && orphan.referencedBy.some((ref) => isRef(fk, ref));
-    return (relations.get(fk.parentTable.toLowerCase()) ?? []).some((r) => isRef(fk, { table: r.childTable, column: r.childColumn }));
+    // The sweep compares in the referencing column's collation, SQLite's check in the referenced column's.
+    return ref !== undefined && same(key, orphan.key) && schema.collation(ref.table, ref.column) === schema.collation(fk.parentTable, key);
   });
 }
 

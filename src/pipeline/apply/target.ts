@@ -4,7 +4,7 @@ import { ensureGuard } from '../../store/guard.js';
 import { ensureVisibleViews } from '../../store/marks.js';
 import { withForeignKeysRelaxed } from '../../store/open.js';
 import { enableSecureDelete } from '../../store/purge.js';
-import { resolveTarget, type Target } from '../../store/target.js';
+import { foreignKeyEnforcement, resolveTarget, type Target } from '../../store/target.js';
 import type { ApplyOptions } from './types.js';
 
 /**
@@ -27,10 +27,7 @@ export function resolveApplyTarget(options: ApplyOptions): Target {
 /** The Target made ready to write to: every per-row statement prepared once, and the store set up for it. */
 export interface PreparedTarget {
   statements: ContentStatements;
-  /**
-   * Foreign-key enforcement is switched off around each transaction (withForeignKeysRelaxed): where SQLite cannot
-   * enforce a key, and where our own statements keep every key (Target.foreignKeysKeptByUs).
-   */
+  /** Foreign-key enforcement is switched off around each transaction (withForeignKeysRelaxed; foreignKeyEnforcement). */
   relaxForeignKeys: boolean;
 }
 
@@ -41,7 +38,7 @@ export interface PreparedTarget {
 export async function prepareApplyTarget(options: ApplyOptions, target: Target, runId: number | null): Promise<PreparedTarget> {
   const { db, config, type } = options;
   const reconcileConfig = config.reconcile;
-  const relaxForeignKeys = target.unenforceableForeignKeys.length > 0 || target.foreignKeysKeptByUs;
+  const relaxForeignKeys = foreignKeyEnforcement(target).whileApplying === 'off';
   // Before the statements are prepared: the sweep looks embedding rows up in the index once it is complete. The first
   // apply on a store fills it from every stored tweet, in transactions bounded like the apply's own.
   if (!options.dryRun) {
