@@ -932,6 +932,8 @@ function deleteSteps(
   lists = { next: 1 },
 ): Step[] {
   const steps: Step[] = [];
+  // This table's own steps choose its rows by `where`: bound as it is, with its list.
+  const own = (step: Omit<Step, 'encoding' | 'list'>) => steps.push({ ...step, encoding: where.encoding, list: where.list });
   for (const relation of target.relations.get(table.toLowerCase()) ?? []) {
     const childWhere = childWhereOf(relation, table, where);
     steps.push(...relationSteps(target, relation, childWhere, runId, copies, lists));
@@ -947,18 +949,18 @@ function deleteSteps(
         : cause === 'result'
         ? `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) VALUES ('${mapped.type}', ${reason}, ?, ?, ${run}) ON CONFLICT (type, id) DO NOTHING`
         : `INSERT INTO cs_tombstones (type, reason, deleted_at, id, run_id) SELECT '${mapped.type}', ${reason}, ?, ${quoteIdent(mapped.id)}, ${run} FROM ${quoteIdent(table)} WHERE ${where.sql} ON CONFLICT (type, id) DO NOTHING`;
-    steps.push({ sql, encoding: where.encoding, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true, list: where.list });
+    own({ sql, table: 'cs_tombstones', cause, kind: 'inserted', uncounted: true, tombstone: true });
   }
   if (mapped && !mapped.marks) {
     // A deleted row's ledger mark goes with it; the ledger is not content, so it is not counted.
     const ids = where.column !== null && same(where.column, mapped.id) ? (where.set ? IN_LIST : '= ?') : `IN (SELECT ${quoteIdent(mapped.id)} FROM ${quoteIdent(table)} WHERE ${where.sql})`;
-    steps.push({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, encoding: where.encoding, table: 'cs_marks', cause, kind: 'deleted', uncounted: true, list: where.list });
+    own({ sql: `DELETE FROM cs_marks WHERE type = '${mapped.type}' AND id ${ids}`, table: 'cs_marks', cause, kind: 'deleted', uncounted: true });
   }
   // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
   for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
-    steps.push({ sql: ftsRemove(f, table, where.sql), encoding: where.encoding, table: f.fts, cause, kind: 'deleted', uncounted: true, list: where.list });
+    own({ sql: ftsRemove(f, table, where.sql), table: f.fts, cause, kind: 'deleted', uncounted: true });
   }
-  steps.push({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, encoding: where.encoding, table, cause, kind: 'deleted', list: where.list });
+  own({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, table, cause, kind: 'deleted' });
   return steps;
 }
 
