@@ -4,8 +4,8 @@ import type { Db } from './open.js';
 import { storeWorker } from './storeWorker.js';
 
 /**
- * The worker's code (storeWorker.ts). On each message it runs one PASSIVE checkpoint on a connection of its own and answers with its result or
- * error. PASSIVE never waits for a lock and never blocks a writer or reader
+ * The worker's code (storeWorker.ts). On each message it runs one PASSIVE checkpoint on a connection of its own and
+ * answers with its result or error. PASSIVE never waits for a lock and never blocks a writer or reader
  * (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html).
  */
 const WORKER_SOURCE = `
@@ -133,7 +133,6 @@ export class WalCheckpoints {
   }
 
   private replied(reply: Reply): void {
-    this.busy = false;
     if (!reply.ok) return this.fail(reply.message);
     this.walFrames = reply.log;
     if (this.again) {
