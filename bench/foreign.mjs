@@ -236,25 +236,17 @@ function migrateFor(layout, config) {
   const args = layout === 'default' ? ['migrate', '--config', config] : ['migrate', '--create-indexes', '--config', config];
   const migrated = cliRun(args);
   if (migrated.status !== 0) throw new Error(`${args.join(' ')} failed (exit ${migrated.status}): ${migrated.stderr.slice(-1500)}`);
-  if (layout === 'default') fillEmbedIndex(config);
+  if (layout === 'default') fillEmbedIndex(path.join(path.dirname(config), 'store.db'));
 }
 
 /**
  * The default layout's index of embedded copies (cs_embeds, filled from every stored tweet by the first apply on a
- * store, once: src/store/embedIndex.ts), filled before the timed apply, as any earlier cycle leaves it: the foreign
- * store maps no raw JSON, so it has none, and the one-off fill (~0.8 s at 200k) is not an apply's steady cost.
+ * store, once: src/store/embedIndex.ts), filled before the timed apply, as any earlier cycle leaves it, by run.mjs's
+ * `fill-embeds` stage (bench/lib/child.mjs): the foreign store maps no raw JSON, so it has none, and the one-off fill
+ * (~0.8 s at 200k) is not an apply's steady cost.
  */
-function fillEmbedIndex(config) {
-  const script = `
-    const { loadConfig } = await import(${JSON.stringify(path.join(dist, 'config/load.js'))});
-    const { openStore } = await import(${JSON.stringify(path.join(dist, 'store/open.js'))});
-    const { resolveTarget } = await import(${JSON.stringify(path.join(dist, 'store/target.js'))});
-    const { ensureEmbedIndex } = await import(${JSON.stringify(path.join(dist, 'store/embedIndex.js'))});
-    const config = loadConfig(${JSON.stringify(config)});
-    const db = openStore(config.store.path);
-    await ensureEmbedIndex(db, resolveTarget(db, config));
-    db.close();`;
-  const filled = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, X_BEARER_TOKEN: 'unused' } });
+function fillEmbedIndex(store) {
+  const filled = spawnSync(process.execPath, [path.join(here, 'lib', 'child.mjs'), 'fill-embeds', JSON.stringify({ store })], { encoding: 'utf8' });
   if (filled.status !== 0) throw new Error(`filling the embedded-copies index failed: ${filled.stderr.slice(-1500)}`);
 }
 

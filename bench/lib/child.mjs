@@ -120,10 +120,9 @@ const stages = {
    */
   async 'fill-embeds'({ store }) {
     const { openStore } = await load('store/open.js');
-    const { parseConfig } = await load('config/load.js');
     const { resolveTarget } = await load('store/target.js');
     const { ensureEmbedIndex } = await load('store/embedIndex.js');
-    const cfg = parseConfig({ store: { path: store } }, path.join(path.dirname(store), 'config.json'), {});
+    const cfg = await config(store);
     const started = performance.now();
     const db = openStore(store);
     const rows = await ensureEmbedIndex(db, resolveTarget(db, cfg));
