@@ -622,7 +622,7 @@ function prepareQueuedDelete(
   const selfDeleting = (target.relations.get(t.table.toLowerCase()) ?? []).filter((r) => same(r.childTable, t.table) && r.action !== 'set_null' && r.action !== 'set_default');
   if (selfDeleting.some((r) => !same(r.parentColumn, t.id))) return null;
   // What the queue asks about a row: whether it is stored, what it points at through the self-deleting relations, and
-  // (for a deletion) its direct dependents up to a piece per relation. Per row that was two statements per record
+  // (for a deletion) its direct dependents, per relation. Per row that was two statements per record
   // (bench/README.md, "A foreign layout"); here it is two per window of the batch's coming records (lookahead), each
   // looking the window's IDs up by index inside SQLite. What was looked up stays true until rows of the store change:
   // the queue's statements run (run, perRow) and forget it, and the row asked about next is looked up again, with
@@ -633,14 +633,29 @@ function prepareQueuedDelete(
   const asChild = (encoding: IdEncoding) => (encoding === t.idEncoding ? 'j.value' : encoding === 'number' ? 'CAST(j.value AS INTEGER)' : 'CAST(j.value AS TEXT)');
   const direct = (target.relations.get(t.table.toLowerCase()) ?? []).map((r) => ({
     table: r.childTable,
-    sql: same(r.parentColumn, t.id)
-      ? `${quoteIdent(r.childColumn)} = ${asChild(r.childEncoding)}`
-      : `${quoteIdent(r.childColumn)} IN (SELECT ${quoteIdent(r.parentColumn)} FROM ${quoteIdent(t.table)} WHERE ${quoteIdent(t.id)} = j.value)`,
+    /** The relation's rows of the ID j.value, as a condition on the child table's alias `c`. */
+    on: same(r.parentColumn, t.id)
+      ? `c.${quoteIdent(r.childColumn)} = ${asChild(r.childEncoding)}`
+      : `c.${quoteIdent(r.childColumn)} IN (SELECT ${quoteIdent(r.parentColumn)} FROM ${quoteIdent(t.table)} WHERE ${quoteIdent(t.id)} = j.value)`,
   }));
+  // Counted in one pass: each relation's index searched per ID and its matches listed (UNION ALL), then grouped. Half
+  // the time of a bounded count per ID and relation (bench/README.md, "A foreign layout"). The listing stops after
+  // DEPENDENTS_LISTED rows, so a row with a million dependents costs no more than that; a window that reaches it is
+  // counted again per ID and relation, each count stopping at a piece (countsEach).
   const countsOf = direct.length
     ? db
         .prepare(
-          `SELECT * FROM (SELECT j.key${direct.map((d, i) => `, (SELECT count(*) FROM (SELECT 1 FROM ${quoteIdent(d.table)} WHERE ${d.sql} LIMIT ${DEPENDENT_PIECE})) AS c${i}`).join('')} FROM json_each(?) AS j)
+          `SELECT k${direct.map((_, i) => `, sum(r = ${i})`).join('')} FROM (${direct
+            .map((d, i) => `SELECT j.key AS k, ${i} AS r FROM json_each(@ids) AS j CROSS JOIN ${quoteIdent(d.table)} AS c ON ${d.on}`)
+            .join(' UNION ALL ')} LIMIT ${DEPENDENTS_LISTED}) GROUP BY k`,
+        )
+        .raw()
+        .safeIntegers(false)
+    : null;
+  const countsEach = direct.length
+    ? db
+        .prepare(
+          `SELECT * FROM (SELECT j.key${direct.map((d, i) => `, (SELECT count(*) FROM (SELECT 1 FROM ${quoteIdent(d.table)} AS c WHERE ${d.on} LIMIT ${DEPENDENT_PIECE})) AS c${i}`).join('')} FROM json_each(?) AS j)
            WHERE ${direct.map((_, i) => `c${i}`).join(' + ')} > 0`,
         )
         .raw()
@@ -665,10 +680,13 @@ function prepareQueuedDelete(
     }
     const deleting = window.filter((r) => r.taken === 'delete');
     for (const r of deleting) facts.get(r.id)!.counts = none;
-    if (countsOf && deleting.length) {
-      for (const found of countsOf.all(idList(deleting.map((r) => r.id), t.idEncoding).json) as number[][]) {
-        facts.get(deleting[found[0]!]!.id)!.counts = found.slice(1);
-      }
+    if (countsOf && countsEach && deleting.length) {
+      const json = idList(deleting.map((r) => r.id), t.idEncoding).json;
+      let found = countsOf.all({ ids: json }) as number[][];
+      let listed = 0;
+      for (const row of found) for (let i = 1; i < row.length; i++) listed += row[i]!;
+      if (listed >= DEPENDENTS_LISTED) found = countsEach.all(json) as number[][];
+      for (const row of found) facts.get(deleting[row[0]!]!.id)!.counts = row.slice(1);
     }
   };
   const factsOf = (key: Id, deleting = false): Facts => {
@@ -813,6 +831,8 @@ function prepareQueuedDelete(
 
 /** Dependents of a row taken per piece: at most this many rows of one relation in one statement. */
 const DEPENDENT_PIECE = 256;
+/** The most dependents a window's count lists before it counts per ID instead (prepareQueuedDelete). */
+const DEPENDENTS_LISTED = 16 * DELETE_GROUP_DEPENDENTS;
 
 /**
  * A row's direct dependents (the rows of each relation referencing its table), deleted with their own dependents or

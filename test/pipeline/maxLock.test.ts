@@ -290,6 +290,49 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     store.close();
     straight.close();
   });
+
+  it('finds a row with a piece of dependents in a window whose dependents are too many to list, and deletes it in pieces', async () => {
+    // Tweet 900 has more likes and more replies than a window's count lists (16,384): the listing stops inside tweet
+    // 900's rows of the first relation listed, before any row's of the second. Counted per ID instead, tweets 200
+    // (600 likes) and 250 (600 replies) are found to have a piece of dependents or more, and both go in pieces (256,
+    // 256, then the rest with the row), each piece in a transaction of its own.
+    const dir = tempDir();
+    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
+    db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
+             CREATE INDEX likes_tweet ON likes (tweet_id);
+             CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
+             CREATE INDEX replies_to ON replies (in_reply_to);`);
+    insertTweets(db, [{ id: '200', author_id: '1' }, { id: '250', author_id: '1' }, { id: '900', author_id: '1' }]);
+    const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
+    const reply = db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < 17_000; i++) like.run(900n, BigInt(i));
+      for (let i = 0; i < 17_000; i++) reply.run(BigInt(i + 1), 900n);
+      for (let i = 0; i < 600; i++) like.run(200n, BigInt(i));
+      for (let i = 0; i < 600; i++) reply.run(BigInt(100_000 + i), 250n);
+    })();
+    const file = writeResults(dir, 'tweets.ndjson', [result('900', 'deleted'), result('250', 'deleted'), result('200', 'deleted')]);
+    db.close();
+    const store = openStore(config.store.path);
+    // After each commit: how many of tweet 200's likes and 250's replies are left while the tweet is still stored.
+    const left = { likes: store.prepare('SELECT count(*) FROM likes WHERE tweet_id = 200 AND EXISTS (SELECT 1 FROM tweets WHERE id = 200)').pluck(), replies: store.prepare('SELECT count(*) FROM replies WHERE in_reply_to = 250 AND EXISTS (SELECT 1 FROM tweets WHERE id = 250)').pluck() };
+    const seen = { likes: new Set<bigint>(), replies: new Set<bigint>() };
+    const summary = await apply(store, config, 'tweets', file, {
+      clock: ticking(),
+      onCommit: () => {
+        seen.likes.add(left.likes.get() as bigint);
+        seen.replies.add(left.replies.get() as bigint);
+      },
+    });
+    expect(summary.state).toBe('done');
+    expect(summary.applied).toMatchObject({ delete: 3 });
+    expect(summary.changes).toMatchObject({ likes: { deleted: { fk: 17_600 } }, replies: { updated: { fk: 17_600 } } });
+    // Each piece of 256 was committed while its tweet was still stored; the rest went with the tweet.
+    expect([...seen.likes]).toEqual(expect.arrayContaining([344n, 88n, 0n]));
+    expect([...seen.replies]).toEqual(expect.arrayContaining([344n, 88n, 0n]));
+    expect(store.prepare('SELECT count(*) FROM tweets').pluck().get()).toBe(0n);
+    store.close();
+  });
 });
 
 /**
