@@ -53,9 +53,16 @@ export interface ContentStatements {
    * when it says stop, the row is left for the next call (incomplete, 0 returned), which goes on with what is left.
    */
   readonly lastDelete: { cascaded: number; complete: boolean };
-  mark(id: Id, state: string, reason: string, at: string): number;
-  /** Geo columns to NULL and geo paths out of the JSON columns; for users (no geo of their own) it finds the row. */
-  scrubGeo(id: Id): number;
+  /**
+   * Marks the row; returns 1 when found, 0 when not, or null when the mark is queued (see prepareContentStatements):
+   * whether it found the row is then counted by drainFound.
+   */
+  mark(id: Id, state: string, reason: string, at: string): number | null;
+  /**
+   * Geo columns to NULL and geo paths out of the JSON columns; for users (no geo of their own) it finds the row.
+   * Returns as `mark` does.
+   */
+  scrubGeo(id: Id, reason: string): number | null;
   /** Cascades from users onto the tweets they wrote; null when the cascade is off. */
   readonly cascade: CascadeStatements | null;
   /**
@@ -77,8 +84,21 @@ export interface ContentStatements {
    * deletions (see prepareQueuedDelete) are run first: call it in the transaction, before its commit.
    */
   drainChanges(): ChangeCount[];
+  /**
+   * What the queued marks and scrubs found since the last call, per reason: call it after `sweep` (which runs them),
+   * in the same transaction.
+   */
+  drainFound(): FoundCount[];
   /** A failed COMMIT of a batch, explained when a deferred FOREIGN KEY failed (explainCommitFailure). */
   explainCommitFailure(err: unknown): unknown;
+}
+
+/** Of the records of one reason and action whose statements ran as a group: how many there were and found their row. */
+export interface FoundCount {
+  reason: string;
+  taken: 'mark' | 'scrub_geo';
+  records: number;
+  found: number;
 }
 
 export interface CascadeStatements {
@@ -269,37 +289,59 @@ export function prepareContentStatements(
   const lastDelete = { cascaded: 0, complete: true };
   const tombstoneRun = options.tombstones === false ? undefined : options.runId;
   const deleteRow = prepareDelete(db, target, t, counter, lastDelete, tombstoneRun);
-  const queued = prepareQueuedDelete(db, target, t, counter, tombstoneRun, deleteRow, () => {
+  const queued = prepareQueuedDelete(db, type, target, t, counter, tombstoneRun, deleteRow, () => {
     marks?.flush();
     scrubs?.flush();
   });
   // Where deletions are queued, ledger marks and geo scrubs are queued too: one statement per group of IDs (of one
-  // state, reason and time) instead of one per record, and whether the row is stored is known from the queue's
-  // lookahead. They run before any queued deletion does, as per row a mark or scrub came first, or touched no row the
-  // queued deletions touch (settle). A scrub that renews full-text entries itself (ftsScrubs) stays per row: which
+  // state, reason and time) instead of one per record. They run before any queued deletion does, as per row a mark or
+  // scrub came first, or touched no row the queued deletions touch (settleQueued). Whether each record found its row
+  // is not looked up (a search per record, a tenth of a 200k foreign apply's SQL time: bench/README.md, "A foreign
+  // layout"): each group's statement finds the rows, and its changes are the group's found count (drainFound). It
+  // leaves out the rows the queued deletions delete as copies of an earlier record's row (copiedAway), which per row
+  // were gone before the mark or scrub. A scrub that renews full-text entries itself (ftsScrubs) stays per row: which
   // rows its UPDATE changed decides the entries put back.
+  const found: FoundCount[] = [];
+  const foundIn = (reason: string, taken: FoundCount['taken'], records: number, n: number) => found.push({ reason, taken, records, found: n });
+  const copiedAway = queued?.copiedAway ?? null;
+  const notCopiedAway = copiedAway ? ` AND NOT (${copiedAway})` : '';
+  /** Before a queued mark or scrub runs: copiedAway reads the queued IDs from a TEMP table. */
+  const syncQueued = () => (copiedAway ? queued!.syncQueued() : undefined);
   const marks =
     queued && !t.marks
       ? writeQueue(
           db.prepare(
-            `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} ${IN_LIST}
+            `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} ${IN_LIST}${notCopiedAway}
              ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id`,
           ),
-          (stmt, params, ids) => counter.add(markCell, stmt.run(...params, idList(ids, t.idEncoding).json).changes),
+          (stmt, params, ids) => {
+            syncQueued();
+            const n = counter.add(markCell, stmt.run(...params, idList(ids, t.idEncoding).json).changes);
+            foundIn(params[1]!, 'mark', ids.length, n);
+          },
         )
       : null;
-  const scrubRecordIn = recordScrubs ? db.prepare(scrubRecordSql(`${quoteIdent(tw.id)} ${IN_LIST}`)) : null;
   const scrubs =
     queued && type === 'tweets' && scrubSet && !ftsScrubs.length
-      ? writeQueue(db.prepare(`UPDATE ${quoteIdent(tw.table)} SET ${scrubSet} WHERE ${quoteIdent(tw.id)} ${IN_LIST} AND ${scrubNeeded}`), (stmt, _, ids) => {
-          const json = idList(ids, t.idEncoding).json;
-          scrubRecordIn?.run(json);
-          counter.add(scrubCell, stmt.run(json).changes);
-        })
+      ? (() => {
+          const where = `${quoteIdent(tw.id)} ${IN_LIST}${notCopiedAway}`;
+          // The rows found: the scrub records' insert finds them, or (a dry run records none) a count.
+          const findRows = recordScrubs ? db.prepare(scrubRecordSql(where)) : db.prepare(`SELECT count(*) FROM ${quoteIdent(tw.table)} WHERE ${where}`).pluck();
+          const update = db.prepare(`UPDATE ${quoteIdent(tw.table)} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`);
+          return writeQueue(update, (stmt, params, ids) => {
+            syncQueued();
+            const json = idList(ids, t.idEncoding).json;
+            const n = recordScrubs ? findRows.run(json).changes : Number(findRows.get(json));
+            counter.add(scrubCell, stmt.run(json).changes);
+            foundIn(params[0]!, 'scrub_geo', ids.length, n);
+          });
+        })()
       : null;
   const stored = queued ? (key: Id) => (queued.exists(key) ? 1 : 0) : exists;
   /** A statement about this row must see the queued deletions done first (an ID repeated in the batch). */
   const settle = queued ? (key: Id) => queued.settleFor(key) : () => false;
+  /** The same before a queued mark or scrub: its statement leaves the copies out itself. */
+  const settleQueued = queued ? (key: Id) => queued.settleQueued(key) : () => false;
   const deleteCopy = target.embeds.some((e) => e.action === 'copy')
     ? prepareSteps(db, target, tw, counter, deleteSteps(target, tw.table, { sql: `${quoteIdent(tw.id)} = ?`, column: tw.id, encoding: tw.idEncoding }, 'copy', tombstoneRun))
     : () => ({ own: 0, cascaded: 0 });
@@ -398,27 +440,26 @@ export function prepareContentStatements(
         }
       : deleteRow,
     lastDelete,
-    lookahead: (records) => queued?.lookahead(records),
+    // Queued marks and scrubs look nothing up.
+    lookahead: (records) => queued?.lookahead(records.filter((r) => (r.taken === 'mark' ? !marks : r.taken === 'scrub_geo' ? !scrubs : true))),
     mark: (key, state, reason, at) => {
-      if (settle(key)) return 0;
-      if (!marks) return counter.add(markCell, markRow(key, state, reason, at));
+      if (!marks) return settle(key) ? 0 : counter.add(markCell, markRow(key, state, reason, at));
+      if (settleQueued(key)) return 0;
       // A second mark of the row (an ID repeated in the batch) comes after the first.
       if (marks.has(key)) marks.flush();
-      if (!stored(key)) return 0;
       marks.add(key, [state, reason, at]);
-      return 1;
+      return null;
     },
     // A store without geo columns or JSON to scrub (and the users table) has nothing to scrub: finding the row is all.
-    scrubGeo: (key) => {
-      const gone = settle(key);
+    scrubGeo: (key, reason) => {
+      const gone = scrubs ? settleQueued(key) : settle(key);
       if (type === 'tweets') sweeps?.scrubbed(key);
       if (gone) return 0;
       if (!scrubTweet) return stored(key);
       if (scrubs) {
         if (scrubs.has(key)) scrubs.flush();
-        if (!stored(key)) return 0;
-        scrubs.add(key, []);
-        return 1;
+        scrubs.add(key, [reason]);
+        return null;
       }
       recordScrub(key);
       // A stored row with nothing to clear is found all the same (and not counted as updated).
@@ -437,6 +478,10 @@ export function prepareContentStatements(
       const changes = counter.drain();
       if (tally) changes.push(...tally.drain(changes, columnMarked));
       return changes;
+    },
+    drainFound: () => {
+      queued?.flush();
+      return found.splice(0);
     },
   };
 }
@@ -581,6 +626,19 @@ interface QueuedDelete {
    * the statement finds.
    */
   settleFor(key: Id): boolean;
+  /**
+   * settleFor, before a queued mark or scrub, whose statement leaves out the rows in `copiedAway` instead: true when
+   * the row itself is queued for deletion; else runs the queued deletions if one of them would change what the
+   * statement finds. Looks nothing up.
+   */
+  settleQueued(key: Id): boolean;
+  /**
+   * A condition on the table's row (null: nothing deletes rows of this table as copies): true for a row that a queued
+   * deletion deletes as a copy of a record before it in ID order. Call syncQueued before a statement using it runs.
+   */
+  readonly copiedAway: string | null;
+  /** Writes the IDs queued since the last call to the TEMP table copiedAway reads. */
+  syncQueued(): void;
   /** Whether the row is stored (a queued deletion of it not run yet: still stored). */
   exists(key: Id): boolean;
   /** The batch's coming records (see ContentStatements.lookahead). */
@@ -608,6 +666,7 @@ export interface Ahead {
  */
 function prepareQueuedDelete(
   db: Db,
+  type: JobType,
   target: Target,
   t: TableTarget,
   counter: ChangeCounter,
@@ -621,10 +680,33 @@ function prepareQueuedDelete(
   // Relations that delete rows of this same table (copies): a queued row may take another queued row with it.
   const selfDeleting = (target.relations.get(t.table.toLowerCase()) ?? []).filter((r) => same(r.childTable, t.table) && r.action !== 'set_null' && r.action !== 'set_default');
   if (selfDeleting.some((r) => !same(r.parentColumn, t.id))) return null;
+  // A row is a copy the queue deletes when it points at a queued ID through a self-deleting relation, and that ID's
+  // record came first: the batch is applied in ID order, so its ID is the smaller (doomed, in SQL). A row pointing at
+  // a later record's ID was marked or scrubbed before that deletion, as per row.
+  const own = quoteIdent(t.id);
+  // The queued IDs it reads are kept in a TEMP table, written as they are needed and emptied when the queue runs: a
+  // JSON list bound instead was built into a temporary index by every statement, which doubled the marks' time.
+  const queuedTable = `cs_queued_${type}`;
+  // Its column has the IDs' type, so that the IN below searches its key (with another affinity SQLite copies the
+  // table into a temporary index per statement again).
+  if (selfDeleting.length) db.exec(`DROP TABLE IF EXISTS temp.${queuedTable}; CREATE TEMP TABLE ${queuedTable} (id ${t.idEncoding === 'number' ? 'INTEGER' : 'TEXT'} PRIMARY KEY)`);
+  const writeQueued = selfDeleting.length ? db.prepare(`INSERT OR IGNORE INTO temp.${queuedTable} (id) SELECT value FROM json_each(?)`) : null;
+  const clearQueued = selfDeleting.length ? db.prepare(`DELETE FROM temp.${queuedTable}`) : null;
+  let synced = 0;
+  const copiedAway = selfDeleting.length
+    ? selfDeleting
+        .map((r) => {
+          const column = quoteIdent(r.childColumn);
+          const pointer = r.childEncoding === t.idEncoding ? column : t.idEncoding === 'number' ? `CAST(${column} AS INTEGER)` : `CAST(${column} AS TEXT)`;
+          const before = t.idEncoding === 'number' ? `${pointer} < ${own}` : `(length(${pointer}) < length(${own}) OR (length(${pointer}) = length(${own}) AND ${pointer} < ${own}))`;
+          return `(${column} IS NOT NULL AND ${pointer} IN (SELECT id FROM temp.${queuedTable}) AND ${before})`;
+        })
+        .join(' OR ')
+    : null;
   // What the queue asks about a row: whether it is stored, what it points at through the self-deleting relations, and
   // (for a deletion) its direct dependents, per relation. Per row that was two statements per record
-  // (bench/README.md, "A foreign layout"); here it is two per window of the batch's coming records (lookahead), each
-  // looking the window's IDs up by index inside SQLite. What was looked up stays true until rows of the store change:
+  // (bench/README.md, "A foreign layout"); here it is two per window of the batch's coming records (lookahead: its
+  // deletions, and marks and scrubs not queued themselves), each looking the window's IDs up by index inside SQLite. What was looked up stays true until rows of the store change:
   // the queue's statements run (run, perRow) and forget it, and the row asked about next is looked up again, with
   // the rest of its window. The IDs are bound as one JSON list in the table's encoding; a relation whose column holds
   // the other encoding gets them cast (exact both ways for decimal 64-bit IDs). A row with a piece or more of direct
@@ -775,6 +857,8 @@ function prepareQueuedDelete(
     const list = [...groups.values()];
     groups.clear();
     queuedIds.clear();
+    if (synced) clearQueued!.run();
+    synced = 0;
     queuedPointers.clear();
     queuedDependents = 0;
     run(list);
@@ -819,6 +903,18 @@ function prepareQueuedDelete(
       if (queuedIds.has(key) || doomed(factsOf(key).row)) return true;
       if (entangled(key)) flush();
       return false;
+    },
+    settleQueued(key) {
+      if (!queuedIds.size) return false;
+      if (queuedIds.has(key)) return true;
+      if (entangled(key)) flush();
+      return false;
+    },
+    copiedAway,
+    syncQueued() {
+      if (synced === queuedIds.size) return;
+      writeQueued!.run(idList([...queuedIds].slice(synced), t.idEncoding).json);
+      synced = queuedIds.size;
     },
     exists: (key) => factsOf(key).row !== undefined,
     lookahead(records) {

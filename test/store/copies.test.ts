@@ -286,6 +286,40 @@ describe('copies and orphans on twitter-to-sqlite', () => {
     db.close();
   });
 
+  it('text IDs: a retweet stored before its original in ID order, though its text sorts after it, is marked before it goes', async () => {
+    // Queued marks and scrubs leave out the rows a queued deletion takes as copies of an earlier record's row (copiedAway
+    // in src/store/contentStatements.ts): "earlier" is ID order, so for IDs kept as text, the shorter ID first.
+    const dir = tempDir();
+    const file = path.join(dir, 'store.db');
+    const raw = new Database(file);
+    raw.exec(`CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
+      CREATE TABLE tweets (id TEXT PRIMARY KEY, user TEXT REFERENCES users (id), full_text TEXT, retweeted_status TEXT REFERENCES tweets (id), geo TEXT);
+      CREATE INDEX tweets_user ON tweets (user);
+      CREATE INDEX tweets_rt ON tweets (retweeted_status);
+      INSERT INTO users VALUES ('1', 'one');
+      INSERT INTO tweets VALUES ('1000', '1', 'original', NULL, NULL), ('999', '1', 'RT before its original', '1000', NULL),
+        ('1001', '1', 'RT after it', '1000', '{"type":"Point"}'), ('1002', '1', 'kept', NULL, '{"type":"Point"}');`);
+    raw.close();
+    const db = openStore(file);
+    migrate(db);
+    const unmarked = { complianceState: null, complianceReason: null, complianceAt: null };
+    const tables = {
+      tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['geo'], ...unmarked },
+      users: { table: 'users', id: 'id', ...unmarked },
+    };
+    const config = makeConfig(dir, { store: { path: 'store.db', tables } });
+    const lines = [result('999', 'suspended'), result('1000', 'deleted'), result('1001', 'scrub_geo'), result('1002', 'scrub_geo')];
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
+    // 999 is marked, then goes (with its mark) as a copy of 1000; 1001 went with 1000 before its own record.
+    expect(run.applied).toMatchObject({ delete: 1, mark: 1, scrub_geo: 1 });
+    expect(run.notFound).toBe(1);
+    expect(ids(db, 'tweets')).toEqual(['1002']);
+    expect(tombstones(db)).toEqual({ '999': 'copy_deleted', '1000': 'deleted', '1001': 'copy_deleted' });
+    expect(db.prepare("SELECT count(*) FROM cs_marks WHERE type = 'tweets'").pluck().get()).toBe(0n);
+    expect(run.changes).toEqual({ tweets: { deleted: { result: 1, copy: 2 }, marked: { result: 1 }, updated: { result: 1 } } });
+    db.close();
+  });
+
   it('deletions of two reasons in one group: each copy is tombstoned with its own original’s reason, with all it holds', async () => {
     // The group's copies are listed once and split by the original they point at (Step.collect in
     // src/store/contentStatements.ts): the copy tombstones run per reason, everything else once over the lists.

@@ -10,7 +10,7 @@ import type { WalCheckpoints } from '../../store/walCheckpoints.js';
 import { compareIds } from '../../types.js';
 import type { RejectKind, ResultRecord } from '../resultRecords.js';
 import type { RejectsWriter } from '../rejects.js';
-import { applyRecords, auditFollowUps, type Reached } from './records.js';
+import { applyRecords, auditFollowUps, foundCounted, type Reached } from './records.js';
 import { addTotals, emptyTotals } from './totals.js';
 import type { ApplyOptions, Cut, Totals } from './types.js';
 
@@ -206,6 +206,7 @@ export class BatchApplier {
       // the time did not allow left pending with it (and with its cause, committed here).
       swept = statements.sweep(this.setup.asOf, sweepOverTime);
       sweepEnded = this.clock();
+      foundCounted(audit, statements.drainFound());
       const delta: Totals = { ...emptyTotals(), ...actionTotalsOf(audit) };
       let checkpointLine: number;
       let cut: Cut | null;

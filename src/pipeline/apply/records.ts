@@ -1,5 +1,5 @@
 import { countAudit, type AuditCounts } from '../../store/auditCounts.js';
-import { CASCADE_REASON_PREFIX, type ContentStatements } from '../../store/contentStatements.js';
+import { CASCADE_REASON_PREFIX, type ContentStatements, type FoundCount } from '../../store/contentStatements.js';
 import type { ChangeCount } from '../../store/changeCounts.js';
 import { CASCADE_ACTIONS, FOLLOW_UP_ACTIONS, type AuditAction, type FollowUpAction, type Id } from '../../types.js';
 import { EDITED_STATE, type ResultRecord } from '../resultRecords.js';
@@ -58,7 +58,7 @@ export function applyRecords(
           ? statements.delete(id, reason, asOf, overTime)
           : taken === 'mark'
             ? statements.mark(id, state!, reason, asOf)
-            : statements.scrubGeo(id);
+            : statements.scrubGeo(id, reason);
       if (cascade && taken === 'delete') {
         // Tweets the author's deletion still found (none unless written meanwhile).
         const n = statements.lastDelete.cascaded;
@@ -66,12 +66,21 @@ export function applyRecords(
       }
       // A row with many dependents: a piece of them went in this transaction, the row waits for the next one.
       if (taken === 'delete' && !statements.lastDelete.complete) return { records: i, after: null };
-      count(reason, found ? taken : 'not_found', 1);
+      // A queued mark or scrub (null) is counted when its group's statement has run (foundCounted).
+      if (found !== null) count(reason, found ? taken : 'not_found', 1);
     }
     i++;
     if (i < records.length && overTime()) return { records: i, after: null };
   }
   return { records: records.length, after: null };
+}
+
+/** What the queued marks and scrubs of a transaction found, counted as their records would have been one by one. */
+export function foundCounted(audit: AuditCounts, found: readonly FoundCount[]): void {
+  for (const f of found) {
+    if (f.found) countAudit(audit, f.reason, f.taken, f.found);
+    if (f.records > f.found) countAudit(audit, f.reason, 'not_found', f.records - f.found);
+  }
 }
 
 /**
