@@ -93,7 +93,7 @@ export function registerApply(program: Command): void {
         });
         bar?.stop();
         if (!options.dryRun && config.reconcile.purge && summary.state === 'done') {
-          const purge = await purgeStore(db, { vacuum: config.reconcile.vacuum === 'cycle' });
+          const purge = await purgeStore(db, { vacuum: config.reconcile.vacuum === 'cycle', maxLockMs: config.reconcile.maxLockMs });
           logger[purge.walBusy ? 'warn' : 'info'](purge, purge.walBusy ? 'purge: FTS optimized; the WAL is in use by a reader and stays until the next purge' : 'purge: FTS optimized, WAL truncated');
         }
         if (options.json) printJson(summary);

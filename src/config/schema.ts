@@ -296,7 +296,7 @@ export const configSchema = z.strictObject({
       purge: z
         .boolean()
         .default(true)
-        .describe('Leave no deleted text in the store files: secure_delete while applying, FTS optimize and a WAL checkpoint (TRUNCATE) when a cycle closes.'),
+        .describe('Leave no deleted text in the store files: secure_delete while applying, FTS indexes merged into one segment and a WAL checkpoint (TRUNCATE) when a cycle closes.'),
       vacuum: z
         .string()
         .refine((value) => value === 'off' || value === 'cycle' || cron.validate(value), {

@@ -1,7 +1,8 @@
 import { statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
 import type { Db } from './open.js';
-import { quoteIdent, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, SchemaInfo, type FtsFact } from './schemaInfo.js';
 import { vacuumInWorker } from './vacuumWorker.js';
 
 /**
@@ -21,8 +22,10 @@ export interface PurgeOptions {
    */
   vacuum?: boolean;
   /**
-   * reconcile.maxLockMs: the longest the TRUNCATE checkpoint may wait for readers while it keeps writers out. Past
-   * it, the WAL stays (walBusy) until the next purge. Default: the connection's busy timeout.
+   * reconcile.maxLockMs: FTS5 indexes are merged in transactions that hold the write lock about this long at most
+   * (mergeFts5), and the TRUNCATE checkpoint waits for readers no longer than this while it keeps writers out: past
+   * it, the WAL stays (walBusy) until the next purge. Without it, each index is merged by one `optimize` statement,
+   * and the checkpoint waits up to the connection's busy timeout.
    */
   maxLockMs?: number;
 }
@@ -48,7 +51,8 @@ export async function purgeStore(db: Db, options: PurgeOptions = {}): Promise<Pu
   enableSecureDelete(db);
   const ftsOptimized: string[] = [];
   for (const fts of new SchemaInfo(db).ftsTables()) {
-    db.prepare(`INSERT INTO ${quoteIdent(fts.name)} (${quoteIdent(fts.name)}) VALUES ('optimize')`).run();
+    if (fts.module === 'fts5' && options.maxLockMs !== undefined) await mergeFts5(db, fts, options.maxLockMs);
+    else db.prepare(`INSERT INTO ${quoteIdent(fts.name)} (${quoteIdent(fts.name)}) VALUES ('optimize')`).run();
     ftsOptimized.push(fts.name);
   }
   if (options.vacuum) {
@@ -73,6 +77,40 @@ export async function purgeStore(db: Db, options: PurgeOptions = {}): Promise<Pu
     }
   }
   return { ftsOptimized, vacuumed: options.vacuum ?? false, walBusy, elapsedMs: Math.round(performance.now() - started) };
+}
+
+/** Output pages of one FTS5 'merge' statement: a few milliseconds each on the bench's 200k-tweet index. */
+const MERGE_PAGES = 16;
+
+/**
+ * What `optimize` does to an FTS5 index (every segment merged into one, so that deleted rows' terms and the delete
+ * markers leave it), done MERGE_PAGES pages per statement: FTS5's 'merge' command with a negative count merges
+ * segments of every level, down to a single one, a bounded piece of work per call, and changes fewer than two rows
+ * once there is nothing left to merge (https://www.sqlite.org/fts5.html, "The 'merge' Command"). The statements run
+ * in write transactions paced as the apply's are (lockTurn), each stopping at half of `maxLockMs`. One `optimize`
+ * rewrites the whole index in one statement while it holds the write lock: 0.35–0.5 s on the 200k-tweet bench store
+ * (bench/README.md, "A foreign layout"), growing with the index.
+ */
+async function mergeFts5(db: Db, fts: FtsFact, maxLockMs: number): Promise<void> {
+  const name = quoteIdent(fts.name);
+  const merge = db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES ('merge', ${-MERGE_PAGES})`);
+  const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  let more = true;
+  while (more) {
+    await lockTurn(maxLockMs);
+    try {
+      db.transaction(() => {
+        const started = performance.now();
+        do {
+          const before = Number(totalChanges.get());
+          merge.run();
+          more = Number(totalChanges.get()) - before >= 2;
+        } while (more && performance.now() - started < cutAfterMs(maxLockMs));
+      }).immediate();
+    } finally {
+      lockReleased();
+    }
+  }
 }
 
 export interface VacuumSpace {

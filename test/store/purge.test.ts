@@ -3,15 +3,17 @@ import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { StoreBusyError } from '../../src/errors.js';
 import { createStore, migrate } from '../../src/store/migrate.js';
 import { openStore, type Db } from '../../src/store/open.js';
+import { lockPacing } from '../../src/store/lockPace.js';
 import { purgeStore } from '../../src/store/purge.js';
 import { cleanEnv } from '../helpers/cli.js';
 import { residue } from '../helpers/layouts-check.js';
-import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, uniqueWord, type LayoutName } from '../helpers/layouts.js';
+import { buildLayoutStore, LAYOUT_NAMES, layoutDdl, layoutStoreConfig, makeArchive, uniqueWord, type LayoutName } from '../helpers/layouts.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { apply, insertTweets, result, writeResults } from '../pipeline/helpers.js';
 
@@ -57,7 +59,7 @@ async function deleteSome(name: LayoutName, purge: boolean) {
 describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
   it('with vacuum: no deleted word in the main file, the WAL or the FTS terms', { timeout: 60_000 }, async () => {
     const { db, storePath, words } = await deleteSome(name, true);
-    const purge = await purgeStore(db, { vacuum: true });
+    const purge = await purgeStore(db, { vacuum: true, maxLockMs: 200 });
     expect(purge.vacuumed).toBe(true);
     expect(purge.walBusy).toBe(false);
     expect(purge.ftsOptimized).toEqual(name === 'twitter-to-sqlite' ? ['tweets_fts', 'users_fts'] : []);
@@ -78,6 +80,38 @@ describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
     const { db, storePath, words } = await deleteSome(name, false);
     const found = residue(storePath, words, ftsNames(db));
     expect(found.inFiles.length + found.inFts.length).toBeGreaterThan(0);
+    db.close();
+  });
+});
+
+describe('FTS5 merged under reconcile.maxLockMs', () => {
+  it('merges each index down to one segment a few pages per statement, in paced transactions, as optimize would', async () => {
+    // 20,000 tweets written in 50 transactions (a segment each), half of them deleted: the merge is a few hundred
+    // pages. With maxLockMs 1 each transaction stops after its first statement.
+    const storePath = path.join(tempDir(), 'store.db');
+    const raw = new Database(storePath);
+    raw.exec(layoutDdl('twitter-to-sqlite'));
+    const insert = raw.prepare('INSERT INTO tweets (id, full_text) VALUES (?, ?)');
+    for (let chunk = 0; chunk < 50; chunk++) {
+      raw.transaction(() => {
+        for (let i = chunk * 400; i < (chunk + 1) * 400; i++) insert.run(BigInt(1000 + i), `words of tweet ${i} ${uniqueWord('tweet', i)}`);
+      })();
+    }
+    // As the collector's own connection: with enforcement on, each deletion would scan the unindexed child columns.
+    raw.pragma('foreign_keys = OFF');
+    raw.exec('DELETE FROM tweets WHERE id % 2 = 0');
+    raw.close();
+    const db = openStore(storePath);
+    const segments = db.prepare('SELECT count(DISTINCT segid) FROM tweets_fts_idx').pluck();
+    expect(segments.get()).toBeGreaterThan(1);
+    const before = lockPacing().transactions;
+    const purge = await purgeStore(db, { maxLockMs: 1 });
+    expect(purge.ftsOptimized).toEqual(['tweets_fts', 'users_fts']);
+    expect(lockPacing().transactions - before).toBeGreaterThan(2);
+    expect(segments.get()).toBe(1n);
+    expect(db.prepare("INSERT INTO tweets_fts (tweets_fts) VALUES ('integrity-check')").run().changes).toBeGreaterThanOrEqual(0);
+    const deleted = Array.from({ length: 200 }, (_, i) => uniqueWord('tweet', i * 100));
+    expect(residue(storePath, deleted, ['tweets_fts']).inFts).toEqual([]);
     db.close();
   });
 });
