@@ -50,6 +50,17 @@ function usersStore(dir: string, reconcile: Record<string, unknown>) {
   return { config, file, straight: openStore(path.join(dir, 'straight.db')), store: openStore(config.store.path) };
 }
 
+/** Tweets of user 1 in a store whose likes (deleted with the tweet) and replies (set NULL) reference them, indexed. */
+function likesStore(dir: string, tweetIds: string[]) {
+  const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
+  db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
+           CREATE INDEX likes_tweet ON likes (tweet_id);
+           CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
+           CREATE INDEX replies_to ON replies (in_reply_to);`);
+  insertTweets(db, tweetIds.map((id) => ({ id, author_id: '1' })));
+  return { config, db, like: db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)'), reply: db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)') };
+}
+
 const stateOf = (db: Db) => ({ tweets: rowsOf(db, 'tweets'), users: rowsOf(db, 'users'), likes: db.prepare('SELECT * FROM likes ORDER BY tweet_id, liker').all() });
 const totalsOf = ({ elapsedMs: _e, runId: _r, rejectsFile: _f, ...totals }: ApplySummary) => totals;
 
@@ -241,14 +252,7 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
 
   it('deletes a row with many dependents in pieces of them, the row itself in the last transaction, and resumes inside it', async () => {
     const dir = tempDir();
-    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
-    db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
-             CREATE INDEX likes_tweet ON likes (tweet_id);
-             CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
-             CREATE INDEX replies_to ON replies (in_reply_to);`);
-    insertTweets(db, [{ id: '100', author_id: '1' }, { id: '200', author_id: '1' }, { id: '300', author_id: '1' }]);
-    const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
-    const reply = db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)');
+    const { config, db, like, reply } = likesStore(dir, ['100', '200', '300']);
     db.transaction(() => {
       for (let i = 0; i < 600; i++) like.run(100n, BigInt(i));
       for (let i = 0; i < 3; i++) like.run(200n, BigInt(i));
@@ -297,14 +301,7 @@ describe('reconcile.maxLockMs: write transactions cut by time', () => {
     // (600 likes) and 250 (600 replies) are found to have a piece of dependents or more, and both go in pieces (256,
     // 256, then the rest with the row), each piece in a transaction of its own.
     const dir = tempDir();
-    const { config, db } = makeStore(dir, { reconcile: { maxLockMs: 2 } });
-    db.exec(`CREATE TABLE likes (tweet_id INTEGER NOT NULL REFERENCES tweets (id), liker INTEGER NOT NULL);
-             CREATE INDEX likes_tweet ON likes (tweet_id);
-             CREATE TABLE replies (id INTEGER PRIMARY KEY, in_reply_to INTEGER REFERENCES tweets (id) ON DELETE SET NULL);
-             CREATE INDEX replies_to ON replies (in_reply_to);`);
-    insertTweets(db, [{ id: '200', author_id: '1' }, { id: '250', author_id: '1' }, { id: '900', author_id: '1' }]);
-    const like = db.prepare('INSERT INTO likes (tweet_id, liker) VALUES (?, ?)');
-    const reply = db.prepare('INSERT INTO replies (id, in_reply_to) VALUES (?, ?)');
+    const { config, db, like, reply } = likesStore(dir, ['200', '250', '900']);
     db.transaction(() => {
       for (let i = 0; i < 17_000; i++) like.run(900n, BigInt(i));
       for (let i = 0; i < 17_000; i++) reply.run(BigInt(i + 1), 900n);
