@@ -31,7 +31,7 @@ export function idList(ids: readonly Id[], encoding: IdEncoding): IdList {
 
 /**
  * The statements the reconciler runs on one type's table, one row per call, each returning the rows of that table
- * changed (so 0 means not found). The reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted
+ * changed (so 0 means not found), or null for a mark or scrub queued with others (counted by drainFound). The reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted
  * pass of per-row statements beat one set-based `IN (SELECT …)` statement per action and reason, because each extra
  * pass walks the whole table's pages again. Every row any of them changes, in any table, is counted in `changes`.
  */
@@ -281,8 +281,8 @@ export function prepareContentStatements(
       : scrubRow;
   // Which tweets were scrubbed (ID and time, no content), in the scrub's own transaction: `audit` checks them later.
   const recordScrubs = scrubSet && options.tombstones !== false;
-  const scrubRecordSql = (where: string) =>
-    `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT 'tweets', ${quoteIdent(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
+  const scrubRecordSql = (where: string, distinct = false) =>
+    `INSERT INTO cs_scrubs (type, id, scrubbed_at, run_id) SELECT ${distinct ? 'DISTINCT ' : ''}'tweets', ${quoteIdent(tw.id)}, coalesce((SELECT as_of FROM cs_apply_runs WHERE id = ${options.runId ?? 'NULL'}), strftime('%Y-%m-%dT%H:%M:%fZ')), ${options.runId ?? 'NULL'}
      FROM ${quoteIdent(tw.table)} WHERE ${where} ON CONFLICT (type, id) DO UPDATE SET scrubbed_at = excluded.scrubbed_at, run_id = excluded.run_id`;
   const recordScrub = type === 'tweets' && recordScrubs ? byId(scrubRecordSql(`${quoteIdent(tw.id)} = ?`), t.idEncoding) : () => 0;
 
@@ -297,7 +297,8 @@ export function prepareContentStatements(
   // state, reason and time) instead of one per record. They run before any queued deletion does, as per row a mark or
   // scrub came first, or touched no row the queued deletions touch (settleQueued). Whether each record found its row
   // is not looked up (a search per record, a tenth of a 200k foreign apply's SQL time: bench/README.md, "A foreign
-  // layout"): each group's statement finds the rows, and its changes are the group's found count (drainFound). It
+  // layout"): each group's statement finds the rows, one per ID (DISTINCT: an ID column need not be unique), and its
+  // changes are the group's found count (drainFound). It
   // leaves out the rows the queued deletions delete as copies of an earlier record's row (copiedAway), which per row
   // were gone before the mark or scrub. A scrub that renews full-text entries itself (ftsScrubs) stays per row: which
   // rows its UPDATE changed decides the entries put back.
@@ -311,7 +312,7 @@ export function prepareContentStatements(
     queued && !t.marks
       ? writeQueue(
           db.prepare(
-            `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} ${IN_LIST}${notCopiedAway}
+            `INSERT INTO cs_marks (type, id, state, reason, at, run_id) SELECT DISTINCT '${type}', ${id}, ?, ?, ?, ${options.runId ?? 'NULL'} FROM ${table} WHERE ${id} ${IN_LIST}${notCopiedAway}
              ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at, run_id = excluded.run_id`,
           ),
           (stmt, params, ids) => {
@@ -325,8 +326,8 @@ export function prepareContentStatements(
     queued && type === 'tweets' && scrubSet && !ftsScrubs.length
       ? (() => {
           const where = `${quoteIdent(tw.id)} ${IN_LIST}${notCopiedAway}`;
-          // The rows found: the scrub records' insert finds them, or (a dry run records none) a count.
-          const findRows = recordScrubs ? db.prepare(scrubRecordSql(where)) : db.prepare(`SELECT count(*) FROM ${quoteIdent(tw.table)} WHERE ${where}`).pluck();
+          // The IDs found: the scrub records' insert finds them, or (a dry run records none) a count.
+          const findRows = recordScrubs ? db.prepare(scrubRecordSql(where, true)) : db.prepare(`SELECT count(DISTINCT ${quoteIdent(tw.id)}) FROM ${quoteIdent(tw.table)} WHERE ${where}`).pluck();
           const update = db.prepare(`UPDATE ${quoteIdent(tw.table)} SET ${scrubSet} WHERE ${where} AND ${scrubNeeded}`);
           return writeQueue(update, (stmt, params, ids) => {
             syncQueued();
@@ -627,9 +628,9 @@ interface QueuedDelete {
    */
   settleFor(key: Id): boolean;
   /**
-   * settleFor, before a queued mark or scrub, whose statement leaves out the rows in `copiedAway` instead: true when
-   * the row itself is queued for deletion; else runs the queued deletions if one of them would change what the
-   * statement finds. Looks nothing up.
+   * settleFor, before a queued mark or scrub: true when the row itself is queued for deletion. Its statement leaves
+   * out the rows in `copiedAway` itself, and runs before the queued deletions, which delete no row but the queued
+   * ones and their copies: nothing needs to run first. Looks nothing up.
    */
   settleQueued(key: Id): boolean;
   /**
@@ -904,12 +905,7 @@ function prepareQueuedDelete(
       if (entangled(key)) flush();
       return false;
     },
-    settleQueued(key) {
-      if (!queuedIds.size) return false;
-      if (queuedIds.has(key)) return true;
-      if (entangled(key)) flush();
-      return false;
-    },
+    settleQueued: (key) => queuedIds.has(key),
     copiedAway,
     syncQueued() {
       if (synced === queuedIds.size) return;

@@ -79,23 +79,32 @@ export async function purgeStore(db: Db, options: PurgeOptions = {}): Promise<Pu
   return { ftsOptimized, vacuumed: options.vacuum ?? false, walBusy, elapsedMs: Math.round(performance.now() - started) };
 }
 
-/** Output pages of one FTS5 'merge' statement: a few milliseconds each on the bench's 200k-tweet index. */
+/** Output pages of one FTS5 'merge' statement (a statement finishes the doclist it is in, however long). */
 const MERGE_PAGES = 16;
 
 /**
  * What `optimize` does to an FTS5 index (every segment merged into one, so that deleted rows' terms and the delete
- * markers leave it), done MERGE_PAGES pages per statement: FTS5's 'merge' command with a negative count merges
- * segments of every level, down to a single one, a bounded piece of work per call, and changes fewer than two rows
- * once there is nothing left to merge (https://www.sqlite.org/fts5.html, "The 'merge' Command"). The statements run
- * in write transactions paced as the apply's are (lockTurn), each stopping at half of `maxLockMs`. One `optimize`
- * rewrites the whole index in one statement while it holds the write lock: 0.35–0.5 s on the 200k-tweet bench store
+ * markers leave it), done in pieces: FTS5's 'merge' command with a negative count puts the segments of every level on
+ * one and starts merging them into a single segment, about MERGE_PAGES pages per statement; with a positive count it
+ * goes on with the merge under way. A call that changes fewer than two rows found nothing to merge
+ * (https://www.sqlite.org/fts5.html, "The 'merge' Command"). Only the first statement is negative: a negative merge
+ * restarts when it finds a new segment, and the ingester writes one in each gap between our transactions, so a loop
+ * of negative merges never ended beside it. The statements run in write transactions paced as the apply's are
+ * (lockTurn), each stopping at half of `maxLockMs`, or sooner when the slowest statement so far would take it past
+ * that. A statement writes at least the whole doclist of the term it is in, so a term of nearly every row makes a long
+ * one (measured: most take 2–10 ms; a few up to ~55 ms at 200k tweets and ~210 ms at 1M). One `optimize` rewrote the
+ * whole index in one statement while it held the write lock: 0.35–0.5 s on the 200k-tweet bench store
  * (bench/README.md, "A foreign layout"), growing with the index.
  */
 async function mergeFts5(db: Db, fts: FtsFact, maxLockMs: number): Promise<void> {
   const name = quoteIdent(fts.name);
-  const merge = db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES ('merge', ${-MERGE_PAGES})`);
+  const merge = (pages: number) => db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES ('merge', ${pages})`);
+  const start = merge(-MERGE_PAGES);
+  const goOn = merge(MERGE_PAGES);
   const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  let first = true;
   let more = true;
+  let slowest = 0;
   while (more) {
     await lockTurn(maxLockMs);
     try {
@@ -103,9 +112,12 @@ async function mergeFts5(db: Db, fts: FtsFact, maxLockMs: number): Promise<void>
         const started = performance.now();
         do {
           const before = Number(totalChanges.get());
-          merge.run();
+          const from = performance.now();
+          (first ? start : goOn).run();
+          first = false;
+          slowest = Math.max(slowest, performance.now() - from);
           more = Number(totalChanges.get()) - before >= 2;
-        } while (more && performance.now() - started < cutAfterMs(maxLockMs));
+        } while (more && performance.now() - started + slowest < cutAfterMs(maxLockMs));
       }).immediate();
     } finally {
       lockReleased();

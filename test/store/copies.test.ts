@@ -320,6 +320,34 @@ describe('copies and orphans on twitter-to-sqlite', () => {
     db.close();
   });
 
+  it('an ID stored twice (no unique key) is found once by its queued mark or scrub, and a missing one is not found', async () => {
+    // The queued statements count the IDs they find, not the rows (SELECT DISTINCT), as one record at a time does.
+    const dir = tempDir();
+    const file = path.join(dir, 'store.db');
+    const raw = new Database(file);
+    raw.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY);
+      CREATE TABLE tweets (id INTEGER, user INTEGER, retweeted_status INTEGER, geo TEXT);
+      CREATE INDEX tweets_id ON tweets (id);
+      CREATE INDEX tweets_rt ON tweets (retweeted_status);
+      INSERT INTO tweets VALUES (100, 1, NULL, 'x'), (100, 1, NULL, 'x'), (200, 1, NULL, 'y'), (200, 1, NULL, 'y'), (300, 1, NULL, NULL);`);
+    raw.close();
+    const db = openStore(file);
+    migrate(db);
+    const unmarked = { complianceState: null, complianceReason: null, complianceAt: null };
+    const tables = {
+      tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['geo'], ...unmarked },
+      users: { table: 'users', id: 'id', ...unmarked },
+    };
+    const dependents = [{ table: 'tweets', column: 'retweeted_status', references: 'tweets', action: 'copy' }];
+    const config = makeConfig(dir, { store: { path: 'store.db', tables, dependents } });
+    const lines = [result('100', 'suspended'), result('101', 'suspended'), result('200', 'scrub_geo'), result('201', 'scrub_geo'), result('300', 'deleted')];
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
+    expect(run.applied).toMatchObject({ delete: 1, mark: 1, scrub_geo: 1 });
+    expect(run.notFound).toBe(2);
+    expect(run.changes).toEqual({ tweets: { deleted: { result: 1 }, marked: { result: 1 }, updated: { result: 2 } } });
+    db.close();
+  });
+
   it('deletions of two reasons in one group: each copy is tombstoned with its own original’s reason, with all it holds', async () => {
     // The group's copies are listed once and split by the original they point at (Step.collect in
     // src/store/contentStatements.ts): the copy tombstones run per reason, everything else once over the lists.

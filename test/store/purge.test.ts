@@ -85,9 +85,8 @@ describe.each(LAYOUT_NAMES)('purge on a %s store', (name) => {
 });
 
 describe('FTS5 merged under reconcile.maxLockMs', () => {
-  it('merges each index down to one segment a few pages per statement, in paced transactions, as optimize would', async () => {
-    // 20,000 tweets written in 50 transactions (a segment each), half of them deleted: the merge is a few hundred
-    // pages. With maxLockMs 1 each transaction stops after its first statement.
+  /** 20,000 tweets written in 50 transactions (a segment each), half of them deleted: a merge of a few hundred pages. */
+  function segmentedStore() {
     const storePath = path.join(tempDir(), 'store.db');
     const raw = new Database(storePath);
     raw.exec(layoutDdl('twitter-to-sqlite'));
@@ -102,7 +101,13 @@ describe('FTS5 merged under reconcile.maxLockMs', () => {
     raw.exec('DELETE FROM tweets WHERE id % 2 = 0');
     raw.close();
     const db = openStore(storePath);
-    const segments = db.prepare('SELECT count(DISTINCT segid) FROM tweets_fts_idx').pluck();
+    const deleted = Array.from({ length: 200 }, (_, i) => uniqueWord('tweet', i * 100));
+    return { storePath, db, deleted, segments: db.prepare('SELECT count(DISTINCT segid) FROM tweets_fts_idx').pluck() };
+  }
+
+  it('merges each index down to one segment a few pages per statement, in paced transactions, as optimize would', async () => {
+    // With maxLockMs 1 each transaction stops after its first statement.
+    const { storePath, db, deleted, segments } = segmentedStore();
     expect(segments.get()).toBeGreaterThan(1);
     const before = lockPacing().transactions;
     const purge = await purgeStore(db, { maxLockMs: 1 });
@@ -110,8 +115,28 @@ describe('FTS5 merged under reconcile.maxLockMs', () => {
     expect(lockPacing().transactions - before).toBeGreaterThan(2);
     expect(segments.get()).toBe(1n);
     expect(db.prepare("INSERT INTO tweets_fts (tweets_fts) VALUES ('integrity-check')").run().changes).toBeGreaterThanOrEqual(0);
-    const deleted = Array.from({ length: 200 }, (_, i) => uniqueWord('tweet', i * 100));
     expect(residue(storePath, deleted, ['tweets_fts']).inFts).toEqual([]);
+    db.close();
+  });
+
+  it('ends while the ingester writes a segment between its transactions', async () => {
+    // A merge restarted by every new segment (a negative count on each statement) never ended beside a writer.
+    const { storePath, db, deleted } = segmentedStore();
+    const ingester = new Database(storePath);
+    ingester.pragma('busy_timeout = 5000');
+    const insert = ingester.prepare('INSERT INTO tweets (id, full_text) VALUES (?, ?)');
+    let next = 100_000n;
+    const writes = setInterval(() => insert.run(next++, 'new words from the ingester'), 1);
+    try {
+      const purge = purgeStore(db, { maxLockMs: 1 });
+      const late = new Promise((_, reject) => setTimeout(() => reject(new Error('the merge did not end in 20 s')), 20_000));
+      await Promise.race([purge, late]);
+    } finally {
+      clearInterval(writes);
+    }
+    expect(Number(next - 100_000n)).toBeGreaterThan(0);
+    expect(residue(storePath, deleted, ['tweets_fts']).inFts).toEqual([]);
+    ingester.close();
     db.close();
   });
 });
