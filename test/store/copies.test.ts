@@ -211,6 +211,22 @@ function twitterToSqlite(dir: string, extra: Record<string, unknown> = {}) {
   return { db, config };
 }
 
+/** A collector's store from `ddl`, mapped with no compliance columns and GeoJSON text in `geo`. */
+function smallCollector(ddl: string, dependents: unknown[] = []) {
+  const dir = tempDir();
+  const raw = new Database(path.join(dir, 'store.db'));
+  raw.exec(ddl);
+  raw.close();
+  const db = openStore(path.join(dir, 'store.db'));
+  migrate(db);
+  const unmarked = { complianceState: null, complianceReason: null, complianceAt: null };
+  const tables = {
+    tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['geo'], ...unmarked },
+    users: { table: 'users', id: 'id', ...unmarked },
+  };
+  return { dir, db, config: makeConfig(dir, { store: { path: 'store.db', tables, ...(dependents.length ? { dependents } : {}) } }) };
+}
+
 describe('copies and orphans on twitter-to-sqlite', () => {
   it('retweets (retweeted_status) go with the original, quotes are cleared, unlinked media and places go; counts exact', async () => {
     const dir = tempDir();
@@ -289,25 +305,13 @@ describe('copies and orphans on twitter-to-sqlite', () => {
   it('text IDs: a retweet stored before its original in ID order, though its text sorts after it, is marked before it goes', async () => {
     // Queued marks and scrubs leave out the rows a queued deletion takes as copies of an earlier record's row (copiedAway
     // in src/store/contentStatements.ts): "earlier" is ID order, so for IDs kept as text, the shorter ID first.
-    const dir = tempDir();
-    const file = path.join(dir, 'store.db');
-    const raw = new Database(file);
-    raw.exec(`CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
+    const { dir, db, config } = smallCollector(`CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
       CREATE TABLE tweets (id TEXT PRIMARY KEY, user TEXT REFERENCES users (id), full_text TEXT, retweeted_status TEXT REFERENCES tweets (id), geo TEXT);
       CREATE INDEX tweets_user ON tweets (user);
       CREATE INDEX tweets_rt ON tweets (retweeted_status);
       INSERT INTO users VALUES ('1', 'one');
       INSERT INTO tweets VALUES ('1000', '1', 'original', NULL, NULL), ('999', '1', 'RT before its original', '1000', NULL),
         ('1001', '1', 'RT after it', '1000', '{"type":"Point"}'), ('1002', '1', 'kept', NULL, '{"type":"Point"}');`);
-    raw.close();
-    const db = openStore(file);
-    migrate(db);
-    const unmarked = { complianceState: null, complianceReason: null, complianceAt: null };
-    const tables = {
-      tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['geo'], ...unmarked },
-      users: { table: 'users', id: 'id', ...unmarked },
-    };
-    const config = makeConfig(dir, { store: { path: 'store.db', tables } });
     const lines = [result('999', 'suspended'), result('1000', 'deleted'), result('1001', 'scrub_geo'), result('1002', 'scrub_geo')];
     const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
     // 999 is marked, then goes (with its mark) as a copy of 1000; 1001 went with 1000 before its own record.
@@ -322,24 +326,14 @@ describe('copies and orphans on twitter-to-sqlite', () => {
 
   it('an ID stored twice (no unique key) is found once by its queued mark or scrub, and a missing one is not found', async () => {
     // The queued statements count the IDs they find, not the rows (SELECT DISTINCT), as one record at a time does.
-    const dir = tempDir();
-    const file = path.join(dir, 'store.db');
-    const raw = new Database(file);
-    raw.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY);
+    const { dir, db, config } = smallCollector(
+      `CREATE TABLE users (id INTEGER PRIMARY KEY);
       CREATE TABLE tweets (id INTEGER, user INTEGER, retweeted_status INTEGER, geo TEXT);
       CREATE INDEX tweets_id ON tweets (id);
       CREATE INDEX tweets_rt ON tweets (retweeted_status);
-      INSERT INTO tweets VALUES (100, 1, NULL, 'x'), (100, 1, NULL, 'x'), (200, 1, NULL, 'y'), (200, 1, NULL, 'y'), (300, 1, NULL, NULL);`);
-    raw.close();
-    const db = openStore(file);
-    migrate(db);
-    const unmarked = { complianceState: null, complianceReason: null, complianceAt: null };
-    const tables = {
-      tweets: { table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['geo'], ...unmarked },
-      users: { table: 'users', id: 'id', ...unmarked },
-    };
-    const dependents = [{ table: 'tweets', column: 'retweeted_status', references: 'tweets', action: 'copy' }];
-    const config = makeConfig(dir, { store: { path: 'store.db', tables, dependents } });
+      INSERT INTO tweets VALUES (100, 1, NULL, 'x'), (100, 1, NULL, 'x'), (200, 1, NULL, 'y'), (200, 1, NULL, 'y'), (300, 1, NULL, NULL);`,
+      [{ table: 'tweets', column: 'retweeted_status', references: 'tweets', action: 'copy' }],
+    );
     const lines = [result('100', 'suspended'), result('101', 'suspended'), result('200', 'scrub_geo'), result('201', 'scrub_geo'), result('300', 'deleted')];
     const run = await apply(db, config, 'tweets', writeResults(dir, 't.jsonl', lines));
     expect(run.applied).toMatchObject({ delete: 1, mark: 1, scrub_geo: 1 });
