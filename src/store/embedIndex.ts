@@ -1,4 +1,4 @@
-import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
+import { cutAfterMs, inLockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
 import { lastKey } from './sweeps.js';
@@ -137,11 +137,10 @@ export async function ensureEmbedIndex(
   let rows = FILL_ROWS;
   let filled = 0;
   for (;;) {
-    await lockTurn(options.maxLockMs);
-    const started = clock();
-    let done: boolean;
-    try {
-      done = db
+    let started = 0;
+    const done = await inLockTurn(options.maxLockMs, () => {
+      started = clock();
+      return db
         .transaction(() => {
           // Below every stored ID: SQLite orders every integer before every text, so this works for both encodings.
           const from = (readFrom.get() as unknown) ?? -(2n ** 63n);
@@ -153,9 +152,7 @@ export async function ensureEmbedIndex(
           return complete;
         })
         .immediate();
-    } finally {
-      lockReleased();
-    }
+    });
     if (done) return filled;
     options.onProgress?.(filled);
     const took = clock() - started;

@@ -76,3 +76,16 @@ export function lockReleased(): void {
 export function lockPacing(): LockPacing {
   return { ...pacing, heldMs: Math.round(pacing.heldMs), gapMs: Math.round(pacing.gapMs), maxHeldMs: Math.round(pacing.maxHeldMs) };
 }
+
+/**
+ * One paced transaction's turn: waits for it (lockTurn), runs `work` (which holds the write lock, in a transaction of
+ * its own), and marks the lock released, whether `work` returned or threw.
+ */
+export async function inLockTurn<T>(maxLockMs: number, work: () => T): Promise<T> {
+  await lockTurn(maxLockMs);
+  try {
+    return work();
+  } finally {
+    lockReleased();
+  }
+}

@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { Id, JobType } from '../types.js';
 import { authorPieces, CASCADE_REASON_PREFIX, KEPT_STATES } from './contentStatements.js';
-import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
+import { cutAfterMs, inLockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 import { resolveTables, type TableTarget } from './target.js';
@@ -115,18 +115,15 @@ export async function clearStaleMarks(
       const authors: AuthorCursor | null = cascaded ? { first: from, inclusive: walk === walkFirst, last: upTo, author: null, after: null } : null;
       let took = 0;
       for (let own = true; ; own = false) {
-        await lockTurn(maxLockMs);
-        const started = clock();
-        let complete: boolean;
-        try {
+        let started = 0;
+        const complete = await inLockTurn(maxLockMs, () => {
+          started = clock();
           // IMMEDIATE: a piece's later transactions begin with reads (the next author, the walk of its tweets); begun
           // deferred, the first write after another writer's commit fails with SQLITE_BUSY_SNAPSHOT instead of waiting.
           const done = clearPiece.immediate({ first: from, last: upTo, before: cycleStartedAt }, own, authors, () => clock() - started > cutAfterMs(maxLockMs));
           cleared += done.cleared;
-          complete = done.complete;
-        } finally {
-          lockReleased();
-        }
+          return done.complete;
+        });
         // The piece's size adapts to its first transaction (cut by time when an author has many tweets).
         if (own) took = clock() - started;
         options.onCommit?.({ first: from, last: upTo });

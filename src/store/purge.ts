@@ -1,6 +1,6 @@
 import { statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cutAfterMs, lockReleased, lockTurn } from './lockPace.js';
+import { cutAfterMs, inLockTurn } from './lockPace.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo, type FtsFact } from './schemaInfo.js';
 import { vacuumInWorker } from './vacuumWorker.js';
@@ -106,22 +106,21 @@ async function mergeFts5(db: Db, fts: FtsFact, maxLockMs: number): Promise<void>
   let more = true;
   let slowest = 0;
   while (more) {
-    await lockTurn(maxLockMs);
-    try {
-      db.transaction(() => {
-        const started = performance.now();
-        do {
-          const before = Number(totalChanges.get());
-          const from = performance.now();
-          (first ? start : goOn).run();
-          first = false;
-          slowest = Math.max(slowest, performance.now() - from);
-          more = Number(totalChanges.get()) - before >= 2;
-        } while (more && performance.now() - started + slowest < cutAfterMs(maxLockMs));
-      }).immediate();
-    } finally {
-      lockReleased();
-    }
+    await inLockTurn(maxLockMs, () =>
+      db
+        .transaction(() => {
+          const started = performance.now();
+          do {
+            const before = Number(totalChanges.get());
+            const from = performance.now();
+            (first ? start : goOn).run();
+            first = false;
+            slowest = Math.max(slowest, performance.now() - from);
+            more = Number(totalChanges.get()) - before >= 2;
+          } while (more && performance.now() - started + slowest < cutAfterMs(maxLockMs));
+        })
+        .immediate(),
+    );
   }
 }
 
