@@ -162,20 +162,7 @@ export class SchemaInfo {
    * it names none, or when the table's SQL is not a column list (a virtual table).
    */
   collation(table: string, column: string): string {
-    const tokens = tokenize(this.table(table)?.sql ?? '');
-    let depth = 0;
-    let definition: string[] = [];
-    const found = () => (definition.length && same(identValue(definition[0]!) ?? '', column) ? definition : null);
-    for (const token of tokens) {
-      if (token === '(' && depth++ === 0) continue;
-      if (token === ')' && --depth === 0) break;
-      if (depth === 0) continue;
-      if (token === ',' && depth === 1) {
-        if (found()) break;
-        definition = [];
-      } else definition.push(token);
-    }
-    const own = found() ?? [];
+    const own = columnDefinition(this.table(table)?.sql ?? '', column);
     const at = own.findIndex((t) => t.toUpperCase() === 'COLLATE');
     return at >= 0 && own[at + 1] ? (identValue(own[at + 1]!) ?? 'BINARY').toUpperCase() : 'BINARY';
   }
@@ -357,13 +344,27 @@ function rowidAliasOf(columns: ColumnFact[], sql: string | null): string | null 
   const pk = columns.filter((c) => c.pk > 0);
   if (pk.length !== 1 || pk[0]!.type.toUpperCase() !== 'INTEGER') return null;
   const name = pk[0]!.name;
-  const tokens = tokenize(sql ?? '');
-  const at = tokens.findIndex((t) => identValue(t) !== null && same(identValue(t)!, name));
-  const definition = at < 0 ? [] : tokens.slice(at, tokens.findIndex((t, i) => i > at && (t === ',' || t === ')')));
-  const upper = definition.map((t) => t.toUpperCase());
+  const upper = columnDefinition(sql ?? '', name).map((t) => t.toUpperCase());
   const pkAt = upper.indexOf('PRIMARY');
   if (pkAt >= 0 && upper[pkAt + 2] === 'DESC') return null;
   return name;
+}
+
+/** The tokens of a column's definition in a CREATE TABLE (its name first); empty when the column list has none. */
+function columnDefinition(sql: string, column: string): string[] {
+  let depth = 0;
+  let definition: string[] = [];
+  const found = () => definition.length > 0 && same(identValue(definition[0]!) ?? '', column);
+  for (const token of tokenize(sql)) {
+    if (token === '(' && depth++ === 0) continue;
+    if (token === ')' && --depth === 0) break;
+    if (depth === 0) continue;
+    if (token === ',' && depth === 1) {
+      if (found()) break;
+      definition = [];
+    } else definition.push(token);
+  }
+  return found() ? definition : [];
 }
 
 /** Whether the n-th FOREIGN KEY of a CREATE TABLE (pragma ids count from the last one declared) is DEFERRABLE INITIALLY DEFERRED. */
