@@ -31,9 +31,10 @@ export function idList(ids: readonly Id[], encoding: IdEncoding): IdList {
 
 /**
  * The statements the reconciler runs on one type's table, one row per call, each returning the rows of that table
- * changed (so 0 means not found), or null for a mark or scrub queued with others (counted by drainFound). The reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted
- * pass of per-row statements beat one set-based `IN (SELECT …)` statement per action and reason, because each extra
- * pass walks the whole table's pages again. Every row any of them changes, in any table, is counted in `changes`.
+ * changed (so 0 means not found), or null for a mark or scrub queued with others (counted by drainFound). The
+ * reconciler calls them over a batch sorted by ID: measured on 1M rows, one sorted pass of per-row statements beat one
+ * set-based `IN (SELECT …)` statement per action and reason, because each extra pass walks the whole table's pages
+ * again. Every row any of them changes, in any table, is counted in `changes`.
  */
 export interface ContentStatements {
   readonly type: JobType;
@@ -298,10 +299,9 @@ export function prepareContentStatements(
   // scrub came first, or touched no row the queued deletions touch (settleQueued). Whether each record found its row
   // is not looked up (a search per record, a tenth of a 200k foreign apply's SQL time: bench/README.md, "A foreign
   // layout"): each group's statement finds the rows, one per ID (DISTINCT: an ID column need not be unique), and its
-  // changes are the group's found count (drainFound). It
-  // leaves out the rows the queued deletions delete as copies of an earlier record's row (copiedAway), which per row
-  // were gone before the mark or scrub. A scrub that renews full-text entries itself (ftsScrubs) stays per row: which
-  // rows its UPDATE changed decides the entries put back.
+  // changes are the group's found count (drainFound). It leaves out the rows the queued deletions delete as copies of
+  // an earlier record's row (copiedAway), which per row were gone before the mark or scrub. A scrub that renews
+  // full-text entries itself (ftsScrubs) stays per row: which rows its UPDATE changed decides the entries put back.
   const found: FoundCount[] = [];
   const foundIn = (reason: string, taken: FoundCount['taken'], records: number, n: number) => found.push({ reason, taken, records, found: n });
   const copiedAway = queued?.copiedAway ?? null;
@@ -698,7 +698,7 @@ function prepareQueuedDelete(
     ? selfDeleting
         .map((r) => {
           const column = quoteIdent(r.childColumn);
-          const pointer = r.childEncoding === t.idEncoding ? column : t.idEncoding === 'number' ? `CAST(${column} AS INTEGER)` : `CAST(${column} AS TEXT)`;
+          const pointer = castId(column, r.childEncoding, t.idEncoding);
           const before = t.idEncoding === 'number' ? `${pointer} < ${own}` : `(length(${pointer}) < length(${own}) OR (length(${pointer}) = length(${own}) AND ${pointer} < ${own}))`;
           return `(${column} IS NOT NULL AND ${pointer} IN (SELECT id FROM temp.${queuedTable}) AND ${before})`;
         })
@@ -707,13 +707,13 @@ function prepareQueuedDelete(
   // What the queue asks about a row: whether it is stored, what it points at through the self-deleting relations, and
   // (for a deletion) its direct dependents, per relation. Per row that was two statements per record
   // (bench/README.md, "A foreign layout"); here it is two per window of the batch's coming records (lookahead: its
-  // deletions, and marks and scrubs not queued themselves), each looking the window's IDs up by index inside SQLite. What was looked up stays true until rows of the store change:
-  // the queue's statements run (run, perRow) and forget it, and the row asked about next is looked up again, with
-  // the rest of its window. The IDs are bound as one JSON list in the table's encoding; a relation whose column holds
+  // deletions, and marks and scrubs not queued themselves), each looking the window's IDs up by index inside SQLite.
+  // What was looked up stays true until rows of the store change: the queue's statements run (run, perRow) and forget
+  // it, and the row asked about next is looked up again, with the rest of its window. The IDs are bound as one JSON list in the table's encoding; a relation whose column holds
   // the other encoding gets them cast (exact both ways for decimal 64-bit IDs). A row with a piece or more of direct
   // dependents is deleted by itself (prepareDependentPieces cuts them by reconcile.maxLockMs), and a group holds at
   // most DELETE_GROUP_DEPENDENTS; only rows with some are returned.
-  const asChild = (encoding: IdEncoding) => (encoding === t.idEncoding ? 'j.value' : encoding === 'number' ? 'CAST(j.value AS INTEGER)' : 'CAST(j.value AS TEXT)');
+  const asChild = (encoding: IdEncoding) => castId('j.value', t.idEncoding, encoding);
   const direct = (target.relations.get(t.table.toLowerCase()) ?? []).map((r) => ({
     table: r.childTable,
     /** The relation's rows of the ID j.value, as a condition on the child table's alias `c`. */
@@ -724,25 +724,25 @@ function prepareQueuedDelete(
   // Counted in one pass: each relation's index searched per ID and its matches listed (UNION ALL), then grouped. Half
   // the time of a bounded count per ID and relation (bench/README.md, "A foreign layout"). The listing stops after
   // DEPENDENTS_LISTED rows, so a row with a million dependents costs no more than that; a window that reaches it is
-  // counted again per ID and relation, each count stopping at a piece (countsEach).
-  const countsOf = direct.length
-    ? db
-        .prepare(
-          `SELECT k${direct.map((_, i) => `, sum(r = ${i})`).join('')} FROM (${direct
-            .map((d, i) => `SELECT j.key AS k, ${i} AS r FROM json_each(@ids) AS j CROSS JOIN ${quoteIdent(d.table)} AS c ON ${d.on}`)
-            .join(' UNION ALL ')} LIMIT ${DEPENDENTS_LISTED}) GROUP BY k`,
-        )
-        .raw()
-        .safeIntegers(false)
-    : null;
-  const countsEach = direct.length
-    ? db
-        .prepare(
-          `SELECT * FROM (SELECT j.key${direct.map((d, i) => `, (SELECT count(*) FROM (SELECT 1 FROM ${quoteIdent(d.table)} AS c WHERE ${d.on} LIMIT ${DEPENDENT_PIECE})) AS c${i}`).join('')} FROM json_each(?) AS j)
-           WHERE ${direct.map((_, i) => `c${i}`).join(' + ')} > 0`,
-        )
-        .raw()
-        .safeIntegers(false)
+  // counted again per ID and relation, each count stopping at a piece (counts.each).
+  const counts = direct.length
+    ? {
+        listed: db
+          .prepare(
+            `SELECT k${direct.map((_, i) => `, sum(r = ${i})`).join('')} FROM (${direct
+              .map((d, i) => `SELECT j.key AS k, ${i} AS r FROM json_each(@ids) AS j CROSS JOIN ${quoteIdent(d.table)} AS c ON ${d.on}`)
+              .join(' UNION ALL ')} LIMIT ${DEPENDENTS_LISTED}) GROUP BY k`,
+          )
+          .raw()
+          .safeIntegers(false),
+        each: db
+          .prepare(
+            `SELECT * FROM (SELECT j.key${direct.map((d, i) => `, (SELECT count(*) FROM (SELECT 1 FROM ${quoteIdent(d.table)} AS c WHERE ${d.on} LIMIT ${DEPENDENT_PIECE})) AS c${i}`).join('')} FROM json_each(?) AS j)
+             WHERE ${direct.map((_, i) => `c${i}`).join(' + ')} > 0`,
+          )
+          .raw()
+          .safeIntegers(false),
+      }
     : null;
   // CROSS JOIN: the list is the outer loop, each ID one index search in the table.
   const probeAll = db
@@ -763,12 +763,12 @@ function prepareQueuedDelete(
     }
     const deleting = window.filter((r) => r.taken === 'delete');
     for (const r of deleting) facts.get(r.id)!.counts = none;
-    if (countsOf && countsEach && deleting.length) {
+    if (counts && deleting.length) {
       const json = idList(deleting.map((r) => r.id), t.idEncoding).json;
-      let found = countsOf.all({ ids: json }) as number[][];
+      let found = counts.listed.all({ ids: json }) as number[][];
       let listed = 0;
       for (const row of found) for (let i = 1; i < row.length; i++) listed += row[i]!;
-      if (listed >= DEPENDENTS_LISTED) found = countsEach.all(json) as number[][];
+      if (listed >= DEPENDENTS_LISTED) found = counts.each.all(json) as number[][];
       for (const row of found) facts.get(deleting[row[0]!]!.id)!.counts = row.slice(1);
     }
   };
@@ -919,6 +919,11 @@ function prepareQueuedDelete(
       facts.clear();
     },
   };
+}
+
+/** An ID held in one encoding as the other needs it (exact both ways for decimal 64-bit IDs). */
+function castId(sql: string, from: IdEncoding, to: IdEncoding): string {
+  return from === to ? sql : to === 'number' ? `CAST(${sql} AS INTEGER)` : `CAST(${sql} AS TEXT)`;
 }
 
 /** Dependents of a row taken per piece: at most this many rows of one relation in one statement. */
