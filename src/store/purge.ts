@@ -92,9 +92,8 @@ const MERGE_PAGES = 16;
  * of negative merges never ended beside it. The statements run in write transactions paced as the apply's are
  * (lockTurn), each stopping at half of `maxLockMs`, or sooner when the slowest statement so far would take it past
  * that. A statement writes at least the whole doclist of the term it is in, so a term of nearly every row makes a long
- * one (measured: most take 2–10 ms; a few up to ~55 ms at 200k tweets and ~210 ms at 1M). One `optimize` rewrote the
- * whole index in one statement while it held the write lock: 0.35–0.5 s on the 200k-tweet bench store
- * (bench/README.md, "A foreign layout"), growing with the index.
+ * one. One `optimize` rewrote the whole index in one statement while it held the write lock, growing with the index
+ * (both measured in bench/README.md, "A foreign layout").
  */
 async function mergeFts5(db: Db, fts: FtsFact, maxLockMs: number): Promise<void> {
   const name = quoteIdent(fts.name);
