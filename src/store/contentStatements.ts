@@ -221,6 +221,8 @@ interface Step {
    * through a subquery over the group (a search of the pointer's index per ID); with no copies, those steps are skipped.
    */
   collect?: number;
+  /** Must not run twice on the same rows: an FTS index's entries taken out again while the row is there corrupt it. */
+  once?: boolean;
 }
 
 /** Prepares, once per apply run, every statement for one type from the resolved target. */
@@ -789,6 +791,13 @@ function prepareQueuedDelete(
     stmt: step.collect === undefined ? db.prepare(step.sql) : db.prepare(step.sql).raw().safeIntegers(true),
     cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
   }));
+  // A constraint that blocks a step stops the groups; their rows are then deleted one by one, which names the blocked
+  // row. SQLite undoes the failed statement itself; the steps before it are done for every row of the groups, and each
+  // finds nothing left to do when the per-row deletion runs it again, so they stay done. Only a step that must not
+  // run twice (Step.once) makes the groups run inside a savepoint, undone before the rows go one by one: a savepoint
+  // journals every page the groups change first, about 6% of a 200k apply on twitter-to-sqlite (bench/README.md, "A
+  // foreign layout").
+  const undoable = prepared.some((p) => p.step.once);
   const savepoint = db.prepare('SAVEPOINT cs_delete_group');
   const release = db.prepare('RELEASE cs_delete_group');
   const rollback = db.prepare('ROLLBACK TO cs_delete_group');
@@ -804,8 +813,7 @@ function prepareQueuedDelete(
    * tombstones carry the reason, so they run per group; every other step runs once over all groups' IDs (no queued
    * row is a copy of another, see doomed and entangled, so one statement over the union finds what one per group
    * would): each statement that deletes or updates the table fires the collector's FTS5 triggers, and so writes a
-   * segment. A constraint that blocks undoes the groups (a savepoint) and runs them row by row, which names the
-   * blocked row.
+   * segment. A constraint that blocks runs them row by row (see `undoable`).
    */
   type Lists = { groups: Group[]; all: Group };
   const union = (groups: Group[]): Group => (groups.length === 1 ? groups[0]! : { reason: '', at: '', ids: groups.flatMap((g) => g.ids), lists: new Map() });
@@ -823,29 +831,30 @@ function prepareQueuedDelete(
     return { groups, all: union(groups) };
   };
   const run = (groups: Group[]) => {
-    const changed: number[] = [];
     facts.clear();
     const lists = new Map<number, Lists>([[0, { groups, all: union(groups) }]]);
-    savepoint.run();
+    const changed = prepared.map(() => 0);
+    let blocked = false;
+    if (undoable) savepoint.run();
     try {
-      for (const p of prepared) {
-        let n = 0;
+      prepared.forEach((p, i) => {
         const source = lists.get(p.step.list ?? 0)!;
         if (p.step.collect !== undefined) lists.set(p.step.collect, collect(p.stmt.all(list(source.all, p.step.encoding)) as unknown[][], source));
-        else if (!source.all.ids.length) n = 0;
-        else if (p.step.tombstone) for (const group of source.groups) n += group.ids.length ? p.stmt.run(group.reason, group.at, list(group, p.step.encoding)).changes : 0;
-        else n = p.stmt.run(list(source.all, p.step.encoding)).changes;
-        changed.push(n);
-      }
+        else if (!source.all.ids.length) return;
+        else if (p.step.tombstone) for (const group of source.groups) changed[i] += group.ids.length ? p.stmt.run(group.reason, group.at, list(group, p.step.encoding)).changes : 0;
+        else changed[i] = p.stmt.run(list(source.all, p.step.encoding)).changes;
+      });
     } catch (err) {
       if (!((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw err;
-      rollback.run();
-      release.run();
-      for (const group of groups) for (const id of group.ids) perRow(id, group.reason, group.at);
-      return;
+      blocked = true;
+      if (undoable) {
+        rollback.run();
+        changed.fill(0);
+      }
     }
-    release.run();
+    if (undoable) release.run();
     prepared.forEach((p, i) => p.cell && counter.add(p.cell, changed[i]!));
+    if (blocked) for (const group of groups) for (const id of group.ids) perRow(id, group.reason, group.at);
   };
 
   const groups = new Map<string, Group>();
@@ -1075,7 +1084,7 @@ function deleteSteps(
   }
   // An external-content index no trigger keeps in step: its entries go while the row (their old values) is still there.
   for (const f of target.ftsDeletes.get(table.toLowerCase()) ?? []) {
-    own({ sql: ftsRemove(f, table, where.sql), table: f.fts, cause, kind: 'deleted', uncounted: true });
+    own({ sql: ftsRemove(f, table, where.sql), table: f.fts, cause, kind: 'deleted', uncounted: true, once: true });
   }
   own({ sql: `DELETE FROM ${quoteIdent(table)} WHERE ${where.sql}`, table, cause, kind: 'deleted' });
   return steps;

@@ -316,17 +316,19 @@ describe('declared ON DELETE actions, store.dependents and triggers', () => {
 describe('a constraint that still blocks', () => {
   it('fails the batch naming the table, the column, the row and the config key, and applies nothing of it', async () => {
     const dir = tempDir();
-    // A trigger writes a new reference to the tweet while its link rows are deleted, after that table was cleared.
+    // A trigger writes a new reference to the tweet as the row goes, after the references were cleared: again when the
+    // grouped deletion's rows are deleted one by one. (The ingest guard, off here, would skip that write: the tweet is
+    // tombstoned by then.)
     const { config, db } = foreignStore(
       dir,
       `CREATE TABLE users (id INTEGER PRIMARY KEY);
        CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER);
        CREATE TABLE audit (tweet_ref INTEGER REFERENCES tweets(id));
        CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
-       CREATE TRIGGER media_gone AFTER DELETE ON media_tweets BEGIN INSERT INTO audit VALUES (old.tweets_id); END;
+       CREATE TRIGGER tweet_gone BEFORE DELETE ON tweets WHEN old.id = 2 BEGIN INSERT INTO audit VALUES (old.id); END;
        INSERT INTO tweets VALUES (1, 7), (2, 7);
        INSERT INTO media_tweets VALUES (2);`,
-      { store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
+      { reconcile: { guard: 'off' }, store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
     );
     const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
     expect(error).toBeInstanceOf(StoreError);
@@ -334,6 +336,49 @@ describe('a constraint that still blocks', () => {
     expect(error.hint).toContain('store.dependents');
     expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[1], [2]]);
     expect(column(db, 'SELECT count(*) FROM audit')).toEqual([[0]]);
+    db.close();
+  });
+
+  // A trigger that writes a reference to tweet 2 when tweet 1's link row goes: grouped, the references to both were
+  // cleared before it fired, and the rows' DELETE fails; one by one (ID order), tweet 2's deletion clears it first.
+  const BLOCKS_GROUPED_ONLY = `CREATE TABLE users (id INTEGER PRIMARY KEY);
+     CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER, body TEXT);
+     CREATE TABLE audit (tweet_ref INTEGER REFERENCES tweets(id));
+     CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
+     CREATE TRIGGER media_gone AFTER DELETE ON media_tweets WHEN old.tweets_id = 1 BEGIN INSERT INTO audit VALUES (2); END;
+     INSERT INTO tweets VALUES (1, 7, 'apple pie'), (2, 7, 'banana bread'), (3, 7, 'apple crumble');
+     INSERT INTO media_tweets VALUES (1);`;
+  const bare = { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } };
+
+  it('blocking only the grouped deletion, the rows go one by one from the steps done, each row counted once', async () => {
+    const dir = tempDir();
+    const { config, db } = foreignStore(dir, BLOCKS_GROUPED_ONLY, { store: { path: 'store.db', tables: bare } });
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')]));
+    expect(run.applied.delete).toBe(2);
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[3]]);
+    expect(column(db, 'SELECT count(*) FROM audit UNION ALL SELECT count(*) FROM media_tweets')).toEqual([[0], [0]]);
+    // The link row went in the grouped step, the trigger's audit row in tweet 2's own deletion: once each.
+    expect(run.changes.tweets).toEqual({ deleted: { result: 2 } });
+    expect(run.changes.media_tweets).toEqual({ deleted: { fk: 1 } });
+    expect(run.changes.audit?.deleted).toEqual({ fk: 1 });
+    expect(column(db, "SELECT id, reason FROM cs_tombstones WHERE type = 'tweets' ORDER BY id")).toEqual([[1, 'deleted'], [2, 'deleted']]);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
+  it('with a full-text index whose entries it takes out itself, the blocked groups are undone before the rows go one by one', async () => {
+    const dir = tempDir();
+    // External content and no trigger: the deletion takes each row's entry out by its values, which must happen once.
+    const { config, db } = foreignStore(dir, `${BLOCKS_GROUPED_ONLY}
+       CREATE VIRTUAL TABLE tweets_search USING fts5(body, content=tweets, content_rowid=id);
+       INSERT INTO tweets_search (tweets_search) VALUES ('rebuild');`, { store: { path: 'store.db', tables: bare } });
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')]));
+    expect(run.applied.delete).toBe(2);
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[3]]);
+    expect(() => db.exec("INSERT INTO tweets_search (tweets_search, rank) VALUES ('integrity-check', 1)")).not.toThrow();
+    expect(column(db, "SELECT rowid FROM tweets_search WHERE tweets_search MATCH 'apple OR banana' ORDER BY rowid")).toEqual([[3]]);
+    expect(run.changes.media_tweets).toEqual({ deleted: { fk: 1 } });
+    expect(run.changes.audit?.deleted).toEqual({ fk: 1 });
     db.close();
   });
 
