@@ -4,9 +4,9 @@ import { ConfigError, StoreError } from '../errors.js';
 import { compareIds, type Id, type JobType } from '../types.js';
 import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } from './changeCounts.js';
 import type { Db } from './open.js';
-import { quoteIdent, quoteLiteral, SchemaInfo } from './schemaInfo.js';
+import { quoteIdent, quoteLiteral, SchemaInfo, tokenize } from './schemaInfo.js';
 import { prepareSweeps } from './sweeps.js';
-import type { FtsDelete, GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
+import { triggerWrites, type FtsDelete, type GeoScrub, type IdEncoding, type Relation, type TableTarget, type Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
 export type { ChangeCount } from './changeCounts.js';
@@ -792,12 +792,11 @@ function prepareQueuedDelete(
     cell: step.uncounted ? null : counter.cell(step.table, step.cause, step.kind),
   }));
   // A constraint that blocks a step stops the groups; their rows are then deleted one by one, which names the blocked
-  // row. SQLite undoes the failed statement itself; the steps before it are done for every row of the groups, and each
-  // finds nothing left to do when the per-row deletion runs it again, so they stay done. Only a step that must not
-  // run twice (Step.once) makes the groups run inside a savepoint, undone before the rows go one by one: a savepoint
-  // journals every page the groups change first, about 6% of a 200k apply on twitter-to-sqlite (bench/README.md, "A
-  // foreign layout").
-  const undoable = prepared.some((p) => p.step.once);
+  // row. Where SQLite undoes exactly the failed statement and running a step again finds nothing left to do
+  // (stepsReplayable), the steps before it stay done for every row of the groups. Else the groups run inside a
+  // savepoint, undone before the rows go one by one: a savepoint journals every page the groups change first, 4–6% of
+  // a 200k apply on twitter-to-sqlite (bench/README.md, "A foreign layout").
+  const undoable = prepared.some((p) => p.step.once) || !stepsReplayable(db, prepared.map((p) => p.step.table));
   const savepoint = db.prepare('SAVEPOINT cs_delete_group');
   const release = db.prepare('RELEASE cs_delete_group');
   const rollback = db.prepare('ROLLBACK TO cs_delete_group');
@@ -845,7 +844,8 @@ function prepareQueuedDelete(
         else changed[i] = p.stmt.run(list(source.all, p.step.encoding)).changes;
       });
     } catch (err) {
-      if (!((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT')) throw err;
+      // A conflict clause or trigger that says ROLLBACK has ended the transaction: nothing of it may be written now.
+      if (!((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT') || !db.inTransaction) throw err;
       blocked = true;
       if (undoable) {
         rollback.run();
@@ -928,6 +928,29 @@ function prepareQueuedDelete(
       facts.clear();
     },
   };
+}
+
+/**
+ * Whether a group's steps that ran before one a constraint blocked can stay done while the rows go one by one from
+ * there: SQLite undoes exactly the statement that failed, and each step run again changes nothing more. Not so where
+ * a table the steps write declares ON CONFLICT FAIL (the statement keeps the rows it changed before failing) or
+ * ROLLBACK, or has a trigger of the store other than one that only keeps a full-text index in step: it may write
+ * differently the second time (a new reference, which per row the deletion would have met), or RAISE(FAIL).
+ */
+function stepsReplayable(db: Db, tables: readonly string[]): boolean {
+  const schema = new SchemaInfo(db);
+  const fts = schema.ftsTables();
+  const isFts = (table: string) => fts.some((f) => same(f.name, table) || f.shadowTables.some((s) => same(s, table)));
+  const keepsFtsOnly = (sql: string) => {
+    const writes = triggerWrites(sql);
+    return writes.length > 0 && writes.every(isFts) && !tokenize(sql).some((t) => t.toUpperCase() === 'RAISE');
+  };
+  return tables.every((table) => {
+    const sql = tokenize(schema.table(table)?.sql ?? '').map((t) => t.toUpperCase());
+    const conflicts = sql.some((t, i) => t === 'CONFLICT' && sql[i - 1] === 'ON' && (sql[i + 1] === 'FAIL' || sql[i + 1] === 'ROLLBACK'));
+    // Our own triggers (the ingest guard's, fired by inserts only; the embedded-tweets index's) write the same twice.
+    return !conflicts && schema.triggersOn(table).every((t) => t.name.toLowerCase().startsWith('cs_') || keepsFtsOnly(t.sql));
+  });
 }
 
 /** An ID held in one encoding as the other needs it (exact both ways for decimal 64-bit IDs). */

@@ -316,19 +316,17 @@ describe('declared ON DELETE actions, store.dependents and triggers', () => {
 describe('a constraint that still blocks', () => {
   it('fails the batch naming the table, the column, the row and the config key, and applies nothing of it', async () => {
     const dir = tempDir();
-    // A trigger writes a new reference to the tweet as the row goes, after the references were cleared: again when the
-    // grouped deletion's rows are deleted one by one. (The ingest guard, off here, would skip that write: the tweet is
-    // tombstoned by then.)
+    // A trigger writes a new reference to the tweet while its link rows are deleted, after that table was cleared.
     const { config, db } = foreignStore(
       dir,
       `CREATE TABLE users (id INTEGER PRIMARY KEY);
        CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER);
        CREATE TABLE audit (tweet_ref INTEGER REFERENCES tweets(id));
        CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
-       CREATE TRIGGER tweet_gone BEFORE DELETE ON tweets WHEN old.id = 2 BEGIN INSERT INTO audit VALUES (old.id); END;
+       CREATE TRIGGER media_gone AFTER DELETE ON media_tweets BEGIN INSERT INTO audit VALUES (old.tweets_id); END;
        INSERT INTO tweets VALUES (1, 7), (2, 7);
        INSERT INTO media_tweets VALUES (2);`,
-      { reconcile: { guard: 'off' }, store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
+      { store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
     );
     const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
     expect(error).toBeInstanceOf(StoreError);
@@ -350,19 +348,58 @@ describe('a constraint that still blocks', () => {
      INSERT INTO media_tweets VALUES (1);`;
   const bare = { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } };
 
-  it('blocking only the grouped deletion, the rows go one by one from the steps done, each row counted once', async () => {
+  it('blocking only the grouped deletion (a store trigger writes), the groups are undone and the rows go one by one', async () => {
     const dir = tempDir();
     const { config, db } = foreignStore(dir, BLOCKS_GROUPED_ONLY, { store: { path: 'store.db', tables: bare } });
     const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')]));
     expect(run.applied.delete).toBe(2);
     expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[3]]);
     expect(column(db, 'SELECT count(*) FROM audit UNION ALL SELECT count(*) FROM media_tweets')).toEqual([[0], [0]]);
-    // The link row went in the grouped step, the trigger's audit row in tweet 2's own deletion: once each.
+    // The grouped run's writes undone (the trigger's among them), each row is counted once, as one by one.
     expect(run.changes.tweets).toEqual({ deleted: { result: 2 } });
     expect(run.changes.media_tweets).toEqual({ deleted: { fk: 1 } });
-    expect(run.changes.audit?.deleted).toEqual({ fk: 1 });
+    expect(run.changes.audit).toEqual({ inserted: { trigger: 1 }, deleted: { fk: 1 } });
     expect(column(db, "SELECT id, reason FROM cs_tombstones WHERE type = 'tweets' ORDER BY id")).toEqual([[1, 'deleted'], [2, 'deleted']]);
     expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
+  it('blocked by a CHECK on a pointer cleared, the steps done stay done and the rows one by one name the row; nothing is applied', async () => {
+    const dir = tempDir();
+    // No trigger, no conflict clause: the groups run without a savepoint. Tweet 3 may not lose its quote.
+    const { config, db } = foreignStore(
+      dir,
+      `CREATE TABLE users (id INTEGER PRIMARY KEY);
+       CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER, quoted_status INTEGER REFERENCES tweets(id),
+         CHECK (id <> 3 OR quoted_status IS NOT NULL));
+       CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
+       INSERT INTO tweets VALUES (1, 7, NULL), (2, 7, NULL), (3, 7, 2);
+       INSERT INTO media_tweets VALUES (1), (2);`,
+      { store: { path: 'store.db', tables: bare } },
+    );
+    const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error.message).toBe('tweet 2: updating "tweets" failed: CHECK constraint failed: id <> 3 OR quoted_status IS NOT NULL');
+    expect(column(db, 'SELECT id, quoted_status FROM tweets ORDER BY id')).toEqual([[1, null], [2, null], [3, 2]]);
+    expect(column(db, 'SELECT tweets_id FROM media_tweets ORDER BY 1')).toEqual([[1], [2]]);
+    expect(column(db, 'SELECT count(*) FROM cs_tombstones')).toEqual([[0]]);
+    db.close();
+  });
+
+  it('a trigger that raises ROLLBACK fails the batch with its message and nothing of it is written', async () => {
+    const dir = tempDir();
+    const { config, db } = foreignStore(
+      dir,
+      `${BLOCKS_GROUPED_ONLY}
+       CREATE TRIGGER keep_media BEFORE DELETE ON media_tweets BEGIN SELECT RAISE(ROLLBACK, 'media links are kept'); END;`,
+      { store: { path: 'store.db', tables: bare } },
+    );
+    await expect(apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('3', 'deleted'), result('1', 'deleted'), result('2', 'deleted')]))).rejects.toThrow(
+      'media links are kept',
+    );
+    expect(db.inTransaction).toBe(false);
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[1], [2], [3]]);
+    expect(column(db, 'SELECT count(*) FROM cs_tombstones UNION ALL SELECT count(*) FROM cs_apply_runs WHERE checkpoint_line > 0')).toEqual([[0], [0]]);
     db.close();
   });
 
