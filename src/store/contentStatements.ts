@@ -6,7 +6,7 @@ import { ChangeCounter, type ChangeCause, type ChangeCount, type ChangeKind } fr
 import type { Db } from './open.js';
 import { quoteIdent, quoteLiteral, SchemaInfo, tokenize } from './schemaInfo.js';
 import { prepareSweeps } from './sweeps.js';
-import { triggerWrites, type FtsDelete, type GeoScrub, type IdEncoding, type Relation, type TableTarget, type Target } from './target.js';
+import type { FtsDelete, GeoScrub, IdEncoding, Relation, TableTarget, Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
 export type { ChangeCount } from './changeCounts.js';
@@ -794,9 +794,9 @@ function prepareQueuedDelete(
   // A constraint that blocks a step stops the groups; their rows are then deleted one by one, which names the blocked
   // row. Where SQLite undoes exactly the failed statement and running a step again finds nothing left to do
   // (stepsReplayable), the steps before it stay done for every row of the groups. Else the groups run inside a
-  // savepoint, undone before the rows go one by one: a savepoint journals every page the groups change first, 4–6% of
-  // a 200k apply on twitter-to-sqlite (bench/README.md, "A foreign layout").
-  const undoable = prepared.some((p) => p.step.once) || !stepsReplayable(db, prepared.map((p) => p.step.table));
+  // savepoint, undone before the rows go one by one: a savepoint journals every page the groups change first, 3.5–6%
+  // of a 200k apply's CPU on twitter-to-sqlite's layout (bench/README.md, "A foreign layout").
+  const undoable = prepared.some((p) => p.step.once) || !stepsReplayable(db, target, prepared.map((p) => p.step.table));
   const savepoint = db.prepare('SAVEPOINT cs_delete_group');
   const release = db.prepare('RELEASE cs_delete_group');
   const rollback = db.prepare('ROLLBACK TO cs_delete_group');
@@ -933,23 +933,21 @@ function prepareQueuedDelete(
 /**
  * Whether a group's steps that ran before one a constraint blocked can stay done while the rows go one by one from
  * there: SQLite undoes exactly the statement that failed, and each step run again changes nothing more. Not so where
- * a table the steps write declares ON CONFLICT FAIL (the statement keeps the rows it changed before failing) or
- * ROLLBACK, or has a trigger of the store other than one that only keeps a full-text index in step: it may write
- * differently the second time (a new reference, which per row the deletion would have met), or RAISE(FAIL).
+ * the store's triggers write rows when ours change (target.triggerTargets: run again, they may write differently, a
+ * new reference that per row the deletion would have met), where one of its triggers on a table the steps write
+ * raises (RAISE(FAIL) keeps what the statement did so far), or where such a table declares ON CONFLICT FAIL (the same)
+ * or ROLLBACK.
  */
-function stepsReplayable(db: Db, tables: readonly string[]): boolean {
+function stepsReplayable(db: Db, target: Target, tables: readonly string[]): boolean {
+  if (target.triggerTargets.length) return false;
   const schema = new SchemaInfo(db);
-  const fts = schema.ftsTables();
-  const isFts = (table: string) => fts.some((f) => same(f.name, table) || f.shadowTables.some((s) => same(s, table)));
-  const keepsFtsOnly = (sql: string) => {
-    const writes = triggerWrites(sql);
-    return writes.length > 0 && writes.every(isFts) && !tokenize(sql).some((t) => t.toUpperCase() === 'RAISE');
-  };
+  const upper = (sql: string) => tokenize(sql).map((t) => t.toUpperCase());
+  // The ingest guard's triggers (cs_guard_*) raise, but fire on inserts of tombstoned IDs only, which no step makes.
+  const raises = (trigger: { name: string; sql: string }) => !trigger.name.toLowerCase().startsWith('cs_') && upper(trigger.sql).includes('RAISE');
   return tables.every((table) => {
-    const sql = tokenize(schema.table(table)?.sql ?? '').map((t) => t.toUpperCase());
+    const sql = upper(schema.table(table)?.sql ?? '');
     const conflicts = sql.some((t, i) => t === 'CONFLICT' && sql[i - 1] === 'ON' && (sql[i + 1] === 'FAIL' || sql[i + 1] === 'ROLLBACK'));
-    // Our own triggers (the ingest guard's, fired by inserts only; the embedded-tweets index's) write the same twice.
-    return !conflicts && schema.triggersOn(table).every((t) => t.name.toLowerCase().startsWith('cs_') || keepsFtsOnly(t.sql));
+    return !conflicts && !schema.triggersOn(table).some(raises);
   });
 }
 

@@ -314,6 +314,8 @@ describe('declared ON DELETE actions, store.dependents and triggers', () => {
 });
 
 describe('a constraint that still blocks', () => {
+  /** The mapping of this block's stores: no geo columns, no raw JSON, marks in the ledger. */
+  const bare = { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } };
   it('fails the batch naming the table, the column, the row and the config key, and applies nothing of it', async () => {
     const dir = tempDir();
     // A trigger writes a new reference to the tweet while its link rows are deleted, after that table was cleared.
@@ -326,7 +328,7 @@ describe('a constraint that still blocks', () => {
        CREATE TRIGGER media_gone AFTER DELETE ON media_tweets BEGIN INSERT INTO audit VALUES (old.tweets_id); END;
        INSERT INTO tweets VALUES (1, 7), (2, 7);
        INSERT INTO media_tweets VALUES (2);`,
-      { store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
+      { store: { path: 'store.db', tables: bare } },
     );
     const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
     expect(error).toBeInstanceOf(StoreError);
@@ -346,7 +348,6 @@ describe('a constraint that still blocks', () => {
      CREATE TRIGGER media_gone AFTER DELETE ON media_tweets WHEN old.tweets_id = 1 BEGIN INSERT INTO audit VALUES (2); END;
      INSERT INTO tweets VALUES (1, 7, 'apple pie'), (2, 7, 'banana bread'), (3, 7, 'apple crumble');
      INSERT INTO media_tweets VALUES (1);`;
-  const bare = { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } };
 
   it('blocking only the grouped deletion (a store trigger writes), the groups are undone and the rows go one by one', async () => {
     const dir = tempDir();
@@ -431,7 +432,7 @@ describe('a constraint that still blocks', () => {
        CREATE TRIGGER media_gone AFTER DELETE ON media_tweets BEGIN INSERT INTO audit VALUES (old.tweets_id); END;
        INSERT INTO tweets VALUES (1, 7), (2, 7);
        INSERT INTO media_tweets VALUES (2);`,
-      { store: { path: 'store.db', tables: { tweets: { geoLat: null, geoLon: null, placeId: null, rawJson: null, complianceState: null, complianceReason: null, complianceAt: null }, users: { complianceState: null, complianceReason: null, complianceAt: null } } } },
+      { store: { path: 'store.db', tables: bare } },
     );
     const error = (await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')])).catch((err: unknown) => err)) as StoreError;
     expect(error).toBeInstanceOf(StoreError);
