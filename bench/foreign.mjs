@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Apply speed on a foreign layout (issue 11): the same results file applied by `compliance-sync apply --type tweets`
+// Apply speed on foreign layouts (issue 11): the same results file applied by `compliance-sync apply --type tweets`
 // to a store in twitter-to-sqlite's layout (link tables, self-references, FTS5 kept by triggers, GeoJSON columns,
-// marks in the ledger) and to a default-layout store of the same tweet IDs, alternating, in one run.
-// Target: the foreign layout's rows/s ≥ 0.7x the default's, with the indexes the work needs in place.
+// marks in the ledger), to one in twint's layout (three link tables, geo as text columns, marks in the ledger, no
+// FTS), and to a default-layout store of the same tweet IDs, alternating, in one run.
+// Target: a foreign layout's rows/s ≥ 0.7x the default's, with the indexes the work needs in place.
 //
 //   npm run build && node bench/foreign.mjs [--size 200000] [--repeat 3] [--dir bench/data] [--no-breakdown] [--no-floor]
 //
@@ -10,7 +11,7 @@
 // of each store, after `migrate` and the one-off fill of the embedded-copies index (default) or `migrate
 // --create-indexes` (foreign), untimed: each store as an earlier cycle leaves it; rows/s = result lines /
 // wall s; and the process's own CPU (user + system, bench/lib/usage-at-exit.mjs); medians of --repeat alternating
-// runs. Both stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and
+// runs. All stores hold the same tweet IDs (bench/lib/data.mjs idAt) by the same 200,000 authors' ID range, and
 // the results file is run.mjs's (bench/lib/data.mjs makeResults: ~60% deletions, marks, scrubs, edits, 5% unknown
 // IDs, malformed lines). Next to each apply, the layout's floor (sqliteFloor): the same effects by the sqlite3 shell,
 // set-based, in one transaction, which is what the schema alone costs. Stores and results are cached in the data
@@ -41,6 +42,7 @@ mkdirSync(dataDir, { recursive: true });
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const LAYOUT_SQL = path.join(root, 'test/fixtures/layouts/twitter-to-sqlite.sql');
+const TWINT_SQL = path.join(root, 'test/fixtures/layouts/twint.sql');
 /** Bump when the generator changes, so a stale cached store is not reused. */
 const VERSION = 'f2';
 const AUTHORS = 200_000;
@@ -133,6 +135,81 @@ function makeForeignStore(rows) {
   return file;
 }
 
+/**
+ * A twint store (`twint --database`, test/fixtures/layouts/twint.sql) of `rows` tweets with the same IDs and authors'
+ * ID range: ~30% with a GeoJSON point in `place` ('' otherwise, the column's default), 3% collected by a geo search
+ * (`geo`/`near` hold its filter); 12% retweeted (a retweets row naming the retweeter), 20% replying to a user
+ * (replies), 10% liked by the archive's owner (favorites); every author one users row, 10% a second version (twint adds
+ * a row when the profile changes). The child columns' indexes (retweets, replies, favorites by tweet_id; tweets by
+ * user_id) are created here, as `migrate --create-indexes` would: their link tables' primary keys start with user_id.
+ */
+function makeTwintStore(rows) {
+  const file = path.join(dataDir, `foreign-twint-${VERSION}-${rows}.db`);
+  if (existsSync(file)) return file;
+  const temp = `${file}.tmp`;
+  rmSync(temp, { force: true });
+  const db = new Database(temp);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  // As twint's connection (Python's sqlite3 leaves it off); better-sqlite3 turns it on, and users(id) is not unique.
+  db.pragma('foreign_keys = OFF');
+  db.exec(readFileSync(TWINT_SQL, 'utf8'));
+  const random = prng(43);
+  const screenName = (id) => `u${id - 100000000n}`;
+  db.transaction(() => {
+    const user = db.prepare('INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    for (let i = 0; i < AUTHORS; i++) {
+      const id = 100000000n + BigInt(i);
+      for (let version = 1; version <= (i % 10 === 0 ? 2 : 1); version++) {
+        user.run(id, id.toString(), `User ${i}`, screenName(id), `bio of user ${i} about river and rain${version > 1 ? ' (edited)' : ''}`, 'Berlin',
+          '', '2012-03-01', '10:00:00', 500, 100, i % 5000, 10, 4, 0, 0, `https://pbs.twimg.com/profile_images/${id}/a_normal.jpg`, '',
+          `${id.toString(16)}${version}`.padStart(64, '0'), 1717200000000 + version);
+      }
+    }
+  })();
+  const tweet = db.prepare(`INSERT INTO tweets VALUES (${Array(33).fill('?').join(', ')})`);
+  const retweet = db.prepare('INSERT OR IGNORE INTO retweets VALUES (?, ?, ?, ?, ?)');
+  const reply = db.prepare('INSERT OR IGNORE INTO replies VALUES (?, ?, ?)');
+  const favorite = db.prepare('INSERT INTO favorites VALUES (?, ?)');
+  const owner = 100000000n;
+  const chunk = 50_000;
+  for (let start = 0; start < rows; start += chunk) {
+    db.transaction(() => {
+      for (let i = start; i < Math.min(rows, start + chunk); i++) {
+        const id = idAt(i);
+        const by = author(random);
+        const geo = random() < 0.3;
+        const lat = geo ? +(random() * 180 - 90).toFixed(6) : null;
+        const lon = geo ? +(random() * 360 - 180).toFixed(6) : null;
+        const search = random() < 0.03;
+        tweet.run(
+          id, id, `tweet number ${i} with some words to make it look real #${i % 977}`, 'en', id, 1565439759000, '2019-08-10', '12:22:39', '+0000',
+          geo ? `{"type": "Point", "coordinates": [${lat}, ${lon}]}` : '', 0, 7, 3, by, by.toString(), screenName(by), 'A Name',
+          `https://twitter.com/${screenName(by)}/status/${id}`, '', `#${i % 977}`, '', '', '', '', '', 0,
+          search ? '52.52,13.40,10km' : '', search ? 'Berlin' : '', 'Twitter for iPhone', 1717200000000, '', '', '',
+        );
+        if (random() < 0.12) {
+          const retweeter = author(random);
+          retweet.run(retweeter, screenName(retweeter), id, (BigInt(id) + 7n).toString(), 1565440000);
+        }
+        if (random() < 0.2) {
+          const replied = author(random);
+          reply.run(id, replied, screenName(replied));
+        }
+        if (random() < 0.1) favorite.run(owner, id);
+      }
+    })();
+  }
+  for (const [table, column] of [['tweets', 'user_id'], ['retweets', 'tweet_id'], ['replies', 'tweet_id'], ['favorites', 'tweet_id']]) {
+    db.exec(`CREATE INDEX IF NOT EXISTS bench_${table}_${column} ON ${table} (${column})`);
+  }
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.pragma('journal_mode = DELETE');
+  db.close();
+  renameSync(temp, file);
+  return file;
+}
+
 const FOREIGN_TABLES = {
   tweets: {
     table: 'tweets', id: 'id', authorId: 'user', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo', 'coordinates'],
@@ -140,6 +217,15 @@ const FOREIGN_TABLES = {
   },
   users: { table: 'users', id: 'id', complianceState: null, complianceReason: null, complianceAt: null },
 };
+/** twint's mapping (README.md's worked example maps twitter-to-sqlite; test/helpers/layouts.ts both). */
+const TWINT_TABLES = {
+  tweets: {
+    table: 'tweets', id: 'id', authorId: 'user_id', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['place', 'geo', 'near'],
+    complianceState: null, complianceReason: null, complianceAt: null,
+  },
+  users: { table: 'users', id: 'id', complianceState: null, complianceReason: null, complianceAt: null },
+};
+const TABLES = { foreign: FOREIGN_TABLES, 'foreign-no-fts': FOREIGN_TABLES, twint: TWINT_TABLES };
 
 /** A fresh copy of the store and a config beside it (work files in their own folder). */
 function prepare(layout, source, run) {
@@ -152,7 +238,7 @@ function prepare(layout, source, run) {
   writeFileSync(
     config,
     JSON.stringify({
-      store: { path: 'store.db', ...(layout === 'default' ? {} : { tables: FOREIGN_TABLES }) },
+      store: { path: 'store.db', ...(layout === 'default' ? {} : { tables: TABLES[layout] }) },
       api: { baseUrl: 'http://127.0.0.1:9' },
       paths: { work: 'work' },
       log: { level: 'warn' },
@@ -193,7 +279,15 @@ const FLOOR_SQL = {
     `UPDATE tweets SET place = NULL, geo = NULL, coordinates = NULL WHERE id IN s AND (place IS NOT NULL OR geo IS NOT NULL OR coordinates IS NOT NULL);`,
     `DELETE FROM media WHERE id NOT IN (SELECT media_id FROM media_tweets);`,
   ],
+  twint: [
+    `DELETE FROM retweets WHERE tweet_id IN d; DELETE FROM replies WHERE tweet_id IN d; DELETE FROM favorites WHERE tweet_id IN d;`,
+    `DELETE FROM tweets WHERE id IN d;`,
+    `INSERT INTO cs_marks (type, id, state, reason, at) SELECT 'tweets', t.id, m.state, m.state, '${new Date().toISOString()}' FROM m JOIN tweets t ON t.id = m.id WHERE true
+       ON CONFLICT (type, id) DO UPDATE SET state = excluded.state, reason = excluded.reason, at = excluded.at;`,
+    `UPDATE tweets SET place = NULL, geo = NULL, near = NULL WHERE id IN s AND (place IS NOT NULL OR geo IS NOT NULL OR near IS NOT NULL);`,
+  ],
 };
+const floorSql = (layout) => FLOOR_SQL[layout === 'foreign-no-fts' ? 'foreign' : layout];
 
 function sqliteFloor(layout, source, csv, run) {
   const { dir, store } = prepare(layout, source, `floor-${run}`);
@@ -208,7 +302,7 @@ function sqliteFloor(layout, source, csv, run) {
     `CREATE TEMP TABLE m (id INTEGER PRIMARY KEY, state TEXT); INSERT OR REPLACE INTO m SELECT id, effect FROM r WHERE effect IN ('suspended', 'protected', 'edited') AND id NOT IN d;`,
     `CREATE TEMP TABLE s (id INTEGER PRIMARY KEY); INSERT OR IGNORE INTO s SELECT id FROM r WHERE effect = 'scrub' AND id NOT IN d;`,
     'BEGIN;',
-    ...FLOOR_SQL[layout === 'default' ? 'default' : 'foreign'],
+    ...floorSql(layout),
     'COMMIT;',
     // As the purge does after an apply: the deleted words leave the index.
     ...(layout === 'foreign' ? ["INSERT INTO tweets_fts (tweets_fts) VALUES ('optimize');"] : []),
@@ -279,13 +373,14 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 
 if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first');
 log(`data: ${dataDir}`);
-log(`generating (cached): default store, twitter-to-sqlite store and results of ${size} …`);
+log(`generating (cached): default, twitter-to-sqlite and twint stores and results of ${size} …`);
 const defaultStore = await makeStore(dataDir, size, dist);
-const foreignStore = makeForeignStore(size);
+const sources = { default: defaultStore, foreign: makeForeignStore(size), twint: makeTwintStore(size) };
+sources['foreign-no-fts'] = sources.foreign;
 const { file, csv } = await makeResults(dataDir, size);
 const lines = size;
 
-const layouts = breakdown ? ['default', 'foreign', 'foreign-no-fts'] : ['default', 'foreign'];
+const layouts = breakdown ? ['default', 'foreign', 'foreign-no-fts', 'twint'] : ['default', 'foreign', 'twint'];
 const times = Object.fromEntries(layouts.map((l) => [l, []]));
 const cpuTimes = Object.fromEntries(layouts.map((l) => [l, []]));
 const floorTimes = Object.fromEntries(layouts.map((l) => [l, []]));
@@ -294,20 +389,25 @@ for (let run = 0; run < repeat; run++) {
   // Alternate which goes first, so drift on a shared machine lands on both.
   const order = run % 2 === 0 ? layouts : [...layouts].reverse();
   for (const layout of order) {
-    const m = measure(layout, layout === 'default' ? defaultStore : foreignStore, file, run);
+    const m = measure(layout, sources[layout], file, run);
     times[layout].push(m.ms);
     cpuTimes[layout].push(m.cpuMs);
     lastSummary[layout] = m.summary;
     log(`run ${run + 1}/${repeat} ${layout}: ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)`);
     if (floor) {
-      floorTimes[layout].push(sqliteFloor(layout, layout === 'default' ? defaultStore : foreignStore, csv, run));
+      floorTimes[layout].push(sqliteFloor(layout, sources[layout], csv, run));
       log(`run ${run + 1}/${repeat} ${layout} floor (sqlite3, set-based): ${(floorTimes[layout].at(-1) / 1000).toFixed(2)} s`);
     }
   }
 }
 
 const rowsPerSecond = (ms) => Math.round(lines / (ms / 1000));
-const label = { default: 'default layout', foreign: 'twitter-to-sqlite layout', 'foreign-no-fts': 'twitter-to-sqlite layout, FTS5 tables and triggers dropped' };
+const label = {
+  default: 'default layout',
+  foreign: 'twitter-to-sqlite layout',
+  'foreign-no-fts': 'twitter-to-sqlite layout, FTS5 tables and triggers dropped',
+  twint: 'twint layout',
+};
 const table = layouts.map((layout) => ({
   layout: label[layout],
   lines,
@@ -316,30 +416,33 @@ const table = layouts.map((layout) => ({
   cpuS: median(cpuTimes[layout]) / 1000,
   floorS: floor ? median(floorTimes[layout]) / 1000 : null,
 }));
-const ratio = table[1].rowsPerSecond / table[0].rowsPerSecond;
 console.log(`| store | result lines | apply wall s (median of ${repeat}) | rows/s | apply CPU s (user + system, median) | sqlite3 floor s (median) |`);
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const row of table) {
   console.log(`| ${row.layout} | ${row.lines} | ${row.medianS.toFixed(2)} | ${row.rowsPerSecond} | ${row.cpuS.toFixed(2)} | ${row.floorS === null ? '' : row.floorS.toFixed(2)} |`);
 }
 console.log('');
-console.log(`foreign / default rows/s: ${ratio.toFixed(2)}x (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
-// Each round's layouts ran back to back, so a round's own ratio is less moved by the machine's drift than the ratio of
-// the medians, which may come from different rounds.
-const rounds = (layout) => times.default.map((ms, i) => ms / times[layout][i]);
-const roundsText = (layout) => `${rounds(layout).map((r) => r.toFixed(2)).join(', ')} (median ${median(rounds(layout)).toFixed(2)}x)`;
-console.log(`the same, round by round: ${roundsText('foreign')}${breakdown ? `; without the FTS5 triggers: ${roundsText('foreign-no-fts')}` : ''}`);
-console.log(`by CPU (default / foreign CPU s): ${(table[0].cpuS / table[1].cpuS).toFixed(2)}x`);
-if (breakdown) console.log(`without the collector's FTS5 triggers: ${(table[2].rowsPerSecond / table[0].rowsPerSecond).toFixed(2)}x`);
-if (floor) {
-  const floorRatio = (i) => (table[0].floorS / table[i].floorS).toFixed(2);
-  console.log(`the same ratios of the sqlite3 floors (the schemas' own work): ${floorRatio(1)}x${breakdown ? `, without the FTS5 triggers ${floorRatio(2)}x` : ''}`);
+// Per foreign layout: its rows/s against the default's (the ratio of the medians); each round's own ratio (a round's
+// layouts ran back to back, so it is less moved by the machine's drift than the medians, which may come from different
+// rounds); the ratio of the apply processes' CPU; and that of the sqlite3 floors (what the schemas alone cost).
+const ratios = {};
+const [base] = table;
+for (const [i, layout] of layouts.entries()) {
+  if (layout === 'default') continue;
+  const row = table[i];
+  const ratio = row.rowsPerSecond / base.rowsPerSecond;
+  ratios[layout] = ratio;
+  const rounds = times.default.map((ms, r) => ms / times[layout][r]);
+  console.log(`${row.layout}: ${ratio.toFixed(2)}x the default's rows/s (target ≥ 0.70x): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
+  console.log(`  round by round ${rounds.map((r) => r.toFixed(2)).join(', ')} (median ${median(rounds).toFixed(2)}x); by CPU ${(base.cpuS / row.cpuS).toFixed(2)}x` +
+    (floor ? `; the floors' ratio ${(base.floorS / row.floorS).toFixed(2)}x` : ''));
 }
-const changes = lastSummary.foreign?.changes;
-if (changes) {
+for (const layout of ['foreign', 'twint']) {
+  const changes = lastSummary[layout]?.changes;
+  if (!changes) continue;
   // The apply's own per-table counts: proof the link tables and self-references were part of the work measured.
   const parts = Object.entries(changes).flatMap(([t, kinds]) => Object.entries(kinds).map(([kind, causes]) => `${t} ${kind} ${Object.entries(causes).map(([c, n]) => `${n} (${c})`).join(' + ')}`));
-  console.log(`foreign apply changed: ${parts.join('; ')}`);
+  console.log(`${label[layout]} apply changed: ${parts.join('; ')}`);
 }
 console.log(`machine: ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
-writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, cpuTimes, floorTimes, table, ratio, summaries: lastSummary }, null, 2));
+writeFileSync(path.join(dataDir, 'foreign-results.json'), JSON.stringify({ size, repeat, times, cpuTimes, floorTimes, table, ratios, summaries: lastSummary }, null, 2));
