@@ -404,6 +404,29 @@ describe('a constraint that still blocks', () => {
     db.close();
   });
 
+  it('a trigger that raises FAIL part-way through a grouped statement: the groups are undone and every row is counted once', async () => {
+    const dir = tempDir();
+    // RAISE(FAIL) keeps the rows the statement changed before it: grouped, tweet 1's link row is gone when tweet 2's
+    // raises (tweet 1 is still stored). One by one, tweet 1 is deleted first and tweet 2's link row may go.
+    const { config, db } = foreignStore(
+      dir,
+      `CREATE TABLE users (id INTEGER PRIMARY KEY);
+       CREATE TABLE tweets (id INTEGER PRIMARY KEY, author_id INTEGER);
+       CREATE TABLE media_tweets (tweets_id INTEGER REFERENCES tweets(id));
+       CREATE TRIGGER in_order BEFORE DELETE ON media_tweets WHEN old.tweets_id = 2 AND EXISTS (SELECT 1 FROM tweets WHERE id = 1)
+         BEGIN SELECT RAISE(FAIL, 'tweet 1 goes first'); END;
+       INSERT INTO tweets VALUES (1, 7), (2, 7), (3, 7);
+       INSERT INTO media_tweets VALUES (1), (2), (3);`,
+      { store: { path: 'store.db', tables: bare } },
+    );
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('1', 'deleted'), result('2', 'deleted')]));
+    expect(run.applied.delete).toBe(2);
+    expect(column(db, 'SELECT id FROM tweets UNION ALL SELECT tweets_id FROM media_tweets')).toEqual([[3], [3]]);
+    expect(run.changes.media_tweets).toEqual({ deleted: { fk: 2 } });
+    expect(run.changes.tweets).toEqual({ deleted: { result: 2 } });
+    db.close();
+  });
+
   it('with a full-text index whose entries it takes out itself, the blocked groups are undone before the rows go one by one', async () => {
     const dir = tempDir();
     // External content and no trigger: the deletion takes each row's entry out by its values, which must happen once.
