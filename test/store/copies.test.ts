@@ -267,7 +267,7 @@ describe('copies and orphans on twitter-to-sqlite', () => {
   });
 
   it('records about a row a queued deletion takes with it, and IDs repeated in the batch, find what they would row by row', async () => {
-    // Deletions are queued and marks and scrubs grouped (src/store/contentStatements.ts, prepareQueuedDelete): each
+    // Deletions are queued and marks and scrubs grouped (src/store/queuedDelete.ts, prepareQueuedDelete): each
     // record must still find what it would if every record ran alone, in ID order.
     const dir = tempDir();
     const { db, config } = twitterToSqlite(dir);
@@ -304,7 +304,7 @@ describe('copies and orphans on twitter-to-sqlite', () => {
 
   it('text IDs: a retweet stored before its original in ID order, though its text sorts after it, is marked before it goes', async () => {
     // Queued marks and scrubs leave out the rows a queued deletion takes as copies of an earlier record's row (copiedAway
-    // in src/store/contentStatements.ts): "earlier" is ID order, so for IDs kept as text, the shorter ID first.
+    // in src/store/queuedDelete.ts): "earlier" is ID order, so for IDs kept as text, the shorter ID first.
     const { dir, db, config } = smallCollector(`CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
       CREATE TABLE tweets (id TEXT PRIMARY KEY, user TEXT REFERENCES users (id), full_text TEXT, retweeted_status TEXT REFERENCES tweets (id), geo TEXT);
       CREATE INDEX tweets_user ON tweets (user);
@@ -344,7 +344,7 @@ describe('copies and orphans on twitter-to-sqlite', () => {
 
   it('deletions of two reasons in one group: each copy is tombstoned with its own original’s reason, with all it holds', async () => {
     // The group's copies are listed once and split by the original they point at (Step.collect in
-    // src/store/contentStatements.ts): the copy tombstones run per reason, everything else once over the lists.
+    // src/store/deleteSteps.ts): the copy tombstones run per reason, everything else once over the lists.
     const dir = tempDir();
     const { db, config } = twitterToSqlite(dir);
     db.exec(`
