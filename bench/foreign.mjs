@@ -45,6 +45,7 @@ const LAYOUT_SQL = path.join(root, 'test/fixtures/layouts/twitter-to-sqlite.sql'
 const TWINT_SQL = path.join(root, 'test/fixtures/layouts/twint.sql');
 /** Bump when the generator changes, so a stale cached store is not reused. */
 const VERSION = 'f2';
+const TWINT_VERSION = 't2';
 const AUTHORS = 200_000;
 const author = (random) => 100000000n + BigInt(Math.floor(random() * AUTHORS));
 
@@ -137,14 +138,17 @@ function makeForeignStore(rows) {
 
 /**
  * A twint store (`twint --database`, test/fixtures/layouts/twint.sql) of `rows` tweets with the same IDs and authors'
- * ID range: ~30% with a GeoJSON point in `place` ('' otherwise, the column's default), 3% collected by a geo search
- * (`geo`/`near` hold its filter); 12% retweeted (a retweets row naming the retweeter), 20% replying to a user
- * (replies), 10% liked by the archive's owner (favorites); every author one users row, 10% a second version (twint adds
- * a row when the profile changes). The child columns' indexes (retweets, replies, favorites by tweet_id; tweets by
- * user_id) are created here, as `migrate --create-indexes` would: their link tables' primary keys start with user_id.
+ * ID range, its link rows as twint's HTML-era scraper wrote them (the fixture's header says why): ~30% of tweets with
+ * a place name in `place` ('' otherwise, the column's default; the scrub NULLs it either way), 3% collected by a geo
+ * search (`geo`/`near` hold its filter); 12% retweeted (a retweets row naming the retweeter and the retweet's own ID),
+ * 20% replying to one to three users (a replies row each), 10% liked by the archive's owner (favorites). The shares
+ * are this bench's assumptions, not twint's. A users row per author, a tenth with a second version (twint adds a row
+ * when a looked-up profile changes; a tweets apply does not touch users). The child columns' indexes (retweets,
+ * replies, favorites by tweet_id; tweets by user_id) are created here, as `migrate --create-indexes` would: the link
+ * tables' primary keys start with user_id.
  */
 function makeTwintStore(rows) {
-  const file = path.join(dataDir, `foreign-twint-${VERSION}-${rows}.db`);
+  const file = path.join(dataDir, `foreign-twint-${TWINT_VERSION}-${rows}.db`);
   if (existsSync(file)) return file;
   const temp = `${file}.tmp`;
   rmSync(temp, { force: true });
@@ -155,6 +159,7 @@ function makeTwintStore(rows) {
   db.pragma('foreign_keys = OFF');
   db.exec(readFileSync(TWINT_SQL, 'utf8'));
   const random = prng(43);
+  const PLACE_NAMES = ['Berlin, Germany', 'Manhattan, NY', 'São Paulo, Brasil', 'Lagos, Nigeria'];
   const screenName = (id) => `u${id - 100000000n}`;
   db.transaction(() => {
     const user = db.prepare('INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
@@ -179,12 +184,10 @@ function makeTwintStore(rows) {
         const id = idAt(i);
         const by = author(random);
         const geo = random() < 0.3;
-        const lat = geo ? +(random() * 180 - 90).toFixed(6) : null;
-        const lon = geo ? +(random() * 360 - 180).toFixed(6) : null;
         const search = random() < 0.03;
         tweet.run(
           id, id, `tweet number ${i} with some words to make it look real #${i % 977}`, 'en', id, 1565439759000, '2019-08-10', '12:22:39', '+0000',
-          geo ? `{"type": "Point", "coordinates": [${lat}, ${lon}]}` : '', 0, 7, 3, by, by.toString(), screenName(by), 'A Name',
+          geo ? PLACE_NAMES[i % PLACE_NAMES.length] : '', 0, 7, 3, by, by.toString(), screenName(by), 'A Name',
           `https://twitter.com/${screenName(by)}/status/${id}`, '', `#${i % 977}`, '', '', '', '', '', 0,
           search ? '52.52,13.40,10km' : '', search ? 'Berlin' : '', 'Twitter for iPhone', 1717200000000, '', '', '',
         );
@@ -193,8 +196,11 @@ function makeTwintStore(rows) {
           retweet.run(retweeter, screenName(retweeter), id, (BigInt(id) + 7n).toString(), 1565440000);
         }
         if (random() < 0.2) {
-          const replied = author(random);
-          reply.run(id, replied, screenName(replied));
+          const users = 1 + Math.floor(random() * random() * 3);
+          for (let n = 0; n < users; n++) {
+            const replied = author(random);
+            reply.run(id, replied, screenName(replied));
+          }
         }
         if (random() < 0.1) favorite.run(owner, id);
       }

@@ -554,6 +554,28 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
     expect(diff(before, counts(db))).toEqual({ users: 2, tweets: 1, retweets: 2, followers: 2 });
     db.close();
   });
+
+  it("a deleted retweet's own ID, kept only in retweets.retweet_id, takes its row with it through store.dependents (README.md)", async () => {
+    const dir = tempDir();
+    const { config, db } = foreignStore(dir, `${TWINT} CREATE INDEX retweets_retweet ON retweets(retweet_id);`, {
+      store: {
+        path: 'store.db',
+        tables: {
+          tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
+          users: { complianceState: null, complianceReason: null, complianceAt: null },
+        },
+        dependents: [{ table: 'retweets', column: 'retweet_id', references: 'tweets', action: 'delete' }],
+      },
+    });
+    // 99 is bob's retweet of tweet 10: not a tweets row, so not found, but its retweets row goes and its ID is tombstoned.
+    const run = await apply(db, config, 'tweets', writeResults(dir, 't.ndjson', [result('99', 'deleted')]));
+    expect(run).toMatchObject({ applied: { delete: 0 }, notFound: 1 });
+    expect(column(db, 'SELECT user_id, tweet_id, retweet_id FROM retweets')).toEqual([[1, 11, 98]]);
+    expect(column(db, 'SELECT id FROM tweets ORDER BY id')).toEqual([[10], [11]]);
+    expect(run.changes).toEqual({ retweets: { deleted: { fk: 1 } } });
+    expect(column(db, "SELECT id FROM cs_tombstones WHERE type = 'tweets'")).toEqual([[99]]);
+    db.close();
+  });
 });
 
 describe('a layout whose FOREIGN KEYs SQLite cannot enforce, both types at once', () => {
