@@ -5,7 +5,9 @@
 // - the write transactions of the store (BEGIN… to the end of the COMMIT call, `BEGIN IMMEDIATE` waiting for another
 //   writer's lock included): how many, p50, p90, the longest, how many over $SQL_PROFILE_BOUND_MS (default 200);
 // - the largest size the store's -wal file reached after a COMMIT (the file is reused from its start when SQLite
-//   restarts the WAL, so this is the most it ever held).
+//   restarts the WAL, so this is the most it ever held), and each transaction's time in turn;
+// - the longest transaction and every other one over the bound (at most 5), each with its time in SQL per text (the
+//   costliest 8, with the longest call of each) and the rest (JavaScript between the statements, a wait for the checkpoint worker).
 // Wrapping costs about a microsecond per statement call, which the figures include.
 //
 //   SQL_PROFILE_FILE=/tmp/profile.txt node --import ./bench/lib/sql-profile.mjs dist/cli.js apply …
@@ -21,23 +23,37 @@ if (file) {
   const held = [];
   let walMax = 0;
   let began = null;
-  const add = (sql, ms) => {
-    const entry = bySql.get(sql) ?? { calls: 0, ms: 0 };
+  /** The open transaction's time per SQL text; kept for the longest and those over the bound. */
+  let inside = null;
+  const kept = [];
+  const tally = (map, sql, ms) => {
+    const entry = map.get(sql) ?? { calls: 0, ms: 0, longest: 0 };
     entry.calls++;
     entry.ms += ms;
-    bySql.set(sql, entry);
+    entry.longest = Math.max(entry.longest, ms);
+    map.set(sql, entry);
+  };
+  const add = (sql, ms) => {
+    tally(bySql, sql, ms);
+    if (inside) tally(inside, sql, ms);
   };
   const timed = (sql, db, run) => {
     const start = performance.now();
-    if (sql.startsWith('BEGIN')) began = start;
+    if (sql.startsWith('BEGIN')) {
+      began = start;
+      inside = new Map();
+    }
     try {
       return run();
     } finally {
       const end = performance.now();
       add(sql, end - start);
       if ((sql === 'COMMIT' || sql === 'ROLLBACK') && began !== null) {
-        held.push(end - began);
+        const ms = end - began;
+        held.push(ms);
+        if (ms > bound || ms > Math.max(0, ...held.slice(0, -1))) kept.push({ n: held.length, ms, bySql: inside });
         began = null;
+        inside = null;
         try {
           walMax = Math.max(walMax, statSync(`${db.name}-wal`).size);
         } catch {
@@ -77,9 +93,20 @@ if (file) {
     const lines = [
       `write transactions: ${sorted.length}, p50 ${at(0.5)} ms, p90 ${at(0.9)} ms, longest ${at(1)} ms, over ${bound} ms: ${sorted.filter((ms) => ms > bound).length}`,
       `largest -wal file after a commit: ${(walMax / 1048576).toFixed(1)} MiB`,
+      `each transaction in turn, ms: ${held.map((ms) => ms.toFixed(0)).join(' ')}`,
       '',
       ...rows.map(([sql, { calls, ms }]) => `${ms.toFixed(0).padStart(7)} ms ${String(calls).padStart(8)}x  ${sql.replace(/\s+/g, ' ').slice(0, 200)}`),
     ];
+    const longest = Math.max(0, ...held);
+    const shown = kept.filter((t) => t.ms > bound || t.ms === longest).slice(-5);
+    for (const t of shown) {
+      const sql = [...t.bySql.entries()].sort((a, b) => b[1].ms - a[1].ms);
+      const inSql = sql.reduce((sum, [, e]) => sum + e.ms, 0);
+      lines.push('', `transaction ${t.n} of ${held.length}: ${t.ms.toFixed(0)} ms, ${inSql.toFixed(0)} ms of it in SQL, ${(t.ms - inSql).toFixed(0)} ms outside`);
+      for (const [text, { calls, ms, longest }] of sql.slice(0, 8)) {
+        lines.push(`${ms.toFixed(1).padStart(9)} ms ${String(calls).padStart(6)}x (longest ${longest.toFixed(1)} ms)  ${text.replace(/\s+/g, ' ').slice(0, 140)}`);
+      }
+    }
     writeFileSync(file, `${lines.join('\n')}\n`);
   });
 }
