@@ -63,19 +63,46 @@ const CHILD_INDEXES = [
 ];
 
 /**
- * A twitter-to-sqlite store of `rows` tweets with the default bench store's IDs and authors' ID range: 12% retweets and
- * 6% quotes of earlier tweets, 15% with a photo through media_tweets, 10% liked (favorited_by), ~30% with GeoJSON geo
- * and a place, every author a users row with count history, FTS5 over tweets and users kept by the layout's triggers.
+ * A cached store file, written once: `fill` gets a new WAL database holding the layout's DDL (`ddl`), and the file
+ * is renamed into place, in rollback-journal mode as a collector leaves it, only once it is complete.
  */
-function makeForeignStore(rows) {
-  const file = path.join(dataDir, `foreign-t2s-${VERSION}-${rows}.db`);
+function cachedStore(file, ddl, fill, { foreignKeys = true } = {}) {
   if (existsSync(file)) return file;
   const temp = `${file}.tmp`;
   rmSync(temp, { force: true });
   const db = new Database(temp);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
-  db.exec(readFileSync(LAYOUT_SQL, 'utf8'));
+  if (!foreignKeys) db.pragma('foreign_keys = OFF');
+  db.exec(readFileSync(ddl, 'utf8'));
+  fill(db);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.pragma('journal_mode = DELETE');
+  db.close();
+  renameSync(temp, file);
+  return file;
+}
+
+/** `row(i)` for each i below `rows`, in transactions of 50,000. */
+function inChunks(db, rows, row) {
+  const chunk = 50_000;
+  for (let start = 0; start < rows; start += chunk) {
+    db.transaction(() => {
+      for (let i = start; i < Math.min(rows, start + chunk); i++) row(i);
+    })();
+  }
+}
+
+/**
+ * A twitter-to-sqlite store of `rows` tweets with the default bench store's IDs and authors' ID range: 12% retweets and
+ * 6% quotes of earlier tweets, 15% with a photo through media_tweets, 10% liked (favorited_by), ~30% with GeoJSON geo
+ * and a place, every author a users row with count history, FTS5 over tweets and users kept by the layout's triggers.
+ */
+function makeForeignStore(rows) {
+  return cachedStore(path.join(dataDir, `foreign-t2s-${VERSION}-${rows}.db`), LAYOUT_SQL, (db) => fillForeignStore(db, rows));
+}
+
+function fillForeignStore(db, rows) {
   const random = prng(42);
   const places = ['01a9a39529b27f36', '3b77caf94bfc81fe', '09f6a7707f18e0b1', '3078869807f9dd36'];
   db.transaction(() => {
@@ -98,42 +125,32 @@ function makeForeignStore(rows) {
   const link = db.prepare('INSERT INTO [media_tweets] VALUES (?, ?)');
   const like = db.prepare('INSERT INTO [favorited_by] VALUES (?, ?)');
   const owner = 100000000n;
-  const chunk = 50_000;
-  for (let start = 0; start < rows; start += chunk) {
-    db.transaction(() => {
-      for (let i = start; i < Math.min(rows, start + chunk); i++) {
-        const id = idAt(i);
-        const kind = random();
-        const earlier = i > 100 ? idAt(Math.floor(random() * i)) : null;
-        const geo = random() < 0.3;
-        const lat = geo ? +(random() * 180 - 90).toFixed(6) : null;
-        const lon = geo ? +(random() * 360 - 180).toFixed(6) : null;
-        tweet.run(
-          id, author(random), `tweet number ${i} with some words to make it look real #${i % 977}`,
-          earlier && kind < 0.12 ? earlier : null, earlier && kind >= 0.12 && kind < 0.18 ? earlier : null,
-          geo ? places[i % places.length] : null,
-          geo ? `{"type": "Point", "coordinates": [${lat}, ${lon}]}` : null,
-          geo ? `{"type": "Point", "coordinates": [${lon}, ${lat}]}` : null,
-        );
-        if (random() < 0.15) {
-          const mediaId = (BigInt(id) + 1n).toString();
-          media.run(mediaId, mediaId, `https://pbs.twimg.com/media/${mediaId}.jpg`);
-          link.run(mediaId, id);
-        }
-        if (random() < 0.1) like.run(id, owner);
-      }
-    })();
-  }
+  inChunks(db, rows, (i) => {
+    const id = idAt(i);
+    const kind = random();
+    const earlier = i > 100 ? idAt(Math.floor(random() * i)) : null;
+    const geo = random() < 0.3;
+    const lat = geo ? +(random() * 180 - 90).toFixed(6) : null;
+    const lon = geo ? +(random() * 360 - 180).toFixed(6) : null;
+    tweet.run(
+      id, author(random), `tweet number ${i} with some words to make it look real #${i % 977}`,
+      earlier && kind < 0.12 ? earlier : null, earlier && kind >= 0.12 && kind < 0.18 ? earlier : null,
+      geo ? places[i % places.length] : null,
+      geo ? `{"type": "Point", "coordinates": [${lat}, ${lon}]}` : null,
+      geo ? `{"type": "Point", "coordinates": [${lon}, ${lat}]}` : null,
+    );
+    if (random() < 0.15) {
+      const mediaId = (BigInt(id) + 1n).toString();
+      media.run(mediaId, mediaId, `https://pbs.twimg.com/media/${mediaId}.jpg`);
+      link.run(mediaId, id);
+    }
+    if (random() < 0.1) like.run(id, owner);
+  });
   for (const sql of CHILD_INDEXES) db.exec(sql);
   // The steady state of a store compliance-sync keeps: the last cycle's purge merged its full-text indexes. Left as
   // the generator's triggers wrote them, the first apply's purge would merge both whole (users_fts too, which a
   // tweets apply does not touch): a one-off cost of the first cycle, not of an apply.
   for (const fts of ['tweets_fts', 'users_fts']) db.exec(`INSERT INTO [${fts}] ([${fts}]) VALUES ('optimize')`);
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.pragma('journal_mode = DELETE');
-  db.close();
-  renameSync(temp, file);
-  return file;
 }
 
 /**
@@ -148,16 +165,11 @@ function makeForeignStore(rows) {
  * tables' primary keys start with user_id.
  */
 function makeTwintStore(rows) {
-  const file = path.join(dataDir, `foreign-twint-${TWINT_VERSION}-${rows}.db`);
-  if (existsSync(file)) return file;
-  const temp = `${file}.tmp`;
-  rmSync(temp, { force: true });
-  const db = new Database(temp);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = OFF');
-  // As twint's connection (Python's sqlite3 leaves it off); better-sqlite3 turns it on, and users(id) is not unique.
-  db.pragma('foreign_keys = OFF');
-  db.exec(readFileSync(TWINT_SQL, 'utf8'));
+  // Foreign keys off, as on twint's connection (Python's sqlite3 leaves them off): users(id) is not unique.
+  return cachedStore(path.join(dataDir, `foreign-twint-${TWINT_VERSION}-${rows}.db`), TWINT_SQL, (db) => fillTwintStore(db, rows), { foreignKeys: false });
+}
+
+function fillTwintStore(db, rows) {
   const random = prng(43);
   const PLACE_NAMES = ['Berlin, Germany', 'Manhattan, NY', 'São Paulo, Brasil', 'Lagos, Nigeria'];
   const screenName = (id) => `u${id - 100000000n}`;
@@ -177,43 +189,33 @@ function makeTwintStore(rows) {
   const reply = db.prepare('INSERT OR IGNORE INTO replies VALUES (?, ?, ?)');
   const favorite = db.prepare('INSERT INTO favorites VALUES (?, ?)');
   const owner = 100000000n;
-  const chunk = 50_000;
-  for (let start = 0; start < rows; start += chunk) {
-    db.transaction(() => {
-      for (let i = start; i < Math.min(rows, start + chunk); i++) {
-        const id = idAt(i);
-        const by = author(random);
-        const geo = random() < 0.3;
-        const search = random() < 0.03;
-        tweet.run(
-          id, id, `tweet number ${i} with some words to make it look real #${i % 977}`, 'en', id, 1565439759000, '2019-08-10', '12:22:39', '+0000',
-          geo ? PLACE_NAMES[i % PLACE_NAMES.length] : '', 0, 7, 3, by, by.toString(), screenName(by), 'A Name',
-          `https://twitter.com/${screenName(by)}/status/${id}`, '', `#${i % 977}`, '', '', '', '', '', 0,
-          search ? '52.52,13.40,10km' : '', search ? 'Berlin' : '', 'Twitter for iPhone', 1717200000000, '', '', '',
-        );
-        if (random() < 0.12) {
-          const retweeter = author(random);
-          retweet.run(retweeter, screenName(retweeter), id, (BigInt(id) + 7n).toString(), 1565440000);
-        }
-        if (random() < 0.2) {
-          const users = 1 + Math.floor(random() * random() * 3);
-          for (let n = 0; n < users; n++) {
-            const replied = author(random);
-            reply.run(id, replied, screenName(replied));
-          }
-        }
-        if (random() < 0.1) favorite.run(owner, id);
+  inChunks(db, rows, (i) => {
+    const id = idAt(i);
+    const by = author(random);
+    const geo = random() < 0.3;
+    const search = random() < 0.03;
+    tweet.run(
+      id, id, `tweet number ${i} with some words to make it look real #${i % 977}`, 'en', id, 1565439759000, '2019-08-10', '12:22:39', '+0000',
+      geo ? PLACE_NAMES[i % PLACE_NAMES.length] : '', 0, 7, 3, by, by.toString(), screenName(by), 'A Name',
+      `https://twitter.com/${screenName(by)}/status/${id}`, '', `#${i % 977}`, '', '', '', '', '', 0,
+      search ? '52.52,13.40,10km' : '', search ? 'Berlin' : '', 'Twitter for iPhone', 1717200000000, '', '', '',
+    );
+    if (random() < 0.12) {
+      const retweeter = author(random);
+      retweet.run(retweeter, screenName(retweeter), id, (BigInt(id) + 7n).toString(), 1565440000);
+    }
+    if (random() < 0.2) {
+      const users = 1 + Math.floor(random() * random() * 3);
+      for (let n = 0; n < users; n++) {
+        const replied = author(random);
+        reply.run(id, replied, screenName(replied));
       }
-    })();
-  }
+    }
+    if (random() < 0.1) favorite.run(owner, id);
+  });
   for (const [table, column] of [['tweets', 'user_id'], ['retweets', 'tweet_id'], ['replies', 'tweet_id'], ['favorites', 'tweet_id']]) {
     db.exec(`CREATE INDEX IF NOT EXISTS bench_${table}_${column} ON ${table} (${column})`);
   }
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.pragma('journal_mode = DELETE');
-  db.close();
-  renameSync(temp, file);
-  return file;
 }
 
 const FOREIGN_TABLES = {
