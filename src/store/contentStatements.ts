@@ -24,12 +24,10 @@ import type { GeoScrub, IdEncoding, TableTarget, Target } from './target.js';
 
 export type { IdEncoding } from './target.js';
 export type { ChangeCount } from './changeCounts.js';
-export type { Ahead } from './queuedDelete.js';
-export { CASCADE_REASON_PREFIX, COPY_REASON_PREFIX } from './deleteSteps.js';
+export { CASCADE_REASON_PREFIX } from './deleteSteps.js';
 
 type Tables = Config['store']['tables'];
 type Statement = BetterSqlite3.Statement<unknown[]>;
-
 
 /**
  * The statements the reconciler runs on one type's table, one row per call, each returning the rows of that table
@@ -133,7 +131,6 @@ export interface AuthorPieces {
   after: Id | null;
 }
 
-
 /** Marks that are refetch hints, not compliance states: a later cycle never clears them and views still show the row. */
 export const KEPT_STATES = ['edited'] as const;
 
@@ -186,7 +183,6 @@ export function checkContentSchema(db: Db, tables: Tables, type: JobType, cascad
 }
 
 const MARK_PREFIX_TEST = (reason: string) => `substr(${reason}, 1, ${CASCADE_REASON_PREFIX.length}) = '${CASCADE_REASON_PREFIX}'`;
-
 
 /** Prepares, once per apply run, every statement for one type from the resolved target. */
 export function prepareContentStatements(
@@ -512,7 +508,6 @@ function compareKeys(a: bigint | string, b: bigint | string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-
 /**
  * Writes of one kind (ledger marks, geo scrubs) queued per group of equal parameters, each group one statement over its
  * IDs when run; at most DELETE_GROUP IDs in all.
@@ -540,11 +535,6 @@ function writeQueue(stmt: Statement, write: (stmt: Statement, params: readonly s
     flush,
   };
 }
-
-
-
-
-
 
 /** The SET list of a geo scrub; null when the mapping names nothing to scrub. */
 function scrubAssignments(geo: GeoScrub): string | null {

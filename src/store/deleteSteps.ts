@@ -1,5 +1,6 @@
 // The deletion of a row as statements in a valid order: what references it first (deleted, recursively, or the
-// reference cleared), its tombstone and ledger mark, then the row; run per row, or per piece of a row's dependents.
+// reference cleared), its tombstone, its ledger mark and full-text entries, then the row; run per row, or per piece
+// of a row's dependents; the reasons its tombstones carry; and the errors that name what still blocks one.
 import { StoreError } from '../errors.js';
 import type { Id, JobType } from '../types.js';
 import type { ChangeCause, ChangeCounter, ChangeKind } from './changeCounts.js';
@@ -11,7 +12,7 @@ import type { FtsDelete, IdEncoding, Relation, TableTarget, Target } from './tar
 /** A cascaded mark's reason starts with this, so the tweets cycle can tell its own marks from them. */
 export const CASCADE_REASON_PREFIX = 'author_';
 /** A copy's tombstone reason (a retweet deleted with its original): copy_<the original's reason>. */
-export const COPY_REASON_PREFIX = 'copy_';
+const COPY_REASON_PREFIX = 'copy_';
 
 /** Rows of one table chosen by one bound key: `column = ?` when the key is that column's value, else any condition. */
 export interface Where {
@@ -26,7 +27,7 @@ export interface Where {
 }
 
 /** One statement of a row's deletion, with the cell its changes are counted in (null: not a content row). */
-export interface Step {
+interface Step {
   sql: string;
   encoding: IdEncoding;
   table: string;

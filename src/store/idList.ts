@@ -1,4 +1,4 @@
-// IDs bound as one parameter, in the encoding of the column they are compared with.
+// A set of IDs bound as one parameter (a JSON array), in the encoding of the column they are compared with.
 import type { Id } from '../types.js';
 import type { IdEncoding } from './target.js';
 
@@ -19,8 +19,3 @@ export function idList(ids: readonly Id[], encoding: IdEncoding): IdList {
 
 /** A column's rows whose value is in the bound IdList. */
 export const IN_LIST = 'IN (SELECT value FROM json_each(?))';
-
-/** An ID held in one encoding as the other needs it (exact both ways for decimal 64-bit IDs). */
-export function castId(sql: string, from: IdEncoding, to: IdEncoding): string {
-  return from === to ? sql : to === 'number' ? `CAST(${sql} AS INTEGER)` : `CAST(${sql} AS TEXT)`;
-}

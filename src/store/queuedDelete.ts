@@ -1,8 +1,10 @@
-// Deletions of rows that have relations, queued and run a group at a time: each step one statement over the group.
+// Deletions of rows that have relations, queued and run a group at a time: each step one statement over the group,
+// what the queue needs to know looked up per window of the batch's coming records, and a blocked group's rows deleted
+// one by one to name the row.
 import { compareIds, type Id, type JobType } from '../types.js';
 import type { ChangeCounter } from './changeCounts.js';
 import { DEPENDENT_PIECE, deleteSteps, same } from './deleteSteps.js';
-import { castId, IN_LIST, idList } from './idList.js';
+import { IN_LIST, idList } from './idList.js';
 import type { Db } from './open.js';
 import { quoteIdent, SchemaInfo, tokenize } from './schemaInfo.js';
 import type { IdEncoding, TableTarget, Target } from './target.js';
@@ -10,8 +12,8 @@ import type { IdEncoding, TableTarget, Target } from './target.js';
 /**
  * Deletions queued before their statements run, at most this many: each step then runs once for all of them. Each
  * statement that fires a collector's FTS5 trigger writes a segment, so fewer, larger groups write fewer (measured on
- * twitter-to-sqlite: 512 instead of 256 took 5% off a 200k apply, and its transactions still held the lock at most
- * 186 ms of the default 200; bench/README.md, "A foreign layout").
+ * twitter-to-sqlite: 512 instead of 256 took 5% off a 200k apply; 2,048 took another 4–5% off, but then 9–15 of ~60
+ * transactions passed the default lock bound of 200 ms; bench/README.md, "A foreign layout").
  */
 export const DELETE_GROUP = 512;
 /** …and their direct dependents at most about this many (each statement over a group then stays short). */
@@ -19,7 +21,7 @@ const DELETE_GROUP_DEPENDENTS = 1024;
 /** The most dependents a window's count lists before it counts per ID instead (prepareQueuedDelete). */
 const DEPENDENTS_LISTED = 16 * DELETE_GROUP_DEPENDENTS;
 
-export interface QueuedDelete {
+interface QueuedDelete {
   /**
    * Queues the row's deletion (its tombstone included); returns 1 when the row is stored, as the deletion will find it.
    * A row with a piece or more of dependents is deleted at once by the per-row deletion (with `stop`, lastDelete).
@@ -332,6 +334,11 @@ export function prepareQueuedDelete(
       facts.clear();
     },
   };
+}
+
+/** An ID column's value as the other encoding needs it (exact both ways for decimal 64-bit IDs), in SQL. */
+function castId(sql: string, from: IdEncoding, to: IdEncoding): string {
+  return from === to ? sql : to === 'number' ? `CAST(${sql} AS INTEGER)` : `CAST(${sql} AS TEXT)`;
 }
 
 /**
