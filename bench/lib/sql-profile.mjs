@@ -37,6 +37,7 @@ if (file) {
     tally(bySql, sql, ms);
     if (inside) tally(inside, sql, ms);
   };
+  let longest = 0;
   const timed = (sql, db, run) => {
     const start = performance.now();
     if (sql.startsWith('BEGIN')) {
@@ -48,10 +49,12 @@ if (file) {
     } finally {
       const end = performance.now();
       add(sql, end - start);
-      if ((sql === 'COMMIT' || sql === 'ROLLBACK') && began !== null) {
+      // Ended by COMMIT or ROLLBACK, or rolled back by SQLite itself (a RAISE(ROLLBACK), an ON CONFLICT ROLLBACK).
+      if (began !== null && (sql === 'COMMIT' || sql === 'ROLLBACK' || !db.inTransaction)) {
         const ms = end - began;
         held.push(ms);
-        if (ms > bound || ms > Math.max(0, ...held.slice(0, -1))) kept.push({ n: held.length, ms, bySql: inside });
+        if (ms > bound || ms > longest) kept.push({ n: held.length, ms, bySql: inside });
+        longest = Math.max(longest, ms);
         began = null;
         inside = null;
         try {
@@ -97,8 +100,12 @@ if (file) {
       '',
       ...rows.map(([sql, { calls, ms }]) => `${ms.toFixed(0).padStart(7)} ms ${String(calls).padStart(8)}x  ${sql.replace(/\s+/g, ' ').slice(0, 200)}`),
     ];
-    const longest = Math.max(0, ...held);
-    const shown = kept.filter((t) => t.ms > bound || t.ms === longest).slice(-5);
+    // The longest first, then the next longest over the bound; printed in the order they ran.
+    const shown = kept
+      .filter((t) => t.ms > bound || t.ms === longest)
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5)
+      .sort((a, b) => a.n - b.n);
     for (const t of shown) {
       const sql = [...t.bySql.entries()].sort((a, b) => b[1].ms - a[1].ms);
       const inSql = sql.reduce((sum, [, e]) => sum + e.ms, 0);
