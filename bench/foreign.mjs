@@ -7,7 +7,7 @@
 //
 //   npm run build && node bench/foreign.mjs [--size 200000] [--repeat 3] [--dir bench/data] [--no-breakdown] [--no-floor]
 //
-// What is measured: the wall time of the `apply` CLI process (start-up included, the same for both) on a fresh copy
+// What is measured: the wall time of the `apply` CLI process (start-up included, the same for all) on a fresh copy
 // of each store, after `migrate` and the one-off fill of the embedded-copies index (default) or `migrate
 // --create-indexes` (foreign), untimed: each store as an earlier cycle leaves it; rows/s = result lines /
 // wall s; and the process's own CPU (user + system, bench/lib/usage-at-exit.mjs); medians of --repeat alternating
@@ -33,7 +33,7 @@ const cli = path.join(dist, 'cli.js');
 const size = Number(option('size', 200_000));
 const repeat = Number(option('repeat', 3));
 const dataDir = path.resolve(option('dir', path.join(here, 'data')));
-// A third store: the foreign one without its FTS5 tables and triggers, to tell the collector's trigger cost (every
+// One more store: twitter-to-sqlite's without its FTS5 tables and triggers, to tell the collector's trigger cost (every
 // delete, and every UPDATE of a tweet, re-indexes its text through tweets_ad/tweets_au) from compliance-sync's own work.
 const breakdown = !argv.includes('--no-breakdown');
 // Each layout's floor too (sqliteFloor): what its schema alone costs, so the ratio can be read against what is possible.
@@ -225,7 +225,7 @@ const FOREIGN_TABLES = {
   },
   users: { table: 'users', id: 'id', complianceState: null, complianceReason: null, complianceAt: null },
 };
-/** twint's mapping (README.md's worked example maps twitter-to-sqlite; test/helpers/layouts.ts both). */
+/** twint's mapping, as in README.md and test/helpers/layouts.ts. */
 const TWINT_TABLES = {
   tweets: {
     table: 'tweets', id: 'id', authorId: 'user_id', geoLat: null, geoLon: null, placeId: null, rawJson: null, geoColumns: ['place', 'geo', 'near'],
@@ -352,7 +352,7 @@ function fillEmbedIndex(store) {
   if (filled.status !== 0) throw new Error(`filling the embedded-copies index failed: ${filled.stderr.slice(-1500)}`);
 }
 
-/** One apply of the results file; wall time of the whole CLI process (start-up included, the same for both). */
+/** One apply of the results file; wall time of the whole CLI process (start-up included, the same for all). */
 function measure(layout, source, file, run) {
   const { dir, store, config } = prepare(layout, source, run);
   if (layout === 'foreign-no-fts') dropFts(store);
