@@ -93,6 +93,7 @@ function formatPreflight(p: Preflight): string {
         lines.push(`    ${r.childTable}.${r.childColumn} → ${r.parentTable}.${r.parentColumn}: ${ACTION_WORDS[r.action]} (${r.source}${r.declaredOnDelete ? `; declared ON DELETE ${r.declaredOnDelete}` : '; not declared'})`);
       }
     } else if (t.tableFound) lines.push(`  no foreign key or store.dependents entry references "${t.table}"`);
+    for (const c of t.checkedIds) lines.push(`  IDs checked besides the stored rows: ${c.table}.${c.column} (${c.key}.check)`);
     for (const f of t.fts) lines.push(`  full-text table ${f.name} (${f.module}, content=${f.contentTable}): ${f.keptByTriggers.length ? `kept by triggers ${f.keptByTriggers.join(', ')}` : 'NOT kept by any trigger'}`);
     if (t.triggers.length) {
       lines.push('  triggers that fire:');

@@ -12,7 +12,7 @@ const SHARD_FILE = /^(tweets|users)-\d{5}\.txt(\.tmp-\d+)?$/;
 
 export function registerExport(program: Command): void {
   withConfigOption(program.command('export'))
-    .description('write the stored IDs of one type as shard files (one ID per line), for running jobs with other tools')
+    .description('write the IDs of one type a cycle checks (the stored IDs, and those of store.dependents columns with check) as shard files (one ID per line), for running jobs with other tools')
     .addOption(new Option('--type <type>', 'tweets or users').choices(JOB_TYPES).makeOptionMandatory())
     .requiredOption('--out <dir>', 'folder for the shard files (new, empty, or holding only earlier shard files)')
     .option('--shard-size <n>', 'IDs per file (default: jobs.shardSize)', positiveInteger)

@@ -138,6 +138,12 @@ const dependent = z.strictObject({
   action: z
     .enum(RELATION_ACTIONS)
     .describe('delete the referencing rows, set the column to NULL, or copy: the referencing rows are copies (retweets) deleted with the row, each with its own tombstone.'),
+  check: z
+    .boolean()
+    .default(false)
+    .describe(
+      "true: the column's IDs are checked too, stored as rows of the referenced table or not (twint keeps a retweet's own ID only in retweets.retweet_id): a cycle exports them with the stored IDs, and a result about one acts on the rows holding it. Needs an INTEGER column with an index.",
+    ),
 });
 
 /**

@@ -78,6 +78,8 @@ export interface TypePreflight {
   fts: FtsPlan[];
   /** Triggers that fire on what a cycle does: DELETE or UPDATE of the mapped table, DELETE/UPDATE of related tables. */
   triggers: (Pick<TriggerFact, 'name' | 'table' | 'timing' | 'event'> & { updateOf: string[] | null })[];
+  /** Columns whose IDs a cycle checks besides the table's own (store.dependents entries with `check`). */
+  checkedIds: { key: string; table: string; column: string }[];
 }
 
 export interface PreflightProblem {
@@ -264,6 +266,7 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
       relations: [],
       fts: [],
       triggers: [],
+      checkedIds: [],
     };
     typeReports.push(report);
     if (!table || table.kind !== 'table') {
@@ -325,6 +328,21 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
       if (keptBy.length === 0) {
         warnings.push(`full-text table "${fts.name}" indexes "${realTable}" but no DELETE or UPDATE trigger on it writes "${fts.name}": compliance-sync removes the entries of the rows it deletes, but rows others change stay stale there until it is rebuilt`);
       }
+    }
+  }
+
+  // IDs checked without a row of the mapped table: read in numeric order, as the table's own IDs are (StoredIds).
+  for (const [i, d] of config.store.dependents.entries()) {
+    const report = typeReports.find((r) => r.type === d.references);
+    if (!d.check || !report) continue;
+    report.checkedIds.push({ key: `store.dependents[${i}]`, table: d.table, column: d.column });
+    const declared = info.column(d.table, d.column)?.type;
+    if (declared !== undefined && !/INT/i.test(declared)) {
+      problems.push({
+        key: `store.dependents[${i}].column`,
+        message: `"${d.table}"."${d.column}" is declared "${declared}": a cycle reads the IDs it checks in numeric order, from INTEGER columns only`,
+        hint: `set store.dependents[${i}].check to false, or check IDs of an INTEGER column`,
+      });
     }
   }
 

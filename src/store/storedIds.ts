@@ -12,33 +12,79 @@ export interface ShardPlan {
   shards: { firstId: string; lastId: string; idCount: number }[];
 }
 
+/** The largest 64-bit ID: a bound that keeps an INTEGER column's stray text values (sorted after integers) out. */
+const MAX_ID = '9223372036854775807';
+
+/** Where a type's IDs to check are read from: the mapped id column, and the store.dependents columns with `check`. */
+interface IdSource {
+  table: string;
+  column: string;
+  /** The config key that names the column. */
+  key: string;
+  /** Not the table's own key: its values may repeat, be NULL, or be stray non-integers, all left out. */
+  foreign: boolean;
+}
+
 /**
- * Reads the stored IDs of one type in order by keyset pagination: no open iterator is held across awaits (writing on
- * a connection with an open iterator throws), and each page is one index range scan.
+ * Reads the IDs of one type to check, in order, by keyset pagination: no open iterator is held across awaits (writing
+ * on a connection with an open iterator throws), and each page is one index range scan per source. The IDs are the
+ * mapped table's, and those of the store.dependents columns marked `check` (IDs a collector keeps without a row of
+ * the mapped table, e.g. twint's retweets.retweet_id): their index range scans are merged in ID order (SQLite's
+ * MERGE (UNION) of a compound SELECT with ORDER BY), without a sort or a temporary table.
  */
 export class StoredIds {
   private readonly boundary;
   private readonly page;
   private readonly count;
-  private readonly max;
+  private readonly maxOf;
 
   constructor(db: Db, config: Config, type: JobType) {
     const mapping = config.store.tables[type];
-    // Shards are numeric ID ranges: a TEXT column would order "100" before "42" and split ranges wrongly.
-    const declared = new SchemaInfo(db).column(mapping.table, mapping.id)?.type;
-    if (declared === undefined || !/INT/i.test(declared)) {
-      throw new ConfigError(
-        `store.tables.${type}.id: cycles need an INTEGER id column, but "${mapping.table}"."${mapping.id}" is ${declared === undefined ? 'missing' : `declared "${declared}"`}`,
-        { hint: 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not' },
-      );
+    const sources: IdSource[] = [
+      { table: mapping.table, column: mapping.id, key: `store.tables.${type}.id`, foreign: false },
+      ...config.store.dependents.flatMap((d, i) =>
+        d.check && d.references === type ? [{ table: d.table, column: d.column, key: `store.dependents[${i}].column`, foreign: true }] : [],
+      ),
+    ];
+    const schema = new SchemaInfo(db);
+    for (const source of sources) {
+      // Shards are numeric ID ranges: a TEXT column would order "100" before "42" and split ranges wrongly.
+      const declared = schema.column(source.table, source.column)?.type;
+      if (declared === undefined || !/INT/i.test(declared)) {
+        throw new ConfigError(
+          `${source.key}: cycles need an INTEGER id column, but "${source.table}"."${source.column}" is ${declared === undefined ? 'missing' : `declared "${declared}"`}`,
+          { hint: 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not' },
+        );
+      }
     }
-    const t = quoteIdent(mapping.table);
-    const id = quoteIdent(mapping.id);
-    // OFFSET steps through the rowid B-tree in order (reading its pages); it never sorts.
-    this.boundary = db.prepare(`SELECT ${id} FROM ${t} WHERE ${id} > ? ORDER BY ${id} LIMIT 1 OFFSET ?`).pluck();
-    this.page = db.prepare(`SELECT ${id} FROM ${t} WHERE ${id} > ? AND ${id} <= ? ORDER BY ${id} LIMIT ?`).pluck();
-    this.count = db.prepare(`SELECT count(*) FROM ${t} WHERE ${id} > ? AND ${id} <= ?`).pluck();
-    this.max = db.prepare(`SELECT max(${id}) FROM ${t}`).pluck();
+    const arm = (s: IdSource, upTo: boolean) => {
+      const c = quoteIdent(s.column);
+      const only = s.foreign ? ` AND ${c} <= ${MAX_ID} AND typeof(${c}) = 'integer'` : '';
+      return `SELECT ${c} FROM ${quoteIdent(s.table)} WHERE ${c} > @after${upTo ? ` AND ${c} <= @last` : ''}${only}`;
+    };
+    // UNION drops an ID held by more than one source (or twice in one); ORDER BY makes it a merge of ordered scans.
+    const ids = (upTo: boolean) => `${sources.map((s) => arm(s, upTo)).join(' UNION ')} ORDER BY 1`;
+    // OFFSET steps through the index B-trees in order (reading their pages); it never sorts.
+    this.boundary = db.prepare(`${ids(false)} LIMIT 1 OFFSET @skip`).pluck();
+    this.page = db.prepare(`${ids(true)} LIMIT @limit`).pluck();
+    this.count = db.prepare(`SELECT count(*) FROM (${ids(true)})`).pluck();
+    this.maxOf = sources.map((s) => {
+      const c = quoteIdent(s.column);
+      const sql = s.foreign
+        ? `SELECT ${c} FROM ${quoteIdent(s.table)} WHERE ${c} <= ${MAX_ID} AND typeof(${c}) = 'integer' ORDER BY ${c} DESC LIMIT 1`
+        : `SELECT max(${c}) FROM ${quoteIdent(s.table)}`;
+      return db.prepare(sql).pluck();
+    });
+  }
+
+  /** The highest ID of any source; null when there is none. */
+  private max(): bigint | null {
+    let max: bigint | null = null;
+    for (const stmt of this.maxOf) {
+      const value = (stmt.get() as bigint | null | undefined) ?? null;
+      if (value !== null && (max === null || value > max)) max = value;
+    }
+    return max;
   }
 
   /**
@@ -46,16 +92,16 @@ export class StoredIds {
    * one shard's worth of rows; yielding between them keeps the event loop (and systemd's watchdog) alive on big stores.
    */
   async plan(shardSize: number): Promise<ShardPlan> {
-    const max = this.max.get() as bigint | null;
+    const max = this.max();
     if (max === null) return { maxId: null, idCount: 0, shards: [] };
     const shards: ShardPlan['shards'] = [];
     // IDs are non-negative, so -1 is below every one of them.
     let after: bigint = -1n;
     let idCount = 0;
     while (after < max) {
-      const first = this.boundary.get(after, 0) as bigint;
-      const last = (this.boundary.get(after, shardSize - 1) as bigint | undefined) ?? max;
-      const size = last === max ? Number(this.count.get(after, last)) : shardSize;
+      const first = this.boundary.get({ after, skip: 0 }) as bigint;
+      const last = (this.boundary.get({ after, skip: shardSize - 1 }) as bigint | undefined) ?? max;
+      const size = last === max ? Number(this.count.get({ after, last })) : shardSize;
       shards.push({ firstId: first.toString(), lastId: last.toString(), idCount: size });
       idCount += size;
       after = last;
@@ -66,6 +112,6 @@ export class StoredIds {
 
   /** Up to `limit` IDs in (after, last], ascending. */
   pageAfter(after: bigint, last: bigint, limit: number): bigint[] {
-    return this.page.all(after, last, limit) as bigint[];
+    return this.page.all({ after, last, limit }) as bigint[];
   }
 }
