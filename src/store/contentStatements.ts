@@ -189,7 +189,14 @@ export function prepareContentStatements(
   db: Db,
   target: Target,
   type: JobType,
-  options: { cascadeUsers: boolean; runId: number | null; /** false for a dry run: the store may have no ledger yet. */ tombstones?: boolean },
+  options: {
+    cascadeUsers: boolean;
+    runId: number | null;
+    /** false for a dry run: the store may have no ledger yet. */
+    tombstones?: boolean;
+    /** INTEGER columns whose IDs are checked without a row of this type's table (store.dependents with `check`). */
+    checked?: readonly { table: string; column: string }[];
+  },
 ): ContentStatements {
   const t = target[type];
   const table = quoteIdent(t.table);
@@ -206,7 +213,15 @@ export function prepareContentStatements(
     const key = bind(encoding);
     return (k: Id, ...params: unknown[]) => stmt.run(...params, key(k)).changes;
   };
-  const countIn = count(`SELECT count(*) FROM ${table} WHERE ${id} ${IN_LIST}`);
+  // The safety gate's count of the IDs a deletion finds: stored rows, and IDs a checked column holds (its rows go too).
+  const checked = options.checked ?? [];
+  const countIn = count(
+    checked.length
+      ? `SELECT count(*) FROM json_each(?) AS j WHERE EXISTS (SELECT 1 FROM ${table} WHERE ${id} = j.value)${checked
+          .map((c) => ` OR EXISTS (SELECT 1 FROM ${quoteIdent(c.table)} WHERE ${quoteIdent(c.column)} = CAST(j.value AS INTEGER))`)
+          .join('')}`
+      : `SELECT count(*) FROM ${table} WHERE ${id} ${IN_LIST}`,
+  );
   const existsStmt = db.prepare(`SELECT 1 FROM ${table} WHERE ${id} = ?`).pluck();
   const bindOwn = bind(t.idEncoding);
   const exists = (key: Id) => (existsStmt.get(bindOwn(key)) === undefined ? 0 : 1);

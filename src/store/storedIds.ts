@@ -3,6 +3,7 @@ import type { Config } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
+import { createIndexStatement } from './preflight.js';
 import { quoteIdent, SchemaInfo } from './schemaInfo.js';
 
 export interface ShardPlan {
@@ -12,7 +13,7 @@ export interface ShardPlan {
   shards: { firstId: string; lastId: string; idCount: number }[];
 }
 
-/** The largest 64-bit ID: a bound that keeps an INTEGER column's stray text values (sorted after integers) out. */
+/** The largest 64-bit ID: with 0, a range that keeps an INTEGER column's stray text values (sorted after integers) out. */
 const MAX_ID = '9223372036854775807';
 
 /** Where a type's IDs to check are read from: the mapped id column, and the store.dependents columns with `check`. */
@@ -56,24 +57,30 @@ export class StoredIds {
           { hint: 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not' },
         );
       }
+      // Without an index, each of the queries below would read and sort the whole column (preflight asks for it too).
+      if (source.foreign && !schema.hasLeadingIndex(source.table, source.column)) {
+        throw new ConfigError(`${source.key}: "${source.table}"."${source.column}" has no index, so its IDs cannot be read in order without sorting them all`, {
+          hint: `compliance-sync migrate --create-indexes, or: ${createIndexStatement(source.table, source.column)}`,
+        });
+      }
     }
     const arm = (s: IdSource, upTo: boolean) => {
       const c = quoteIdent(s.column);
-      const only = s.foreign ? ` AND ${c} <= ${MAX_ID} AND typeof(${c}) = 'integer'` : '';
+      const only = s.foreign ? ` AND ${c} BETWEEN 0 AND ${MAX_ID} AND typeof(${c}) = 'integer'` : '';
       return `SELECT ${c} FROM ${quoteIdent(s.table)} WHERE ${c} > @after${upTo ? ` AND ${c} <= @last` : ''}${only}`;
     };
     // UNION drops an ID held by more than one source (or twice in one); ORDER BY makes it a merge of ordered scans.
     const ids = (upTo: boolean) => `${sources.map((s) => arm(s, upTo)).join(' UNION ')} ORDER BY 1`;
-    // OFFSET steps through the index B-trees in order (reading their pages); it never sorts.
-    this.boundary = db.prepare(`${ids(false)} LIMIT 1 OFFSET @skip`).pluck();
-    this.page = db.prepare(`${ids(true)} LIMIT @limit`).pluck();
-    this.count = db.prepare(`SELECT count(*) FROM (${ids(true)})`).pluck();
+    // OFFSET steps through the index B-trees in order (reading their pages); it never sorts. IDs come back as BigInt.
+    this.boundary = db.prepare(`${ids(false)} LIMIT 1 OFFSET @skip`).pluck().safeIntegers(true);
+    this.page = db.prepare(`${ids(true)} LIMIT @limit`).pluck().safeIntegers(true);
+    this.count = db.prepare(`SELECT count(*) FROM (${ids(true)})`).pluck().safeIntegers(true);
     this.maxOf = sources.map((s) => {
       const c = quoteIdent(s.column);
       const sql = s.foreign
-        ? `SELECT ${c} FROM ${quoteIdent(s.table)} WHERE ${c} <= ${MAX_ID} AND typeof(${c}) = 'integer' ORDER BY ${c} DESC LIMIT 1`
+        ? `SELECT ${c} FROM ${quoteIdent(s.table)} WHERE ${c} BETWEEN 0 AND ${MAX_ID} AND typeof(${c}) = 'integer' ORDER BY ${c} DESC LIMIT 1`
         : `SELECT max(${c}) FROM ${quoteIdent(s.table)}`;
-      return db.prepare(sql).pluck();
+      return db.prepare(sql).pluck().safeIntegers(true);
     });
   }
 

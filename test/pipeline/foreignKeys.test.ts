@@ -580,6 +580,35 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
     expect(column(db, "SELECT id FROM cs_tombstones WHERE type = 'tweets'")).toEqual([[99]]);
     db.close();
   });
+
+  it('the safety gate counts the deletions of IDs a checked column holds, though no tweets row holds them', async () => {
+    const dir = tempDir();
+    // Two stored tweets, six retweet IDs kept only in retweets: deleting four of them is 2x the stored rows.
+    const { config, db } = foreignStore(
+      dir,
+      `${TWINT} CREATE INDEX retweets_retweet ON retweets(retweet_id);
+       INSERT INTO retweets VALUES (3, 'cy', 10, 97), (4, 'di', 10, 96), (5, 'ed', 11, 95), (6, 'fa', 11, 94);`,
+      {
+        store: {
+          path: 'store.db',
+          tables: {
+            tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
+            users: { complianceState: null, complianceReason: null, complianceAt: null },
+          },
+          dependents: [{ table: 'retweets', column: 'retweet_id', references: 'tweets', action: 'delete', check: true }],
+        },
+      },
+    );
+    const file = writeResults(dir, 't.ndjson', ['99', '98', '97', '96', '1234'].map((id) => result(id, 'deleted')));
+    const held = await apply(db, config, 'tweets', file, { confirmDeletions: false });
+    // 1234 is held by no table: four deletions would find something, beyond half of the two stored rows.
+    expect(held).toMatchObject({ state: 'held', wouldDelete: 4 });
+    expect(column(db, 'SELECT count(*) FROM retweets')).toEqual([[6]]);
+    const confirmed = await apply(db, config, 'tweets', file, { runId: held.runId! });
+    expect(confirmed.state).toBe('done');
+    expect(column(db, 'SELECT retweet_id FROM retweets ORDER BY 1')).toEqual([[94], [95]]);
+    db.close();
+  });
 });
 
 describe('a layout whose FOREIGN KEYs SQLite cannot enforce, both types at once', () => {

@@ -57,7 +57,12 @@ export async function prepareApplyTarget(options: ApplyOptions, target: Target, 
   let statements!: ContentStatements;
   // Preparing a DELETE compiles its FK checks: with enforcement on, a key SQLite cannot enforce fails it already.
   withForeignKeysRelaxed(db, relaxForeignKeys, () => {
-    statements = prepareContentStatements(db, target, type, { cascadeUsers: reconcileConfig.cascadeUsers, runId, tombstones: !options.dryRun });
+    statements = prepareContentStatements(db, target, type, {
+      cascadeUsers: reconcileConfig.cascadeUsers,
+      runId,
+      tombstones: !options.dryRun,
+      checked: options.config.store.dependents.filter((d) => d.check && d.references === type),
+    });
   });
   if (!options.dryRun) {
     ensureVisibleViews(db, target);
