@@ -142,7 +142,7 @@ const dependent = z.strictObject({
     .boolean()
     .default(false)
     .describe(
-      "true: the column's IDs are checked too, stored as rows of the referenced table or not (twint keeps a retweet's own ID only in retweets.retweet_id): a cycle exports them with the stored IDs, and a result about one acts on the rows holding it. Needs an INTEGER column with an index.",
+      "true: X is asked about the column's IDs too, whether or not a row of the referenced table holds them (twint keeps a retweet's own ID only in retweets.retweet_id): a cycle exports them with the stored IDs, each once, and a deletion of one acts on the rows holding it as `action` says. Needs an INTEGER column with an index.",
     ),
 });
 
