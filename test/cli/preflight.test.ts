@@ -2,13 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/server.js';
 import { createStore } from '../../src/store/migrate.js';
 import { cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { buildLayoutStore, layoutStoreConfig, makeArchive } from '../helpers/layouts.js';
 import { useFileTempDir, useTempDir, writeJson } from '../helpers/tmp.js';
-import { SEED, TOKEN } from '../helpers/world.js';
+import { SEED, TOKEN, useEmulators } from '../helpers/world.js';
 
 /**
  * Issues 11.1, 11.4, 11.7, 13.2 and 13.3 at the CLI: a store is never created by mistake, read-only commands never
@@ -17,10 +17,7 @@ import { SEED, TOKEN } from '../helpers/world.js';
 
 const tempDir = useTempDir();
 const fileTempDir = useFileTempDir();
-const emulators: Emulator[] = [];
-afterEach(async () => {
-  for (const emulator of emulators.splice(0)) await emulator.close();
-});
+const emulators = useEmulators();
 
 const env = { ...cleanEnv(), X_BEARER_TOKEN: TOKEN };
 const hash = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');

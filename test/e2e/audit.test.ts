@@ -1,16 +1,15 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openMigratedStore } from '../../src/cli/context.js';
 import { parseConfig } from '../../src/config/load.js';
-import { startEmulator, type Emulator } from '../../src/emulator/server.js';
 import { createMissingIndexes } from '../../src/store/preflight.js';
 import { JOB_TYPES } from '../../src/types.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { residue, snapshot, LAYOUT_SPECS } from '../helpers/layouts-check.js';
 import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, scriptOutcomes, uniqueWord } from '../helpers/layouts.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
-import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
+import { spawnCli, startPinnedEmulator, TOKEN, useEmulators } from '../helpers/world.js';
 
 /**
  * Issue 12, `audit` after a real cycle: on the default layout and both collectors' layouts, `reconcile --now` against
@@ -22,12 +21,8 @@ import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
  */
 
 const tempDir = useTempDir();
-const emulators: Emulator[] = [];
-afterEach(async () => {
-  for (const emulator of emulators.splice(0)) await emulator.close();
-});
+const emulators = useEmulators();
 
-const NO_MIX = { deleted: 0, protected: 0, suspended: 0, deactivated: 0, scrub_geo: 0 };
 const env = { ...cleanEnv(), X_BEARER_TOKEN: TOKEN };
 
 interface AuditJson {
@@ -47,9 +42,7 @@ describe.each(LAYOUT_NAMES)('audit after a cycle on a %s store', (name) => {
     const ids = (table: string, column: string) => new Set([...before.tables.get(table)!.rows.values()].map((row) => String(row[column])));
     const stored = { tweets: ids(spec.tweets.table, spec.tweets.id), users: ids(spec.users.table, spec.users.id) };
     const pinned = scriptOutcomes(archive, stored);
-    // Jobs complete on the first read after their upload (processingMs 0): nothing here is about processing time.
-    const emulator = await startEmulator({ token: TOKEN, seed: SEED, processingMs: 0, rateLimit: { limit: 100_000 }, mix: NO_MIX, rules: new Map([...pinned.tweets, ...pinned.users]) });
-    emulators.push(emulator);
+      const emulator = await startPinnedEmulator(emulators, new Map([...pinned.tweets, ...pinned.users]));
     const raw = {
       store: { path: 'store.db', ...layoutStoreConfig(name) },
       api: { baseUrl: emulator.url, timeoutSeconds: 10 },

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server.js';
+import { describe, expect, it } from 'vitest';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { buildLayoutStore, layoutStoreConfig, makeArchive } from '../helpers/layouts.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
-import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
+import { spawnCli, startPinnedEmulator, TOKEN, useEmulators } from '../helpers/world.js';
 
 /**
  * twint stores a retweet as its original tweet and keeps the retweet's own ID only in retweets.retweet_id (README.md,
@@ -14,12 +13,8 @@ import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
  */
 
 const tempDir = useTempDir();
-const emulators: Emulator[] = [];
-afterEach(async () => {
-  for (const emulator of emulators.splice(0)) await emulator.close();
-});
+const emulators = useEmulators();
 
-const NO_MIX = { deleted: 0, protected: 0, suspended: 0, deactivated: 0, scrub_geo: 0 };
 const env = { ...cleanEnv(), X_BEARER_TOKEN: TOKEN };
 const RETWEET_IDS = { table: 'retweets', column: 'retweet_id', references: 'tweets', action: 'delete', check: true };
 
@@ -47,15 +42,7 @@ describe("IDs a collector keeps without a row of the mapped table (twint's retwe
     );
 
     // Every other ID is compliant: only the pinned retweets need action.
-    const emulator = await startEmulator({
-      token: TOKEN,
-      seed: SEED,
-      processingMs: 0,
-      rateLimit: { limit: 100_000 },
-      mix: NO_MIX,
-      rules: new Map(deleted.map((id) => [id, { action: 'delete', reason: 'deleted' }])),
-    });
-    emulators.push(emulator);
+    const emulator = await startPinnedEmulator(emulators, new Map(deleted.map((id) => [id, { action: 'delete', reason: 'deleted' }])));
     const configPath = writeJson(path.join(dir, 'config.json'), {
       store: { path: 'store.db', ...layoutStoreConfig('twint'), dependents: [RETWEET_IDS] },
       api: { baseUrl: emulator.url, timeoutSeconds: 10 },

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../../src/emulator/server.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import {
   checkStore,
@@ -22,7 +22,7 @@ import {
 } from '../helpers/layouts-check.js';
 import { buildLayoutStore, LAYOUT_NAMES, layoutStoreConfig, makeArchive, reingest, scriptOutcomes, uniqueWord, type Archive, type LayoutName } from '../helpers/layouts.js';
 import { useTempDir, writeJson } from '../helpers/tmp.js';
-import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
+import { spawnCli, startPinnedEmulator, TOKEN, useEmulators } from '../helpers/world.js';
 
 /**
  * Issue 11: a store another tool wrote (test/fixtures/layouts/) is kept compliant with nothing but a config. Each
@@ -31,12 +31,8 @@ import { SEED, spawnCli, TOKEN } from '../helpers/world.js';
  */
 
 const tempDir = useTempDir();
-const emulators: Emulator[] = [];
-afterEach(async () => {
-  for (const emulator of emulators.splice(0)) await emulator.close();
-});
+const emulators = useEmulators();
 
-const NO_MIX = { deleted: 0, protected: 0, suspended: 0, deactivated: 0, scrub_geo: 0 };
 const env = { ...cleanEnv(), X_BEARER_TOKEN: TOKEN };
 const fileHash = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -85,16 +81,7 @@ async function layoutWorld(name: LayoutName, dir: string, emulatorList: Emulator
   const storePath = path.join(dir, 'store.db');
   copyStore(collectedPath, storePath);
   const pinned = scriptOutcomes(archive, storedIds(original, name));
-  // Jobs complete on the first read after their upload (processingMs 0): nothing here is about processing time.
-  const emulator = await startEmulator({
-    token: TOKEN,
-    seed: SEED,
-    processingMs: 0,
-    rateLimit: { limit: 100_000 },
-    mix: NO_MIX,
-    rules: new Map([...pinned.tweets, ...pinned.users]),
-  });
-  emulatorList.push(emulator);
+  const emulator = await startPinnedEmulator(emulatorList, new Map([...pinned.tweets, ...pinned.users]));
   const configPath = writeJson(path.join(dir, 'config.json'), {
     store: { path: 'store.db', ...layoutStoreConfig(name) },
     api: { baseUrl: emulator.url, timeoutSeconds: 10 },

@@ -85,6 +85,28 @@ export function useOpenWorlds(): { world: World; runtime?: Runtime }[] {
   return open;
 }
 
+/** Emulators a test starts and pushes here are closed after it. */
+export function useEmulators(): Emulator[] {
+  const emulators: Emulator[] = [];
+  afterEach(async () => {
+    for (const emulator of emulators.splice(0)) await emulator.close();
+  });
+  return emulators;
+}
+
+/** An outcome mix that draws nothing: only the emulator's pinned rules need action. */
+export const NO_MIX = { deleted: 0, protected: 0, suspended: 0, deactivated: 0, scrub_geo: 0 };
+
+/**
+ * An emulator whose outcomes are the pinned `rules` alone (every other ID compliant), jobs complete on the first read
+ * after their upload, and no rate limit in the way; pushed to `emulators` to be closed after the test.
+ */
+export async function startPinnedEmulator(emulators: Emulator[], rules: OutcomeRules): Promise<Emulator> {
+  const emulator = await startEmulator({ token: TOKEN, seed: SEED, processingMs: 0, rateLimit: { limit: 100_000 }, mix: NO_MIX, rules });
+  emulators.push(emulator);
+  return emulator;
+}
+
 /** What the store holds, reduced to what compliance changes, in a comparable form. */
 export interface StoreView {
   tweets: Map<string, { state: string | null; geo: boolean; rawGeo: boolean }>;
