@@ -534,16 +534,19 @@ INSERT INTO retweets VALUES (2, 'bob', 10, 99), (1, 'ann', 11, 98);
 INSERT INTO followers VALUES (1, 2), (2, 1);
 `;
 
+/** The mapping of the TWINT store: author user_id, geo text columns, marks in the ledger. */
+const TWINT_MAPPING = {
+  tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
+  users: { complianceState: null, complianceReason: null, complianceAt: null },
+};
+
 describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
   it('deletes every row of the user, the tweets and the link rows, with enforcement off only while applying', async () => {
     const dir = tempDir();
     const { config, db } = foreignStore(dir, TWINT, {
       store: {
         path: 'store.db',
-        tables: {
-          tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
-          users: { complianceState: null, complianceReason: null, complianceAt: null },
-        },
+        tables: TWINT_MAPPING,
       },
     });
     const before = counts(db);
@@ -564,10 +567,7 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
     const { config, db } = foreignStore(dir, `${TWINT} CREATE INDEX retweets_retweet ON retweets(retweet_id);`, {
       store: {
         path: 'store.db',
-        tables: {
-          tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
-          users: { complianceState: null, complianceReason: null, complianceAt: null },
-        },
+        tables: TWINT_MAPPING,
         dependents: [{ table: 'retweets', column: 'retweet_id', references: 'tweets', action: 'delete' }],
       },
     });
@@ -591,10 +591,7 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce (twint)', () => {
       {
         store: {
           path: 'store.db',
-          tables: {
-            tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
-            users: { complianceState: null, complianceReason: null, complianceAt: null },
-          },
+          tables: TWINT_MAPPING,
           dependents: [{ table: 'retweets', column: 'retweet_id', references: 'tweets', action: 'delete', check: true }],
         },
       },
@@ -617,10 +614,7 @@ describe('a layout whose FOREIGN KEYs SQLite cannot enforce, both types at once'
     const { config, db } = foreignStore(dir, TWINT, {
       store: {
         path: 'store.db',
-        tables: {
-          tweets: { authorId: 'user_id', geoLat: null, geoLon: null, placeId: 'place', rawJson: null, geoColumns: ['geo'], complianceState: null, complianceReason: null, complianceAt: null },
-          users: { complianceState: null, complianceReason: null, complianceAt: null },
-        },
+        tables: TWINT_MAPPING,
       },
       reconcile: { batchSize: 100 },
     });
