@@ -5,7 +5,8 @@ import { visibleViewName } from './marks.js';
 import { EMBED_TRIGGER_PREFIX, embedIndexReady } from './embedIndex.js';
 import { ledgerState, type LedgerState } from './migrate.js';
 import { sortInTempFiles, type Db } from './open.js';
-import { quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
+import { createIndexStatement, quoteIdent, SchemaInfo, type FkAction, type TriggerFact } from './schemaInfo.js';
+import { checkedColumns, idColumnProblem } from './storedIds.js';
 import { foreignKeyEnforcement, resolveTarget, type EmbedRule, type ForeignKeyEnforcement, type OrphanRule, type Relation, type Target } from './target.js';
 
 /**
@@ -17,9 +18,6 @@ import { foreignKeyEnforcement, resolveTarget, type EmbedRule, type ForeignKeyEn
 
 /** The ledger's side table for marks when a mapping has no compliance columns (store.tables.T.compliance* null). */
 const MARKS_SIDE_TABLE = 'cs_marks';
-
-/** Prefix of the indexes `migrate --create-indexes` makes, so they are recognisable as this tool's. */
-const INDEX_PREFIX = 'cs_idx_';
 
 export interface ColumnCheck {
   /** The config key that names the column, e.g. store.tables.tweets.authorId. */
@@ -213,11 +211,6 @@ export function missingIndexes(db: Db, needs: readonly { table: string; column: 
   return out;
 }
 
-export function createIndexStatement(table: string, column: string): string {
-  const name = `${INDEX_PREFIX}${table}_${column}`.replace(/[^A-Za-z0-9_]/g, '_');
-  return `CREATE INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${quoteIdent(table)}(${quoteIdent(column)})`;
-}
-
 /**
  * A rough size of an index on one column: per entry the key (8 bytes for an integer, else the average stored length),
  * the rowid (up to 9), a cell pointer and header (~5), at SQLite's usual ~90% page fill. One scan of the table.
@@ -331,18 +324,13 @@ export function preflight(db: Db, config: Config, types: readonly JobType[], opt
     }
   }
 
-  // IDs checked without a row of the mapped table: read in numeric order, as the table's own IDs are (StoredIds).
-  for (const [i, d] of config.store.dependents.entries()) {
-    const report = typeReports.find((r) => r.type === d.references);
-    if (!d.check || !report) continue;
-    report.checkedIds.push({ key: `store.dependents[${i}]`, table: d.table, column: d.column });
-    const declared = info.column(d.table, d.column)?.type;
-    if (declared !== undefined && !/INT/i.test(declared)) {
-      problems.push({
-        key: `store.dependents[${i}].column`,
-        message: `"${d.table}"."${d.column}" is declared "${declared}": a cycle reads the IDs it checks in numeric order, from INTEGER columns only`,
-        hint: `set store.dependents[${i}].check to false, or check IDs of an INTEGER column`,
-      });
+  // IDs checked without a row of the mapped table: read in numeric order, as the table's own IDs are (StoredIds). A
+  // column that does not exist is already a problem (resolveTarget names the store.dependents entry).
+  for (const report of typeReports) {
+    for (const source of checkedColumns(config, report.type)) {
+      report.checkedIds.push({ key: source.entry, table: source.table, column: source.column });
+      const problem = info.column(source.table, source.column) ? idColumnProblem(info, source) : null;
+      if (problem) problems.push({ key: source.key, ...problem });
     }
   }
 

@@ -12,6 +12,15 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** Prefix of the indexes `migrate --create-indexes` makes, so they are recognisable as this tool's. */
+const INDEX_PREFIX = 'cs_idx_';
+
+/** The statement that makes this tool's index on one column (`migrate --create-indexes`, and the hints that name it). */
+export function createIndexStatement(table: string, column: string): string {
+  const name = `${INDEX_PREFIX}${table}_${column}`.replace(/[^A-Za-z0-9_]/g, '_');
+  return `CREATE INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${quoteIdent(table)}(${quoteIdent(column)})`;
+}
+
 /** A text value as an SQL string literal (for pragma arguments and the like). */
 export function quoteLiteral(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;

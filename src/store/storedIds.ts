@@ -3,8 +3,7 @@ import type { Config } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import type { JobType } from '../types.js';
 import type { Db } from './open.js';
-import { createIndexStatement } from './preflight.js';
-import { quoteIdent, SchemaInfo } from './schemaInfo.js';
+import { createIndexStatement, quoteIdent, SchemaInfo } from './schemaInfo.js';
 
 export interface ShardPlan {
   /** The highest stored ID when planned: the cycle covers IDs up to it. Null for an empty table. */
@@ -17,13 +16,36 @@ export interface ShardPlan {
 const MAX_ID = '9223372036854775807';
 
 /** Where a type's IDs to check are read from: the mapped id column, and the store.dependents columns with `check`. */
-interface IdSource {
+export interface IdSource {
   table: string;
   column: string;
-  /** The config key that names the column. */
+  /** The config entry that names the column (store.tables.tweets, store.dependents[0]) and the column's own key. */
+  entry: string;
   key: string;
   /** Not the table's own key: its values may repeat, be NULL, or be stray non-integers, all left out. */
   foreign: boolean;
+}
+
+/** The store.dependents columns whose IDs are checked for this type (entries with `check`). */
+export function checkedColumns(config: Config, type: JobType): IdSource[] {
+  return config.store.dependents.flatMap((d, i) =>
+    d.check && d.references === type ? [{ table: d.table, column: d.column, entry: `store.dependents[${i}]`, key: `store.dependents[${i}].column`, foreign: true }] : [],
+  );
+}
+
+/**
+ * Why a cycle cannot read IDs from this column, or null: shards are numeric ID ranges, and a TEXT column would order
+ * "100" before "42" and split ranges wrongly.
+ */
+export function idColumnProblem(schema: SchemaInfo, source: IdSource): { message: string; hint: string } | null {
+  const declared = schema.column(source.table, source.column)?.type;
+  if (declared !== undefined && /INT/i.test(declared)) return null;
+  return {
+    message: `cycles need an INTEGER id column, but "${source.table}"."${source.column}" is ${declared === undefined ? 'missing' : `declared "${declared}"`}`,
+    hint: source.foreign
+      ? `set ${source.entry}.check to false, or check the IDs of an INTEGER column`
+      : 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not',
+  };
 }
 
 /**
@@ -42,21 +64,13 @@ export class StoredIds {
   constructor(db: Db, config: Config, type: JobType) {
     const mapping = config.store.tables[type];
     const sources: IdSource[] = [
-      { table: mapping.table, column: mapping.id, key: `store.tables.${type}.id`, foreign: false },
-      ...config.store.dependents.flatMap((d, i) =>
-        d.check && d.references === type ? [{ table: d.table, column: d.column, key: `store.dependents[${i}].column`, foreign: true }] : [],
-      ),
+      { table: mapping.table, column: mapping.id, entry: `store.tables.${type}`, key: `store.tables.${type}.id`, foreign: false },
+      ...checkedColumns(config, type),
     ];
     const schema = new SchemaInfo(db);
     for (const source of sources) {
-      // Shards are numeric ID ranges: a TEXT column would order "100" before "42" and split ranges wrongly.
-      const declared = schema.column(source.table, source.column)?.type;
-      if (declared === undefined || !/INT/i.test(declared)) {
-        throw new ConfigError(
-          `${source.key}: cycles need an INTEGER id column, but "${source.table}"."${source.column}" is ${declared === undefined ? 'missing' : `declared "${declared}"`}`,
-          { hint: 'map an INTEGER column (or a view with CAST(id AS INTEGER)); `apply` works with text IDs, cycles do not' },
-        );
-      }
+      const problem = idColumnProblem(schema, source);
+      if (problem) throw new ConfigError(`${source.key}: ${problem.message}`, { hint: problem.hint });
       // Without an index, each of the queries below would read and sort the whole column (preflight asks for it too).
       if (source.foreign && !schema.hasLeadingIndex(source.table, source.column)) {
         throw new ConfigError(`${source.key}: "${source.table}"."${source.column}" has no index, so its IDs cannot be read in order without sorting them all`, {

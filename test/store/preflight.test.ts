@@ -7,8 +7,8 @@ import { runCycle } from '../../src/pipeline/cycle.js';
 import { openRuntime } from '../../src/pipeline/runtime.js';
 import { createStore } from '../../src/store/migrate.js';
 import { openStore } from '../../src/store/open.js';
-import { createIndexStatement, createMissingIndexes, missingIndexes, preflight } from '../../src/store/preflight.js';
-import { SchemaInfo } from '../../src/store/schemaInfo.js';
+import { createMissingIndexes, missingIndexes, preflight } from '../../src/store/preflight.js';
+import { createIndexStatement, SchemaInfo } from '../../src/store/schemaInfo.js';
 import { useTempDir } from '../helpers/tmp.js';
 import { makeWorld, quietLogger, useOpenWorlds } from '../helpers/world.js';
 

@@ -1,4 +1,5 @@
 import { checkContentSchema, prepareContentStatements, type ContentStatements } from '../../store/contentStatements.js';
+import { checkedColumns } from '../../store/storedIds.js';
 import { ensureEmbedIndex } from '../../store/embedIndex.js';
 import { ensureGuard } from '../../store/guard.js';
 import { ensureVisibleViews } from '../../store/marks.js';
@@ -61,7 +62,7 @@ export async function prepareApplyTarget(options: ApplyOptions, target: Target, 
       cascadeUsers: reconcileConfig.cascadeUsers,
       runId,
       tombstones: !options.dryRun,
-      checked: options.config.store.dependents.filter((d) => d.check && d.references === type),
+      checked: checkedColumns(config, type),
     });
   });
   if (!options.dryRun) {
