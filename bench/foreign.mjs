@@ -383,8 +383,8 @@ if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run buil
 log(`data: ${dataDir}`);
 log(`generating (cached): default, twitter-to-sqlite and twint stores and results of ${size} …`);
 const defaultStore = await makeStore(dataDir, size, dist);
-const sources = { default: defaultStore, foreign: makeForeignStore(size), twint: makeTwintStore(size) };
-sources['foreign-no-fts'] = sources.foreign;
+const t2sStore = makeForeignStore(size);
+const sources = { default: defaultStore, foreign: t2sStore, 'foreign-no-fts': t2sStore, twint: makeTwintStore(size) };
 const { file, csv } = await makeResults(dataDir, size);
 const lines = size;
 
